@@ -1,0 +1,84 @@
+"""The Python API the CLI is built on: load data for a config, train, load a run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .config import RunConfig, build_run_config, validate_cross
+from .data.text import load_text_data
+from .data.tokenizer import load_tokenizer
+from .errors import UserError
+from .registry import get_family
+from .train import checkpoint as ck
+
+
+def load_data(cfg: RunConfig, tokenizer=None):
+    """The dataset a run config asks for, tokenized (with `tokenizer` when given, e.g. a trained run's)."""
+    family = get_family(cfg.family)
+    if family.data_kind == "text":
+        data = load_text_data(cfg.data.source, cfg.model.block_size, cfg.data.val_fraction, tokenizer)
+        if cfg.model.vocab_size == 0:
+            cfg.model.vocab_size = data.tokenizer.vocab_size
+        elif cfg.model.vocab_size < data.tokenizer.vocab_size:
+            raise UserError(f"model.vocab_size ({cfg.model.vocab_size}) is smaller than the tokenizer's "
+                            f"vocabulary ({data.tokenizer.vocab_size}); leave it at 0 to take it from the data")
+        return data
+    raise UserError(f"family {cfg.family}: data kind {family.data_kind!r} is not supported")
+
+
+def train(family: str, data: str, out: str | Path, *, preset: str | None = None, config: str | None = None,
+          overrides: list[str] = (), resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
+    """Train a model; the same as `tetragen train`. Returns the final evaluation metrics."""
+    from .train.trainer import Trainer
+    out = Path(out)
+    if resume and ck.step_dirs(out):  # continue with the run's own config; overrides may extend it
+        cfg = read_run_config(out, extra_overrides=overrides)
+        tokenizer = load_tokenizer(out / "tokenizer.json")
+        if data and data != cfg.data.source:
+            raise UserError(f"--data {data}: the run at {out} was trained on {cfg.data.source!r}; "
+                            f"resume it with the same data, or start a new run with --out")
+    else:
+        cfg = build_run_config(family, preset=preset, yaml_path=config, overrides=overrides)
+        cfg.data.source = data
+        tokenizer = None
+    validate_cross(cfg)
+    dataset = load_data(cfg, tokenizer)
+    return Trainer(cfg, dataset, out, resume=resume, overwrite=overwrite, progress=progress).fit()
+
+
+def read_run_config(run_dir: str | Path, extra_overrides: list[str] = ()) -> RunConfig:
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.is_file():
+        what = "does not exist" if not run_dir.exists() else "is not a tetragen run (no config.json)"
+        raise UserError(f"{run_dir}: {what}; pass the --out folder of a `tetragen train` run")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or "family" not in doc:
+        raise UserError(f"{path}: no 'family' field; this is not a tetragen run config")
+    return build_run_config(doc["family"], base=doc, overrides=extra_overrides)
+
+
+def load(run_dir: str | Path, *, device: str = "cpu", ema: bool | None = None):
+    """Load a trained run (or one of its checkpoint folders) for inference.
+
+    For a GPT run this returns a `TextGenerator`: `tetragen.load("runs/gpt").generate("ROMEO:", 200, seed=1)`.
+    The EMA weights are used when the run has them, unless `ema=False`.
+    """
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    family = get_family(cfg.family)
+    tokenizer = load_tokenizer(run_dir / "tokenizer.json") if family.data_kind == "text" else None
+    weights = run_dir / ("ema.safetensors" if (ema is not False and (run_dir / "ema.safetensors").is_file())
+                         else "model.safetensors")
+    tensors = ck.read_tensors(weights)
+    model = family.build(cfg.model)
+    ck.load_weights(model, weights, tensors)
+    if tokenizer is not None and tokenizer.vocab_size > cfg.model.vocab_size:
+        raise UserError(f"{run_dir / 'tokenizer.json'}: {tokenizer.vocab_size} tokens but the model has "
+                        f"vocab_size {cfg.model.vocab_size}; the files come from different runs")
+    return family.pipeline(model.to(torch.device(device)), tokenizer, cfg)

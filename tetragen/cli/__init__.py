@@ -1,0 +1,1 @@
+"""The `tetragen` command line: one small module per verb."""

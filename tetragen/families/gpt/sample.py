@@ -1,0 +1,127 @@
+"""Text generation from a GPT: sampling filters, KV-cached decoding and the `TextGenerator` pipeline.
+
+Decoding with the cache feeds one new token per step and reuses every earlier key/value. When the context window is
+full, the cache keeps the most recent half of the window and re-encodes it in one pass (absolute learned positions
+cannot simply slide), so each token still sees between block_size/2 and block_size tokens of context. Without the
+cache (`use_cache=False`) every step re-encodes the last block_size tokens, as nanoGPT does.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from ...errors import UserError
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 1.0         # 0: greedy
+    top_k: int = 0                   # 0: off
+    top_p: float = 1.0               # nucleus; 1: off
+    min_p: float = 0.0               # keep tokens with p >= min_p * p_max; 0: off
+    repetition_penalty: float = 1.0  # CTRL-style, over the tokens in the window; 1: off
+
+    def check(self) -> None:
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
+            raise UserError(f"--temperature: {self.temperature} must be >= 0 (0 means greedy)")
+        if self.top_k < 0:
+            raise UserError(f"--top-k: {self.top_k} must be >= 0 (0 turns it off)")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"--top-p: {self.top_p} must be in (0, 1]")
+        if not 0 <= self.min_p < 1:
+            raise UserError(f"--min-p: {self.min_p} must be in [0, 1)")
+        if not self.repetition_penalty > 0:
+            raise UserError(f"--repetition-penalty: {self.repetition_penalty} must be > 0 (1 turns it off)")
+
+
+def next_token(logits: torch.Tensor, context: torch.Tensor, p: SamplingParams,
+               generator: torch.Generator | None) -> torch.Tensor:
+    """logits (B, V), context (B, T) -> next ids (B, 1)."""
+    logits = logits.float().clone()
+    if p.repetition_penalty != 1.0:
+        seen = logits.gather(1, context)
+        logits.scatter_(1, context, torch.where(seen > 0, seen / p.repetition_penalty, seen * p.repetition_penalty))
+    if p.temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / p.temperature
+    if p.top_k:
+        kth = torch.topk(logits, min(p.top_k, logits.size(-1))).values[:, [-1]]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    probs = torch.softmax(logits, dim=-1)
+    if p.min_p > 0:
+        probs = probs.masked_fill(probs < p.min_p * probs.max(dim=-1, keepdim=True).values, 0.0)
+    if p.top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        # drop a token when the mass before it already reaches top_p (the most likely token always stays)
+        drop = sorted_p.cumsum(dim=-1) - sorted_p >= p.top_p
+        probs = probs.scatter(1, order, sorted_p.masked_fill(drop, 0.0))
+    return torch.multinomial(probs / probs.sum(dim=-1, keepdim=True), 1, generator=generator)
+
+
+@torch.no_grad()
+def generate_ids(model, prompt: list[int], max_new_tokens: int, params: SamplingParams = SamplingParams(),
+                 generator: torch.Generator | None = None, use_cache: bool = True) -> Iterator[int]:
+    """Yield new token ids one at a time."""
+    block = model.config.block_size
+    device = next(model.parameters()).device
+    tokens = list(prompt[-block:])
+    window = lambda: torch.tensor([tokens[-block:]], device=device)  # noqa: E731
+    cache = model.new_cache(1, device=device) if use_cache else None
+    logits, _ = model(window(), cache=cache, last_only=True)
+    for _ in range(max_new_tokens):
+        nxt = next_token(logits[:, -1, :], window(), params, generator)
+        tokens.append(int(nxt))
+        yield tokens[-1]
+        if not use_cache:
+            logits, _ = model(window(), last_only=True)
+        elif cache.pos < block:
+            logits, _ = model(nxt.view(1, 1), cache=cache, last_only=True)
+        else:  # window full: keep the latest half and re-encode it
+            cache.reset()
+            logits, _ = model(torch.tensor([tokens[-(block // 2):]], device=device), cache=cache, last_only=True)
+
+
+class TextGenerator:
+    """What `tetragen.load(run_dir)` returns for a GPT run: the model, its tokenizer and its config."""
+
+    def __init__(self, model, tokenizer, config):
+        self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
+
+    def stream(self, prompt: str = "", max_new_tokens: int = 200, *, temperature: float = 1.0, top_k: int = 0,
+               top_p: float = 1.0, min_p: float = 0.0, repetition_penalty: float = 1.0, stop: str | None = None,
+               seed: int | None = None, use_cache: bool = True) -> Iterator[str]:
+        """Yield the generated text piece by piece (the prompt is not repeated); ends early at `stop`."""
+        params = SamplingParams(temperature, top_k, top_p, min_p, repetition_penalty)
+        params.check()
+        if max_new_tokens < 0:
+            raise UserError(f"--max-new-tokens: {max_new_tokens} must be >= 0")
+        ids = self.tokenizer.encode(prompt or "\n")
+        generator = torch.Generator(device=next(self.model.parameters()).device)
+        generator.manual_seed(seed if seed is not None else torch.seed())
+        out: list[int] = []
+        emitted = 0
+        for tok in generate_ids(self.model, ids, max_new_tokens, params, generator, use_cache):
+            out.append(tok)
+            text = self.tokenizer.decode(out)
+            if stop:
+                cut = text.find(stop)
+                if cut >= 0:
+                    if cut > emitted:
+                        yield text[emitted:cut]
+                    return
+                safe = len(text) - (len(stop) - 1)  # hold back what could be the start of the stop text
+            else:
+                safe = len(text)
+            if safe > emitted:
+                yield text[emitted:safe]
+                emitted = safe
+        text = self.tokenizer.decode(out)
+        if len(text) > emitted:
+            yield text[emitted:]
+
+    def generate(self, prompt: str = "", max_new_tokens: int = 200, **kwargs) -> str:
+        """The generated continuation of `prompt` as one string."""
+        return "".join(self.stream(prompt, max_new_tokens, **kwargs))

@@ -1,0 +1,1 @@
+"""Shared neural-network blocks with no family logic in them."""

@@ -1,0 +1,87 @@
+"""Multi-head self-attention through `torch.nn.functional.scaled_dot_product_attention`, with a KV cache.
+
+Attention Is All You Need (Vaswani et al. 2017): https://arxiv.org/abs/1706.03762
+The projections follow GPT-2's names (`c_attn` for the fused q/k/v projection, `c_proj` for the output) so that
+weights map one-to-one onto the GPT-2 format.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far, preallocated to `max_len` positions.
+
+    `update(layer, k, v)` appends this step's keys/values for one layer and returns all of them so far; `advance`
+    moves the position once every layer has been updated.
+    """
+
+    def __init__(self, n_layer: int, batch: int, n_head: int, max_len: int, head_dim: int,
+                 device=None, dtype=torch.float32):
+        shape = (batch, n_head, max_len, head_dim)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layer)]
+        self.pos = 0          # number of positions already stored
+        self.max_len = max_len
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        T = k.size(2)
+        if self.pos + T > self.max_len:
+            raise ValueError(f"KV cache full: {self.pos} + {T} > {self.max_len}")
+        self.k[layer][:, :, self.pos:self.pos + T] = k
+        self.v[layer][:, :, self.pos:self.pos + T] = v
+        end = self.pos + T
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    def advance(self, T: int) -> None:
+        self.pos += T
+
+    def reset(self) -> None:
+        self.pos = 0
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention; causal (GPT) or bidirectional with an optional padding mask (BERT)."""
+
+    def __init__(self, n_embd: int, n_head: int, *, bias: bool = True, dropout: float = 0.0, causal: bool = True):
+        super().__init__()
+        if n_embd % n_head != 0:
+            raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
+        self.n_head = n_head
+        self.causal = causal
+        self.dropout = dropout
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)   # q, k, v in one matmul
+        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, *, cache: KVCache | None = None, layer: int = 0,
+                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        hs = C // self.n_head
+        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+
+        mask, is_causal = None, self.causal
+        if cache is not None:
+            past = cache.pos
+            k, v = cache.update(layer, k, v)                # (B, nh, past + T, hs)
+            if self.causal and past > 0:
+                if T == 1:
+                    is_causal = False                       # one new query may see every cached key
+                else:                                       # a chunk after a prefix: causal with an offset
+                    is_causal = False
+                    mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+        if key_padding_mask is not None:                    # (B, T) True where the token is real
+            pad = key_padding_mask[:, None, None, :].to(torch.bool)
+            mask = pad if mask is None else (mask & pad)
+            if is_causal:
+                causal = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril()
+                mask, is_causal = mask & causal, False
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)    # re-assemble heads side by side
+        return self.resid_dropout(self.c_proj(y))

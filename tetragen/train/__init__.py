@@ -1,0 +1,1 @@
+"""The one trainer for every family, its optimizer/schedule helpers, EMA and checkpoints."""
