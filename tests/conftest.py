@@ -1,0 +1,50 @@
+"""Shared fixtures: an isolated cache, a small synthetic corpus, and a runner for the real CLI entry point."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.getbasetemp() / "cache"  # one cache per test session: tokenization is reused
+    monkeypatch.setenv("TETRAGEN_CACHE", str(cache))
+    monkeypatch.setenv("TETRAGEN_NO_PROGRESS", "1")
+    monkeypatch.delenv("TETRAGEN_DATA", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+
+
+def make_corpus(n_lines: int = 600, seed: int = 0) -> str:
+    """A deterministic play-like text: enough structure for a tiny model to learn something in a few steps."""
+    import random
+    rng = random.Random(seed)
+    names = ["ROMEO", "JULIET", "NURSE", "MERCUTIO", "TYBALT"]
+    words = "the and to of my in that is not with you be your for his this but he have as thou so him will what".split()
+    lines = []
+    for _ in range(n_lines):
+        lines.append(f"{rng.choice(names)}:\n" + " ".join(rng.choice(words) for _ in range(rng.randint(4, 12))) + ".\n")
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text(make_corpus(), encoding="utf-8")
+    return path
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None):
+    """Run `python -m tetragen ARGS` as a user would; returns the CompletedProcess (text mode)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "tetragen", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=cwd)
+
+
+TINY = ["--preset", "tiny", "train.eval_tokens=512"]
