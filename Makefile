@@ -6,14 +6,18 @@ STAMP  := $(VENV)/.tetragen-installed
 # The CPU build of torch; installed first so that nothing later pulls a CUDA build.
 TORCH  := torch==2.13.0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+SHELL  := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip's notes about index folders that do not exist on this machine are noise
+QUIET  := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .PHONY: quickstart test test-slow bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q $(TORCH) || \
-	  $(PY) -m pip install -q --index-url https://download.pytorch.org/whl/cpu $(TORCH)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q $(TORCH) $(QUIET) || \
+	  $(PY) -m pip install -q --index-url https://download.pytorch.org/whl/cpu $(TORCH) $(QUIET)
+	$(PY) -m pip install -q -e '.[test]' $(QUIET)
 	touch $(STAMP)
 
 quickstart: $(STAMP)

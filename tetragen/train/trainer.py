@@ -131,11 +131,10 @@ class Trainer:
                                     **{f"{self.data.unit}/s": f"{rec['throughput']:.0f}"})
                     window = {"loss": 0.0, "n": 0, "units": 0, "t0": time.perf_counter()}
                 last = self.step == t.max_steps
-                if last or (t.eval_every and self.step % t.eval_every == 0):
-                    final = self.evaluate()
-                    if self.dist.is_main:
-                        bar.write("step {}: {}".format(self.step, "  ".join(
-                            f"{k} {v:.4f}" for k, v in final.items() if isinstance(v, float))))
+                if self.dist.is_main and (last or (t.eval_every and self.step % t.eval_every == 0)):
+                    final = self.evaluate()  # rank 0 only; the others wait for it at the next gradient sync
+                    bar.write("step {}: {}".format(self.step, "  ".join(
+                        f"{k} {v:.4f}" for k, v in final.items() if isinstance(v, float))))
                 if last or (t.save_every and self.step % t.save_every == 0):
                     self.save()
         finally:
@@ -220,12 +219,11 @@ class Trainer:
         finally:
             model.train(was_training)
         metrics = {k: float(v) for k, v in metrics.items()}
-        if self.dist.is_main:
-            self._append_metrics({"step": self.step, "split": "val", **metrics})
-            key = self.family.primary_metric
-            if key in metrics and (self.best is None or metrics[key] < self.best["value"]):
-                self.best = {"metric": key, "value": metrics[key], "step": self.step}
-                self._write_best(model, metrics)
+        self._append_metrics({"step": self.step, "split": "val", **metrics})
+        key = self.family.primary_metric
+        if key in metrics and (self.best is None or metrics[key] < self.best["value"]):
+            self.best = {"metric": key, "value": metrics[key], "step": self.step}
+            self._write_best(model, metrics)
         return metrics
 
     # ------------------------------------------------------------------------------------------------------------
