@@ -33,8 +33,14 @@ def train(family: str, data: str, out: str | Path, *, preset: str | None = None,
     """Train a model; the same as `tetragen train`. Returns the final evaluation metrics."""
     from .train.trainer import Trainer
     out = Path(out)
+    _refuse_foreign_folder(out, resume=resume, overwrite=overwrite)
     if resume and ck.step_dirs(out):  # continue with the run's own config; overrides may extend it
+        # the command line is checked as for a new run (family, preset, --config), then the run's config is used
+        asked = build_run_config(family, preset=preset, yaml_path=config, overrides=overrides)
         cfg = read_run_config(out, extra_overrides=overrides)
+        if asked.family != cfg.family:
+            raise UserError(f"--out {out}: the run there is a {cfg.family} run, not {family}; resume it with "
+                            f"`tetragen train {cfg.family} --resume`, or start a new run with another --out")
         tokenizer = load_tokenizer(out / "tokenizer.json")
         if data and data != cfg.data.source:
             raise UserError(f"--data {data}: the run at {out} was trained on {cfg.data.source!r}; "
@@ -60,7 +66,32 @@ def read_run_config(run_dir: str | Path, extra_overrides: list[str] = ()) -> Run
         raise UserError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(doc, dict) or "family" not in doc:
         raise UserError(f"{path}: no 'family' field; this is not a tetragen run config")
-    return build_run_config(doc["family"], base=doc, overrides=extra_overrides)
+    family = doc["family"]
+    if not isinstance(family, str):
+        raise UserError(f"{path}: 'family' must be a family name such as \"gpt\", got {family!r}")
+    try:
+        get_family(family)
+    except UserError as e:
+        raise UserError(f"{path}: {e}; this tetragen cannot load the run") from None
+    return build_run_config(family, base=doc, overrides=extra_overrides, base_source=str(path))
+
+
+def _is_run_config(path: Path) -> bool:
+    """Whether `path` is a config.json that tetragen wrote (other tools name their files config.json too)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return (isinstance(doc, dict) and isinstance(doc.get("family"), str)
+            and all(isinstance(doc.get(k), dict) for k in ("model", "train", "data")))
+
+
+def _refuse_foreign_folder(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """--resume and --overwrite write into (or delete) an existing folder: only ever one that holds a tetragen run."""
+    if (resume or overwrite) and (out / "config.json").is_file() and not _is_run_config(out / "config.json"):
+        flag = "--overwrite" if overwrite else "--resume"
+        raise UserError(f"--out {out}: its config.json was not written by tetragen, so {flag} leaves the folder "
+                        f"alone; choose another --out folder")
 
 
 def load(run_dir: str | Path, *, device: str = "cpu", ema: bool | None = None):

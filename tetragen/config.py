@@ -81,13 +81,14 @@ class RunConfig:
 # building and validating
 
 def build_run_config(family_name: str, *, preset: str | None = None, yaml_path: str | None = None,
-                     overrides: list[str] | tuple = (), base: dict | None = None) -> RunConfig:
+                     overrides: list[str] | tuple = (), base: dict | None = None,
+                     base_source: str = "config.json") -> RunConfig:
     """Layer defaults, preset (or `base`, a saved config), YAML file and `key=value` overrides into a RunConfig."""
     from .registry import get_family
     family = get_family(family_name)
     cfg = RunConfig(family=family.name, model=family.config())
     if base is not None:
-        apply_dict(cfg, {k: v for k, v in base.items() if k != "family"}, source="config.json")
+        apply_dict(cfg, {k: v for k, v in base.items() if k != "family"}, source=base_source)
     else:
         name = preset or family.default_preset
         if name:
@@ -106,11 +107,18 @@ def build_run_config(family_name: str, *, preset: str | None = None, yaml_path: 
 def load_yaml(path: str, expect_family: str | None = None) -> dict:
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"--config: {path}: no such file")
+        what = "is a folder, not a YAML file" if p.is_dir() else "no such file"
+        raise UserError(f"--config: {path}: {what}")
     try:
         doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"--config: {path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+                        f"save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise UserError(f"--config: {path}: not valid YAML{where} ({problem}); fix the file") from None
     if not isinstance(doc, dict):
         raise UserError(f"{path}: expected a mapping of sections (model:, train:, data:) at the top level")
     fam = doc.pop("family", None)

@@ -6,6 +6,7 @@ import json
 import torch
 
 from .. import api
+from ..errors import UserError
 from ..registry import get_family
 
 
@@ -19,12 +20,20 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if args.eval_tokens < 0:
+        raise UserError(f"--eval-tokens: {args.eval_tokens} must be >= 0 (0: the full validation split)")
     pipe = api.load(args.run_dir)
     cfg = pipe.config
     if args.data:
         cfg.data.source = args.data
     cfg.train.eval_tokens = args.eval_tokens
-    data = api.load_data(cfg, getattr(pipe, "tokenizer", None))
+    try:
+        data = api.load_data(cfg, getattr(pipe, "tokenizer", None))
+    except UserError as e:
+        if args.data:
+            raise
+        raise UserError(f"{args.run_dir}: cannot read the data the run was trained on ({e}); "
+                        f"pass --data NAME_OR_PATH to evaluate on a copy of it") from None
     metrics = get_family(cfg.family).evaluate(pipe.model, data, cfg, torch.device("cpu"))
     if args.json:
         print(json.dumps(metrics))

@@ -24,6 +24,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if args.seed is not None and not -(1 << 63) <= args.seed < (1 << 64):
+        from ..errors import UserError
+        raise UserError(f"--seed: {args.seed} is out of range; use an integer from 0 to 2**64-1")
     gen = api.load(args.run_dir)
     if not hasattr(gen, "stream"):
         from ..errors import UserError

@@ -35,13 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except UserError as e:
-        print(f"tetragen: error: {e}", file=sys.stderr)
+        print(f"tetragen: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except TrainingError as e:
-        print(f"tetragen: training stopped: {e}", file=sys.stderr)
+        print(f"tetragen: training stopped: {_one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("tetragen: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _one_line(e: Exception) -> str:
+    """The message on a single line, whatever text (a file's, a library's) it quotes."""
+    return " ".join(str(e).splitlines())

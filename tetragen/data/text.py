@@ -141,8 +141,10 @@ def iter_text(files: list[Path]) -> Iterator[str]:
                                         f"give a UTF-8 .txt file")
                     yield chunk
             except UnicodeDecodeError as e:
-                raise UserError(f"{path}: not UTF-8 text (undecodable byte 0x{e.object[e.start]:02x} after about "
-                                f"{consumed} characters); convert it, e.g. iconv -t UTF-8") from None
+                # the decoder fails on the bytes it was last given (plus any it held back), which end at raw.tell()
+                at = raw.tell() - len(e.object) + e.start
+                raise UserError(f"{path}: not UTF-8 text (undecodable byte 0x{e.object[e.start]:02x} at byte {at}, "
+                                f"after {consumed} characters read); convert it, e.g. iconv -t UTF-8") from None
 
 
 @dataclass
@@ -203,7 +205,9 @@ class TextData:
 
     def __init__(self, name: str, tokens: np.ndarray, tokenizer, block_size: int, val_fraction: float):
         n = len(tokens)
-        split = int(n * (1 - val_fraction))  # nanoGPT's split for tinyshakespeare at val_fraction=0.1
+        # nanoGPT's split for tinyshakespeare at val_fraction=0.1; rounded first so that float error (10 * 0.7 is
+        # 6.9999...) cannot move a token from one split to the other
+        split = int(round(n * (1 - val_fraction), 6))
         self.name, self.tokenizer, self.block_size = name, tokenizer, block_size
         self.train, self.val = tokens[:split], tokens[split:]
         for part, arr in (("training", self.train), ("validation", self.val)):

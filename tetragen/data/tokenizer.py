@@ -63,6 +63,9 @@ class CharTokenizer:
 
 
 def load_tokenizer(path: Path):
+    if not Path(path).is_file():
+        raise UserError(f"{path}: missing; the run folder is incomplete (copy tokenizer.json from the run's "
+                        f"checkpoints/ folder)")
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
         kind = doc.get("tetragen_tokenizer")
