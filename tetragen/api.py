@@ -25,7 +25,24 @@ def load_data(cfg: RunConfig, tokenizer=None):
             raise UserError(f"model.vocab_size ({cfg.model.vocab_size}) is smaller than the tokenizer's "
                             f"vocabulary ({data.tokenizer.vocab_size}); leave it at 0 to take it from the data")
         return data
+    if family.data_kind == "image":
+        from .data.images import load_image_data
+        data = load_image_data(cfg.data.source, cfg.model.image_size, cfg.model.channels, cfg.data.val_fraction)
+        if getattr(cfg.model, "num_classes", None) == 0:  # conditional models: the class count comes from the data
+            cfg.model.num_classes = len(data.classes)
+        return data
     raise UserError(f"family {cfg.family}: data kind {family.data_kind!r} is not supported")
+
+
+def read_assets(run_dir: Path, data_kind: str):
+    """What a run keeps beside its weights to be used again: the tokenizer (text) or the class names (images)."""
+    if data_kind == "text":
+        return load_tokenizer(run_dir / "tokenizer.json")
+    path = run_dir / "classes.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["classes"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: missing or unreadable ({type(e).__name__}); the run folder is incomplete") from None
 
 
 def train(family: str, data: str, out: str | Path, *, preset: str | None = None, config: str | None = None,
@@ -41,13 +58,14 @@ def train(family: str, data: str, out: str | Path, *, preset: str | None = None,
         if asked.family != cfg.family:
             raise UserError(f"--out {out}: the run there is a {cfg.family} run, not {family}; resume it with "
                             f"`tetragen train {cfg.family} --resume`, or start a new run with another --out")
-        tokenizer = load_tokenizer(out / "tokenizer.json")
-        if data and data != cfg.data.source:
+        tokenizer = load_tokenizer(out / "tokenizer.json") if get_family(cfg.family).data_kind == "text" else None
+        if data and data != cfg.data.source and str(Path(data).expanduser().resolve()) != cfg.data.source:
             raise UserError(f"--data {data}: the run at {out} was trained on {cfg.data.source!r}; "
                             f"resume it with the same data, or start a new run with --out")
     else:
         cfg = build_run_config(family, preset=preset, yaml_path=config, overrides=overrides)
-        cfg.data.source = data
+        # a path is stored absolute so that eval and resume work from any folder
+        cfg.data.source = str(Path(data).expanduser().resolve()) if data and Path(data).expanduser().exists() else data
         tokenizer = None
     validate_cross(cfg)
     dataset = load_data(cfg, tokenizer)
@@ -76,19 +94,9 @@ def read_run_config(run_dir: str | Path, extra_overrides: list[str] = ()) -> Run
     return build_run_config(family, base=doc, overrides=extra_overrides, base_source=str(path))
 
 
-def _is_run_config(path: Path) -> bool:
-    """Whether `path` is a config.json that tetragen wrote (other tools name their files config.json too)."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
-    return (isinstance(doc, dict) and isinstance(doc.get("family"), str)
-            and all(isinstance(doc.get(k), dict) for k in ("model", "train", "data")))
-
-
 def _refuse_foreign_folder(out: Path, *, resume: bool, overwrite: bool) -> None:
     """--resume and --overwrite write into (or delete) an existing folder: only ever one that holds a tetragen run."""
-    if (resume or overwrite) and (out / "config.json").is_file() and not _is_run_config(out / "config.json"):
+    if (resume or overwrite) and (out / "config.json").is_file() and not ck.is_run_dir(out):
         flag = "--overwrite" if overwrite else "--resume"
         raise UserError(f"--out {out}: its config.json was not written by tetragen, so {flag} leaves the folder "
                         f"alone; choose another --out folder")
@@ -103,13 +111,13 @@ def load(run_dir: str | Path, *, device: str = "cpu", ema: bool | None = None):
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     family = get_family(cfg.family)
-    tokenizer = load_tokenizer(run_dir / "tokenizer.json") if family.data_kind == "text" else None
+    assets = read_assets(run_dir, family.data_kind)
     weights = run_dir / ("ema.safetensors" if (ema is not False and (run_dir / "ema.safetensors").is_file())
                          else "model.safetensors")
     tensors = ck.read_tensors(weights)
     model = family.build(cfg.model)
     ck.load_weights(model, weights, tensors)
-    if tokenizer is not None and tokenizer.vocab_size > cfg.model.vocab_size:
-        raise UserError(f"{run_dir / 'tokenizer.json'}: {tokenizer.vocab_size} tokens but the model has "
+    if family.data_kind == "text" and assets.vocab_size > cfg.model.vocab_size:
+        raise UserError(f"{run_dir / 'tokenizer.json'}: {assets.vocab_size} tokens but the model has "
                         f"vocab_size {cfg.model.vocab_size}; the files come from different runs")
-    return family.pipeline(model.to(torch.device(device)), tokenizer, cfg)
+    return family.pipeline(model.to(torch.device(device)), assets, cfg)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from .. import api
+from ..errors import UserError
+from ..train.checkpoint import is_run_dir
 from ..data.sources import cache_dir, data_dirs, sha256_file
 from ..data.text import TINYSHAKESPEARE_SHA256
 
@@ -32,9 +34,11 @@ def _tinyshakespeare_at_hand() -> bool:
 def run(args) -> int:
     data = args.data or ("tinyshakespeare" if _tinyshakespeare_at_hand() else "shakespeare")
     out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()) and not is_run_dir(out):
+        raise UserError(f"--out {out}: the folder has other files in it; choose another --out folder")
     print(f"tetragen quickstart: training GPT (preset {QUICKSTART_PRESET}) on {data} -> {out}", file=sys.stderr)
     metrics = api.train("gpt", data, out, preset=QUICKSTART_PRESET, overrides=args.overrides,
-                        overwrite=(out / "config.json").is_file())
+                        overwrite=is_run_dir(out))
     gen = api.load(out)
     sample = gen.generate("ROMEO:", 300, temperature=0.8, seed=1)
     print(f"\nvalidation: {metrics['val_loss']:.4f} nats/char, {metrics['val_bpc']:.4f} bits/char "

@@ -50,15 +50,18 @@ def url_fetcher(url: str) -> Callable[[Path], None]:
 
 
 def fetch_file(dataset: str, filename: str, sha256: str, fetchers: list[Callable[[Path], None]],
-               names: tuple[str, ...] = ()) -> Path:
-    """Return a verified local copy of `filename`, trying local folders, the cache, then each fetcher."""
+               names: tuple[str, ...] = (), extra_dirs: list[Path] = (),
+               digest: Callable[[Path], str] = sha256_file) -> Path:
+    """Return a verified local copy of `filename`, trying TETRAGEN_DATA folders, the cache, `extra_dirs` (e.g. a
+    system package's folder), then each fetcher. `digest(path)` must equal `sha256` (default: of the file's bytes)."""
     tried = []
     candidates = [d / n for d in data_dirs() for n in (filename, *names)]
     candidates += [d / dataset / n for d in data_dirs() for n in (filename, *names)]
     cached = cache_dir() / dataset / filename
-    for path in [*candidates, cached]:
+    candidates += [cached] + [Path(d) / n for d in extra_dirs for n in (filename, *names)]
+    for path in candidates:
         if path.is_file():
-            if sha256_file(path) == sha256:
+            if digest(path) == sha256:
                 return path
             tried.append(f"{path} (checksum mismatch, ignored)")
     cached.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +74,7 @@ def fetch_file(dataset: str, filename: str, sha256: str, fetchers: list[Callable
             except Exception as e:  # network down, registry refused: try the next source
                 tried.append(f"{fetch.__doc__ or fetch.__name__} ({type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''})")
                 continue
-            if not dest.is_file() or sha256_file(dest) != sha256:
+            if not dest.is_file() or digest(dest) != sha256:
                 tried.append(f"{fetch.__doc__ or fetch.__name__} (checksum mismatch, ignored)")
                 continue
             os.replace(dest, cached)

@@ -230,6 +230,10 @@ class TextData:
     def count(self, batch: dict) -> int:
         return batch["x"].numel()
 
+    def save_assets(self, folder: Path) -> None:
+        """What a run folder needs besides the weights to use this data again: the tokenizer."""
+        self.tokenizer.save(Path(folder) / "tokenizer.json")
+
     def val_batches(self, batch_size: int, max_tokens: int = 0) -> Iterator[dict[str, torch.Tensor]]:
         """Non-overlapping windows covering the validation split (or its first `max_tokens` tokens) exactly once;
         the last window may be shorter."""

@@ -56,7 +56,7 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise UserError(f"{path}: not a readable safetensors file (truncated or corrupt: "
-                        f"{str(e).splitlines()[0][:100]}); restore it from RUN/checkpoints/") from None
+                        f"{str(e).splitlines()[0][:100]}); {latest_hint(path)}") from None
 
 
 def load_weights(model: torch.nn.Module, path: Path, tensors: dict | None = None) -> None:
@@ -175,4 +175,19 @@ def prune(run_dir: Path, keep_last: int) -> None:
 
 
 def is_run_dir(path: Path) -> bool:
-    return (Path(path) / "config.json").is_file()
+    """Whether `path` holds a config.json that tetragen wrote (other tools name their files config.json too)."""
+    try:
+        doc = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return (isinstance(doc, dict) and isinstance(doc.get("family"), str)
+            and all(isinstance(doc.get(k), dict) for k in ("model", "train", "data")))
+
+
+def latest_hint(path: Path) -> str:
+    """Where to find an intact copy of a damaged file of a run folder."""
+    for run in (Path(path).parent, Path(path).parent.parent.parent):
+        dirs = step_dirs(run)
+        if dirs:
+            return f"restore it from {dirs[-1]} or resume the run with --resume"
+    return "retrain or copy the run folder again"

@@ -100,7 +100,10 @@ class Trainer:
         self.wrapped = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
-            self.wrapped = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            # with several phases each forward uses only part of the model (a GAN's "disc" phase leaves the
+            # generator out of the graph), which DDP must be told to expect
+            self.wrapped = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                               find_unused_parameters=len(self.phases) > 1)
         if t.compile:
             self.wrapped = torch.compile(self.wrapped)
         self.progress = progress and self.dist.is_main and not os.environ.get("TETRAGEN_NO_PROGRESS")
@@ -216,6 +219,8 @@ class Trainer:
         model.eval()
         try:
             metrics = self.family.evaluate(model, self.data, self.cfg, self.device)
+            if self.family.preview is not None:
+                self.family.preview(model, self.data, self.cfg, self.run_dir / "samples" / f"step_{self.step:08d}")
         finally:
             model.train(was_training)
         metrics = {k: float(v) for k, v in metrics.items()}
@@ -231,7 +236,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         ck.clean_temporaries(self.run_dir)
         ck.write_json(self.run_dir / "config.json", self.cfg.to_dict())
-        self.data.tokenizer.save(self.run_dir / "tokenizer.json")
+        self.data.save_assets(self.run_dir)
         metrics = self.run_dir / "metrics.jsonl"
         if self.resuming and metrics.exists():  # forget what a killed process logged after its last checkpoint
             keep = [ln for ln in metrics.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= self.step]
@@ -265,7 +270,7 @@ class Trainer:
         def write(folder: Path) -> None:
             ck.save_tensors(ck.unique_state(model), folder / "model.safetensors")
             ck.write_json(folder / "config.json", self.cfg.to_dict())
-            self.data.tokenizer.save(folder / "tokenizer.json")
+            self.data.save_assets(folder)
             ck.write_json(folder / "metrics.json", {"step": self.step, **metrics})
         ck.write_folder_atomically(self.run_dir / ck.CKPT_DIR / "best", write)
 
@@ -287,7 +292,7 @@ class Trainer:
             ck.save_tensors(opt_tensors, folder / "optimizer.safetensors")
             ck.save_tensors(rng_tensors, folder / "rng.safetensors")
             ck.write_json(folder / "config.json", self.cfg.to_dict())
-            self.data.tokenizer.save(folder / "tokenizer.json")
+            self.data.save_assets(folder)
             ck.write_json(folder / ck.STATE_FILE, state)  # written last: its presence marks a complete folder
         ck.write_folder_atomically(self.run_dir / ck.CKPT_DIR / f"step_{self.step:08d}", write)
         ck.save_tensors(weights, self.run_dir / "model.safetensors")

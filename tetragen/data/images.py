@@ -1,0 +1,238 @@
+"""Image datasets: Fashion-MNIST by name (gzipped IDX files, checksum-verified) and the user's own image folders.
+
+`load_image_data(source, image_size, channels)` returns an `ImageData` with uint8 train/test arrays, integer labels
+and class names. Batches are drawn from (seed, step, micro-batch) like text batches, so the data position is the step
+counter and resuming reproduces them. Pixels reach the model as floats in [-1, 1], shaped (B, C, H, W).
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .sources import cache_dir, fetch_file, url_fetcher
+
+# ----------------------------------------------------------------------------------------------------------------
+# IDX files (the MNIST family's format): magic 0x00 0x00 <type> <ndim>, ndim big-endian uint32 sizes, then the data
+
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"),
+              0x0E: np.dtype(">f8")}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (gzipped or not), rejecting truncated or malformed files with a one-line error."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise UserError(f"{path}: not a readable gzip file ({str(e) or type(e).__name__}); "
+                        f"the download is damaged, fetch it again") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or not 1 <= raw[3] <= 4:
+        raise UserError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
+    ndim, dtype = raw[3], np.dtype(_IDX_TYPES[raw[2]])
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise UserError(f"{path}: truncated IDX header")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape)) * dtype.itemsize
+    body = len(raw) - header
+    if body != expected:
+        what = "truncated" if body < expected else "longer than its header says"
+        raise UserError(f"{path}: IDX file is {what} ({body} data bytes for shape {shape}, expected {expected})")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _gunzip_sha256(path: Path) -> str:
+    """Checksum of the decompressed content: the same whichever mirror compressed the file."""
+    try:
+        with gzip.open(path, "rb") as f:
+            h = hashlib.sha256()
+            while block := f.read(1 << 22):
+                h.update(block)
+            return h.hexdigest()
+    except (OSError, EOFError, zlib.error):
+        return "unreadable"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Fashion-MNIST
+
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot"]
+FASHION_MNIST_FILES = {  # file -> sha256 of its decompressed content
+    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist package
+
+
+def fashion_mnist_files() -> dict[str, Path]:
+    """The four verified files: TETRAGEN_DATA, the cache, Debian's package folder, then the canonical URLs."""
+    return {name: fetch_file("fashion-mnist", name, sha, [url_fetcher(FASHION_MNIST_URL + name)],
+                             extra_dirs=[DEBIAN_FASHION_MNIST], digest=_gunzip_sha256)
+            for name, sha in FASHION_MNIST_FILES.items()}
+
+
+@dataclass
+class ImageSet:
+    """uint8 images (N, H, W, C) with int64 labels (N,) and class names."""
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    skipped: list[str] = field(default_factory=list)
+
+
+def fashion_mnist() -> tuple[ImageSet, ImageSet]:
+    f = fashion_mnist_files()
+    parts = []
+    for split in ("train", "t10k"):
+        images = read_idx(f[f"{split}-images-idx3-ubyte.gz"])
+        labels = read_idx(f[f"{split}-labels-idx1-ubyte.gz"]).astype(np.int64)
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise UserError(f"fashion-mnist: {split} images {images.shape} and labels {labels.shape} do not match")
+        parts.append(ImageSet(images[..., None], labels, FASHION_MNIST_CLASSES))
+    return parts[0], parts[1]
+
+
+IMAGE_DATASETS = {"fashion-mnist": ("Fashion-MNIST: 60k/10k 28x28 grey images of 10 clothing classes", fashion_mnist)}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# folders of images
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+def _decode(path: Path, size: int, channels: int) -> np.ndarray:
+    """Decode one image, centre-crop to a square and resize to size x size (PIL's decompression-bomb guard on)."""
+    from PIL import Image, ImageOps
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        im = im.convert("L" if channels == 1 else "RGB")
+        im = ImageOps.fit(im, (size, size), method=Image.Resampling.BICUBIC)
+        arr = np.asarray(im, dtype=np.uint8)
+    return arr[..., None] if channels == 1 else arr
+
+
+def image_folder(root: Path, size: int, channels: int, val_fraction: float) -> tuple[ImageSet, ImageSet]:
+    """Class sub-folders become labels (sorted names); images directly in `root` form one class. Undecodable
+    files are skipped and listed. The last `val_fraction` of each class (in sorted order) is the test split."""
+    from PIL import Image
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"--data {root}: no images (.png, .jpg, ...) in the folder")
+    classes = sorted({p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1})
+    if any(len(p.relative_to(root).parts) == 1 for p in files):
+        classes = [root.name] + classes if classes else [root.name]
+    index = {c: i for i, c in enumerate(classes)}
+    key = hashlib.sha256(json.dumps([size, channels] + [[str(p), p.stat().st_size, p.stat().st_mtime_ns]
+                                                        for p in files]).encode()).hexdigest()[:24]
+    cached = cache_dir() / "images" / f"{key}.npz"
+    if cached.is_file():
+        with np.load(cached, allow_pickle=False) as z:
+            images, labels, skipped = z["images"], z["labels"], [str(s) for s in z["skipped"]]
+    else:
+        images_l, labels_l, skipped = [], [], []
+        for p in files:
+            rel = p.relative_to(root).parts
+            try:
+                images_l.append(_decode(p, size, channels))
+            except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
+                skipped.append(f"{p} ({type(e).__name__})")
+                continue
+            labels_l.append(index[rel[0] if len(rel) > 1 else root.name])
+        if not images_l:
+            raise UserError(f"--data {root}: none of the {len(files)} image files could be decoded")
+        images, labels = np.stack(images_l), np.array(labels_l, dtype=np.int64)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f"{key}.tmp{os.getpid()}.npz")
+        np.savez(tmp, images=images, labels=labels, skipped=np.array(skipped, dtype=str))
+        os.replace(tmp, cached)
+    if skipped:
+        print(f"tetragen: skipped {len(skipped)} undecodable image(s) in {root}: {skipped[0]}"
+              + (" ..." if len(skipped) > 1 else ""), file=sys.stderr)
+    test_mask = np.zeros(len(labels), dtype=bool)
+    for c in range(len(classes)):
+        idx = np.flatnonzero(labels == c)
+        n_test = int(len(idx) * val_fraction)
+        if n_test:
+            test_mask[idx[-n_test:]] = True
+    if test_mask.all() or not test_mask.any():
+        test_mask[:] = False
+        test_mask[-max(1, int(len(labels) * val_fraction)):] = True
+    train = ImageSet(images[~test_mask], labels[~test_mask], classes, skipped)
+    test = ImageSet(images[test_mask], labels[test_mask], classes, skipped)
+    return train, test
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the dataset object the trainer and evaluators use
+
+class ImageData:
+    unit = "img"
+
+    def __init__(self, name: str, train: ImageSet, test: ImageSet):
+        self.name, self.train, self.test = name, train, test
+        self.classes = train.classes
+        self.image_shape = train.images.shape[1:]  # (H, W, C)
+
+    @staticmethod
+    def to_model(images: np.ndarray) -> torch.Tensor:
+        """uint8 (N, H, W, C) -> float (N, C, H, W) in [-1, 1]."""
+        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+        return x / 127.5 - 1.0
+
+    @staticmethod
+    def to_uint8(x: torch.Tensor) -> np.ndarray:
+        """float (N, C, H, W) in [-1, 1] -> uint8 (N, H, W, C)."""
+        x = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+        return x.permute(0, 2, 3, 1).cpu().numpy()
+
+    def count(self, batch: dict) -> int:
+        return int(batch["x"].shape[0])
+
+    def train_batch(self, *, seed: int, step: int, micro: int, batch_size: int, rank: int = 0,
+                    world_size: int = 1) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng((seed, step, micro))
+        idx = rng.integers(0, len(self.train.labels), size=batch_size * world_size)
+        idx = np.sort(idx[rank * batch_size:(rank + 1) * batch_size])
+        return {"x": self.to_model(self.train.images[idx]), "y": torch.from_numpy(self.train.labels[idx])}
+
+    def save_assets(self, folder: Path) -> None:
+        (Path(folder) / "classes.json").write_text(json.dumps({"classes": self.classes,
+                                                                "image_shape": list(self.image_shape)}))
+
+
+def load_image_data(source: str, image_size: int, channels: int, val_fraction: float = 0.1) -> ImageData:
+    if not source:
+        raise UserError("--data is required: a dataset name (" + ", ".join(IMAGE_DATASETS) + ") or an image folder")
+    p = Path(source).expanduser()
+    if p.is_dir():
+        train, test = image_folder(p, image_size, channels, val_fraction)
+        return ImageData(str(p), train, test)
+    if p.exists():
+        raise UserError(f"--data {source}: expected a folder of images (class sub-folders become labels)")
+    if source not in IMAGE_DATASETS:
+        raise UserError(f"--data {source}: unknown image dataset; known: {', '.join(IMAGE_DATASETS)}; "
+                        f"or pass a folder of images")
+    train, test = IMAGE_DATASETS[source][1]()
+    h, w, c = train.images.shape[1:]
+    if (h, w, c) != (image_size, image_size, channels):
+        raise UserError(f"--data {source}: images are {h}x{w}x{c} but the model expects "
+                        f"{image_size}x{image_size}x{channels}; set model.image_size={h} model.channels={c}")
+    return ImageData(source, train, test)
