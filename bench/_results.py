@@ -1,0 +1,57 @@
+"""Shared helpers for the benchmarks: machine description and writing one section of bench/RESULTS.md.
+
+Each benchmark owns the text between `<!-- NAME:start -->` and `<!-- NAME:end -->`; everything else in the file is
+left untouched, so several benchmarks (and people) can keep their results in the same file.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def machine() -> str:
+    """'<CPU model name>, <N> cores' from lscpu (falls back to platform/os when lscpu is missing)."""
+    model = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        if m := re.search(r"^Model name:\s*(.+)$", out, re.M):
+            model = m.group(1).strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def header(command: list[str] | None = None) -> list[str]:
+    """The lines every section starts with: date, machine, torch version, the exact command."""
+    import torch
+    cmd = " ".join(shlex.quote(a) for a in (command or ["python", *sys.argv]))
+    return [
+        f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
+        f"- machine: {machine()}",
+        f"- torch {torch.__version__}, {torch.get_num_threads()} threads; python {platform.python_version()}",
+        f"- command: `{cmd}`",
+        "- load average at the end (1/5/15 min): " + " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+    ]
+
+
+def write_section(name: str, body: str, path: Path = RESULTS) -> None:
+    """Replace the text between this benchmark's markers (creating the file or the markers when missing)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.strip()}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"  # re-read right now
+    if start in text and end in text and text.index(start) < text.index(end):
+        i, j = text.index(start), text.index(end) + len(end)
+        text = text[:i] + block + text[j:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
