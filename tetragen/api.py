@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from .config import RunConfig, build_run_config, validate_cross
-from .data.text import load_text_data
+from .data.text import load_text_data, resolve_tokenizer
 from .data.tokenizer import load_tokenizer
 from .errors import UserError
 from .registry import get_family
@@ -18,7 +18,11 @@ def load_data(cfg: RunConfig, tokenizer=None):
     """The dataset a run config asks for, tokenized (with `tokenizer` when given, e.g. a trained run's)."""
     family = get_family(cfg.family)
     if family.data_kind == "text":
-        data = load_text_data(cfg.data.source, cfg.model.block_size, cfg.data.val_fraction, tokenizer)
+        if tokenizer is None:
+            tokenizer = resolve_tokenizer(cfg.data.tokenizer)
+        data = load_text_data(cfg.data.source, cfg.model.block_size, cfg.data.val_fraction, tokenizer,
+                              kind=cfg.data.tokenizer, vocab_size=cfg.data.vocab_size,
+                              specials=family.special_tokens)
         if cfg.model.vocab_size == 0:
             cfg.model.vocab_size = data.tokenizer.vocab_size
         elif cfg.model.vocab_size < data.tokenizer.vocab_size:
@@ -66,6 +70,8 @@ def train(family: str, data: str, out: str | Path, *, preset: str | None = None,
         cfg = build_run_config(family, preset=preset, yaml_path=config, overrides=overrides)
         # a path is stored absolute so that eval and resume work from any folder
         cfg.data.source = str(Path(data).expanduser().resolve()) if data and Path(data).expanduser().exists() else data
+        if cfg.data.tokenizer not in ("char", "bpe") and Path(cfg.data.tokenizer).expanduser().is_file():
+            cfg.data.tokenizer = str(Path(cfg.data.tokenizer).expanduser().resolve())
         tokenizer = None
     validate_cross(cfg)
     dataset = load_data(cfg, tokenizer)

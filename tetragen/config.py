@@ -59,7 +59,9 @@ class DataConfig:
     source: str = option("", "dataset name or path to a .txt file / folder (set by --data)")
     val_fraction: float = option(0.1, "last fraction of the corpus held out for validation",
                                  min=0.0, max=0.5, min_exclusive=True)
-    tokenizer: str = option("char", "text tokenizer", choices=["char"])
+    tokenizer: str = option("char", "text tokenizer: char, bpe (byte-level BPE trained on the training split) or "
+                                    "the path of a tokenizer.json")
+    vocab_size: int = option(2048, "BPE vocabulary size when data.tokenizer=bpe", min=258)
 
 
 @dataclass

@@ -20,10 +20,15 @@ class Family:
     objective: Callable[..., Any]     # objective(model, run_config) -> list[Phase]
     evaluate: Callable[..., dict]     # evaluate(model, data, run_config) -> {"metric": value, ...}
     pipeline: Callable[..., Any]      # pipeline(model, tokenizer, run_config) -> the object `tetragen.load` returns
-    data_kind: str                    # "text" (later: "image")
+    data_kind: str                    # "text" or "image"
     primary_metric: str               # lower is better; picks the "best" checkpoint
     presets: dict[str, dict] = field(default_factory=dict)  # name -> {"model": {...}, "train": {...}}
     default_preset: str = ""
+    # preview(model, data, run_config, path_stem): writes something to look at after each evaluation (e.g. a
+    # sample grid at path_stem.png); None: nothing
+    preview: Callable[..., None] | None = None
+    # token names a text family needs besides the text (a masked LM's [MASK], [PAD], [CLS]); the tokenizer adds them
+    special_tokens: tuple[str, ...] = ()
 
 
 _FAMILIES: dict[str, Family] = {}

@@ -6,9 +6,9 @@ import sys
 
 from ..errors import TrainingError, UserError
 from . import eval as eval_cmd
-from . import generate, ls, quickstart, train
+from . import generate, ls, quickstart, tokenizer, train
 
-VERBS = [train, generate, eval_cmd, ls, quickstart]
+VERBS = [train, generate, eval_cmd, ls, quickstart, tokenizer]
 
 
 class _Parser(argparse.ArgumentParser):

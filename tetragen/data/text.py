@@ -150,42 +150,112 @@ def iter_text(files: list[Path]) -> Iterator[str]:
 @dataclass
 class TokenCache:
     tokens: np.ndarray   # memory-mapped ids of the whole corpus
-    tokenizer: CharTokenizer
+    tokenizer: object    # CharTokenizer or HFTokenizer
 
 
-def _cache_key(files: list[Path], tokenizer) -> str:
+BPE_FILE = "tokenizer.json"  # a BPE trained for the corpus, kept in its cache folder
+
+
+def _cache_key(files: list[Path], tokenizer, recipe: dict) -> str:
     import hashlib
-    # A given tokenizer (a trained run's) is part of the key; otherwise the vocabulary is built from the files.
-    h = hashlib.sha256(json.dumps(tokenizer.to_dict() if tokenizer else "build").encode())
+    # A given tokenizer (a trained run's, or a file) is part of the key; otherwise the recipe it is built with is.
+    h = hashlib.sha256(json.dumps(tokenizer.to_dict() if tokenizer else recipe, sort_keys=True).encode())
     for f in files:
         st = f.stat()
         h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:24]
 
 
-def tokenize_files(files: list[Path], tokenizer=None) -> TokenCache:
-    """Tokenize (or reuse the cached tokens of) these files; tokens come back memory-mapped."""
-    folder = cache_dir() / "tokens" / _cache_key(files, tokenizer)
+def _split_chars(n_chars: int, val_fraction: float) -> int:
+    """Characters in the training split; rounded first so that float error (10 * 0.7 is 6.9999...) cannot move one."""
+    return int(round(n_chars * (1 - val_fraction), 6))
+
+
+def _train_text(files: list[Path], n_train_chars: int) -> Iterator[str]:
+    """The first `n_train_chars` characters of the corpus, streamed."""
+    left = n_train_chars
+    for chunk in iter_text(files):
+        if left <= 0:
+            return
+        yield chunk[:left]
+        left -= len(chunk)
+
+
+def _line_chunks(files: list[Path]) -> Iterator[str]:
+    """The corpus in chunks that end at a line end, so that a subword tokenizer never sees a word cut in two."""
+    held = ""
+    for chunk in iter_text(files):
+        text = held + chunk
+        cut = text.rfind("\n") + 1
+        if cut == 0:
+            held = text
+            continue
+        held = text[cut:]
+        yield text[:cut]
+    if held:
+        yield held
+
+
+def build_tokenizer(files: list[Path], kind: str, *, vocab_size: int = 2048, val_fraction: float = 0.1,
+                    specials=()):
+    """A tokenizer made from the corpus: its characters (`char`) or a byte-level BPE trained on its training split
+    (the first 1 - val_fraction of its characters), so that validation text never shapes the vocabulary."""
+    from .tokenizer import SPECIAL_TOKENS, HFTokenizer
+    if kind == "char":
+        charset: set[str] = set()
+        for chunk in iter_text(files):
+            charset.update(chunk)
+        return CharTokenizer.from_charset(charset).with_specials(specials)
+    n_chars = sum(len(chunk) for chunk in iter_text(files))
+    tok = HFTokenizer.train(_train_text(files, _split_chars(n_chars, val_fraction)), vocab_size, SPECIAL_TOKENS)
+    return tok.with_specials(specials)
+
+
+def resolve_tokenizer(spec: str):
+    """data.tokenizer -> None to build one from the corpus (`char`, `bpe`), or the tokenizer in the file named."""
+    from .tokenizer import load_tokenizer
+    if spec in ("char", "bpe"):
+        return None
+    if not spec.endswith(".json") and not Path(spec).expanduser().is_file():
+        raise UserError(f"data.tokenizer: {spec!r} is not allowed; use char, bpe, or the path of a tokenizer.json "
+                        f"(e.g. one written by `tetragen tokenizer train`)")
+    return load_tokenizer(Path(spec).expanduser(), what="data.tokenizer names no such file; train one with "
+                                                        "`tetragen tokenizer train` or use char or bpe")
+
+
+def tokenize_files(files: list[Path], tokenizer=None, *, kind: str = "char", vocab_size: int = 2048,
+                   val_fraction: float = 0.1, specials=()) -> TokenCache:
+    """Tokenize (or reuse the cached tokens of) these files; tokens come back memory-mapped.
+
+    With no `tokenizer`, one is built from the files (`kind` char or bpe, see `build_tokenizer`). `specials` are
+    token names the caller needs beyond the text (a masked LM's [MASK], ...); they get ids after the text's own.
+    """
+    from .tokenizer import load_tokenizer
+    if tokenizer is not None:
+        tokenizer = tokenizer.with_specials(specials)
+    recipe = {"kind": kind, "specials": list(specials)}
+    if kind == "bpe":
+        recipe.update(vocab_size=vocab_size, val_fraction=val_fraction)
+    folder = cache_dir() / "tokens" / _cache_key(files, tokenizer, recipe)
     meta_path = folder / "meta.json"
     if meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
-            tok = tokenizer or CharTokenizer(meta["vocab"][1:])
+            tok = tokenizer or load_tokenizer(folder / BPE_FILE)
             tokens = np.memmap(folder / "tokens.bin", dtype=meta["dtype"], mode="r", shape=(meta["n_tokens"],))
             return TokenCache(tokens, tok)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, UserError):
             pass  # a damaged cache entry is rebuilt below
-    if tokenizer is None:  # pass 1: the character set
-        charset: set[str] = set()
-        for chunk in iter_text(files):
-            charset.update(chunk)
-        tokenizer = CharTokenizer.from_charset(charset)
+    if tokenizer is None:  # pass 1: the character set, or a BPE trained on the training split
+        tokenizer = build_tokenizer(files, kind, vocab_size=vocab_size, val_fraction=val_fraction, specials=specials)
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"tokens.bin.tmp{os.getpid()}"
     n = 0
+    # characters map to ids one to one, so any chunk boundary will do; subwords are cut only at line ends
+    chunks = iter_text(files) if tokenizer.kind == "char" else _line_chunks(files)
     with open(tmp, "wb") as f:  # pass 2: ids, streamed to disk
-        for chunk in iter_text(files):
+        for chunk in chunks:
             ids = tokenizer.encode_array(chunk).astype(dtype)
             f.write(ids.tobytes())
             n += len(ids)
@@ -193,10 +263,28 @@ def tokenize_files(files: list[Path], tokenizer=None) -> TokenCache:
         tmp.unlink(missing_ok=True)
         raise UserError(f"{files[0]}: the corpus is empty")
     os.replace(tmp, folder / "tokens.bin")
-    _atomic_write_text(meta_path, json.dumps({"vocab": tokenizer.chars, "dtype": np.dtype(dtype).name,
+    tokenizer.save(folder / BPE_FILE)
+    _atomic_write_text(meta_path, json.dumps({"tokenizer": tokenizer.kind, "dtype": np.dtype(dtype).name,
                                               "n_tokens": n, "files": [str(f) for f in files]}))
     tokens = np.memmap(folder / "tokens.bin", dtype=dtype, mode="r", shape=(n,))
     return TokenCache(tokens, tokenizer)
+
+
+def split_index(tokens: np.ndarray, tokenizer, val_fraction: float, chunk: int = 1 << 22) -> int:
+    """The token where validation starts: the first after the first 1 - val_fraction of the characters, so that
+    every tokenizer validates on the same text (nanoGPT's split for tinyshakespeare at 0.1)."""
+    if tokenizer.kind == "char":  # one token, one character (special ids never come from text)
+        return _split_chars(len(tokens), val_fraction)
+    n = len(tokens)
+    # streamed in chunks: the corpus may be larger than memory
+    counts = [int(tokenizer.chars_per_token(np.asarray(tokens[i:i + chunk])).sum()) for i in range(0, n, chunk)]
+    target, done = _split_chars(sum(counts), val_fraction), 0
+    for i, c in enumerate(counts):
+        if done + c >= target:
+            ends = done + np.cumsum(tokenizer.chars_per_token(np.asarray(tokens[i * chunk:(i + 1) * chunk])))
+            return i * chunk + int(np.searchsorted(ends, target, side="left")) + 1
+        done += c
+    return n
 
 
 class TextData:
@@ -204,10 +292,7 @@ class TextData:
     unit = "tok"  # what throughput is counted in
 
     def __init__(self, name: str, tokens: np.ndarray, tokenizer, block_size: int, val_fraction: float):
-        n = len(tokens)
-        # nanoGPT's split for tinyshakespeare at val_fraction=0.1; rounded first so that float error (10 * 0.7 is
-        # 6.9999...) cannot move a token from one split to the other
-        split = int(round(n * (1 - val_fraction), 6))
+        split = split_index(tokens, tokenizer, val_fraction)
         self.name, self.tokenizer, self.block_size = name, tokenizer, block_size
         self.train, self.val = tokens[:split], tokens[split:]
         for part, arr in (("training", self.train), ("validation", self.val)):
@@ -251,7 +336,10 @@ class TextData:
             yield {"x": row[:, :-1], "y": row[:, 1:]}
 
 
-def load_text_data(source: str, block_size: int, val_fraction: float, tokenizer=None) -> TextData:
+def load_text_data(source: str, block_size: int, val_fraction: float, tokenizer=None, *, kind: str = "char",
+                   vocab_size: int = 2048, specials=()) -> TextData:
+    """The corpus `source` tokenized by `tokenizer`, or by a tokenizer of `kind` (char, bpe) built from it."""
     name, files = resolve_text_source(source)
-    cache = tokenize_files(files, tokenizer)
+    cache = tokenize_files(files, tokenizer, kind=kind, vocab_size=vocab_size, val_fraction=val_fraction,
+                           specials=specials)
     return TextData(name, cache.tokens, cache.tokenizer, block_size, val_fraction)

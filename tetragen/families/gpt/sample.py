@@ -115,6 +115,9 @@ class TextGenerator:
                 safe = len(text) - (len(stop) - 1)  # hold back what could be the start of the stop text
             else:
                 safe = len(text)
+            # a byte-level token may end inside a character, which decodes as U+FFFD until its other bytes come
+            while safe > emitted and text[safe - 1] == "\ufffd" and len(text) - safe < 3:
+                safe -= 1
             if safe > emitted:
                 yield text[emitted:safe]
                 emitted = safe
