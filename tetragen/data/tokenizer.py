@@ -34,8 +34,9 @@ class CharTokenizer:
         self.specials = list(specials)
         self.index = {c: i for i, c in enumerate(self.chars)}
         codepoints = np.array([ord(c) for c in self.chars], dtype=np.int64)
-        # Lookup table from code point to id, for encoding large texts with numpy.
-        self._lut = np.zeros(int(codepoints.max()) + 1, dtype=np.int64)
+        # Lookup table from code point to id, for encoding large texts with numpy. Its last entry lies past every
+        # known code point and stays 0 (unknown): encode_array clamps larger code points onto it.
+        self._lut = np.zeros(int(codepoints.max()) + 2, dtype=np.int64)
         self._lut[codepoints] = np.arange(len(self.chars))
         self._lut[ord(UNK)] = 0
 
@@ -63,11 +64,9 @@ class CharTokenizer:
         return self.encode_array(text).tolist()
 
     def encode_array(self, text: str) -> np.ndarray:
-        cps = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype="<u4").astype(np.int64)
-        ids = np.zeros(len(cps), dtype=np.int64)
-        known = cps < len(self._lut)
-        ids[known] = self._lut[cps[known]]
-        return ids
+        cps = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype="<u4")
+        # one gather, no int64 copy or mask: code points beyond the table map to its last entry, id 0
+        return self._lut[np.minimum(cps, len(self._lut) - 1)]
 
     def count_unknown(self, text: str) -> int:
         return int(sum(1 for c in set(text) if c not in self.index))
