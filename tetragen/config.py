@@ -42,6 +42,8 @@ class TrainConfig:
     grad_clip: float = option(1.0, "clip the global gradient norm to this (0: off)", min=0.0)
     eval_every: int = option(250, "evaluate every N steps (0: only at the end)", min=0)
     eval_tokens: int = option(0, "evaluate on the first N validation tokens (0: the full split)", min=0)
+    eval_samples: int = option(2000, "image families: samples scored with FID/KID at each evaluation (0: skip FID)",
+                               min=0)
     save_every: int = option(500, "checkpoint every N steps (0: only at the end)", min=0)
     keep_last: int = option(2, "step checkpoints kept (the best one is kept apart)", min=1)
     log_every: int = option(10, "append training metrics every N steps", min=1)

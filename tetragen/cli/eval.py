@@ -1,4 +1,5 @@
-"""`tetragen eval RUN_DIR`: the family's evaluation on the validation split of the run's data."""
+"""`tetragen eval RUN_DIR`: text families, the family's evaluation on the validation split of the run's data;
+image families, FID/KID (+ class accuracy) of --n samples against the test split (tetragen/eval/image.py)."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,8 @@ def add_parser(sub) -> None:
     p.add_argument("run_dir")
     p.add_argument("--data", default=None, help="evaluate on other data (default: the run's own)")
     p.add_argument("--eval-tokens", type=int, default=0, help="first N validation tokens only (0: the full split)")
+    p.add_argument("--n", type=int, default=10000, help="image runs: samples scored with FID/KID (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="image runs: seed of the samples (default 0)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(run=run)
 
@@ -22,6 +25,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.eval_tokens < 0:
         raise UserError(f"--eval-tokens: {args.eval_tokens} must be >= 0 (0: the full validation split)")
+    from ..eval.image import check_n, evaluate_images, report_lines
+    check_n(args.n)
     pipe = api.load(args.run_dir)
     cfg = pipe.config
     if args.data:
@@ -34,6 +39,10 @@ def run(args) -> int:
             raise
         raise UserError(f"{args.run_dir}: cannot read the data the run was trained on ({e}); "
                         f"pass --data NAME_OR_PATH to evaluate on a copy of it") from None
+    if get_family(cfg.family).data_kind == "image":
+        metrics = evaluate_images(pipe, data, n=args.n, seed=args.seed)
+        print(json.dumps(metrics) if args.json else "\n".join(report_lines(args.run_dir, data.name, metrics)))
+        return 0
     metrics = get_family(cfg.family).evaluate(pipe.model, data, cfg, torch.device("cpu"))
     if args.json:
         print(json.dumps(metrics))
