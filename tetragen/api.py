@@ -28,6 +28,8 @@ def load_data(cfg: RunConfig, tokenizer=None):
         elif cfg.model.vocab_size < data.tokenizer.vocab_size:
             raise UserError(f"model.vocab_size ({cfg.model.vocab_size}) is smaller than the tokenizer's "
                             f"vocabulary ({data.tokenizer.vocab_size}); leave it at 0 to take it from the data")
+        if family.special_tokens:  # where the family's special tokens are in this tokenizer
+            cfg.model.special_ids = {t: data.tokenizer.special_id(t) for t in family.special_tokens}
         return data
     if family.data_kind == "image":
         from .data.images import load_image_data

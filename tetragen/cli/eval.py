@@ -48,6 +48,11 @@ def run(args) -> int:
         print(json.dumps(metrics))
         return 0
     split = "the full validation split" if not args.eval_tokens else f"the first {args.eval_tokens} validation tokens"
+    if "val_accuracy" in metrics:  # a masked LM: loss and accuracy at the masked positions
+        print(f"{args.run_dir}: {data.name}, {split} ({int(metrics['val_masked_tokens'])} masked tokens)")
+        print(f"val_loss     {metrics['val_loss']:.4f} nats/masked token")
+        print(f"val_accuracy {metrics['val_accuracy']:.4f}")
+        return 0
     print(f"{args.run_dir}: {data.name}, {split} ({int(metrics['val_tokens'])} tokens)")
     print(f"val_loss {metrics['val_loss']:.4f} nats/token")
     print(f"val_bpc  {metrics['val_bpc']:.4f} bits/char")

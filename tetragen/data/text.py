@@ -310,7 +310,8 @@ class TextData:
         T = self.block_size
         rows = np.stack([np.asarray(self.train[s:s + T + 1], dtype=np.int64) for s in starts])
         rows = torch.from_numpy(rows)
-        return {"x": rows[:, :-1], "y": rows[:, 1:]}
+        # `draw` names this micro-batch, for objectives that draw their own randomness from it (BERT's masking)
+        return {"x": rows[:, :-1], "y": rows[:, 1:], "draw": torch.tensor([seed, step, micro, rank])}
 
     def count(self, batch: dict) -> int:
         return batch["x"].numel()

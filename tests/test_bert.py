@@ -1,0 +1,121 @@
+"""BERT: masking statistics and determinism, bidirectional attention with padding, fill-mask from the CLI and Python,
+char and BPE tokenizers."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import tetragen
+from tetragen.config import build_run_config
+from tetragen.data.tokenizer import CLS, MASK, PAD
+from tetragen.families.bert.model import BERT, IGNORE
+from tetragen.families.bert.objective import generator_for, mask_tokens
+from tetragen.nn.attention import SelfAttention
+
+from .conftest import TINY, make_corpus, run_cli
+
+
+def tiny_config(vocab_size=40):
+    cfg = build_run_config("bert", preset="tiny").model
+    cfg.vocab_size = vocab_size
+    cfg.special_ids = {PAD: vocab_size - 3, MASK: vocab_size - 2, CLS: vocab_size - 1}
+    return cfg
+
+
+def test_masking_follows_the_80_10_10_recipe_and_is_seeded():
+    c = tiny_config(vocab_size=1000)
+    ids = torch.randint(0, 997, (64, 256))
+    ids[:, 0] = c.special_ids[CLS]
+    ids[:, -10:] = c.special_ids[PAD]
+    inputs, targets = mask_tokens(ids, c, generator_for(1, 2, 0, 0))
+    chosen = targets != IGNORE
+    text = ids < 997
+    assert not (chosen & ~text).any()                               # special tokens are never chosen
+    assert torch.equal(targets[chosen], ids[chosen])                # the loss asks for the original token
+    assert torch.equal(inputs[~chosen], ids[~chosen])               # nothing else changes
+    share = chosen.sum() / text.sum()
+    assert 0.14 < share < 0.16
+    masked = (inputs[chosen] == c.special_ids[MASK]).float().mean()
+    kept = (inputs[chosen] == ids[chosen]).float().mean()
+    assert 0.77 < masked < 0.83 and 0.08 < kept < 0.12             # the rest (~10%) are random tokens
+    assert not (inputs[chosen & (inputs != c.special_ids[MASK])] >= 997).any()  # random tokens are text tokens
+    again = mask_tokens(ids, c, generator_for(1, 2, 0, 0))
+    other = mask_tokens(ids, c, generator_for(1, 3, 0, 0))
+    assert torch.equal(again[0], inputs) and torch.equal(again[1], targets)
+    assert not torch.equal(other[1], targets)
+
+
+def test_encoder_is_bidirectional_and_ignores_padding():
+    torch.manual_seed(0)
+    model = BERT(tiny_config()).eval()
+    assert all(isinstance(b.attn, SelfAttention) and not b.attn.causal for b in model.encoder.h)
+    x = torch.randint(0, 37, (2, 12))
+    with torch.no_grad():
+        out = model(x)[0]
+        later = x.clone()
+        later[:, -1] = (later[:, -1] + 1) % 37
+        assert not torch.allclose(model(later)[0][:, 0], out[:, 0])  # the first position sees the last one
+        real = torch.ones(2, 12, dtype=torch.bool)
+        real[:, 8:] = False
+        padded = model(x, padding_mask=real)[0]
+        other_pad = x.clone()
+        other_pad[:, 8:] = 5
+        assert torch.allclose(model(other_pad, padding_mask=real)[0][:, :8], padded[:, :8], atol=1e-6)
+        assert torch.allclose(model(x[:, :8])[0], padded[:, :8], atol=1e-5)  # padding == a shorter input
+
+
+@pytest.fixture(scope="module")
+def bert_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bert")
+    corpus = root / "corpus.txt"
+    corpus.write_text(make_corpus(), encoding="utf-8")
+    run = root / "run"
+    r = run_cli("train", "bert", "--data", str(corpus), "--out", str(run), *TINY, "train.max_steps=40")
+    assert r.returncode == 0, r.stderr
+    return run
+
+
+def test_bert_run_learns_and_evaluates(bert_run):
+    recs = [json.loads(ln) for ln in (bert_run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in recs if r["split"] == "train"]
+    assert train[-1]["loss"] < train[0]["loss"] and "mlm_accuracy" in train[-1]
+    r = run_cli("eval", str(bert_run))
+    assert r.returncode == 0, r.stderr
+    assert "val_accuracy" in r.stdout and "masked tokens" in r.stdout
+    m = json.loads(run_cli("eval", str(bert_run), "--json").stdout)
+    assert 0 <= m["val_accuracy"] <= 1 and m["val_masked_tokens"] > 0
+    cfg = json.loads((bert_run / "config.json").read_text())
+    tok = json.loads((bert_run / "tokenizer.json").read_text())
+    assert tok["special"] == [PAD, MASK, CLS] and cfg["model"]["special_ids"][MASK] == len(tok["vocab"]) + 1
+
+
+def test_fill_mask_cli_and_python_agree(bert_run):
+    r = run_cli("fill-mask", str(bert_run), "--text", "ROMEO:\nthe [MASK]nd", "--top-k", "3")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 3
+    probs = [float(ln.split()[0]) for ln in lines]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
+    top = tetragen.load(bert_run).fill_mask("ROMEO:\nthe [MASK]nd", top_k=3)
+    assert [json.dumps(t) for t, _ in top] == [ln.split(None, 1)[1] for ln in lines]
+    assert all(t not in (PAD, MASK, CLS) for t, _ in top)
+    two = tetragen.load(bert_run).fill_mask("[MASK]OMEO: [MASK]", top_k=2)
+    assert len(two) == 2 and all(len(c) == 2 for c in two)
+    bad = run_cli("fill-mask", str(bert_run), "--text", "no mask here")
+    assert bad.returncode == 2 and "[MASK]" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    long = run_cli("fill-mask", str(bert_run), "--text", "x" * 100 + "[MASK]")
+    assert long.returncode == 2 and "shorten" in long.stderr
+    gpt = run_cli("generate", str(bert_run), "--prompt", "a")
+    assert gpt.returncode == 2 and "bert" in gpt.stderr
+
+
+def test_bert_with_bpe_tokenizer(tmp_path, corpus):
+    run = tmp_path / "bpe"
+    r = run_cli("train", "bert", "--data", str(corpus), "--out", str(run), *TINY, "train.max_steps=6",
+                "data.tokenizer=bpe", "data.vocab_size=300")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((run / "tokenizer.json").read_text())["model"]["type"] == "BPE"
+    top = tetragen.load(run).fill_mask("ROMEO: the [MASK] and", top_k=4)
+    assert len(top) == 4 and all(0 <= p <= 1 for _, p in top)

@@ -1,0 +1,45 @@
+"""BERT family configuration and its presets."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...config import option
+from ...errors import UserError
+
+
+@dataclass
+class BERTConfig:
+    vocab_size: int = option(0, "vocabulary size (0: taken from the tokenizer)", min=0)
+    block_size: int = option(128, "context length in tokens, [CLS] included", min=2)
+    n_layer: int = option(4, "transformer blocks", min=1)
+    n_head: int = option(4, "attention heads", min=1)
+    n_embd: int = option(128, "embedding width", min=1)
+    dropout: float = option(0.1, "dropout probability", min=0.0, max=0.9)
+    bias: bool = option(True, "biases in linear layers and LayerNorms")
+    mask_prob: float = option(0.15, "fraction of positions chosen for the masked-LM loss (80% [MASK], 10% a random "
+                                    "token, 10% kept)", min=0.0, max=1.0, min_exclusive=True)
+    # the ids of [PAD], [MASK] and [CLS] in the run's tokenizer; filled in from the tokenizer like vocab_size
+    special_ids: dict = option(None, "ids of the special tokens (set from the tokenizer)")
+    num_labels: int = option(0, "classes of the sequence-classification head (0: none; set by finetune --task "
+                                "classify)", min=0)
+    pooling: str = option("first", "what the classifier reads: the [CLS] position (first) or the mean over the "
+                                   "text's tokens (mean)", choices=["first", "mean"])
+
+    def validate(self) -> None:
+        if self.n_embd % self.n_head:
+            raise UserError(f"model.n_embd ({self.n_embd}) must be divisible by model.n_head ({self.n_head})")
+
+
+PRESETS = {
+    "tiny": {  # seconds on a CPU: tests and smoke runs
+        "model": {"block_size": 32, "n_layer": 2, "n_head": 2, "n_embd": 32, "dropout": 0.0, "bias": False},
+        "train": {"max_steps": 20, "batch_size": 8, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 2,
+                  "eval_every": 10, "save_every": 10, "log_every": 5, "eval_tokens": 2048},
+    },
+    "baby": {  # a CPU-size encoder (the GPT baby's width and depth): minutes on a laptop
+        "model": {"block_size": 128, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.1, "bias": True},
+        "train": {"max_steps": 2000, "batch_size": 16, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
+                  "beta2": 0.99, "weight_decay": 0.01, "eval_every": 500, "save_every": 500,
+                  "eval_tokens": 65536},
+    },
+}

@@ -1,0 +1,49 @@
+"""What `tetragen.load(run_dir)` returns for a BERT run: fill-mask predictions (and class probabilities for a
+fine-tuned classifier)."""
+from __future__ import annotations
+
+import torch
+
+from ...data.tokenizer import CLS, MASK
+from ...errors import UserError
+
+
+class MaskedLM:
+    """A BERT model with its tokenizer and config: `fill_mask("To be, or not to [MASK]", top_k=5)`."""
+
+    def __init__(self, model, tokenizer, config):
+        self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
+
+    def encode_masked(self, text: str) -> tuple[list[int], list[int]]:
+        """[CLS] + the text's ids with each literal `[MASK]` as the mask id -> (ids, the mask positions)."""
+        tok, ids, positions = self.tokenizer, [self.config.model.special_ids[CLS]], []
+        pieces = text.split(MASK)
+        for i, piece in enumerate(pieces):
+            ids += tok.encode(piece)
+            if i < len(pieces) - 1:
+                positions.append(len(ids))
+                ids.append(self.config.model.special_ids[MASK])
+        return ids, positions
+
+    @torch.no_grad()
+    def fill_mask(self, text: str, top_k: int = 5):
+        """The `top_k` most likely tokens, with probabilities, for the [MASK] in `text`: a list of (token, prob);
+        with several [MASK]s, one such list per [MASK], in order. Special tokens are never proposed."""
+        if top_k < 1:
+            raise UserError(f"--top-k: {top_k} must be at least 1")
+        ids, positions = self.encode_masked(text)
+        if not positions:
+            raise UserError(f"--text: no {MASK} in {text!r}; write {MASK} where a token should be predicted")
+        block = self.config.model.block_size
+        if len(ids) > block:
+            raise UserError(f"--text: {len(ids)} tokens with [CLS], but the model reads at most {block}; "
+                            f"shorten the text around the {MASK}")
+        device = next(self.model.parameters()).device
+        logits, _ = self.model(torch.tensor([ids], device=device))                    # (1, T, V)
+        logits = logits[0, positions].float()                                          # (M, V)
+        logits[:, sorted(self.config.model.special_ids.values())] = -torch.inf
+        probs = torch.softmax(logits, dim=-1)
+        top = probs.topk(min(top_k, probs.size(-1)), dim=-1)
+        out = [[(self.tokenizer.token_str(int(i)), float(p)) for p, i in zip(ps, idx)]
+               for ps, idx in zip(top.values, top.indices)]
+        return out[0] if len(out) == 1 else out
