@@ -12,6 +12,7 @@ from .data.tokenizer import load_tokenizer
 from .errors import UserError
 from .registry import get_family
 from .train import checkpoint as ck
+from .train import finetune as ft_module
 
 
 def load_data(cfg: RunConfig, tokenizer=None):
@@ -122,10 +123,53 @@ def load(run_dir: str | Path, *, device: str = "cpu", ema: bool | None = None):
     assets = read_assets(run_dir, family.data_kind)
     weights = run_dir / ("ema.safetensors" if (ema is not False and (run_dir / "ema.safetensors").is_file())
                          else "model.safetensors")
-    tensors = ck.read_tensors(weights)
-    model = family.build(cfg.model)
+    if not weights.is_file() and (run_dir / ft_module.ADAPTER_JSON).is_file():  # a LoRA adapter over its base
+        weights = run_dir / ft_module.ADAPTER_FILE
+        tensors = ft_module.read_adapter(run_dir, cfg)
+    else:
+        tensors = ck.read_tensors(weights)
+    model = ft_module.structure_for(family.build(cfg.model), cfg, tensors)
     ck.load_weights(model, weights, tensors)
     if family.data_kind == "text" and assets.vocab_size > cfg.model.vocab_size:
         raise UserError(f"{run_dir / 'tokenizer.json'}: {assets.vocab_size} tokens but the model has "
                         f"vocab_size {cfg.model.vocab_size}; the files come from different runs")
     return family.pipeline(model.to(torch.device(device)), assets, cfg)
+
+
+def finetune(run_dir: str | Path, data: str, out: str | Path, *, overrides: list[str] = (), overwrite: bool = False,
+             progress: bool = True) -> dict:
+    """Train a new run at `out` that starts from the trained run at `run_dir` (its weights, config and tokenizer)
+    with its own schedule; `finetune.method=lora` trains adapters only. The same as `tetragen finetune`."""
+    from .train import finetune as ft
+    from .train.trainer import Trainer
+    run_dir, out = Path(run_dir), Path(out)
+    base = read_run_config(run_dir)
+    family = get_family(base.family)
+    weights = run_dir / ("ema.safetensors" if (run_dir / "ema.safetensors").is_file() else "model.safetensors")
+    if not weights.is_file() and (run_dir / ft.ADAPTER_JSON).is_file():
+        raise UserError(f"{run_dir}: holds a LoRA adapter only; fine-tune from a run saved with "
+                        f"finetune.lora_save=merged (or from its base run)")
+    if out.resolve() == run_dir.resolve():
+        raise UserError(f"--out {out}: is the run being fine-tuned; choose a new folder")
+    _refuse_foreign_folder(out, resume=False, overwrite=overwrite)
+    doc = {k: v for k, v in base.to_dict().items() if k != "finetune"}  # a fine-tune of a fine-tune starts afresh
+    cfg = build_run_config(base.family, base=doc, overrides=overrides, base_source=str(run_dir / "config.json"))
+    cfg.finetune.init_from = str(weights.resolve())
+    cfg.data.source = str(Path(data).expanduser().resolve()) if data and Path(data).expanduser().exists() else data
+    tokenizer = None
+    if family.data_kind == "text":
+        tokenizer = read_assets(run_dir, "text")
+        if cfg.data.tokenizer != base.data.tokenizer:  # another tokenizer must match the model's vocabulary
+            other = resolve_tokenizer(cfg.data.tokenizer)
+            if other is None or other.vocab_size != base.model.vocab_size:
+                size = "a new vocabulary" if other is None else f"{other.vocab_size} tokens"
+                raise UserError(f"data.tokenizer={cfg.data.tokenizer}: {size}, but the model of {run_dir} has "
+                                f"vocab_size {base.model.vocab_size}; fine-tune with the run's own tokenizer "
+                                f"(leave data.tokenizer unset)")
+            tokenizer = other
+    validate_cross(cfg)
+    ft.prepare(family.build(cfg.model), cfg)  # weights and LoRA targets checked before anything is written
+    dataset = load_data(cfg, tokenizer)
+    metrics = Trainer(cfg, dataset, out, overwrite=overwrite, progress=progress).fit()
+    ft.finish(out, cfg)
+    return metrics

@@ -67,15 +67,31 @@ class DataConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """Where a fine-tune starts and which weights it trains (set by `tetragen finetune`)."""
+    init_from: str = option("", "weights file the run starts from (empty: random initialisation)")
+    method: str = option("full", "train every weight (full) or low-rank adapters only (lora)",
+                         choices=["full", "lora"])
+    lora_rank: int = option(8, "rank of the LoRA update", min=1)
+    lora_alpha: float = option(16.0, "LoRA scale numerator: the update is multiplied by alpha / rank", min=0.0)
+    lora_targets: str = option("c_attn,c_proj", "comma-separated names of the linear layers to adapt "
+                                                "(the last part of the module name, e.g. c_attn,c_fc)")
+    lora_save: str = option("merged", "write the adapters merged into model.safetensors, or as "
+                                      "adapter.safetensors + adapter.json", choices=["merged", "adapter"])
+
+
+@dataclass
 class RunConfig:
     family: str
     model: Any
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def to_dict(self) -> dict:
         return {"family": self.family, "model": dataclasses.asdict(self.model),
-                "train": dataclasses.asdict(self.train), "data": dataclasses.asdict(self.data)}
+                "train": dataclasses.asdict(self.train), "data": dataclasses.asdict(self.data),
+                "finetune": dataclasses.asdict(self.finetune)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -83,6 +99,9 @@ class RunConfig:
 
 # ----------------------------------------------------------------------------------------------------------------
 # building and validating
+
+SECTIONS = ("model", "train", "data", "finetune")
+
 
 def build_run_config(family_name: str, *, preset: str | None = None, yaml_path: str | None = None,
                      overrides: list[str] | tuple = (), base: dict | None = None,
@@ -144,8 +163,8 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 def apply_dict(cfg: RunConfig, doc: dict, source: str) -> None:
     for section, values in doc.items():
-        if section not in ("model", "train", "data"):
-            raise UserError(f"{source}: unknown section {section!r}; allowed: model, train, data")
+        if section not in SECTIONS:
+            raise UserError(f"{source}: unknown section {section!r}; allowed: {', '.join(SECTIONS)}")
         if values is None:
             continue
         if not isinstance(values, dict):
@@ -156,7 +175,7 @@ def apply_dict(cfg: RunConfig, doc: dict, source: str) -> None:
 
 def set_key(cfg: RunConfig, dotted: str, value: Any, source: str) -> None:
     parts = dotted.split(".")
-    if len(parts) != 2 or parts[0] not in ("model", "train", "data"):
+    if len(parts) != 2 or parts[0] not in SECTIONS:
         raise UserError(f"{source}: unknown key {dotted!r}; keys look like train.lr, model.n_layer, data.val_fraction")
     section = getattr(cfg, parts[0])
     fields = {f.name: f for f in dataclasses.fields(section)}

@@ -24,7 +24,7 @@ from ..config import RunConfig
 from ..errors import TrainingError, UserError
 from ..registry import get_family
 from . import checkpoint as ck
-from . import distributed
+from . import distributed, finetune
 from .ema import EMA
 from .optim import lr_at, make_adamw
 
@@ -87,7 +87,8 @@ class Trainer:
             shutil.rmtree(self.run_dir)
 
         torch.manual_seed(t.seed)  # the same initial weights in every process
-        self.model = self.family.build(cfg.model).to(self.device)
+        # a fine-tune starts from another run's weights, and with LoRA trains adapters only (train/finetune.py)
+        self.model = finetune.prepare(self.family.build(cfg.model), cfg).to(self.device)
         self.phases = self.family.objective(self.model, cfg)
         self.optimizers = {p.name: make_adamw(p.params, t, self.device.type) for p in self.phases}
         self.ema = EMA(self.model, t.ema_decay) if t.ema_decay > 0 else None

@@ -1,0 +1,31 @@
+"""`tetragen finetune RUN_DIR --data NAME_OR_PATH --out NEW_DIR [key=value ...]`: a new run from a trained one.
+
+It starts from RUN_DIR's weights, config and tokenizer and follows its own schedule (train.* overrides). Methods:
+`finetune.method=full` (every weight) or `lora` (finetune.lora_rank, finetune.lora_alpha, finetune.lora_targets;
+finetune.lora_save=merged writes plain weights, =adapter writes adapter.safetensors + adapter.json).
+"""
+from __future__ import annotations
+
+import sys
+
+from .. import api
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a trained run on new data (full or LoRA)")
+    p.add_argument("run_dir", help="the trained run to start from")
+    p.add_argument("--data", required=True, help="dataset name or path to fine-tune on")
+    p.add_argument("--out", required=True, help="folder of the new run")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="e.g. train.max_steps=200 train.lr=1e-4 finetune.method=lora finetune.lora_rank=4")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    metrics = api.finetune(args.run_dir, args.data, args.out, overrides=args.overrides, overwrite=args.overwrite,
+                           progress=not args.no_progress)
+    summary = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_"))
+    print(f"done: {args.out}  {summary}", file=sys.stderr)
+    return 0

@@ -1,0 +1,81 @@
+"""Fine-tuning: a run that starts from another run's weights (and tokenizer), fully or through LoRA adapters.
+
+`prepare(model, cfg)` is applied by the trainer to every freshly built model: it loads `finetune.init_from` and, for
+`finetune.method=lora`, wraps the target layers with adapters and freezes the rest. A resumed fine-tune rebuilds the
+same structure and then loads its checkpoint over it. `finish(run_dir, cfg)` writes the LoRA result as asked:
+merged into plain weights (model.safetensors, loadable as any run) or as an adapter (adapter.safetensors +
+adapter.json naming the base weights).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from ..nn import lora
+from . import checkpoint as ck
+
+ADAPTER_FILE, ADAPTER_JSON = "adapter.safetensors", "adapter.json"
+
+
+def targets(cfg) -> list[str]:
+    return [t.strip() for t in cfg.finetune.lora_targets.split(",") if t.strip()]
+
+
+def prepare(model: torch.nn.Module, cfg) -> torch.nn.Module:
+    f = cfg.finetune
+    if f.init_from:
+        ck.load_weights(model, Path(f.init_from))
+    if f.method == "lora":
+        lora.inject(model, targets(cfg), f.lora_rank, f.lora_alpha, cfg.family)
+    return model
+
+
+def structure_for(model: torch.nn.Module, cfg, tensors: dict) -> torch.nn.Module:
+    """A built model shaped for `tensors`: with adapters when the file holds them (a LoRA run's checkpoints)."""
+    if lora.has_adapters(tensors):
+        lora.inject(model, targets(cfg), cfg.finetune.lora_rank, cfg.finetune.lora_alpha, cfg.family)
+    return model
+
+
+def finish(run_dir: Path, cfg) -> None:
+    """After a LoRA fine-tune: merge the adapters into model.safetensors, or keep only the adapter files."""
+    f = cfg.finetune
+    if f.method != "lora":
+        return
+    scale = f.lora_alpha / f.lora_rank
+    names = ["model.safetensors"] + (["ema.safetensors"] if (run_dir / "ema.safetensors").is_file() else [])
+    if f.lora_save == "merged":
+        for name in names:
+            ck.save_tensors(lora.merge_state(ck.read_tensors(run_dir / name), scale), run_dir / name)
+        return
+    weights = run_dir / names[-1]  # what inference uses: the EMA when there is one
+    ck.save_tensors(lora.adapter_state(ck.read_tensors(weights)), run_dir / ADAPTER_FILE)
+    ck.write_json(run_dir / ADAPTER_JSON, {"base": f.init_from, "rank": f.lora_rank, "alpha": f.lora_alpha,
+                                           "targets": targets(cfg)})
+    for name in names:
+        (run_dir / name).unlink()
+
+
+def read_adapter(run_dir: Path, cfg) -> dict:
+    """The plain weights of an adapter-only run: its base model's with the adapter merged in."""
+    try:
+        doc = json.loads((run_dir / ADAPTER_JSON).read_text(encoding="utf-8"))
+        base = Path(doc["base"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{run_dir / ADAPTER_JSON}: missing or unreadable ({type(e).__name__}); the run folder is "
+                        f"incomplete") from None
+    if not base.is_file():
+        raise UserError(f"{run_dir / ADAPTER_JSON}: its base weights {base} are gone; restore them or fine-tune "
+                        f"with finetune.lora_save=merged")
+    state = dict(ck.read_tensors(base))
+    adapter = ck.read_tensors(run_dir / ADAPTER_FILE)
+    for k, v in adapter.items():  # the adapter's keys sit beside the base layer's: prefix.lora_A / prefix.base.*
+        prefix = k.rsplit(".", 1)[0]
+        for leaf in ("weight", "bias"):
+            if f"{prefix}.{leaf}" in state:
+                state[f"{prefix}.base.{leaf}"] = state.pop(f"{prefix}.{leaf}")
+        state[k] = v
+    return lora.merge_state(state, doc["alpha"] / doc["rank"])
