@@ -53,11 +53,16 @@ def read_assets(run_dir: Path, data_kind: str):
 
 
 def train(family: str, data: str, out: str | Path, *, preset: str | None = None, config: str | None = None,
-          overrides: list[str] = (), resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
-    """Train a model; the same as `tetragen train`. Returns the final evaluation metrics."""
+          overrides: list[str] = (), resume: bool = False, overwrite: bool = False, progress: bool = True,
+          init_from: str | None = None) -> dict:
+    """Train a model; the same as `tetragen train`. Returns the final evaluation metrics.
+
+    `init_from`: a Hugging Face GPT-2 folder (config.json + model.safetensors) whose shape and weights a gpt run
+    starts from; its tokenizer.json, when it has one, is the run's tokenizer."""
     from .train.trainer import Trainer
     out = Path(out)
     _refuse_foreign_folder(out, resume=resume, overwrite=overwrite)
+    hf_config = None
     if resume and ck.step_dirs(out):  # continue with the run's own config; overrides may extend it
         # the command line is checked as for a new run (family, preset, --config), then the run's config is used
         asked = build_run_config(family, preset=preset, yaml_path=config, overrides=overrides)
@@ -70,14 +75,35 @@ def train(family: str, data: str, out: str | Path, *, preset: str | None = None,
             raise UserError(f"--data {data}: the run at {out} was trained on {cfg.data.source!r}; "
                             f"resume it with the same data, or start a new run with --out")
     else:
+        if init_from:  # the GPT-2 folder fixes the model's shape; the user's overrides come after
+            from .families.gpt import hf
+            if get_family(family).name != "gpt":
+                raise UserError(f"--init-from: GPT-2 folders initialise gpt runs, not {family}; use "
+                                f"`tetragen train gpt --init-from {init_from}`")
+            hf_config = hf.read_gpt2_config(Path(init_from).expanduser())
+            overrides = [*hf.model_overrides(hf_config), *overrides]
         cfg = build_run_config(family, preset=preset, yaml_path=config, overrides=overrides)
         # a path is stored absolute so that eval and resume work from any folder
         cfg.data.source = str(Path(data).expanduser().resolve()) if data and Path(data).expanduser().exists() else data
+        if hf_config is not None:
+            folder = Path(init_from).expanduser().resolve()
+            cfg.finetune.init_from = str(folder)
+            if cfg.data.tokenizer == "char" and (folder / "tokenizer.json").is_file():
+                cfg.data.tokenizer = str(folder / "tokenizer.json")
         if cfg.data.tokenizer not in ("char", "bpe") and Path(cfg.data.tokenizer).expanduser().is_file():
             cfg.data.tokenizer = str(Path(cfg.data.tokenizer).expanduser().resolve())
         tokenizer = None
     validate_cross(cfg)
-    dataset = load_data(cfg, tokenizer)
+    if hf_config is not None:
+        vocab, cfg.model.vocab_size = cfg.model.vocab_size, 0  # load_data sets it from the tokenizer
+        dataset = load_data(cfg, tokenizer)
+        if cfg.model.vocab_size != vocab:
+            raise UserError(f"--init-from {init_from}: the model has vocab_size {vocab} but the tokenizer "
+                            f"({cfg.data.tokenizer}) has {cfg.model.vocab_size} tokens; use the folder's own "
+                            f"tokenizer.json (data.tokenizer=PATH)")
+        ft_module.prepare(get_family(cfg.family).build(cfg.model), cfg)  # checked before anything is written
+    else:
+        dataset = load_data(cfg, tokenizer)
     return Trainer(cfg, dataset, out, resume=resume, overwrite=overwrite, progress=progress).fit()
 
 

@@ -18,6 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("--config", help="YAML run config (sections model:, train:, data:)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--init-from", metavar="PATH", help="gpt: start from a Hugging Face GPT-2 folder (config.json + "
+                                                     "model.safetensors); its shape and tokenizer.json are used")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.max_steps=100")
@@ -36,7 +38,7 @@ def run(args) -> int:
         raise UserError("train: --out RUN_DIR is required (the folder the run is written to)")
     metrics = api.train(args.family, args.data, args.out, preset=args.preset, config=args.config,
                         overrides=args.overrides, resume=args.resume, overwrite=args.overwrite,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, init_from=args.init_from)
     summary = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_") and k != "val_tokens")
     print(f"done: {args.out}  {summary}", file=sys.stderr)
     return 0

@@ -1,7 +1,8 @@
 """Fine-tuning: a run that starts from another run's weights (and tokenizer), fully or through LoRA adapters.
 
-`prepare(model, cfg)` is applied by the trainer to every freshly built model: it loads `finetune.init_from` and, for
-`finetune.method=lora`, wraps the target layers with adapters and freezes the rest. A resumed fine-tune rebuilds the
+`prepare(model, cfg)` is applied by the trainer to every freshly built model: it loads `finetune.init_from` (a run's
+weights file, or a Hugging Face GPT-2 folder: families/gpt/hf.py) and, for `finetune.method=lora`, wraps the target
+layers with adapters and freezes the rest. A resumed fine-tune rebuilds the
 same structure and then loads its checkpoint over it. `finish(run_dir, cfg)` writes the LoRA result as asked:
 merged into plain weights (model.safetensors, loadable as any run) or as an adapter (adapter.safetensors +
 adapter.json naming the base weights).
@@ -27,7 +28,12 @@ def targets(cfg) -> list[str]:
 def prepare(model: torch.nn.Module, cfg) -> torch.nn.Module:
     f = cfg.finetune
     if f.init_from:
-        ck.load_weights(model, Path(f.init_from))
+        path = Path(f.init_from)
+        if path.is_dir():  # a Hugging Face GPT-2 folder (`tetragen train gpt --init-from`)
+            from ..families.gpt.hf import read_gpt2_weights
+            ck.load_weights(model, path / "model.safetensors", read_gpt2_weights(path))
+        else:
+            ck.load_weights(model, path)
     if f.method == "lora":
         lora.inject(model, targets(cfg), f.lora_rank, f.lora_alpha, cfg.family)
     return model
