@@ -1,5 +1,6 @@
 """`tetragen eval RUN_DIR`: text families, the family's evaluation on the validation split of the run's data;
-image families, FID/KID (+ class accuracy) of --n samples against the test split (tetragen/eval/image.py)."""
+image families, FID/KID (+ class accuracy) of --n samples against the test split (tetragen/eval/image.py), and for
+models with a likelihood bound (VAEs: their pipeline has `.likelihood`) the test ELBO and importance-weighted NLL."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--eval-tokens", type=int, default=0, help="first N validation tokens only (0: the full split)")
     p.add_argument("--n", type=int, default=10000, help="image runs: samples scored with FID/KID (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="image runs: seed of the samples (default 0)")
+    p.add_argument("--iw-samples", type=int, default=100,
+                   help="models with a likelihood bound (VAEs): importance samples per test image (default 100)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(run=run)
 
@@ -27,6 +30,8 @@ def run(args) -> int:
         raise UserError(f"--eval-tokens: {args.eval_tokens} must be >= 0 (0: the full validation split)")
     from ..eval.image import check_n, evaluate_images, report_lines
     check_n(args.n)
+    from ..eval.likelihood import check_iw_samples
+    args.iw_samples = check_iw_samples(args.iw_samples)
     pipe = api.load(args.run_dir)
     cfg = pipe.config
     if args.data:
@@ -41,7 +46,12 @@ def run(args) -> int:
                         f"pass --data NAME_OR_PATH to evaluate on a copy of it") from None
     if get_family(cfg.family).data_kind == "image":
         metrics = evaluate_images(pipe, data, n=args.n, seed=args.seed)
-        print(json.dumps(metrics) if args.json else "\n".join(report_lines(args.run_dir, data.name, metrics)))
+        lines = report_lines(args.run_dir, data.name, metrics)
+        if hasattr(pipe, "likelihood"):  # the family can bound the likelihood (a VAE)
+            extra, more = pipe.likelihood(data, iw_samples=args.iw_samples, seed=args.seed)
+            metrics.update(extra)
+            lines += more
+        print(json.dumps(metrics) if args.json else "\n".join(lines))
         return 0
     metrics = get_family(cfg.family).evaluate(pipe.model, data, cfg, torch.device("cpu"))
     if args.json:

@@ -1,0 +1,22 @@
+"""cVAE: class-conditional VAE (the class enters encoder and decoder); draws images of a chosen class."""
+from ...registry import Family, register_family
+from .config import PRESETS, CVAEConfig
+from .model import build
+from .objective import evaluate, objective
+from .sample import VAEPipeline, save_preview
+
+register_family(Family(
+    name="cvae",
+    description="class-conditional VAE (one-hot class in the encoder, class-wise batch norm in the decoder); "
+                "draws images of a class",
+    config=CVAEConfig,
+    build=build,
+    objective=objective,
+    evaluate=evaluate,
+    pipeline=VAEPipeline,
+    data_kind="image",
+    primary_metric="neg_elbo",
+    presets=PRESETS,
+    default_preset="fmnist",
+    preview=save_preview,
+))

@@ -1,0 +1,21 @@
+"""VAE: convolutional variational autoencoder for images (beta, KL warm-up, free bits)."""
+from ...registry import Family, register_family
+from .config import PRESETS, VAEConfig
+from .model import VAE
+from .objective import evaluate, objective
+from .sample import VAEPipeline, save_preview
+
+register_family(Family(
+    name="vae",
+    description="VAE: convolutional encoder and decoder; reconstructs images, draws new ones, bounds their likelihood",
+    config=VAEConfig,
+    build=VAE,
+    objective=objective,
+    evaluate=evaluate,
+    pipeline=VAEPipeline,
+    data_kind="image",
+    primary_metric="neg_elbo",
+    presets=PRESETS,
+    default_preset="fmnist",
+    preview=save_preview,
+))
