@@ -18,6 +18,9 @@ from .train import finetune as ft_module
 def load_data(cfg: RunConfig, tokenizer=None):
     """The dataset a run config asks for, tokenized (with `tokenizer` when given, e.g. a trained run's)."""
     family = get_family(cfg.family)
+    if family.data_kind == "text" and getattr(cfg.model, "num_labels", 0):  # a classifier: text,label rows
+        from .data.labeled import load_labeled_data
+        return load_labeled_data(cfg, tokenizer.with_specials(family.special_tokens))
     if family.data_kind == "text":
         if tokenizer is None:
             tokenizer = resolve_tokenizer(cfg.data.tokenizer)
@@ -163,14 +166,22 @@ def load(run_dir: str | Path, *, device: str = "cpu", ema: bool | None = None):
 
 
 def finetune(run_dir: str | Path, data: str, out: str | Path, *, overrides: list[str] = (), overwrite: bool = False,
-             progress: bool = True) -> dict:
+             progress: bool = True, task: str = "lm") -> dict:
     """Train a new run at `out` that starts from the trained run at `run_dir` (its weights, config and tokenizer)
-    with its own schedule; `finetune.method=lora` trains adapters only. The same as `tetragen finetune`."""
+    with its own schedule; `finetune.method=lora` trains adapters only. The same as `tetragen finetune`.
+
+    `task="classify"` (bert runs) adds a classifier head trained on the text,label rows of a .csv/.jsonl `data`
+    file; the labels are saved in the run (labels.json, model.labels)."""
     from .train import finetune as ft
     from .train.trainer import Trainer
     run_dir, out = Path(run_dir), Path(out)
     base = read_run_config(run_dir)
     family = get_family(base.family)
+    if task not in ("lm", "classify"):
+        raise UserError(f"--task: {task!r} is not a task; choose lm or classify")
+    if task == "classify" and not hasattr(base.model, "num_labels"):
+        raise UserError(f"--task classify: {run_dir} is a {base.family} run; classifiers are fine-tuned from bert "
+                        f"runs")
     weights = run_dir / ("ema.safetensors" if (run_dir / "ema.safetensors").is_file() else "model.safetensors")
     if not weights.is_file() and (run_dir / ft.ADAPTER_JSON).is_file():
         raise UserError(f"{run_dir}: holds a LoRA adapter only; fine-tune from a run saved with "
@@ -194,8 +205,13 @@ def finetune(run_dir: str | Path, data: str, out: str | Path, *, overrides: list
                                 f"(leave data.tokenizer unset)")
             tokenizer = other
     validate_cross(cfg)
-    ft.prepare(family.build(cfg.model), cfg)  # weights and LoRA targets checked before anything is written
-    dataset = load_data(cfg, tokenizer)
+    if task == "classify":
+        from .data.labeled import load_labeled_data
+        dataset = load_labeled_data(cfg, tokenizer)  # sets model.labels and model.num_labels from the data
+        ft.prepare(family.build(cfg.model), cfg)  # weights and LoRA targets checked before anything is written
+    else:
+        ft.prepare(family.build(cfg.model), cfg)
+        dataset = load_data(cfg, tokenizer)
     metrics = Trainer(cfg, dataset, out, overwrite=overwrite, progress=progress).fit()
     ft.finish(out, cfg)
     return metrics

@@ -58,6 +58,11 @@ def run(args) -> int:
         print(json.dumps(metrics))
         return 0
     split = "the full validation split" if not args.eval_tokens else f"the first {args.eval_tokens} validation tokens"
+    if "val_examples" in metrics:  # a classifier: loss and accuracy of its labels
+        print(f"{args.run_dir}: {data.name}, validation split ({int(metrics['val_examples'])} examples)")
+        print(f"val_loss     {metrics['val_loss']:.4f} nats/example")
+        print(f"val_accuracy {metrics['val_accuracy']:.4f}")
+        return 0
     if "val_accuracy" in metrics:  # a masked LM: loss and accuracy at the masked positions
         print(f"{args.run_dir}: {data.name}, {split} ({int(metrics['val_masked_tokens'])} masked tokens)")
         print(f"val_loss     {metrics['val_loss']:.4f} nats/masked token")

@@ -19,6 +19,7 @@ from ..nn import lora
 from . import checkpoint as ck
 
 ADAPTER_FILE, ADAPTER_JSON = "adapter.safetensors", "adapter.json"
+NEW_HEADS = ("classifier.",)  # heads a fine-tune may add to its base model
 
 
 def targets(cfg) -> list[str]:
@@ -31,9 +32,12 @@ def prepare(model: torch.nn.Module, cfg) -> torch.nn.Module:
         path = Path(f.init_from)
         if path.is_dir():  # a Hugging Face GPT-2 folder (`tetragen train gpt --init-from`)
             from ..families.gpt.hf import read_gpt2_weights
-            ck.load_weights(model, path / "model.safetensors", read_gpt2_weights(path))
+            path, tensors = path / "model.safetensors", read_gpt2_weights(path)
         else:
-            ck.load_weights(model, path)
+            tensors = ck.read_tensors(path)
+        # a task head the base run lacks (a masked LM fine-tuned into a classifier) keeps its fresh initialisation
+        fresh = {k: v for k, v in model.state_dict().items() if k.startswith(NEW_HEADS) and k not in tensors}
+        ck.load_weights(model, path, {**tensors, **fresh})
     if f.method == "lora":
         lora.inject(model, targets(cfg), f.lora_rank, f.lora_alpha, cfg.family)
     return model

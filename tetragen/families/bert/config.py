@@ -22,6 +22,8 @@ class BERTConfig:
     special_ids: dict = option(None, "ids of the special tokens (set from the tokenizer)")
     num_labels: int = option(0, "classes of the sequence-classification head (0: none; set by finetune --task "
                                 "classify)", min=0)
+    labels: list = option(None, "class names in the classifier's output order (set by finetune --task classify, "
+                                "also written to labels.json)")
     pooling: str = option("first", "what the classifier reads: the [CLS] position (first) or the mean over the "
                                    "text's tokens (mean)", choices=["first", "mean"])
 

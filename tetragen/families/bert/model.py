@@ -68,10 +68,16 @@ class BERT(nn.Module):
         return F.linear(self.mlm_transform(h), self.encoder.wte.weight, self.mlm_bias)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *,
-                padding_mask: torch.Tensor | None = None):
+                padding_mask: torch.Tensor | None = None, classify: bool = False):
         """idx (B, T) -> (logits (B, T, V), None); with targets (B, T), IGNORE where there is no loss, the logits
         of the chosen positions only, (N, V), and their mean cross-entropy (the vocabulary projection is the
-        costly part, so it is skipped where no loss is taken)."""
+        costly part, so it is skipped where no loss is taken).
+
+        With `classify`: (class logits (B, num_labels), their cross-entropy against targets (B,) or None). Through
+        forward, so that a wrapped (DDP, compiled) model classifies too."""
+        if classify:
+            logits = self.classify(idx, padding_mask)                                  # (B, K)
+            return logits, (None if targets is None else F.cross_entropy(logits.float(), targets))
         h = self.encode(idx, padding_mask)                                             # (B, T, C)
         if targets is None:
             return self.mlm_logits(h), None

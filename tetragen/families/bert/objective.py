@@ -1,4 +1,5 @@
-"""BERT's masked-LM objective (one phase) and its evaluation: masked-token loss and accuracy on validation.
+"""BERT's objectives (one phase each): the masked LM, or sequence classification once a classifier head is added
+(`tetragen finetune --task classify`); and their evaluation on the validation split.
 
 Masking (Devlin et al. 2018, section 3.1): each text position is chosen with probability `model.mask_prob`; a chosen
 position becomes [MASK] 80% of the time, a random text token 10%, and stays itself 10%; the loss is the
@@ -54,6 +55,8 @@ def mask_tokens(ids: torch.Tensor, config, generator: torch.Generator) -> tuple[
 
 def objective(model, cfg) -> list[Phase]:
     c = cfg.model
+    if c.num_labels:
+        return classify_objective(model, cfg)
 
     def loss(m, batch):
         ids = with_cls(batch["x"], c.special_ids[CLS])
@@ -64,10 +67,35 @@ def objective(model, cfg) -> list[Phase]:
     return [Phase("main", list(model.parameters()), loss)]
 
 
+def classify_objective(model, cfg) -> list[Phase]:
+    """Sequence classification (a BERT with model.num_labels > 0): cross-entropy of the class logits read from the
+    pooled representation (model.pooling: the [CLS] position by default, or the mean over the text's tokens)."""
+    # the masked-LM head is not used by the classifier: frozen, it keeps its weights (fill-mask still works) and
+    # no parameter goes without a gradient
+    for p in (*model.mlm_transform.parameters(), model.mlm_bias):
+        p.requires_grad_(False)
+
+    def loss(m, batch):
+        logits, loss = m(batch["x"], batch["label"], padding_mask=batch["mask"], classify=True)
+        accuracy = (logits.argmax(-1) == batch["label"]).float().mean()
+        return loss, {"accuracy": accuracy.detach()}
+    return [Phase("main", [p for p in model.parameters() if p.requires_grad], loss)]
+
+
 @torch.no_grad()
 def evaluate(model, data, cfg, device, batch_size: int = 32) -> dict:
-    """Masked-token loss (nats per chosen token) and accuracy over the validation split, masked from a fixed seed."""
+    """Masked-token loss (nats per chosen token) and accuracy over the validation split, masked from a fixed seed;
+    for a classifier, the cross-entropy and accuracy of its labels over the validation examples."""
     c = cfg.model
+    if c.num_labels:
+        nats, correct, n = 0.0, 0, 0
+        for batch in data.val_batches(batch_size):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            logits, _ = model(batch["x"], padding_mask=batch["mask"], classify=True)
+            nats += torch.nn.functional.cross_entropy(logits.float(), batch["label"], reduction="sum").item()
+            correct += int((logits.argmax(-1) == batch["label"]).sum())
+            n += len(batch["label"])
+        return {"val_loss": nats / max(n, 1), "val_accuracy": correct / max(n, 1), "val_examples": float(n)}
     nats, correct, n = 0.0, 0, 0
     for i, batch in enumerate(data.val_batches(batch_size, cfg.train.eval_tokens)):
         ids = with_cls(batch["x"], c.special_ids[CLS]).to(device)

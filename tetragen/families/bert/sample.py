@@ -2,6 +2,8 @@
 fine-tuned classifier)."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from ...data.tokenizer import CLS, MASK
@@ -9,7 +11,8 @@ from ...errors import UserError
 
 
 class MaskedLM:
-    """A BERT model with its tokenizer and config: `fill_mask("To be, or not to [MASK]", top_k=5)`."""
+    """A BERT model with its tokenizer and config: `fill_mask("To be, or not to [MASK]", top_k=5)`, and for a
+    fine-tuned classifier `classify("some text")`."""
 
     def __init__(self, model, tokenizer, config):
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
@@ -47,3 +50,22 @@ class MaskedLM:
         out = [[(self.tokenizer.token_str(int(i)), float(p)) for p, i in zip(ps, idx)]
                for ps, idx in zip(top.values, top.indices)]
         return out[0] if len(out) == 1 else out
+
+    @torch.no_grad()
+    def classify(self, text: str) -> dict[str, float]:
+        """The probability of each label for `text`, most likely first. A text longer than the model's context is
+        cut to it (with a warning)."""
+        labels = self.config.model.labels
+        if not self.config.model.num_labels or not labels:
+            raise UserError("this bert run is a masked LM without a classifier; make one with "
+                            "`tetragen finetune RUN --task classify --data FILE.csv --out NEW_RUN`")
+        block = self.config.model.block_size
+        ids = [self.config.model.special_ids[CLS]] + self.tokenizer.encode(text)
+        if len(ids) > block:
+            warnings.warn(f"the text is {len(ids)} tokens with [CLS], longer than the model's context of {block}; "
+                          f"only its first {block} tokens were read", stacklevel=2)
+            ids = ids[:block]
+        device = next(self.model.parameters()).device
+        logits, _ = self.model(torch.tensor([ids], device=device), classify=True)     # (1, K)
+        probs = torch.softmax(logits[0].float(), dim=-1).tolist()
+        return dict(sorted(zip(labels, probs), key=lambda kv: -kv[1]))
