@@ -81,7 +81,14 @@ class SelfAttention(nn.Module):
             if is_causal:
                 causal = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril()
                 mask, is_causal = mask & causal, False
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        dropout_p = self.dropout if self.training else 0.0
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # Under CPU autocast this op runs in bf16, and the CPU kernel's bf16 backward is several times slower
+            # than its fp32 one (torch 2.13): keep attention itself in fp32; the projections around it stay bf16.
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
+                                                   is_causal=is_causal, dropout_p=dropout_p)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)
         y = y.transpose(1, 2).contiguous().view(B, T, C)    # re-assemble heads side by side
         return self.resid_dropout(self.c_proj(y))

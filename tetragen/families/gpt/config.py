@@ -22,7 +22,8 @@ class GPTConfig:
             raise UserError(f"model.n_embd ({self.n_embd}) must be divisible by model.n_head ({self.n_head})")
 
 
-# Presets are plain overrides. `baby` is the nanoGPT Shakespeare-char CPU recipe, `small` its GPU-size model.
+# Presets are plain overrides. `baby` is the nanoGPT Shakespeare-char CPU recipe, `small` its GPU-size model, `fast`
+# the quickstart recipe (bench/lm_speed.py races it against baby).
 PRESETS = {
     "tiny": {  # seconds on a CPU: tests and smoke runs
         "model": {"block_size": 32, "n_layer": 2, "n_head": 2, "n_embd": 32, "dropout": 0.0, "bias": False},
@@ -33,6 +34,12 @@ PRESETS = {
         "model": {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0, "bias": False},
         "train": {"max_steps": 2000, "batch_size": 12, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
                   "beta2": 0.99, "weight_decay": 0.1, "eval_every": 250, "save_every": 500},
+    },
+    "fast": {  # what `tetragen quickstart` trains: wider than baby, bigger batch, higher lr, bf16, one final eval
+        "model": {"block_size": 64, "n_layer": 4, "n_head": 6, "n_embd": 192, "dropout": 0.0, "bias": False},
+        "train": {"max_steps": 1000, "batch_size": 32, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 50,
+                  "beta2": 0.99, "weight_decay": 0.1, "precision": "bf16", "eval_every": 0, "save_every": 0,
+                  "log_every": 50},
     },
     "small": {
         "model": {"block_size": 256, "n_layer": 6, "n_head": 6, "n_embd": 384, "dropout": 0.2, "bias": False},
