@@ -48,3 +48,11 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path
 
 
 TINY = ["--preset", "tiny", "train.eval_tokens=512"]
+
+
+def one_line_error(r, *needles):
+    """The CLI failed as a user error: exit status 2, one line on stderr, no traceback, naming each of `needles`."""
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    for n in needles:
+        assert n in r.stderr, r.stderr

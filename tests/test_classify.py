@@ -10,7 +10,7 @@ import pytest
 
 import tetragen
 
-from .conftest import TINY, make_corpus, run_cli
+from .conftest import TINY, make_corpus, one_line_error, run_cli
 
 POS, NEG, FILLER = "good great fine love happy".split(), "bad awful sad hate poor".split(), "the and to of my".split()
 
@@ -51,13 +51,6 @@ def root(tmp_path_factory):
 def finetune(root, data, out, *over):
     return run_cli("finetune", str(root / "mlm"), "--task", "classify", "--data", str(data), "--out",
                    str(root / out), "train.warmup_steps=2", "train.eval_every=0", "train.max_steps=4", *over)
-
-
-def one_line_error(r, *needles):
-    assert r.returncode == 2, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
-    for n in needles:
-        assert n in r.stderr, r.stderr
 
 
 def test_classifier_trains_saves_labels_and_evaluates(root):

@@ -10,7 +10,7 @@ import torch
 
 import tetragen
 
-from .conftest import TINY, make_corpus, run_cli
+from .conftest import TINY, make_corpus, one_line_error, run_cli
 
 transformers = pytest.importorskip("transformers")
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -31,13 +31,6 @@ def runs(tmp_path_factory):
                     "train.max_steps=3", *extra)
         assert r.returncode == 0, r.stderr
     return root
-
-
-def one_line_error(r, *needles):
-    assert r.returncode == 2, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
-    for n in needles:
-        assert n in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("kind", ["char", "bpe"])
