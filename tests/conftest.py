@@ -40,6 +40,27 @@ def corpus(tmp_path) -> Path:
     return path
 
 
+def make_image_folder(root: Path, n_per_class: int = 12, size: int = 28, seed: int = 0) -> Path:
+    """Three classes of 28x28 grey shapes (disc, square, bar) at random places, as PNG files in class folders."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    for c, name in enumerate(["disc", "square", "bar"]):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            cy, cx = rng.integers(size // 3, 2 * size // 3, 2)
+            shape = [(yy - cy) ** 2 + (xx - cx) ** 2 < 36, (abs(yy - cy) < 5) & (abs(xx - cx) < 5), abs(xx - cx) < 2][c]
+            Image.fromarray(np.where(shape, 255, 0).astype(np.uint8)).save(root / name / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    """A folder of tiny labelled images (3 classes) for the image families."""
+    return make_image_folder(tmp_path / "images")
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None):
     """Run `python -m tetragen ARGS` as a user would; returns the CompletedProcess (text mode)."""
     full_env = {**os.environ, **(env or {})}

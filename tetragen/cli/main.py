@@ -6,9 +6,10 @@ import sys
 
 from ..errors import TrainingError, UserError
 from . import eval as eval_cmd
-from . import classify, export, fill_mask, finetune, generate, ls, quickstart, reconstruct, tokenizer, train
+from . import classify, export, fill_mask, finetune, generate, ls, quickstart, reconstruct, sample, tokenizer, train
 
-VERBS = [train, finetune, generate, reconstruct, fill_mask, classify, eval_cmd, export, ls, quickstart, tokenizer]
+VERBS = [train, finetune, generate, sample, reconstruct, fill_mask, classify, eval_cmd, export, ls, quickstart,
+         tokenizer]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,2 +1,2 @@
 """Model families, one folder each; importing this package registers them all."""
-from . import bert, cvae, gpt, vae  # noqa: F401
+from . import bert, cgan, cvae, dcgan, gpt, vae  # noqa: F401

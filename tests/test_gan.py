@@ -1,0 +1,278 @@
+"""GAN families (dcgan, cgan): building blocks, `tetragen sample` through the real CLI, bad input, SIGKILL + resume,
+and two-process DDP. The family contract itself (shapes, save/load, resume) is in test_families.py."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import tetragen
+from tetragen.config import build_run_config
+from tetragen.nn.augment import diff_augment
+from tetragen.nn.gan_losses import discriminator_loss, generator_loss
+from tetragen.registry import get_family
+from tetragen.train import checkpoint as ck
+
+from .conftest import make_image_folder, run_cli
+from .test_bad_input import assert_user_error, snapshot
+
+TINY = ["--preset", "tiny", "train.max_steps=2", "train.save_every=0", "train.eval_every=0"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """A finished tiny dcgan run and cgan run on three classes of shapes (disc, square, bar)."""
+    base = tmp_path_factory.mktemp("gans")
+    images = make_image_folder(base / "images")
+    env = {"TETRAGEN_CACHE": str(tmp_path_factory.getbasetemp() / "cache"), "TETRAGEN_NO_PROGRESS": "1"}
+    out = {}
+    for family in ("dcgan", "cgan"):
+        r = run_cli("train", family, "--data", str(images), "--out", str(base / family), *TINY, env=env)
+        assert r.returncode == 0, r.stderr
+        out[family] = base / family
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# building blocks
+
+@pytest.mark.parametrize("size,channels", [(28, 1), (32, 3), (64, 3)])
+@pytest.mark.parametrize("family", ["dcgan", "cgan"])
+def test_generator_and_discriminator_shapes(family, size, channels):
+    over = [f"model.image_size={size}", f"model.channels={channels}", "model.spectral_norm=true"]
+    cfg = build_run_config(family, preset="tiny", overrides=over + (["model.num_classes=4"] if family == "cgan" else []))
+    model = get_family(family).build(cfg.model)
+    labels = torch.tensor([0, 3]) if family == "cgan" else None
+    x = model.generate(torch.randn(2, model.latent_dim), labels)
+    assert x.shape == (2, channels, size, size)
+    assert model.discriminator(x, labels).shape == (2,)
+
+
+def test_conditional_generator_depends_on_the_label():
+    cfg = build_run_config("cgan", preset="tiny", overrides=["model.num_classes=3"])
+    model = get_family("cgan").build(cfg.model).eval()
+    with torch.no_grad():  # make the per-class scales differ, as training does
+        for m in model.generator.modules():
+            if hasattr(m, "scale") and isinstance(m.scale, torch.nn.Embedding):
+                m.scale.weight.normal_(1.0, 0.5)
+        z = torch.randn(1, model.latent_dim).repeat(2, 1)
+        a, b = model.generate(z, torch.tensor([0, 1]))
+    assert not torch.equal(a, b)
+
+
+def test_diffaugment_keeps_shape_and_gradient_and_is_off_when_empty():
+    x = torch.rand(4, 3, 16, 16, requires_grad=True)
+    assert diff_augment(x, "") is x
+    torch.manual_seed(0)
+    y = diff_augment(x, "color,translation,cutout")
+    assert y.shape == x.shape and not torch.equal(y, x)
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    torch.manual_seed(0)
+    assert torch.equal(diff_augment(x, "color,translation,cutout"), y)  # follows the global seed
+    zeroed = (diff_augment(torch.ones(64, 1, 16, 16), "cutout") == 0).flatten(1).sum(1)
+    # an 8x8 square (half the side) in each image, clipped where it overlaps the border
+    assert (zeroed > 0).all() and (zeroed <= 64).all() and (zeroed == 64).any()
+
+
+def test_losses_on_known_logits():
+    confident = torch.tensor([10.0, 10.0]), torch.tensor([-10.0, -10.0])
+    assert discriminator_loss(*confident, "nonsaturating") < 1e-3
+    assert discriminator_loss(*confident, "hinge") == 0
+    assert discriminator_loss(torch.zeros(2), torch.zeros(2), "nonsaturating").item() == pytest.approx(2 * np.log(2))
+    assert discriminator_loss(torch.zeros(2), torch.zeros(2), "hinge").item() == 2.0
+    assert generator_loss(torch.tensor([-10.0]), "nonsaturating") > 9
+    assert generator_loss(torch.tensor([3.0]), "hinge").item() == -3.0
+
+
+@pytest.mark.parametrize("options", [
+    ["model.loss=hinge", "model.spectral_norm=true", "model.diffaugment=translation,cutout,color"],
+    ["model.upsample=nearest", "model.d_lr_scale=4", "train.precision=bf16"],
+])
+def test_options_train_with_finite_losses(options, images, tmp_path):
+    r = run_cli("train", "cgan", "--data", str(images), "--out", str(tmp_path / "run"), *TINY, "train.log_every=1",
+                *options)
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train = [rec for rec in recs if rec["split"] == "train"]
+    assert len(train) == 2 and all(np.isfinite(rec["loss_disc"]) and np.isfinite(rec["loss_gen"]) for rec in train)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the pipeline and `tetragen sample`
+
+def test_load_returns_an_image_pipeline(runs):
+    pipe = tetragen.load(runs["cgan"])
+    assert pipe.conditional and pipe.classes == ["bar", "disc", "square"] and pipe.config.family == "cgan"
+    by_name = pipe.sample(4, seed=1, labels="square")
+    assert by_name.shape == (4, 28, 28, 1) and by_name.dtype == np.uint8
+    assert np.array_equal(by_name, pipe.sample(4, seed=1, labels=2))
+    assert not np.array_equal(by_name, pipe.sample(4, seed=1, labels=0))
+    assert not tetragen.load(runs["dcgan"]).conditional
+    walk = pipe.interpolate(5, 6, steps=5, label="disc")
+    assert walk.shape == (5, 28, 28, 1)
+    assert np.array_equal(walk[0], pipe.sample(1, seed=5, labels=1)[0])  # the walk starts and ends at the seeds
+    assert np.array_equal(walk[-1], pipe.sample(1, seed=6, labels=1)[0])
+
+
+def test_sample_grid_saved_at_each_evaluation(runs):
+    grid = Image.open(runs["cgan"] / "samples" / "step_00000002.png")
+    # 16 preview images, one column per class (3): 6 rows of 28 pixels and 2-pixel borders
+    assert grid.size == (3 * 30 + 2, 6 * 30 + 2) and grid.mode == "L"
+
+
+def test_sample_npz_cycles_classes_and_is_seeded(runs, tmp_path):
+    for name in ("a.npz", "b.npz", "c.npz"):
+        seed = "7" if name != "c.npz" else "8"
+        r = run_cli("sample", str(runs["cgan"]), "--n", "7", "--out", str(tmp_path / name), "--seed", seed)
+        assert r.returncode == 0, r.stderr
+    a, b, c = (np.load(tmp_path / n) for n in ("a.npz", "b.npz", "c.npz"))
+    assert a["images"].shape == (7, 28, 28) and a["images"].dtype == np.uint8
+    assert a["labels"].dtype == np.int64 and a["labels"].tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert np.array_equal(a["images"], b["images"])
+    assert not np.array_equal(a["images"], c["images"])
+
+
+def test_sample_by_class_name_and_png(runs, tmp_path):
+    r = run_cli("sample", str(runs["cgan"]), "--n", "5", "--out", str(tmp_path / "s.npz"), "--class", "Square",
+                "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "s.npz")["labels"].tolist() == [2] * 5
+    r = run_cli("sample", str(runs["dcgan"]), "--n", "9", "--out", str(tmp_path / "s.png"), "--seed", "1")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "s.png").size == (3 * 30 + 2, 3 * 30 + 2)
+    r = run_cli("sample", str(runs["dcgan"]), "--n", "4", "--out", str(tmp_path / "u.npz"))
+    assert r.returncode == 0, r.stderr
+    assert set(np.load(tmp_path / "u.npz").files) == {"images"}  # unconditional: no labels
+
+
+def test_sample_interpolate(runs, tmp_path):
+    r = run_cli("sample", str(runs["dcgan"]), "--interpolate", "--seed", "3", "--steps", "6",
+                "--out", str(tmp_path / "walk.npz"))
+    assert r.returncode == 0, r.stderr
+    walk = np.load(tmp_path / "walk.npz")["images"]
+    ends = tetragen.load(runs["dcgan"])
+    assert walk.shape == (6, 28, 28)
+    assert np.array_equal(walk[0], ends.sample(1, seed=3)[0, ..., 0])
+    assert np.array_equal(walk[-1], ends.sample(1, seed=4)[0, ..., 0])  # --seed2 defaults to seed + 1
+    r = run_cli("sample", str(runs["cgan"]), "--interpolate", "--seed", "3", "--seed2", "9", "--class", "bar",
+                "--out", str(tmp_path / "walk.png"))
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "walk.png").size == (8 * 30 + 2, 30 + 2)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# bad input: one line, exit 2, nothing written or changed
+
+@pytest.mark.parametrize("family,args,needles", [
+    ("cgan", ["--class", "hat"], ["--class 'hat'", "no such class", "0=bar"]),
+    ("cgan", ["--class", "7"], ["--class 7", "out of range"]),
+    ("cgan", ["--n", "0"], ["--n: 0"]),
+    ("dcgan", ["--n", "-3"], ["--n: -3"]),
+    ("dcgan", ["--class", "1"], ["--class", "unconditional"]),
+    ("dcgan", ["--interpolate", "--steps", "1"], ["--steps: 1"]),
+    ("dcgan", ["--seed", "-1"], ["--seed: -1"]),
+])
+def test_bad_sample_options(runs, tmp_path, family, args, needles):
+    before = snapshot(runs[family])
+    out = tmp_path / "out.npz"
+    r = run_cli("sample", str(runs[family]), "--out", str(out), *args)
+    assert r.returncode == 2
+    assert_user_error(r, *needles)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert snapshot(runs[family]) == before
+
+
+def test_output_in_missing_folder_or_of_unknown_type(runs, tmp_path):
+    r = run_cli("sample", str(runs["dcgan"]), "--n", "2", "--out", str(tmp_path / "nope" / "x.npz"))
+    assert r.returncode == 2
+    assert_user_error(r, "nope", "does not exist")
+    assert not (tmp_path / "nope").exists()
+    r = run_cli("sample", str(runs["dcgan"]), "--n", "2", "--out", str(tmp_path / "x.jpg"))
+    assert r.returncode == 2
+    assert_user_error(r, "x.jpg", ".png or .npz")
+
+
+def test_existing_output_is_refused_unless_overwrite(runs, tmp_path):
+    out = tmp_path / "keep.npz"
+    out.write_bytes(b"precious")
+    r = run_cli("sample", str(runs["dcgan"]), "--n", "2", "--out", str(out))
+    assert r.returncode == 2
+    assert_user_error(r, "keep.npz", "already exists", "--overwrite")
+    assert out.read_bytes() == b"precious"
+    r = run_cli("sample", str(runs["dcgan"]), "--n", "2", "--out", str(out), "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert np.load(out)["images"].shape == (2, 28, 28)
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.npz"]  # no temporary file left behind
+
+
+def test_bad_gan_options_are_one_line_errors():
+    r = run_cli("train", "dcgan", "--print-config", "model.diffaugment=translation,blur")
+    assert r.returncode == 2
+    assert_user_error(r, "model.diffaugment", "'blur'")
+    r = run_cli("train", "cgan", "--print-config", "model.loss=wasserstein")
+    assert r.returncode == 2
+    assert_user_error(r, "model.loss", "nonsaturating")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the trainer's guarantees with two optimizers, EMA, batch-norm buffers and spectral-norm buffers
+
+KILLABLE = ["--preset", "tiny", "model.g_width=32", "model.d_width=32", "model.spectral_norm=true",
+            "model.diffaugment=translation,cutout,color", "train.batch_size=32", "train.max_steps=120",
+            "train.save_every=10", "train.eval_every=0", "train.ema_decay=0.9", "train.seed=7"]
+
+
+def test_sigkill_then_resume_is_bitwise_identical_to_uninterrupted(images, tmp_path):
+    def cmd(out, *extra):
+        return [sys.executable, "-m", "tetragen", "train", "dcgan", "--data", str(images), "--out", str(out),
+                *KILLABLE, *extra]
+    env = {**os.environ, "TETRAGEN_NO_PROGRESS": "1"}
+    straight = subprocess.run(cmd(tmp_path / "a"), capture_output=True, text=True, timeout=300, env=env)
+    assert straight.returncode == 0, straight.stderr
+
+    proc = subprocess.Popen(cmd(tmp_path / "b"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while not (tmp_path / "b" / "checkpoints" / "step_00000030").exists():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert ck.step_dirs(tmp_path / "b")[-1].name < "step_00000120", "the kill came after the end"
+
+    resumed = subprocess.run(cmd(tmp_path / "b", "--resume"), capture_output=True, text=True, timeout=300, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stderr
+    for name in ("model.safetensors", "ema.safetensors", "samples/step_00000120.png"):  # eval + grid at the end
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_two_process_ddp_trains_both_phases(images, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed beside this Python")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TETRAGEN_NO_PROGRESS": "1"}
+    r = subprocess.run([str(torchrun), "--standalone", "--nproc-per-node=2", "-m", "tetragen", "train", "cgan",
+                        "--data", str(images), "--out", str(tmp_path / "run"), "--preset", "tiny",
+                        "train.max_steps=3", "train.eval_every=0", "train.save_every=0", "train.batch_size=4",
+                        # FID off: torchmetrics' compute() gathers across ranks, but only rank 0 evaluates
+                        "train.eval_samples=0"],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    trained = ck.read_tensors(tmp_path / "run" / "model.safetensors")
+    cfg = build_run_config("cgan", preset="tiny", overrides=["model.num_classes=3"])
+    torch.manual_seed(cfg.train.seed)  # the initial weights, as the trainer draws them
+    initial = get_family("cgan").build(cfg.model).state_dict()
+    for part in ("generator.", "discriminator."):  # both phases' optimizers stepped
+        assert any(not torch.equal(v, trained[k]) for k, v in initial.items() if k.startswith(part)), part
+    assert tetragen.load(tmp_path / "run").sample(2, seed=0).shape == (2, 28, 28, 1)

@@ -1,0 +1,70 @@
+"""`tetragen sample RUN_DIR --n N --out FILE [--class K|NAME] [--seed S] [--interpolate [--seed2 S2] [--steps K]]`
+
+Images from a trained image model: `.png` writes a grid, `.npz` writes `images` (uint8 [N,H,W] grey or [N,H,W,C]
+colour) and, for a conditional model, `labels` (int64 [N], the class each image was asked for; without --class the
+classes cycle evenly). The same seed gives the same images. `--interpolate` walks the latent space from --seed to
+--seed2 (default seed+1) in --steps images.
+"""
+from __future__ import annotations
+
+import sys
+
+from .. import api
+from ..errors import UserError
+from ..sample.images import check_output, write_npz, write_png
+
+MAX_SEED = (1 << 63) - 1
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sample", help="draw images from a trained image model (GAN, VAE)")
+    p.add_argument("run_dir")
+    p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
+    p.add_argument("--out", required=True, help="output file: .png (a grid) or .npz (arrays)")
+    p.add_argument("--class", dest="label", default=None, metavar="K|NAME",
+                   help="conditional models: the class, by index or name (default: every class in turn)")
+    p.add_argument("--seed", type=int, default=None, help="same seed, same images (default: random)")
+    p.add_argument("--interpolate", action="store_true", help="walk the latent space from --seed to --seed2")
+    p.add_argument("--seed2", type=int, default=None, help="the other end of --interpolate (default: seed + 1)")
+    p.add_argument("--steps", type=int, default=8, help="images along an --interpolate walk (default 8)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(run=run)
+
+
+def _check_seed(flag: str, seed: int | None) -> None:
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise UserError(f"{flag}: {seed} is out of range; use an integer from 0 to 2**63-1")
+
+
+def run(args) -> int:
+    # everything that can be checked without the model is checked first; nothing is written until the images exist
+    if not args.interpolate and args.n < 1:
+        raise UserError(f"--n: {args.n} must be at least 1")
+    if args.interpolate and args.steps < 2:
+        raise UserError(f"--steps: {args.steps} must be at least 2 (the two ends of the walk)")
+    _check_seed("--seed", args.seed)
+    _check_seed("--seed2", args.seed2)
+    out = check_output(args.out, overwrite=args.overwrite)
+    pipe = api.load(args.run_dir)
+    if not hasattr(pipe, "sample"):
+        raise UserError(f"{args.run_dir}: a {pipe.config.family} run does not draw images; use `tetragen generate`")
+    label = pipe.class_index(args.label) if args.label is not None else None  # checks it before any work
+    if args.interpolate:
+        seed = args.seed if args.seed is not None else 0
+        seed2 = args.seed2 if args.seed2 is not None else seed + 1
+        images = pipe.interpolate(seed, seed2, args.steps, label=label)
+        labels = pipe.labels_for(args.steps, label if label is not None else 0) if pipe.conditional else None
+        what = f"a walk of {args.steps} images from seed {seed} to {seed2}"
+    else:
+        labels = pipe.labels_for(args.n, label)
+        images = pipe.sample(args.n, seed=args.seed, labels=labels)
+        what = f"{args.n} images"
+    if out.suffix.lower() == ".npz":
+        write_npz(out, images, labels.numpy() if labels is not None else None)
+    else:
+        # a grid with one column per class reads best when the classes cycle
+        columns = (pipe.num_classes if pipe.conditional and label is None and not args.interpolate
+                   and args.n >= pipe.num_classes and pipe.num_classes <= 16 else None)
+        write_png(out, images, columns=args.steps if args.interpolate else columns)
+    print(f"wrote {what} to {out}", file=sys.stderr)
+    return 0

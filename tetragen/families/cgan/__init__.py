@@ -1,0 +1,21 @@
+"""cGAN: class-conditional DCGAN (conditional batch norm in G, projection discriminator)."""
+from ...registry import Family, register_family
+from .config import PRESETS, CGANConfig
+from .model import build
+from .objective import evaluate, objective
+from .sample import ImagePipeline, save_preview
+
+register_family(Family(
+    name="cgan",
+    description="class-conditional DCGAN (conditional batch norm, projection discriminator); draws images of a class",
+    config=CGANConfig,
+    build=build,
+    objective=objective,
+    evaluate=evaluate,
+    pipeline=ImagePipeline,
+    data_kind="image",
+    primary_metric="fid",
+    presets=PRESETS,
+    default_preset="fmnist",
+    preview=save_preview,
+))

@@ -1,0 +1,18 @@
+"""Conditional GAN configuration: the DCGAN options plus the number of classes, and its presets."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from ...config import option
+from ..dcgan.config import PRESETS as DCGAN_PRESETS
+from ..dcgan.config import DCGANConfig
+
+
+@dataclass
+class CGANConfig(DCGANConfig):
+    num_classes: int = option(0, "number of classes (0: taken from the data)", min=0)
+
+
+# The same recipes as DCGAN's (tiny for tests, fmnist for Fashion-MNIST on a CPU); num_classes comes from the data.
+PRESETS = copy.deepcopy(DCGAN_PRESETS)

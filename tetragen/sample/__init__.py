@@ -1,0 +1,1 @@
+"""Sampling pipelines and writers shared across families (image grids, .npz arrays)."""
