@@ -82,9 +82,12 @@ class Distances:
         from torchmetrics.image.kid import KernelInceptionDistance
         with warnings.catch_warnings():  # KID warns that it keeps every feature vector: 10k x 128 floats is small
             warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-            self.fid = FrechetInceptionDistance(feature=evaluator.features, normalize=False).to(device)
+            # sync_on_compute=False: only one process (rank 0) evaluates, so there is nothing to gather
+            self.fid = FrechetInceptionDistance(feature=evaluator.features, normalize=False,
+                                                sync_on_compute=False).to(device)
             self.kid = KernelInceptionDistance(feature=evaluator.features, normalize=False, subsets=KID_SUBSETS,
-                                               subset_size=min(KID_SUBSET_SIZE, n_real, n_fake)).to(device)
+                                               subset_size=min(KID_SUBSET_SIZE, n_real, n_fake),
+                                               sync_on_compute=False).to(device)
         self.device = device
 
     def update(self, images: np.ndarray, *, real: bool, chunk: int = 1000) -> None:
@@ -123,11 +126,11 @@ def image_metrics(sample: SampleFn, data, *, n: int = 10000, device: torch.devic
     and the evaluator is trained (and cached) on first use.
     """
     check_n(n, "n")
-    ev = evaluator or load_evaluator(data, device)
     real = data.test.images[subset(len(data.test.labels), n, seed)]
     labels = class_cycle(n, len(data.classes)) if conditional else None
     correct = 0
-    with _rng_scope(device):
+    with _rng_scope(device):  # training the evaluator on first use must not move the caller's RNG either
+        ev = evaluator or load_evaluator(data, device)
         dist = Distances(ev, len(real), n, device)
         dist.update(real, real=True)
         for i, start in enumerate(range(0, n, batch_size)):
