@@ -387,10 +387,10 @@ def _edit_config(run: Path, edit) -> Path:
 
 @pytest.mark.parametrize("verb", ["generate", "eval"])
 def test_config_naming_unknown_family(verb, run):
-    path = _edit_config(run, lambda d: d.update(family="vae"))
+    path = _edit_config(run, lambda d: d.update(family="no-such-family"))
     before = snapshot(run)
     r = run_cli(verb, str(run))
-    assert_user_error(r, str(path), "unknown family", "'vae'")
+    assert_user_error(r, str(path), "unknown family", "'no-such-family'")
     assert snapshot(run) == before
 
 
