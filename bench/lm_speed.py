@@ -32,8 +32,6 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 os.environ.setdefault("TETRAGEN_NO_PROGRESS", "1")
 
-import torch  # noqa: E402
-
 from tetragen import api  # noqa: E402
 from tetragen.config import build_run_config, validate_cross  # noqa: E402
 from tetragen.train.trainer import Trainer  # noqa: E402

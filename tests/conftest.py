@@ -77,3 +77,19 @@ def one_line_error(r, *needles):
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
     for n in needles:
         assert n in r.stderr, r.stderr
+
+
+def kill_after_checkpoint(cmd: list[str], run: Path, step: int, end_step: int, env: dict | None = None) -> None:
+    """Start a training command, SIGKILL it once checkpoint `step` exists, and check it died before `end_step`."""
+    import signal
+    import time
+    from tetragen.train import checkpoint as ck
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    while not (run / "checkpoints" / f"step_{step:08d}").exists():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert ck.step_dirs(run)[-1].name < f"step_{end_step:08d}", "the kill came after the end"

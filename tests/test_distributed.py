@@ -1,7 +1,6 @@
 """torchrun with 2 CPU processes (gloo) follows the same loss curve as 1 process with the same global batch."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ from tetragen.nn.gan_losses import discriminator_loss, generator_loss
 from tetragen.registry import get_family
 from tetragen.train import checkpoint as ck
 
-from .conftest import make_image_folder, run_cli
+from .conftest import kill_after_checkpoint, make_image_folder, run_cli
 from .test_bad_input import assert_user_error, snapshot
 
 TINY = ["--preset", "tiny", "train.max_steps=2", "train.save_every=0", "train.eval_every=0"]
@@ -240,15 +238,7 @@ def test_sigkill_then_resume_is_bitwise_identical_to_uninterrupted(images, tmp_p
     straight = subprocess.run(cmd(tmp_path / "a"), capture_output=True, text=True, timeout=300, env=env)
     assert straight.returncode == 0, straight.stderr
 
-    proc = subprocess.Popen(cmd(tmp_path / "b"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 120
-    while not (tmp_path / "b" / "checkpoints" / "step_00000030").exists():
-        assert proc.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
-    assert ck.step_dirs(tmp_path / "b")[-1].name < "step_00000120", "the kill came after the end"
+    kill_after_checkpoint(cmd(tmp_path / "b"), tmp_path / "b", 30, 120, env=env)
 
     resumed = subprocess.run(cmd(tmp_path / "b", "--resume"), capture_output=True, text=True, timeout=300, env=env)
     assert resumed.returncode == 0, resumed.stderr

@@ -1,10 +1,7 @@
 """The trainer's guarantees: exact resume after SIGKILL, atomic checkpoints, non-finite steps, EMA, logs."""
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -15,6 +12,8 @@ from tetragen.config import build_run_config
 from tetragen.errors import TrainingError
 from tetragen.train import checkpoint as ck
 from tetragen.train.trainer import Trainer
+
+from .conftest import kill_after_checkpoint
 
 # big enough that a run takes a few seconds, so it can be killed in the middle
 KILLABLE = ["--preset", "tiny", "model.n_embd=64", "model.block_size=64", "model.dropout=0.1", "train.batch_size=16",
@@ -37,16 +36,7 @@ def test_sigkill_then_resume_is_bitwise_identical_to_uninterrupted(corpus, tmp_p
     straight = subprocess.run(train_cmd(corpus, tmp_path / "a"), capture_output=True, text=True, timeout=300)
     assert straight.returncode == 0, straight.stderr
 
-    proc = subprocess.Popen(train_cmd(corpus, tmp_path / "b"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (tmp_path / "b" / "checkpoints" / "step_00000030").exists():
-        assert proc.poll() is None, "training ended before it could be killed"
-        assert time.time() < deadline
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
-    last = ck.step_dirs(tmp_path / "b")[-1].name
-    assert last < "step_00000150", "the kill came after the end"
+    kill_after_checkpoint(train_cmd(corpus, tmp_path / "b"), tmp_path / "b", 30, 150)
 
     resumed = subprocess.run(train_cmd(corpus, tmp_path / "b", "--resume"), capture_output=True, text=True,
                              timeout=300)

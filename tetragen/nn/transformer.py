@@ -1,6 +1,8 @@
 """The pre-LayerNorm transformer block shared by every transformer family (GPT-2 layout and names)."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -35,3 +37,16 @@ class Block(nn.Module):
                 key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), cache=cache, layer=layer, key_padding_mask=key_padding_mask)
         return x + self.mlp(self.ln_2(x))
+
+
+def gpt2_init(model: nn.Module, n_layer: int) -> None:
+    """GPT-2's initialisation: N(0, 0.02) for linear and embedding weights, zero biases, and the projections that write
+    into the residual stream (`c_proj`) scaled by 1/sqrt(2 * n_layer) so the stream's variance stays O(1)."""
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    for name, p in model.named_parameters():
+        if name.endswith("c_proj.weight"):
+            nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))

@@ -8,13 +8,11 @@ head is BERT's (dense, GELU, LayerNorm, then the tied input embedding plus a bia
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...nn.transformer import Block
+from ...nn.transformer import Block, gpt2_init
 from .config import BERTConfig
 
 IGNORE = -100  # target of positions without a loss
@@ -38,19 +36,7 @@ class BERT(nn.Module):
                                            nn.LayerNorm(c.n_embd, bias=c.bias))
         self.mlm_bias = nn.Parameter(torch.zeros(c.vocab_size))
         self.classifier = nn.Linear(c.n_embd, c.num_labels) if c.num_labels else None
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():  # GPT-2's scaled init of the residual projections
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        gpt2_init(self, c.n_layer)
 
     def encode(self, idx: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         """idx (B, T) -> hidden states (B, T, C); padding_mask (B, T) is True where the token is real."""

@@ -6,14 +6,12 @@ Parameter names match GPT-2's (`transformer.wte`, `transformer.h.0.attn.c_attn`,
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ...nn.attention import KVCache
-from ...nn.transformer import Block
+from ...nn.transformer import Block, gpt2_init
 from .config import GPTConfig
 
 
@@ -35,20 +33,7 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         # Weight tying: one matrix both embeds tokens and scores them, which saves parameters and helps small data.
         self.lm_head.weight = self.transformer.wte.weight
-        self.apply(self._init_weights)
-        # GPT-2's scaled init of the projections that write into the residual stream, so its variance stays O(1).
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        gpt2_init(self, c.n_layer)
 
     def num_params(self, non_embedding: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())
