@@ -18,6 +18,8 @@ def trained(tmp_path_factory):
     run = root / "run"
     r = run_cli("train", "gpt", "--data", str(corpus), "--out", str(run), *TINY, "train.max_steps=30")
     assert r.returncode == 0, r.stderr
+    done = r.stderr.strip().splitlines()[-1]
+    assert " val_loss " in done and " val_bpc " in done and "val_tokens" not in done, done
     return run
 
 

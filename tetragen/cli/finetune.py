@@ -32,8 +32,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..train.trainer import format_metrics
     metrics = api.finetune(args.run_dir, args.data, args.out, overrides=args.overrides, overwrite=args.overwrite,
                            progress=not args.no_progress, task=args.task)
-    summary = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_") and k != "val_examples")
-    print(f"done: {args.out}  {summary}", file=sys.stderr)
+    print(f"done: {args.out}  {format_metrics(metrics)}", file=sys.stderr)
     return 0

@@ -15,6 +15,9 @@ def add_parser(sub) -> None:
     p.add_argument("--data", default="", help="dataset name (e.g. tinyshakespeare, shakespeare) or a path")
     p.add_argument("--out", help="run folder to write")
     p.add_argument("--preset", help="named preset of the family (e.g. baby, small)")
+    p.add_argument("--task", default="lm", choices=["lm", "classify"],
+                   help="lm: the family's own objective (default); classify (bert): a text classifier from random "
+                        "initialisation on --data FILE.csv|.jsonl of text,label rows")
     p.add_argument("--config", help="YAML run config (sections model:, train:, data:)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
@@ -27,6 +30,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..train.trainer import format_metrics
     if args.print_config:
         cfg = build_run_config(args.family, preset=args.preset, yaml_path=args.config, overrides=args.overrides)
         cfg.data.source = args.data
@@ -38,7 +42,6 @@ def run(args) -> int:
         raise UserError("train: --out RUN_DIR is required (the folder the run is written to)")
     metrics = api.train(args.family, args.data, args.out, preset=args.preset, config=args.config,
                         overrides=args.overrides, resume=args.resume, overwrite=args.overwrite,
-                        progress=not args.no_progress, init_from=args.init_from)
-    summary = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_") and k != "val_tokens")
-    print(f"done: {args.out}  {summary}", file=sys.stderr)
+                        progress=not args.no_progress, init_from=args.init_from, task=args.task)
+    print(f"done: {args.out}  {format_metrics(metrics)}", file=sys.stderr)
     return 0
