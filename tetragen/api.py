@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .config import RunConfig, build_run_config, validate_cross
+from .config import RunConfig, apply_label_fraction, build_run_config, validate_cross
 from .data.text import load_text_data, resolve_tokenizer
 from .data.tokenizer import load_tokenizer
 from .errors import UserError
@@ -40,6 +40,13 @@ def load_data(cfg: RunConfig, tokenizer=None):
         data = load_image_data(cfg.data.source, cfg.model.image_size, cfg.model.channels, cfg.data.val_fraction)
         if getattr(cfg.model, "num_classes", None) == 0:  # conditional models: the class count comes from the data
             cfg.model.num_classes = len(data.classes)
+        if cfg.data.label_fraction < 1.0:  # semi-supervised: most training images lose their label
+            apply_label_fraction(cfg)
+            if len(data.classes) < 2:
+                raise UserError(f"data.label_fraction={cfg.data.label_fraction}: {cfg.data.source} has no class "
+                                f"labels (one class: put the images in class sub-folders); leave "
+                                f"data.label_fraction at 1.0")
+            data.keep_labels(cfg.data.label_fraction, cfg.train.seed)
         return data
     raise UserError(f"family {cfg.family}: data kind {family.data_kind!r} is not supported")
 

@@ -64,6 +64,9 @@ class DataConfig:
     tokenizer: str = option("char", "text tokenizer: char, bpe (byte-level BPE trained on the training split) or "
                                     "the path of a tokenizer.json")
     vocab_size: int = option(2048, "BPE vocabulary size when data.tokenizer=bpe", min=258)
+    label_fraction: float = option(1.0, "labelled images: keep the labels of this fraction of the training split "
+                                        "(per class, drawn with train.seed) and train semi-supervised (cvae: M2)",
+                                   min=0.0, max=1.0, min_exclusive=True)
 
 
 @dataclass
@@ -263,3 +266,19 @@ def validate_cross(cfg: RunConfig) -> None:
     check = getattr(cfg.model, "validate", None)
     if check is not None:
         check()
+    apply_label_fraction(cfg)
+
+
+def apply_label_fraction(cfg: RunConfig) -> None:
+    """data.label_fraction < 1 asks for semi-supervised training: only a family registered as `semi_supervised`
+    takes it, and its model config gets `classifier` switched on (the q(y|x) that the unlabelled images need)."""
+    if cfg.data.label_fraction >= 1.0:
+        return
+    from .registry import get_family, list_families
+    family = get_family(cfg.family)
+    if not family.semi_supervised:
+        takers = [name for name in list_families() if get_family(name).semi_supervised]
+        raise UserError(f"data.label_fraction={cfg.data.label_fraction}: the {family.name} family does not learn "
+                        f"from partly labelled data; leave data.label_fraction at 1.0, or train "
+                        f"{' or '.join(takers) or 'a semi-supervised family'}")
+    cfg.model.classifier = True

@@ -29,6 +29,8 @@ class Family:
     preview: Callable[..., None] | None = None
     # token names a text family needs besides the text (a masked LM's [MASK], [PAD], [CLS]); the tokenizer adds them
     special_tokens: tuple[str, ...] = ()
+    # trains with part of the training labels (data.label_fraction < 1); its config then has `classifier` set
+    semi_supervised: bool = False
 
 
 _FAMILIES: dict[str, Family] = {}

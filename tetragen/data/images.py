@@ -3,6 +3,10 @@
 `load_image_data(source, image_size, channels)` returns an `ImageData` with uint8 train/test arrays, integer labels
 and class names. Batches are drawn from (seed, step, micro-batch) like text batches, so the data position is the step
 counter and resuming reproduces them. Pixels reach the model as floats in [-1, 1], shaped (B, C, H, W).
+
+For semi-supervised training (`ImageData.keep_labels`) only a seeded, per-class fraction of the training images keeps
+its label; each batch then holds labelled images ("x", "y") and as many unlabelled ones ("x_u"), still a pure
+function of (seed, step, micro-batch).
 """
 from __future__ import annotations
 
@@ -183,6 +187,21 @@ def image_folder(root: Path, size: int, channels: int, val_fraction: float) -> t
 # ----------------------------------------------------------------------------------------------------------------
 # the dataset object the trainer and evaluators use
 
+LABEL_DRAW = 0x1ABE1  # second seed word: the labelled subset's draw never coincides with a batch's (seed, step, micro)
+
+
+def labelled_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of the images whose labels are kept: round(fraction * n_c) of each class c (at least one),
+    drawn with `seed`. Stratified, so every class has labelled examples even at a few percent."""
+    rng = np.random.default_rng((seed, LABEL_DRAW))
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = min(len(idx), max(1, round(fraction * len(idx))))
+        keep.append(rng.permutation(idx)[:k])
+    return np.sort(np.concatenate(keep))
+
+
 class ImageData:
     unit = "img"
 
@@ -190,6 +209,15 @@ class ImageData:
         self.name, self.train, self.test = name, train, test
         self.classes = train.classes
         self.image_shape = train.images.shape[1:]  # (H, W, C)
+        # semi-supervised: indices of the training images with and without their label (None: all labelled)
+        self.labelled: np.ndarray | None = None
+        self.unlabelled: np.ndarray | None = None
+
+    def keep_labels(self, fraction: float, seed: int) -> None:
+        """Keep the labels of `fraction` of each class of the training split (see `labelled_subset`); batches then
+        carry the other images without labels as "x_u". The test split keeps all its labels."""
+        self.labelled = labelled_subset(self.train.labels, fraction, seed)
+        self.unlabelled = np.setdiff1d(np.arange(len(self.train.labels)), self.labelled)
 
     @staticmethod
     def to_model(images: np.ndarray) -> torch.Tensor:
@@ -204,14 +232,23 @@ class ImageData:
         return x.permute(0, 2, 3, 1).cpu().numpy()
 
     def count(self, batch: dict) -> int:
-        return int(batch["x"].shape[0])
+        return int(batch["x"].shape[0]) + (int(batch["x_u"].shape[0]) if "x_u" in batch else 0)
 
     def train_batch(self, *, seed: int, step: int, micro: int, batch_size: int, rank: int = 0,
                     world_size: int = 1) -> dict[str, torch.Tensor]:
+        """{"x": (B, C, H, W), "y": (B,)} drawn with replacement from (seed, step, micro); after `keep_labels`, "x"
+        and "y" come from the labelled images and "x_u" (B, C, H, W) from the others."""
         rng = np.random.default_rng((seed, step, micro))
-        idx = rng.integers(0, len(self.train.labels), size=batch_size * world_size)
-        idx = np.sort(idx[rank * batch_size:(rank + 1) * batch_size])
-        return {"x": self.to_model(self.train.images[idx]), "y": torch.from_numpy(self.train.labels[idx])}
+
+        def draw(pool: np.ndarray | None) -> np.ndarray:  # this process's share of one global batch
+            idx = rng.integers(0, len(self.train.labels) if pool is None else len(pool), size=batch_size * world_size)
+            idx = idx if pool is None else pool[idx]
+            return np.sort(idx[rank * batch_size:(rank + 1) * batch_size])
+        idx = draw(self.labelled)
+        batch = {"x": self.to_model(self.train.images[idx]), "y": torch.from_numpy(self.train.labels[idx])}
+        if self.unlabelled is not None and len(self.unlabelled):
+            batch["x_u"] = self.to_model(self.train.images[draw(self.unlabelled)])
+        return batch
 
     def save_assets(self, folder: Path) -> None:
         (Path(folder) / "classes.json").write_text(json.dumps({"classes": self.classes,

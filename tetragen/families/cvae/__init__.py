@@ -1,4 +1,5 @@
-"""cVAE: class-conditional VAE (the class enters encoder and decoder); draws images of a chosen class."""
+"""cVAE: class-conditional VAE (the class enters encoder and decoder); draws images of a chosen class. With
+data.label_fraction < 1 it learns from partly labelled data (M2) and classifies."""
 from ...registry import Family, register_family
 from .config import PRESETS, CVAEConfig
 from .model import build
@@ -19,4 +20,5 @@ register_family(Family(
     presets=PRESETS,
     default_preset="fmnist",
     preview=save_preview,
+    semi_supervised=True,
 ))
