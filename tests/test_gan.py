@@ -178,6 +178,7 @@ def test_sample_interpolate(runs, tmp_path):
     ("dcgan", ["--n", "-3"], ["--n: -3"]),
     ("dcgan", ["--class", "1"], ["--class", "unconditional"]),
     ("dcgan", ["--interpolate", "--steps", "1"], ["--steps: 1"]),
+    ("dcgan", ["--interpolate", "--images", "0", "1"], ["--images", "no encoder", "--seed2"]),
     ("dcgan", ["--seed", "-1"], ["--seed: -1"]),
 ])
 def test_bad_sample_options(runs, tmp_path, family, args, needles):

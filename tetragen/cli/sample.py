@@ -1,9 +1,12 @@
-"""`tetragen sample RUN_DIR --n N --out FILE [--class K|NAME] [--seed S] [--interpolate [--seed2 S2] [--steps K]]`
+"""`tetragen sample RUN_DIR --n N --out FILE [--class K|NAME] [--seed S] [--interpolate [--seed2 S2 | --images I J]
+[--steps K]]`
 
 Images from a trained image model: `.png` writes a grid, `.npz` writes `images` (uint8 [N,H,W] grey or [N,H,W,C]
 colour) and, for a conditional model, `labels` (int64 [N], the class each image was asked for; without --class the
-classes cycle evenly). The same seed gives the same images. `--interpolate` walks the latent space from --seed to
---seed2 (default seed+1) in --steps images.
+classes cycle evenly). The same seed gives the same images. `--interpolate` walks the latent space in --steps images:
+for a GAN from the noise of --seed to that of --seed2 (default seed+1); for a VAE between the posterior means of two
+test-split images (--images I J, default 0 1), decoded in the class of --class or of image I for a cvae (with
+--seed2 a VAE walks between two prior draws instead, as a GAN does).
 """
 from __future__ import annotations
 
@@ -24,8 +27,11 @@ def add_parser(sub) -> None:
     p.add_argument("--class", dest="label", default=None, metavar="K|NAME",
                    help="conditional models: the class, by index or name (default: every class in turn)")
     p.add_argument("--seed", type=int, default=None, help="same seed, same images (default: random)")
-    p.add_argument("--interpolate", action="store_true", help="walk the latent space from --seed to --seed2")
+    p.add_argument("--interpolate", action="store_true",
+                   help="walk the latent space: GANs from --seed to --seed2, VAEs between two test images' codes")
     p.add_argument("--seed2", type=int, default=None, help="the other end of --interpolate (default: seed + 1)")
+    p.add_argument("--images", type=int, nargs=2, default=None, metavar=("I", "J"),
+                   help="VAEs with --interpolate: the test-split indices of the walk's two ends (default 0 1)")
     p.add_argument("--steps", type=int, default=8, help="images along an --interpolate walk (default 8)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(run=run)
@@ -44,12 +50,35 @@ def run(args) -> int:
         raise UserError(f"--steps: {args.steps} must be at least 2 (the two ends of the walk)")
     _check_seed("--seed", args.seed)
     _check_seed("--seed2", args.seed2)
+    if args.images is not None and not args.interpolate:
+        raise UserError("--images: the ends of a walk; use it with --interpolate")
+    if args.images is not None and args.seed2 is not None:
+        raise UserError("--images and --seed2: a walk goes between two test images or two seeds; give one of them")
+    if args.images is not None and min(args.images) < 0:
+        raise UserError(f"--images {args.images[0]} {args.images[1]}: test-split indices start at 0")
     out = check_output(args.out, overwrite=args.overwrite)
     pipe = api.load(args.run_dir)
     if not hasattr(pipe, "sample"):
         raise UserError(f"{args.run_dir}: a {pipe.config.family} run does not draw images; use `tetragen generate`")
     label = pipe.class_index(args.label) if args.label is not None else None  # checks it before any work
-    if args.interpolate:
+    image_walk = args.interpolate and hasattr(pipe, "interpolate_images") and args.seed2 is None
+    if args.images is not None and not image_walk:
+        raise UserError(f"--images: a {pipe.config.family} run has no encoder to place images in its latent "
+                        f"space; its walk goes from --seed to --seed2")
+    if image_walk:
+        i, j = args.images if args.images is not None else (0, 1)
+        data = api.load_data(pipe.config)
+        count = len(data.test.labels)
+        if max(i, j) >= count:
+            raise UserError(f"--images {i} {j}: out of range; the test split of {data.name} has {count} images "
+                            f"(0 to {count - 1})")
+        ends = data.test.images[[i, j]]
+        images = pipe.interpolate_images(ends, args.steps, labels=data.test.labels[[i, j]] if pipe.conditional
+                                         else None, label=label)
+        walk_label = label if label is not None else int(data.test.labels[i])
+        labels = pipe.labels_for(args.steps, walk_label) if pipe.conditional else None
+        what = f"a walk of {args.steps} images between the codes of test images {i} and {j}"
+    elif args.interpolate:
         seed = args.seed if args.seed is not None else 0
         seed2 = args.seed2 if args.seed2 is not None else seed + 1
         images = pipe.interpolate(seed, seed2, args.steps, label=label)
