@@ -120,6 +120,23 @@ def test_keep_last_best_ema_and_tensorboard(corpus, tmp_path):
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_time_limit_stops_with_a_checkpoint_and_resume_finishes_the_same_run(corpus, tmp_path, capsys):
+    straight = Trainer(*tiny(corpus, "train.max_steps=6"), tmp_path / "a", progress=False)
+    straight.fit()
+    cfg, data = tiny(corpus, "train.max_steps=6", "train.max_minutes=1e-9")  # past the limit after one step
+    stopped = Trainer(cfg, data, tmp_path / "b", progress=False)
+    metrics = stopped.fit()
+    assert stopped.step == 1 and "val_loss" in metrics
+    assert [p.name for p in ck.step_dirs(tmp_path / "b")] == ["step_00000001"]
+    assert "train.max_minutes=1e-09 reached at step 1 of 6" in capsys.readouterr().err
+    resumed = Trainer(*tiny(corpus, "train.max_steps=6"), tmp_path / "b", resume=True, progress=False)
+    assert resumed.step == 1
+    resumed.fit()
+    assert torch.equal(straight.model.state_dict()["transformer.wte.weight"],
+                       resumed.model.state_dict()["transformer.wte.weight"])
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
 def test_bf16_training_runs_and_stays_finite(corpus, tmp_path):
     cfg, data = tiny(corpus, "train.max_steps=4", "train.precision=bf16")
     metrics = Trainer(cfg, data, tmp_path / "run", progress=False).fit()

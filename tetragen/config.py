@@ -51,6 +51,9 @@ class TrainConfig:
     precision: str = option("fp32", "compute precision for training", choices=["fp32", "bf16"])
     compile: bool = option(False, "compile the model with torch.compile")
     ema_decay: float = option(0.0, "keep an exponential moving average of the weights (0: off)", min=0.0, max=0.99999)
+    max_minutes: float = option(0.0, "stop this process after N minutes of training with a final evaluation and "
+                                     "checkpoint; the schedule still spans max_steps, so --resume carries on "
+                                     "(0: no limit)", min=0.0)
     max_bad_steps: int = option(5, "abort after this many consecutive non-finite steps", min=1)
     device: str = option("auto", "where to train", choices=["auto", "cpu", "cuda"])
 

@@ -127,6 +127,7 @@ class Trainer:
                    dynamic_ncols=True, file=sys.stderr)
         window = {"loss": 0.0, "n": 0, "units": 0, "t0": time.perf_counter()}
         final: dict = {}
+        deadline = time.perf_counter() + 60 * t.max_minutes if t.max_minutes else None
         try:
             while self.step < t.max_steps:
                 logs, units = self._train_step()
@@ -141,18 +142,29 @@ class Trainer:
                     bar.set_postfix(loss=f"{rec.get('loss', float('nan')):.4f}",
                                     **{f"{self.data.unit}/s": f"{rec['throughput']:.0f}"})
                     window = {"loss": 0.0, "n": 0, "units": 0, "t0": time.perf_counter()}
-                last = self.step == t.max_steps
+                out_of_time = deadline is not None and self._past(deadline)
+                last = self.step == t.max_steps or out_of_time
                 if self.dist.is_main and (last or (t.eval_every and self.step % t.eval_every == 0)):
                     final = self.evaluate()  # rank 0 only; the others wait for it at the next gradient sync
                     bar.write(f"step {self.step}: {format_metrics(final)}")
                 if last or (t.save_every and self.step % t.save_every == 0):
                     self.save()
+                if out_of_time:
+                    if self.dist.is_main:
+                        print(f"tetragen: train.max_minutes={t.max_minutes:g} reached at step {self.step} of "
+                              f"{t.max_steps}; `--resume` carries on", file=sys.stderr)
+                    break
         finally:
             bar.close()
             if self._tb is not None:
                 self._tb.close()
             distributed.teardown(self.dist)
         return final
+
+    def _past(self, deadline: float) -> bool:
+        """Whether the time limit has passed, agreed by every process (one of them past it stops them all)."""
+        flag = torch.tensor([float(time.perf_counter() > deadline)], device=self.device)
+        return bool(distributed.average(flag, self.dist).item() > 0)
 
     def _train_step(self) -> tuple[dict | None, int]:
         t, d = self.cfg.train, self.dist
