@@ -36,6 +36,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     for family in ("dcgan", "cgan"):
         r = run_cli("train", family, "--data", str(images), "--out", str(base / family), *TINY, env=env)
         assert r.returncode == 0, r.stderr
+        done = r.stderr.strip().splitlines()[-1]  # the last line sums the run up with its image metrics
+        assert done.startswith(f"done: {base / family}") and " fid " in done and " kid " in done, done
         out[family] = base / family
     return out
 
@@ -212,6 +214,13 @@ def test_existing_output_is_refused_unless_overwrite(runs, tmp_path):
     assert r.returncode == 0, r.stderr
     assert np.load(out)["images"].shape == (2, 28, 28)
     assert [p.name for p in tmp_path.iterdir()] == ["keep.npz"]  # no temporary file left behind
+
+
+def test_fewer_classes_than_the_data_has_is_refused(images, tmp_path):
+    r = run_cli("train", "cgan", "--data", str(images), "--out", str(tmp_path / "run"), *TINY, "model.num_classes=2")
+    assert r.returncode == 2
+    assert_user_error(r, "model.num_classes=2", "3 classes")
+    assert not (tmp_path / "run").exists()
 
 
 def test_bad_gan_options_are_one_line_errors():

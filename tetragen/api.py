@@ -39,6 +39,9 @@ def load_data(cfg: RunConfig, tokenizer=None):
         from .data.images import load_image_data
         data = load_image_data(cfg.data.source, cfg.model.image_size, cfg.model.channels, cfg.data.val_fraction)
         if getattr(cfg.model, "num_classes", None) == 0:  # conditional models: the class count comes from the data
+        elif getattr(cfg.model, "num_classes", len(data.classes)) < len(data.classes):
+            raise UserError(f"model.num_classes={cfg.model.num_classes} but {cfg.data.source} has "
+                            f"{len(data.classes)} classes; leave model.num_classes at 0 to take it from the data")
             cfg.model.num_classes = len(data.classes)
         if cfg.data.label_fraction < 1.0:  # semi-supervised: most training images lose their label
             apply_label_fraction(cfg)
