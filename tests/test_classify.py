@@ -7,8 +7,12 @@ import json
 import random
 
 import pytest
+import torch
 
 import tetragen
+from tetragen import api
+from tetragen.config import build_run_config
+from tetragen.train import checkpoint as ck
 
 from .conftest import TINY, make_corpus, one_line_error, run_cli
 
@@ -126,3 +130,84 @@ def test_labels_unseen_in_training_are_refused_at_eval(root, tmp_path):
     same = write_rows(tmp_path / "same.csv", n=20, seed=3)
     r = run_cli("eval", str(root / "cls"), "--data", str(same), "--json")
     assert r.returncode == 0 and 0 <= json.loads(r.stdout)["val_accuracy"] <= 1, r.stderr
+
+
+def with_split(path, train_seed=0, test_seed=5, n_train=60, n_test=16):
+    """A CSV whose split column fixes the split: training rows from one draw, test rows from another."""
+    train, test = write_rows(path.with_name("tr.csv"), n=n_train, seed=train_seed), write_rows(
+        path.with_name("te.csv"), n=n_test, seed=test_seed)
+    rows = [{**r, "split": split} for split, src in (("train", train), ("test", test))
+            for r in csv.DictReader(open(src, newline="", encoding="utf-8"))]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=["text", "label", "split"])
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_split_column_fixes_the_evaluated_rows(root, tmp_path):
+    data = with_split(tmp_path / "split.csv")
+    r = finetune(root, data, "cls_split", "train.max_steps=3")
+    assert r.returncode == 0, r.stderr
+    m = json.loads(run_cli("eval", str(root / "cls_split"), "--json").stdout)
+    assert m["val_examples"] == 16  # exactly the test rows
+    only_test = tmp_path / "only_test.csv"
+    only_test.write_text("text,label,split\nthe good,pos,test\nthe bad,neg,test\nsad hate,neg,test\n",
+                         encoding="utf-8")
+    m = json.loads(run_cli("eval", str(root / "cls_split"), "--data", str(only_test), "--json").stdout)
+    assert m["val_examples"] == 3
+    bad = tmp_path / "bad_split.csv"
+    bad.write_text("text,label,split\nthe good,pos,train\nthe bad,neg,dev\n", encoding="utf-8")
+    one_line_error(finetune(root, bad, "x1"), "line 3", "'dev'")
+    one_line_error(finetune(root, only_test, "x2"), "no row has split train")
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"text": "good", "label": "pos", "split": "train"}\n{"text": "bad", "label": "neg"}\n',
+                     encoding="utf-8")
+    one_line_error(finetune(root, mixed, "x3"), "line 2", "'split'")
+    assert not any((root / n).exists() for n in ("x1", "x2", "x3"))
+
+
+def test_classifier_from_scratch_has_the_fine_tuned_shape(root, tmp_path):
+    run = tmp_path / "scratch"
+    r = run_cli("train", "bert", "--task", "classify", "--data", str(root / "rows.csv"), "--out", str(run), *TINY,
+                f"data.tokenizer={root / 'mlm' / 'tokenizer.json'}", "train.max_steps=60", "train.warmup_steps=2",
+                "train.eval_every=0")
+    assert r.returncode == 0, r.stderr
+    scratch, tuned = (json.loads((p / "config.json").read_text())["model"] for p in (run, root / "cls"))
+    assert scratch == tuned  # the same model: only the starting weights differ
+    assert json.loads((run / "config.json").read_text())["finetune"]["init_from"] == ""
+    assert json.loads(run_cli("eval", str(run), "--json").stdout)["val_accuracy"] >= 0.75
+    # a resumed classifier goes on as one
+    r = run_cli("train", "bert", "--task", "classify", "--data", str(root / "rows.csv"), "--out", str(run),
+                "--resume", "train.max_steps=62")
+    assert r.returncode == 0 and json.loads((run / "config.json").read_text())["model"]["num_labels"] == 2, r.stderr
+    # with no tokenizer given, the characters of the rows' texts
+    cfg = build_run_config("bert", preset="tiny")
+    cfg.data.source = str(root / "rows.csv")
+    data = api.load_classifier_data(cfg)
+    assert set(data.tokenizer.chars[1:]) == set("".join(POS + NEG + FILLER) + " ")
+    assert cfg.model.labels == ["neg", "pos"] and cfg.model.vocab_size == data.tokenizer.vocab_size
+    one_line_error(run_cli("train", "gpt", "--task", "classify", "--data", str(root / "rows.csv"), "--out",
+                           str(tmp_path / "x"), *TINY), "--task classify", "bert")
+    one_line_error(run_cli("train", "bert", "--task", "classify", "--data", str(root / "rows.csv"), "--out",
+                           str(tmp_path / "x"), *TINY, "data.tokenizer=bpe"), "data.tokenizer=bpe")
+    assert not (tmp_path / "x").exists()
+
+
+def test_lora_classifier_trains_adapters_and_its_head(root):
+    r = finetune(root, root / "rows.csv", "cls_lora", "finetune.method=lora", "finetune.lora_save=adapter",
+                 "train.max_steps=40", "train.lr=1e-2")
+    assert r.returncode == 0, r.stderr
+    out = root / "cls_lora"
+    saved = ck.read_tensors(out / "adapter.safetensors")
+    assert {k for k in saved if ".lora_" not in k} == {"classifier.weight", "classifier.bias"}
+    base = ck.read_tensors(root / "mlm" / "model.safetensors")
+    merged = tetragen.load(out)  # the base run's weights + the adapter + the head
+    with_adapters = tetragen.load(ck.step_dirs(out)[-1])
+    x = torch.randint(0, merged.model.config.vocab_size, (2, 12))
+    with torch.no_grad():
+        assert torch.allclose(merged.model(x, classify=True)[0], with_adapters.model(x, classify=True)[0],
+                              atol=1e-5)
+    state = merged.model.state_dict()
+    assert torch.equal(state["encoder.wte.weight"], base["encoder.wte.weight"])  # frozen, not adapted
+    assert json.loads(run_cli("eval", str(out), "--json").stdout)["val_accuracy"] >= 0.75

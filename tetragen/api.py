@@ -19,8 +19,7 @@ def load_data(cfg: RunConfig, tokenizer=None):
     """The dataset a run config asks for, tokenized (with `tokenizer` when given, e.g. a trained run's)."""
     family = get_family(cfg.family)
     if family.data_kind == "text" and getattr(cfg.model, "num_labels", 0):  # a classifier: text,label rows
-        from .data.labeled import load_labeled_data
-        return load_labeled_data(cfg, tokenizer.with_specials(family.special_tokens))
+        return load_classifier_data(cfg, tokenizer)
     if family.data_kind == "text":
         if tokenizer is None:
             tokenizer = resolve_tokenizer(cfg.data.tokenizer)
@@ -39,10 +38,10 @@ def load_data(cfg: RunConfig, tokenizer=None):
         from .data.images import load_image_data
         data = load_image_data(cfg.data.source, cfg.model.image_size, cfg.model.channels, cfg.data.val_fraction)
         if getattr(cfg.model, "num_classes", None) == 0:  # conditional models: the class count comes from the data
+            cfg.model.num_classes = len(data.classes)
         elif getattr(cfg.model, "num_classes", len(data.classes)) < len(data.classes):
             raise UserError(f"model.num_classes={cfg.model.num_classes} but {cfg.data.source} has "
                             f"{len(data.classes)} classes; leave model.num_classes at 0 to take it from the data")
-            cfg.model.num_classes = len(data.classes)
         if cfg.data.label_fraction < 1.0:  # semi-supervised: most training images lose their label
             apply_label_fraction(cfg)
             if len(data.classes) < 2:
@@ -52,6 +51,32 @@ def load_data(cfg: RunConfig, tokenizer=None):
             data.keep_labels(cfg.data.label_fraction, cfg.train.seed)
         return data
     raise UserError(f"family {cfg.family}: data kind {family.data_kind!r} is not supported")
+
+
+def load_classifier_data(cfg: RunConfig, tokenizer=None):
+    """The text,label rows of a classifier run (data.source a .csv/.jsonl), tokenized by `tokenizer` (a trained
+    run's), by the file data.tokenizer names, or by the characters of the rows' texts."""
+    from .data.labeled import load_labeled_data, read_rows
+    family = get_family(cfg.family)
+    if tokenizer is None:
+        if cfg.data.tokenizer == "bpe":
+            raise UserError("data.tokenizer=bpe: a classifier trained from scratch takes its characters (char) or "
+                            "a tokenizer file; train one with `tetragen tokenizer train` and pass "
+                            "data.tokenizer=PATH/tokenizer.json")
+        tokenizer = resolve_tokenizer(cfg.data.tokenizer)
+        if tokenizer is None:
+            from .data.tokenizer import CharTokenizer
+            tokenizer = CharTokenizer.from_charset({ch for text, _, _ in read_rows(cfg.data.source) for ch in text})
+    tokenizer = tokenizer.with_specials(family.special_tokens)
+    m = cfg.model
+    if m.vocab_size == 0:
+        m.vocab_size = tokenizer.vocab_size
+    elif m.vocab_size < tokenizer.vocab_size:
+        raise UserError(f"model.vocab_size ({m.vocab_size}) is smaller than the tokenizer's vocabulary "
+                        f"({tokenizer.vocab_size}); leave it at 0 to take it from the data")
+    if not m.special_ids:
+        m.special_ids = {t: tokenizer.special_id(t) for t in family.special_tokens}
+    return load_labeled_data(cfg, tokenizer)
 
 
 def read_assets(run_dir: Path, data_kind: str):
@@ -67,13 +92,23 @@ def read_assets(run_dir: Path, data_kind: str):
 
 def train(family: str, data: str, out: str | Path, *, preset: str | None = None, config: str | None = None,
           overrides: list[str] = (), resume: bool = False, overwrite: bool = False, progress: bool = True,
-          init_from: str | None = None) -> dict:
+          init_from: str | None = None, task: str = "lm") -> dict:
     """Train a model; the same as `tetragen train`. Returns the final evaluation metrics.
 
     `init_from`: a Hugging Face GPT-2 folder (config.json + model.safetensors) whose shape and weights a gpt run
-    starts from; its tokenizer.json, when it has one, is the run's tokenizer."""
+    starts from; its tokenizer.json, when it has one, is the run's tokenizer.
+
+    `task="classify"` (bert): a text classifier from random initialisation on the text,label rows of a .csv/.jsonl
+    `data` file, the same model `finetune(..., task="classify")` makes from a trained run."""
     from .train.trainer import Trainer
     out = Path(out)
+    _check_task(task)
+    if task == "classify" and not hasattr(get_family(family).config(), "num_labels"):
+        raise UserError(f"--task classify: the {get_family(family).name} family has no classifier; train a bert "
+                        f"classifier (`tetragen train bert --task classify`)")
+    if task == "classify" and init_from:
+        raise UserError("--init-from: GPT-2 folders start gpt language models, not classifiers; fine-tune a trained "
+                        "bert run instead (`tetragen finetune RUN --task classify`)")
     _refuse_foreign_folder(out, resume=resume, overwrite=overwrite)
     hf_config = None
     if resume and ck.step_dirs(out):  # continue with the run's own config; overrides may extend it
@@ -115,9 +150,16 @@ def train(family: str, data: str, out: str | Path, *, preset: str | None = None,
                             f"({cfg.data.tokenizer}) has {cfg.model.vocab_size} tokens; use the folder's own "
                             f"tokenizer.json (data.tokenizer=PATH)")
         ft_module.prepare(get_family(cfg.family).build(cfg.model), cfg)  # checked before anything is written
+    elif task == "classify" and tokenizer is None:  # a new classifier; a resumed one is one by its config
+        dataset = load_classifier_data(cfg)
     else:
         dataset = load_data(cfg, tokenizer)
     return Trainer(cfg, dataset, out, resume=resume, overwrite=overwrite, progress=progress).fit()
+
+
+def _check_task(task: str) -> None:
+    if task not in ("lm", "classify"):
+        raise UserError(f"--task: {task!r} is not a task; choose lm or classify")
 
 
 def read_run_config(run_dir: str | Path, extra_overrides: list[str] = ()) -> RunConfig:
@@ -187,8 +229,7 @@ def finetune(run_dir: str | Path, data: str, out: str | Path, *, overrides: list
     run_dir, out = Path(run_dir), Path(out)
     base = read_run_config(run_dir)
     family = get_family(base.family)
-    if task not in ("lm", "classify"):
-        raise UserError(f"--task: {task!r} is not a task; choose lm or classify")
+    _check_task(task)
     if task == "classify" and not hasattr(base.model, "num_labels"):
         raise UserError(f"--task classify: {run_dir} is a {base.family} run; classifiers are fine-tuned from bert "
                         f"runs")

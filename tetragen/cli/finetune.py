@@ -6,7 +6,10 @@ finetune.lora_save=merged writes plain weights, =adapter writes adapter.safetens
 
 `--task classify` (bert runs): `--data FILE.csv|.jsonl` holds text,label rows; a classifier head on the pooled
 representation (model.pooling: the [CLS] position by default, or mean) is trained with cross-entropy; the run
-evaluates to val_loss and val_accuracy and keeps its labels in labels.json. Use it with `tetragen classify`.
+evaluates to val_loss and val_accuracy and keeps its labels in labels.json. Use it with `tetragen classify`. A
+`split` column in the file (train, val/test) fixes which rows are evaluated. With finetune.method=lora the head is
+trained whole beside the adapters. `tetragen train bert --task classify` makes the same classifier from random
+initialisation.
 """
 from __future__ import annotations
 

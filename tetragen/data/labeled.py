@@ -1,6 +1,8 @@
 """Labelled texts for sequence classification: `text,label` rows from the user's .csv (with a header) or .jsonl file.
 
-Rows are split per label (seeded), so every label of the validation split is also in the training split. Each text
+Rows are split per label (seeded), so every label of the validation split is also in the training split; a `split`
+column (train, or val/test for the evaluated split) fixes the split instead, e.g. to test on texts from sources the
+training rows never come from. Each text
 becomes [CLS] + its tokens, cut to the model's context (with a warning saying how many were cut). Batches are padded
 to their longest text and carry a padding mask; training batches are random rows drawn from (seed, step, micro-batch),
 so a resumed run sees the same batches as an uninterrupted one.
@@ -20,13 +22,15 @@ import torch
 from ..errors import UserError
 from .tokenizer import CLS, PAD
 
-TEXT, LABEL = "text", "label"
+TEXT, LABEL, SPLIT = "text", "label", "split"
+TRAIN_SPLIT, EVAL_SPLITS = "train", ("val", "test")  # values of the split column
 LABELS_FILE = "labels.json"
 FORMATS = (".csv", ".jsonl")
 
 
-def read_rows(source: str) -> list[tuple[str, str]]:
-    """(text, label) pairs of a .csv or .jsonl file; missing columns, empty labels or an empty file are user errors."""
+def read_rows(source: str) -> list[tuple[str, str, str]]:
+    """(text, label, split) of each row of a .csv or .jsonl file (split "" where the file has no split column);
+    missing columns, empty labels, unknown splits or an empty file are user errors."""
     path = Path(source).expanduser()
     if not source or not path.is_file():
         raise UserError(f"--data {source}: no such file; give a .csv or .jsonl file of text,label rows")
@@ -46,7 +50,18 @@ def read_rows(source: str) -> list[tuple[str, str]]:
     return rows
 
 
-def _csv_rows(path: Path, raw: str) -> list[tuple[str, str]]:
+def _check_split(path: Path, line: int, value, has_split: bool) -> str:
+    """A row's split: "" when the file has none, else one of train, val, test (for every row)."""
+    if not has_split:
+        return ""
+    split = str(value).strip().lower() if isinstance(value, str) else value
+    if split not in (TRAIN_SPLIT, *EVAL_SPLITS):
+        raise UserError(f"{path}: line {line}: split {value!r} is not one of {TRAIN_SPLIT}, "
+                        f"{', '.join(EVAL_SPLITS)}; mark every row, or drop the split column to split at random")
+    return split
+
+
+def _csv_rows(path: Path, raw: str) -> list[tuple[str, str, str]]:
     reader = csv.DictReader(io.StringIO(raw, newline=""))
     columns = [c.strip() for c in reader.fieldnames or []]
     for need in (TEXT, LABEL):
@@ -59,12 +74,12 @@ def _csv_rows(path: Path, raw: str) -> list[tuple[str, str]]:
         label = (row.get(LABEL) or "").strip()
         if not label:
             raise UserError(f"{path}: line {line}: empty label; every row needs a label")
-        rows.append((row.get(TEXT) or "", label))
+        rows.append((row.get(TEXT) or "", label, _check_split(path, line, row.get(SPLIT) or "", SPLIT in columns)))
     return rows
 
 
-def _jsonl_rows(path: Path, raw: str) -> list[tuple[str, str]]:
-    rows = []
+def _jsonl_rows(path: Path, raw: str) -> list[tuple[str, str, str]]:
+    rows, has_split = [], None
     for line, text in enumerate(raw.splitlines(), 1):
         if not text.strip():
             continue
@@ -83,13 +98,26 @@ def _jsonl_rows(path: Path, raw: str) -> list[tuple[str, str]]:
                             f"an integer)")
         if not isinstance(doc[TEXT], str):
             raise UserError(f"{path}: line {line}: text must be a string, got {type(doc[TEXT]).__name__}")
-        rows.append((doc[TEXT], str(label).strip()))
+        if has_split is None:  # the first row decides whether the file fixes the split
+            has_split = SPLIT in doc
+        elif has_split != (SPLIT in doc):
+            raise UserError(f"{path}: line {line}: {'no' if has_split else 'a'} {SPLIT!r} field where the first "
+                            f"row {'has' if has_split else 'has none'}; give every row a split or none")
+        rows.append((doc[TEXT], str(label).strip(), _check_split(path, line, doc.get(SPLIT), has_split)))
     return rows
 
 
 def split_rows(rows, val_fraction: float, seed: int, source: str):
-    """(train rows, validation rows): each label's rows shuffled, about val_fraction of them held out, at least one
-    kept for training."""
+    """(train rows, validation rows) of (text, label): as the rows' split column says, or else each label's rows
+    shuffled, about val_fraction of them held out, at least one kept for training."""
+    if rows and rows[0][2]:  # the file fixes the split
+        train = [(text, label) for text, label, split in rows if split == TRAIN_SPLIT]
+        val = [(text, label) for text, label, split in rows if split != TRAIN_SPLIT]
+        if not val:
+            raise UserError(f"--data {source}: no row has split {' or '.join(EVAL_SPLITS)}; mark the rows to "
+                            f"evaluate on")
+        return train, val
+    rows = [(text, label) for text, label, _ in rows]
     by_label: dict[str, list[int]] = {}
     for i, (_, label) in enumerate(rows):
         by_label.setdefault(label, []).append(i)
@@ -172,12 +200,15 @@ def load_labeled_data(cfg, tokenizer) -> LabeledText:
     train, val = split_rows(rows, cfg.data.val_fraction, cfg.train.seed, cfg.data.source)
     m = cfg.model
     if not m.labels:
+        if not train:
+            raise UserError(f"--data {cfg.data.source}: no row has split {TRAIN_SPLIT}; a new classifier needs "
+                            f"training rows")
         m.labels = sorted({label for _, label in train})
         m.num_labels = len(m.labels)
         if m.num_labels < 2:
             raise UserError(f"--data {cfg.data.source}: every row has the label {m.labels[0]!r}; a classifier "
                             f"needs at least two labels")
-    unseen = sorted({label for _, label in rows} - set(m.labels))
+    unseen = sorted({label for _, label, _ in rows} - set(m.labels))
     if unseen:
         raise UserError(f"--data {cfg.data.source}: label(s) {', '.join(map(repr, unseen[:5]))} were not seen in "
                         f"training (the model knows {', '.join(map(repr, m.labels[:10]))}); remove those rows or "

@@ -2,10 +2,11 @@
 
 `prepare(model, cfg)` is applied by the trainer to every freshly built model: it loads `finetune.init_from` (a run's
 weights file, or a Hugging Face GPT-2 folder: families/gpt/hf.py) and, for `finetune.method=lora`, wraps the target
-layers with adapters and freezes the rest. A resumed fine-tune rebuilds the
+layers with adapters and freezes the rest but a task head (a classifier), which is trained whole beside the adapters
+as it starts from random. A resumed fine-tune rebuilds the
 same structure and then loads its checkpoint over it. `finish(run_dir, cfg)` writes the LoRA result as asked:
 merged into plain weights (model.safetensors, loadable as any run) or as an adapter (adapter.safetensors +
-adapter.json naming the base weights).
+adapter.json naming the base weights; the task head, when there is one, is saved in the adapter file too).
 """
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ def prepare(model: torch.nn.Module, cfg) -> torch.nn.Module:
         ck.load_weights(model, path, {**tensors, **fresh})
     if f.method == "lora":
         lora.inject(model, targets(cfg), f.lora_rank, f.lora_alpha, cfg.family)
+        for name, p in model.named_parameters():  # frozen, a new head would stay a random projection
+            if name.startswith(NEW_HEADS):
+                p.requires_grad_(True)
     return model
 
 
@@ -62,7 +66,9 @@ def finish(run_dir: Path, cfg) -> None:
             ck.save_tensors(lora.merge_state(ck.read_tensors(run_dir / name), scale), run_dir / name)
         return
     weights = run_dir / names[-1]  # what inference uses: the EMA when there is one
-    ck.save_tensors(lora.adapter_state(ck.read_tensors(weights)), run_dir / ADAPTER_FILE)
+    state = ck.read_tensors(weights)
+    heads = {k: v for k, v in state.items() if k.startswith(NEW_HEADS)}
+    ck.save_tensors({**lora.adapter_state(state), **heads}, run_dir / ADAPTER_FILE)
     ck.write_json(run_dir / ADAPTER_JSON, {"base": f.init_from, "rank": f.lora_rank, "alpha": f.lora_alpha,
                                            "targets": targets(cfg)})
     for name in names:
@@ -83,9 +89,10 @@ def read_adapter(run_dir: Path, cfg) -> dict:
     state = dict(ck.read_tensors(base))
     adapter = ck.read_tensors(run_dir / ADAPTER_FILE)
     for k, v in adapter.items():  # the adapter's keys sit beside the base layer's: prefix.lora_A / prefix.base.*
-        prefix = k.rsplit(".", 1)[0]
-        for leaf in ("weight", "bias"):
-            if f"{prefix}.{leaf}" in state:
-                state[f"{prefix}.base.{leaf}"] = state.pop(f"{prefix}.{leaf}")
-        state[k] = v
+        if k.endswith(lora.LORA_KEYS):
+            prefix = k.rsplit(".", 1)[0]
+            for leaf in ("weight", "bias"):
+                if f"{prefix}.{leaf}" in state:
+                    state[f"{prefix}.base.{leaf}"] = state.pop(f"{prefix}.{leaf}")
+        state[k] = v  # a LoRA matrix, or a task head's weights in full
     return lora.merge_state(state, doc["alpha"] / doc["rank"])
