@@ -6,10 +6,11 @@ import sys
 
 from ..errors import TrainingError, UserError
 from . import eval as eval_cmd
-from . import classify, export, fill_mask, finetune, generate, ls, quickstart, reconstruct, sample, tokenizer, train
+from . import (classify, data, export, fill_mask, finetune, generate, ls, quickstart, reconstruct, sample, tokenizer,
+               train)
 
 VERBS = [train, finetune, generate, sample, reconstruct, fill_mask, classify, eval_cmd, export, ls, quickstart,
-         tokenizer]
+         tokenizer, data]
 
 
 class _Parser(argparse.ArgumentParser):
