@@ -91,6 +91,22 @@ def test_bert_run_learns_and_evaluates(bert_run):
     assert tok["special"] == [PAD, MASK, CLS] and cfg["model"]["special_ids"][MASK] == len(tok["vocab"]) + 1
 
 
+def test_fill_mask_puts_the_predictable_token_first(tmp_path):
+    """On a corpus where every character follows from its neighbours (abcde repeated), a briefly trained encoder
+    fills each [MASK] with the right character, wherever it falls in the period."""
+    corpus = tmp_path / "abcde.txt"
+    corpus.write_text("abcde" * 1000, encoding="utf-8")
+    run = tmp_path / "run"
+    tetragen.train("bert", str(corpus), run, preset="tiny", progress=False,
+                   overrides=["train.max_steps=200", "train.batch_size=32", "model.block_size=16",
+                              "model.mask_prob=0.5", "train.eval_every=0", "train.save_every=0",
+                              "train.eval_tokens=256"])
+    mlm = tetragen.load(run)
+    for text, want in [("abc[MASK]eab", "d"), ("cdea[MASK]cd", "b"), ("[MASK]bcdea", "a"), ("bcde[MASK]", "a")]:
+        (token, prob), *_ = mlm.fill_mask(text, top_k=3)
+        assert token == want and prob > 0.5, (text, mlm.fill_mask(text, top_k=3))
+
+
 def test_fill_mask_cli_and_python_agree(bert_run):
     r = run_cli("fill-mask", str(bert_run), "--text", "ROMEO:\nthe [MASK]nd", "--top-k", "3")
     assert r.returncode == 0, r.stderr
