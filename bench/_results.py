@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmarks: machine description and writing one section of bench/RESULTS.md.
+"""Shared helpers for the benchmarks: machine description, writing one section of bench/RESULTS.md, and timing a
+family's training step.
 
 Each benchmark owns the text between `<!-- NAME:start -->` and `<!-- NAME:end -->`; everything else in the file is
 left untouched, so several benchmarks (and people) can keep their results in the same file.
@@ -55,3 +56,29 @@ def write_section(name: str, body: str, path: Path = RESULTS) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def seconds_per_step(family: str, preset: str, data_source: str, overrides: list[str], warmup: int,
+                     steps: int) -> float:
+    """Wall seconds per training step of a throw-away trainer (`steps` timed steps after `warmup` untimed ones):
+    how a benchmark turns a time budget into train.max_steps."""
+    import tempfile
+    import time
+
+    from tetragen.api import load_data
+    from tetragen.config import build_run_config, validate_cross
+    from tetragen.train.trainer import Trainer
+    cfg = build_run_config(family, preset=preset, overrides=overrides)
+    cfg.data.source = data_source
+    validate_cross(cfg)
+    data = load_data(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, data, Path(tmp) / "probe", progress=False)
+        for _ in range(warmup):
+            trainer._train_step()
+            trainer.step += 1
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            trainer._train_step()
+            trainer.step += 1
+        return (time.perf_counter() - t0) / steps

@@ -18,14 +18,13 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import header, write_section  # noqa: E402
+from _results import header, seconds_per_step, write_section  # noqa: E402
 
 import tetragen  # noqa: E402
 from tetragen.api import load_data  # noqa: E402
@@ -33,33 +32,15 @@ from tetragen.config import build_run_config  # noqa: E402
 from tetragen.eval.classifier import load_evaluator  # noqa: E402
 from tetragen.eval.image import image_metrics  # noqa: E402
 from tetragen.sample.images import write_png  # noqa: E402
-from tetragen.train.trainer import Trainer  # noqa: E402
 
 WORK = ROOT / "bench" / "_work" / "image_gan"
 PRESET = "fmnist"
 DATA = "fashion-mnist"
 
 
-def seconds_per_step(family: str, overrides: list[str], warmup: int, steps: int) -> float:
-    """Time `steps` training steps of a throw-away trainer (after `warmup` steps)."""
-    cfg = build_run_config(family, preset=PRESET, overrides=overrides)
-    cfg.data.source = DATA
-    data = load_data(cfg)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, data, Path(tmp) / "probe", progress=False)
-        for _ in range(warmup):
-            trainer._train_step()
-            trainer.step += 1
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            trainer._train_step()
-            trainer.step += 1
-        return (time.perf_counter() - t0) / steps
-
-
 def run_family(family: str, budget_s: float, args) -> dict:
     base = [f"train.seed={args.seed}", "train.eval_every=0", "train.eval_samples=0", "model.preview_images=64"]
-    sps = seconds_per_step(family, base, args.warmup, args.probe_steps)
+    sps = seconds_per_step(family, PRESET, DATA, base, args.warmup, args.probe_steps)
     max_steps = max(2, int(budget_s / sps))
     out = WORK / family
     if out.exists():
