@@ -26,14 +26,15 @@ def _offline(monkeypatch):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("hf")
     (root / "c.txt").write_text(make_corpus(), encoding="utf-8")
-    for name, extra in (("char", []), ("bpe", ["data.tokenizer=bpe", "data.vocab_size=300", "model.bias=true"])):
+    for name, extra in (("char", []), ("bpe", ["data.tokenizer=bpe", "data.vocab_size=300", "model.bias=true"]),
+                        ("exact", ["model.activation=gelu"])):
         r = run_cli("train", "gpt", "--data", str(root / "c.txt"), "--out", str(root / name), *TINY,
                     "train.max_steps=3", *extra)
         assert r.returncode == 0, r.stderr
     return root
 
 
-@pytest.mark.parametrize("kind", ["char", "bpe"])
+@pytest.mark.parametrize("kind", ["char", "bpe", "exact"])
 def test_export_loads_in_transformers_with_the_same_logits(runs, kind):
     out = runs / f"hf_{kind}"
     r = run_cli("export", str(runs / kind), "--format", "hf", "--out", str(out))
@@ -57,11 +58,11 @@ def test_export_loads_in_transformers_with_the_same_logits(runs, kind):
     one_line_error(run_cli("export", str(runs / kind), "--format", "onnx", "--out", str(runs / "x")), "--format")
 
 
-def tiny_gpt2(folder, vocab_size, seed=0):
+def tiny_gpt2(folder, vocab_size, seed=0, activation="gelu_new"):
     """A randomly initialised GPT-2 (biases and LayerNorms random too), saved as transformers saves it."""
     torch.manual_seed(seed)
     config = transformers.GPT2Config(vocab_size=vocab_size, n_positions=32, n_embd=32, n_layer=2, n_head=2,
-                                     bos_token_id=None, eos_token_id=None)
+                                     bos_token_id=None, eos_token_id=None, activation_function=activation)
     model = transformers.GPT2LMHeadModel(config).eval()
     with torch.no_grad():
         for p in model.parameters():
@@ -70,16 +71,17 @@ def tiny_gpt2(folder, vocab_size, seed=0):
     return model
 
 
-def test_init_from_a_transformers_gpt2(runs, tmp_path):
+@pytest.mark.parametrize("activation,ours_name", [("gelu_new", "gelu_tanh"), ("gelu", "gelu")])
+def test_init_from_a_transformers_gpt2(runs, tmp_path, activation, ours_name):
     vocab = tetragen.load(runs / "char").tokenizer.vocab_size
-    hf_model = tiny_gpt2(tmp_path / "gpt2", vocab)
+    hf_model = tiny_gpt2(tmp_path / "gpt2", vocab, activation=activation)
     out = tmp_path / "run"
     r = run_cli("train", "gpt", "--data", str(runs / "c.txt"), "--out", str(out), "--init-from",
                 str(tmp_path / "gpt2"), *TINY, "train.max_steps=1", "train.warmup_steps=0", "train.lr=1e-12",
                 "train.min_lr=0")
     assert r.returncode == 0, r.stderr
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["model"]["n_embd"] == 32 and cfg["model"]["bias"] is True
+    assert cfg["model"]["n_embd"] == 32 and cfg["model"]["bias"] is True and cfg["model"]["activation"] == ours_name
     assert cfg["finetune"]["init_from"] == str((tmp_path / "gpt2").resolve())
     ours = tetragen.load(out)
     x = torch.randint(0, vocab, (2, 32))

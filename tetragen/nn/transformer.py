@@ -9,13 +9,18 @@ import torch.nn as nn
 from .attention import KVCache, SelfAttention
 
 
-class MLP(nn.Module):
-    """Position-wise feed-forward: expand 4x, tanh-approximated GELU (as GPT-2), project back."""
+# GELU as GPT-2 computes it (tanh approximation) or exactly (erf). On CPUs the erf kernel is several times faster
+# than the tanh one, which matters for small models; Hugging Face's GPT-2 has both ("gelu_new" and "gelu").
+ACTIVATIONS = {"gelu_tanh": "tanh", "gelu": "none"}
 
-    def __init__(self, n_embd: int, *, bias: bool = True, dropout: float = 0.0):
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: expand 4x, GELU (tanh-approximated by default, as GPT-2), project back."""
+
+    def __init__(self, n_embd: int, *, bias: bool = True, dropout: float = 0.0, activation: str = "gelu_tanh"):
         super().__init__()
         self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
-        self.gelu = nn.GELU(approximate="tanh")
+        self.gelu = nn.GELU(approximate=ACTIVATIONS[activation])
         self.c_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
@@ -26,12 +31,13 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
-    def __init__(self, n_embd: int, n_head: int, *, bias: bool = True, dropout: float = 0.0, causal: bool = True):
+    def __init__(self, n_embd: int, n_head: int, *, bias: bool = True, dropout: float = 0.0, causal: bool = True,
+                 activation: str = "gelu_tanh"):
         super().__init__()
         self.ln_1 = nn.LayerNorm(n_embd, bias=bias)
         self.attn = SelfAttention(n_embd, n_head, bias=bias, dropout=dropout, causal=causal)
         self.ln_2 = nn.LayerNorm(n_embd, bias=bias)
-        self.mlp = MLP(n_embd, bias=bias, dropout=dropout)
+        self.mlp = MLP(n_embd, bias=bias, dropout=dropout, activation=activation)
 
     def forward(self, x: torch.Tensor, *, cache: KVCache | None = None, layer: int = 0,
                 key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:

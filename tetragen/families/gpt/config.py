@@ -16,6 +16,8 @@ class GPTConfig:
     n_embd: int = option(128, "embedding width", min=1)
     dropout: float = option(0.0, "dropout probability", min=0.0, max=0.9)
     bias: bool = option(True, "biases in linear layers and LayerNorms (GPT-2 has them)")
+    activation: str = option("gelu_tanh", "MLP activation: GPT-2's tanh-approximated GELU, or the exact GELU "
+                                          "(faster on CPUs)", choices=["gelu_tanh", "gelu"])
 
     def validate(self) -> None:
         if self.n_embd % self.n_head:

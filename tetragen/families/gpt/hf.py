@@ -16,6 +16,7 @@ from ...errors import UserError
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 TANH_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
+EXACT_GELU = ("gelu",)
 LN_EPS = 1e-5  # nn.LayerNorm's default, which tetragen's blocks use
 
 
@@ -26,7 +27,7 @@ def gpt2_config(model_config) -> dict:
     c = model_config
     return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": c.vocab_size,
             "n_positions": c.block_size, "n_ctx": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer,
-            "n_head": c.n_head, "n_inner": None, "activation_function": "gelu_new", "resid_pdrop": c.dropout,
+            "n_head": c.n_head, "n_inner": None, "activation_function": "gelu_new" if c.activation == "gelu_tanh" else "gelu", "resid_pdrop": c.dropout,
             "embd_pdrop": c.dropout, "attn_pdrop": c.dropout, "layer_norm_epsilon": LN_EPS,
             "initializer_range": 0.02, "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False,
             "reorder_and_upcast_attn": False, "tie_word_embeddings": True, "bos_token_id": None,
@@ -123,7 +124,8 @@ def read_gpt2_config(folder: Path) -> dict:
         raise UserError(f"--init-from {folder}: no model.safetensors{extra}; save the model with "
                         f"save_pretrained(..., safe_serialization=True)")
     n_embd = doc.get("n_embd", 768)
-    checks = [("activation_function", doc.get("activation_function", "gelu_new") in TANH_GELU, "gelu_new"),
+    checks = [("activation_function", doc.get("activation_function", "gelu_new") in TANH_GELU + EXACT_GELU,
+               "gelu_new"),
               ("n_inner", doc.get("n_inner") in (None, 4 * n_embd), f"null or {4 * n_embd}"),
               ("layer_norm_epsilon", abs(doc.get("layer_norm_epsilon", LN_EPS) - LN_EPS) < 1e-12, LN_EPS),
               ("scale_attn_weights", doc.get("scale_attn_weights", True) is True, True),
@@ -140,7 +142,8 @@ def model_overrides(doc: dict) -> list[str]:
     """The model.* overrides that give a tetragen GPT the shape of this GPT-2 config."""
     return [f"model.vocab_size={doc.get('vocab_size', 50257)}", f"model.block_size={doc.get('n_positions', 1024)}",
             f"model.n_layer={doc.get('n_layer', 12)}", f"model.n_head={doc.get('n_head', 12)}",
-            f"model.n_embd={doc.get('n_embd', 768)}", "model.bias=true"]
+            f"model.n_embd={doc.get('n_embd', 768)}", "model.bias=true",
+            f"model.activation={'gelu' if doc.get('activation_function') in EXACT_GELU else 'gelu_tanh'}"]
 
 
 def read_gpt2_weights(folder: str | Path) -> dict[str, torch.Tensor]:

@@ -26,7 +26,8 @@ class GPT(nn.Module):
             wte=nn.Embedding(c.vocab_size, c.n_embd),
             wpe=nn.Embedding(c.block_size, c.n_embd),
             drop=nn.Dropout(c.dropout),
-            h=nn.ModuleList([Block(c.n_embd, c.n_head, bias=c.bias, dropout=c.dropout, causal=True)
+            h=nn.ModuleList([Block(c.n_embd, c.n_head, bias=c.bias, dropout=c.dropout, causal=True,
+                                   activation=c.activation)
                              for _ in range(c.n_layer)]),
             ln_f=nn.LayerNorm(c.n_embd, bias=c.bias),
         ))
