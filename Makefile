@@ -33,6 +33,9 @@ bench: $(STAMP)
 	$(PY) bench/lm_speed.py
 	$(PY) bench/generate_speed.py
 	$(PY) bench/data_scale.py
+	$(PY) bench/image_gan.py
+	$(PY) bench/image_vae.py
+	$(PY) bench/pretrain_finetune.py
 
 clean-venv:
 	rm -rf $(VENV)
