@@ -79,6 +79,12 @@ def one_line_error(r, *needles):
         assert n in r.stderr, r.stderr
 
 
+# The bitwise-resume tests of the convolutional families run their processes on one thread: on a loaded machine a
+# two-thread CPU run of those models has occasionally ended ~1e-6 away from an identical run even without any
+# interruption, and these tests are about the trainer's resume, not the kernels' threading.
+ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "TETRAGEN_NO_PROGRESS": "1"}
+
+
 def kill_after_checkpoint(cmd: list[str], run: Path, step: int, end_step: int, env: dict | None = None) -> None:
     """Start a training command, SIGKILL it once checkpoint `step` exists, and check it died before `end_step`."""
     import signal

@@ -20,7 +20,7 @@ from tetragen.nn.gan_losses import discriminator_loss, generator_loss
 from tetragen.registry import get_family
 from tetragen.train import checkpoint as ck
 
-from .conftest import kill_after_checkpoint, make_image_folder, run_cli
+from .conftest import ONE_THREAD_ENV, kill_after_checkpoint, make_image_folder, run_cli
 from .test_bad_input import assert_user_error, snapshot
 
 TINY = ["--preset", "tiny", "train.max_steps=2", "train.save_every=0", "train.eval_every=0"]
@@ -244,7 +244,7 @@ def test_sigkill_then_resume_is_bitwise_identical_to_uninterrupted(images, tmp_p
     def cmd(out, *extra):
         return [sys.executable, "-m", "tetragen", "train", "dcgan", "--data", str(images), "--out", str(out),
                 *KILLABLE, *extra]
-    env = {**os.environ, "TETRAGEN_NO_PROGRESS": "1"}
+    env = {**os.environ, **ONE_THREAD_ENV}
     straight = subprocess.run(cmd(tmp_path / "a"), capture_output=True, text=True, timeout=300, env=env)
     assert straight.returncode == 0, straight.stderr
 

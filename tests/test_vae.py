@@ -19,7 +19,7 @@ from tetragen.errors import UserError
 from tetragen.eval.likelihood import MAX_IW_SAMPLES, check_iw_samples
 from tetragen.registry import get_family
 
-from .conftest import kill_after_checkpoint, make_image_folder, run_cli
+from .conftest import ONE_THREAD_ENV, kill_after_checkpoint, make_image_folder, run_cli
 from .test_bad_input import assert_user_error, snapshot
 
 
@@ -356,7 +356,7 @@ def test_sigkill_then_resume_is_bitwise_identical_to_uninterrupted(images, tmp_p
     def cmd(out, *more):
         return [sys.executable, "-m", "tetragen", "train", family, "--data", str(images), "--out", str(out),
                 *KILLABLE, *extra, *more]
-    env = {**os.environ, "TETRAGEN_NO_PROGRESS": "1"}
+    env = {**os.environ, **ONE_THREAD_ENV}
     straight = subprocess.run(cmd(tmp_path / "a"), capture_output=True, text=True, timeout=300, env=env)
     assert straight.returncode == 0, straight.stderr
 
