@@ -143,6 +143,22 @@ def test_bf16_training_runs_and_stays_finite(corpus, tmp_path):
     assert torch.isfinite(torch.tensor(metrics["val_loss"]))
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_picks_bf16_only_where_native(corpus, tmp_path, monkeypatch, capsys, native):
+    from tetragen.train import trainer as tr
+    monkeypatch.setattr(tr, "native_bf16", lambda device: native)
+    cfg, data = tiny(corpus, "train.max_steps=2", "train.log_every=1", "train.precision=auto")
+    Trainer(cfg, data, tmp_path / "auto", progress=False).fit()
+    logged = [json.loads(ln) for ln in (tmp_path / "auto" / "metrics.jsonl").read_text().splitlines()]
+    assert {r["precision"] for r in logged if r["split"] == "train"} == {"bf16" if native else "fp32"}
+    assert json.loads((tmp_path / "auto" / "config.json").read_text())["train"]["precision"] == "auto"
+    assert "warning" not in capsys.readouterr().err
+    # an explicit bf16 is honoured, with a warning where it is only emulated
+    cfg, data = tiny(corpus, "train.max_steps=1", "train.precision=bf16")
+    assert Trainer(cfg, data, tmp_path / "bf16", progress=False).precision == "bf16"
+    assert ("no native bf16" in capsys.readouterr().err) is not native
+
+
 def test_gradient_accumulation_matches_one_big_batch(corpus, tmp_path):
     """2 micro-batches of 4 == the same 8 examples... drawn per (step, micro), so compare against the math directly."""
     cfg, data = tiny(corpus, "train.max_steps=1", "train.grad_accum=2", "train.batch_size=4", "train.grad_clip=0")

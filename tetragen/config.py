@@ -48,7 +48,9 @@ class TrainConfig:
     keep_last: int = option(2, "step checkpoints kept (the best one is kept apart)", min=1)
     log_every: int = option(10, "append training metrics every N steps", min=1)
     seed: int = option(1337, "seed for initialisation, batches and dropout", min=0)
-    precision: str = option("fp32", "compute precision for training", choices=["fp32", "bf16"])
+    precision: str = option("fp32", "compute precision for training; auto: bf16 where the hardware computes it "
+                                     "natively (CUDA with bf16, CPUs with AVX-512/AMX), else fp32",
+                            choices=["fp32", "bf16", "auto"])
     compile: bool = option(False, "compile the model with torch.compile")
     ema_decay: float = option(0.0, "keep an exponential moving average of the weights (0: off)", min=0.0, max=0.99999)
     max_minutes: float = option(0.0, "stop this process after N minutes of training with a final evaluation and "

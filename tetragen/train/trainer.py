@@ -44,6 +44,29 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether this device computes bf16 matrix products natively. CPUs without AVX-512 (AVX2 only) emulate them,
+    many times slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+def resolve_precision(precision: str, device: torch.device, *, warn: bool = True) -> str:
+    """The precision a run computes in: `auto` becomes bf16 or fp32 by the hardware; an explicit bf16 on hardware
+    that only emulates it is kept, with a warning."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if precision == "bf16" and warn and not native_bf16(device):
+        where = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else torch.cuda.get_device_name()
+        print(f"tetragen: warning: train.precision=bf16 but this {device.type} ({where}) has no native bf16; it is "
+              f"emulated and can be many times slower than fp32: use train.precision=auto or fp32", file=sys.stderr)
+    return precision
+
+
 def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -81,6 +104,7 @@ class Trainer:
         t = cfg.train
         self.device = resolve_device(t.device)
         self.dist = distributed.setup(self.device.type)
+        self.precision = resolve_precision(t.precision, self.device, warn=self.dist.is_main)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         self.resuming = False
@@ -187,7 +211,7 @@ class Trainer:
                 sync = contextlib.nullcontext()
                 if d.enabled and m < len(batches) - 1:
                     sync = self.wrapped.no_sync() if hasattr(self.wrapped, "no_sync") else sync
-                with sync, autocast(self.device, t.precision):
+                with sync, autocast(self.device, self.precision):
                     loss, metrics = phase.loss(self.wrapped, batch)
                 (loss / len(batches)).backward()
                 total += loss.detach().float()
@@ -278,7 +302,8 @@ class Trainer:
     def _log_train(self, window: dict, logs: dict) -> dict:
         dt = max(time.perf_counter() - window["t0"], 1e-9)
         rec = {"step": self.step, "split": "train", **{k: v for k, v in logs.items() if k != "loss"},
-               "throughput": window["units"] / dt, "unit": self.data.unit, "skipped_steps": self.skipped}
+               "throughput": window["units"] / dt, "unit": self.data.unit, "precision": self.precision,
+               "skipped_steps": self.skipped}
         if window["n"]:
             rec["loss"] = window["loss"] / window["n"]
         if self.dist.is_main:

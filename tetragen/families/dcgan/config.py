@@ -51,7 +51,7 @@ PRESETS = {
     "fmnist": {
         "model": {"latent_dim": 64, "g_width": 32, "d_width": 32, "spectral_norm": True, "channels_last": True},
         "train": {**GAN_TRAIN, "max_steps": 3000, "batch_size": 64, "lr": 2e-4, "min_lr": 0.0,
-                  "precision": "bf16", "ema_decay": 0.995, "eval_samples": 2000, "eval_every": 1000,
+                  "precision": "auto", "ema_decay": 0.995, "eval_samples": 2000, "eval_every": 1000,
                   "save_every": 500, "log_every": 50},
     },
 }

@@ -37,11 +37,11 @@ PRESETS = {
         "train": {"max_steps": 2000, "batch_size": 12, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
                   "beta2": 0.99, "weight_decay": 0.1, "eval_every": 250, "save_every": 500},
     },
-    "fast": {  # what `tetragen quickstart` trains: baby's model, more updates per second (bf16, batch 24),
+    "fast": {  # what `tetragen quickstart` trains: baby's model, more updates per second (bf16 where native, batch 24),
         # a high peak lr with a short warm-up and a linear decay to zero; one evaluation, at the end
         "model": {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0, "bias": False},
         "train": {"max_steps": 1800, "batch_size": 24, "lr": 4e-3, "min_lr": 0.0, "schedule": "linear",
-                  "warmup_steps": 20, "beta2": 0.99, "weight_decay": 0.1, "precision": "bf16", "eval_every": 0,
+                  "warmup_steps": 20, "beta2": 0.99, "weight_decay": 0.1, "precision": "auto", "eval_every": 0,
                   "save_every": 0, "log_every": 100},
     },
     "small": {

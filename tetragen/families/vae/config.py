@@ -61,7 +61,7 @@ PRESETS = {
     "fmnist": {
         "model": {"latent_dim": 16, "width": 64, "kl_warmup_steps": 500},
         "train": {**VAE_TRAIN, "max_steps": 5000, "batch_size": 128, "lr": 1e-3, "min_lr": 1e-4,
-                  "warmup_steps": 100, "precision": "bf16", "eval_samples": 2000, "eval_every": 1000,
+                  "warmup_steps": 100, "precision": "auto", "eval_samples": 2000, "eval_every": 1000,
                   "save_every": 500, "log_every": 50},
     },
 }
