@@ -12,7 +12,7 @@ from tetragen.config import build_run_config
 from tetragen.data.tokenizer import CLS, MASK, PAD
 from tetragen.families.bert.model import BERT, IGNORE
 from tetragen.families.bert.objective import generator_for, mask_tokens
-from tetragen.nn.attention import SelfAttention
+from tetragen.nn.attention import SelfAttention, alibi_bias
 
 from .conftest import TINY, make_corpus, run_cli
 
@@ -47,9 +47,12 @@ def test_masking_follows_the_80_10_10_recipe_and_is_seeded():
     assert not torch.equal(other[1], targets)
 
 
-def test_encoder_is_bidirectional_and_ignores_padding():
+@pytest.mark.parametrize("alibi", [False, True])
+def test_encoder_is_bidirectional_and_ignores_padding(alibi):
     torch.manual_seed(0)
-    model = BERT(tiny_config()).eval()
+    cfg = tiny_config()
+    cfg.alibi = alibi
+    model = BERT(cfg).eval()
     assert all(isinstance(b.attn, SelfAttention) and not b.attn.causal for b in model.encoder.h)
     x = torch.randint(0, 37, (2, 12))
     with torch.no_grad():
@@ -64,6 +67,21 @@ def test_encoder_is_bidirectional_and_ignores_padding():
         other_pad[:, 8:] = 5
         assert torch.allclose(model(other_pad, padding_mask=real)[0][:, :8], padded[:, :8], atol=1e-6)
         assert torch.allclose(model(x[:, :8])[0], padded[:, :8], atol=1e-5)  # padding == a shorter input
+
+
+def test_alibi_penalises_distance_per_head_and_changes_only_the_scores():
+    bias = alibi_bias(4, 6)
+    assert bias.shape == (4, 6, 6) and torch.equal(bias, bias.transpose(1, 2))  # symmetric: both directions
+    assert torch.all(bias.diagonal(dim1=1, dim2=2) == 0)
+    assert torch.allclose(bias[:, 0, 3], -3 * torch.tensor([2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8]))
+    torch.manual_seed(0)
+    plain, with_alibi = tiny_config(), tiny_config()
+    with_alibi.alibi = True
+    a, b = BERT(plain).eval(), BERT(with_alibi).eval()
+    b.load_state_dict(a.state_dict())  # no new weights
+    x = torch.randint(0, 37, (2, 12))
+    with torch.no_grad():
+        assert not torch.allclose(a(x)[0], b(x)[0])
 
 
 @pytest.fixture(scope="module")

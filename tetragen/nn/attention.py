@@ -1,6 +1,7 @@
 """Multi-head self-attention through `torch.nn.functional.scaled_dot_product_attention`, with a KV cache.
 
 Attention Is All You Need (Vaswani et al. 2017): https://arxiv.org/abs/1706.03762
+ALiBi, an optional distance penalty on the scores (Press et al. 2021): https://arxiv.org/abs/2108.12409
 The projections follow GPT-2's names (`c_attn` for the fused q/k/v projection, `c_proj` for the output) so that
 weights map one-to-one onto the GPT-2 format.
 """
@@ -42,6 +43,14 @@ class KVCache:
         self.pos = 0
 
 
+def alibi_bias(n_head: int, T: int, device: torch.device | None = None) -> torch.Tensor:
+    """ALiBi's penalty for a bidirectional encoder: (n_head, T, T), -m_h * |i - j|, with head h's slope
+    m_h = 2^(-8 (h + 1) / n_head); symmetric, as MosaicBERT uses it (https://arxiv.org/abs/2312.17482)."""
+    slopes = torch.tensor([2.0 ** (-8.0 * (h + 1) / n_head) for h in range(n_head)], device=device)
+    pos = torch.arange(T, device=device)
+    return -slopes[:, None, None] * (pos[None, :] - pos[:, None]).abs()            # (nh, T, T)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention; causal (GPT) or bidirectional with an optional padding mask (BERT)."""
 
@@ -57,7 +66,9 @@ class SelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, *, cache: KVCache | None = None, layer: int = 0,
-                key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+                key_padding_mask: torch.Tensor | None = None, attn_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, C) -> (B, T, C). key_padding_mask (B, T): True where the token is real; attn_bias (nh, T, S):
+        added to the attention scores (e.g. `alibi_bias`)."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         hs = C // self.n_head
@@ -81,14 +92,26 @@ class SelfAttention(nn.Module):
             if is_causal:
                 causal = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril()
                 mask, is_causal = mask & causal, False
+        if attn_bias is not None and is_causal:
+            mask, is_causal = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril(), False
         dropout_p = self.dropout if self.training else 0.0
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             # Under CPU autocast this op runs in bf16, and the CPU kernel's bf16 backward is several times slower
             # than its fp32 one (torch 2.13): keep attention itself in fp32; the projections around it stay bf16.
             with torch.autocast("cpu", enabled=False):
-                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask,
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(),
+                                                   attn_mask=_scores_mask(mask, attn_bias, torch.float32),
                                                    is_causal=is_causal, dropout_p=dropout_p)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout_p)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=_scores_mask(mask, attn_bias, q.dtype),
+                                               is_causal=is_causal, dropout_p=dropout_p)
         y = y.transpose(1, 2).contiguous().view(B, T, C)    # re-assemble heads side by side
         return self.resid_dropout(self.c_proj(y))
+
+
+def _scores_mask(mask: torch.Tensor | None, bias: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """SDPA's attn_mask: the boolean mask alone, or the additive bias with -inf where the mask is False."""
+    if bias is None:
+        return mask
+    bias = bias.to(dtype)
+    return bias if mask is None else bias.masked_fill(~mask, float("-inf"))

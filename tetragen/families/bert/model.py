@@ -2,9 +2,12 @@
 
 BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding (Devlin et al. 2018),
 https://arxiv.org/abs/1810.04805. The blocks are the shared pre-LayerNorm ones of `tetragen.nn` (one attention
-implementation for every family) with `causal=False` and a padding mask; learned absolute positions; the masked-LM
-head is BERT's (dense, GELU, LayerNorm, then the tied input embedding plus a bias). An optional classifier reads the
-[CLS] position or the mean over real tokens.
+implementation for every family) with `causal=False` and a padding mask; learned absolute positions, and optionally
+ALiBi's distance penalty on the attention scores (`model.alibi`, symmetric as in MosaicBERT): with learned positions
+alone, a masked position has no way to its neighbours until attention has learned to find them by position, and a
+small character-level model sits at the unigram loss for hundreds of steps first. The masked-LM head is BERT's
+(dense, GELU, LayerNorm, then the tied input embedding plus a bias). An optional classifier reads the [CLS] position
+or the mean over real tokens.
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...nn.transformer import Block, gpt2_init
+from ...nn.attention import alibi_bias
+from ...nn.transformer import ACTIVATIONS, Block, gpt2_init
 from .config import BERTConfig
 
 IGNORE = -100  # target of positions without a loss
@@ -28,11 +32,12 @@ class BERT(nn.Module):
             wte=nn.Embedding(c.vocab_size, c.n_embd),
             wpe=nn.Embedding(c.block_size, c.n_embd),
             drop=nn.Dropout(c.dropout),
-            h=nn.ModuleList([Block(c.n_embd, c.n_head, bias=c.bias, dropout=c.dropout, causal=False)
-                             for _ in range(c.n_layer)]),
+            h=nn.ModuleList([Block(c.n_embd, c.n_head, bias=c.bias, dropout=c.dropout, causal=False,
+                                   activation=c.activation) for _ in range(c.n_layer)]),
             ln_f=nn.LayerNorm(c.n_embd, bias=c.bias),
         ))
-        self.mlm_transform = nn.Sequential(nn.Linear(c.n_embd, c.n_embd, bias=c.bias), nn.GELU(approximate="tanh"),
+        self.mlm_transform = nn.Sequential(nn.Linear(c.n_embd, c.n_embd, bias=c.bias),
+                                           nn.GELU(approximate=ACTIVATIONS[c.activation]),
                                            nn.LayerNorm(c.n_embd, bias=c.bias))
         self.mlm_bias = nn.Parameter(torch.zeros(c.vocab_size))
         self.classifier = nn.Linear(c.n_embd, c.num_labels) if c.num_labels else None
@@ -45,8 +50,10 @@ class BERT(nn.Module):
             raise ValueError(f"sequence of {T} tokens is longer than block_size {self.config.block_size}")
         pos = torch.arange(T, device=idx.device)                                      # (T,)
         x = self.encoder.drop(self.encoder.wte(idx) + self.encoder.wpe(pos))          # (B, T, C)
+        bias = alibi_bias(self.config.n_head, T, idx.device) if self.config.alibi else None  # (nh, T, T)
         for block in self.encoder.h:
-            x = block(x, key_padding_mask=padding_mask)  # every token sees every real token, both directions
+            # every token sees every real token, both directions
+            x = block(x, key_padding_mask=padding_mask, attn_bias=bias)
         return self.encoder.ln_f(x)
 
     def mlm_logits(self, h: torch.Tensor) -> torch.Tensor:
