@@ -9,8 +9,9 @@ import torch
 import tetragen
 from tetragen.api import load_data
 from tetragen.config import build_run_config
-from tetragen.errors import TrainingError
+from tetragen.errors import TrainingError, UserError
 from tetragen.train import checkpoint as ck
+from tetragen.train.optim import make_optimizer
 from tetragen.train.trainer import Trainer
 
 from .conftest import kill_after_checkpoint
@@ -135,6 +136,33 @@ def test_time_limit_stops_with_a_checkpoint_and_resume_finishes_the_same_run(cor
     assert torch.equal(straight.model.state_dict()["transformer.wte.weight"],
                        resumed.model.state_dict()["transformer.wte.weight"])
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+def test_muon_orthogonalises_block_matrices_and_resumes_exactly(corpus, tmp_path):
+    from tetragen.train.optim import Combined, Muon, orthogonalize
+    g = torch.randn(48, 16, generator=torch.Generator().manual_seed(0))
+    s = torch.linalg.svdvals(orthogonalize(g))
+    assert s.min() > 0.6 and s.max() < 1.3  # every direction moves at about the same rate
+    muon = ["train.optimizer=muon", "train.max_steps=6", "train.save_every=3"]
+    straight = Trainer(*tiny(corpus, *muon), tmp_path / "a", progress=False)
+    opt = straight.optimizers["main"]
+    assert isinstance(opt, Combined) and isinstance(opt.optimizers[0], Muon)
+    assert {id(p) for g in opt.optimizers[0].param_groups for p in g["params"]} == {
+        id(m.weight) for m in straight.model.modules() if isinstance(m, torch.nn.Linear) and m.weight.dim() == 2
+        and m.weight is not straight.model.transformer.wte.weight}  # the blocks' linears; not the tied embedding
+    first = straight.model.transformer.h[0].attn.c_attn.weight.clone()
+    straight.fit()
+    assert not torch.equal(first, straight.model.transformer.h[0].attn.c_attn.weight)
+    # stopped by the time limit after step 1, then resumed: the same weights as the straight run
+    Trainer(*tiny(corpus, *muon, "train.max_minutes=1e-9"), tmp_path / "b", progress=False).fit()
+    resumed = Trainer(*tiny(corpus, *muon), tmp_path / "b", resume=True, progress=False)
+    assert resumed.optimizers["main"].optimizers[0].state  # momentum buffers came back
+    resumed.fit()
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+    gan = build_run_config("dcgan", preset="tiny", overrides=["train.optimizer=muon"])
+    model = tetragen.registry.get_family("dcgan").build(gan.model)
+    with pytest.raises(UserError, match="train.optimizer=muon: this model has no transformer-block"):
+        make_optimizer(list(model.parameters()), gan.train, "cpu", model)
 
 
 def test_bf16_training_runs_and_stays_finite(corpus, tmp_path):

@@ -37,6 +37,11 @@ class TrainConfig:
     warmup_steps: int = option(100, "linear warm-up steps", min=0)
     schedule: str = option("cosine", "decay after warm-up", choices=["cosine", "linear", "constant"])
     weight_decay: float = option(0.1, "AdamW weight decay (matrices only; biases, norms never decay)", min=0.0)
+    optimizer: str = option("adamw", "adamw for every weight, or muon: Muon (orthogonalised momentum) for the weight "
+                                     "matrices inside transformer blocks and AdamW for the rest",
+                            choices=["adamw", "muon"])
+    muon_momentum: float = option(0.95, "Muon's momentum (train.optimizer=muon)", min=0.0, max=1.0,
+                                  min_exclusive=True)
     beta1: float = option(0.9, "AdamW beta1", min=0.0, max=1.0)
     beta2: float = option(0.99, "AdamW beta2", min=0.0, max=1.0)
     grad_clip: float = option(1.0, "clip the global gradient norm to this (0: off)", min=0.0)

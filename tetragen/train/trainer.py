@@ -26,7 +26,7 @@ from ..registry import get_family
 from . import checkpoint as ck
 from . import distributed, finetune
 from .ema import EMA
-from .optim import lr_at, make_adamw
+from .optim import lr_at, make_optimizer
 
 
 def format_metrics(metrics: dict) -> str:
@@ -121,7 +121,7 @@ class Trainer:
         # a fine-tune starts from another run's weights, and with LoRA trains adapters only (train/finetune.py)
         self.model = finetune.prepare(self.family.build(cfg.model), cfg).to(self.device)
         self.phases = self.family.objective(self.model, cfg)
-        self.optimizers = {p.name: make_adamw(p.params, t, self.device.type) for p in self.phases}
+        self.optimizers = {p.name: make_optimizer(p.params, t, self.device.type, self.model) for p in self.phases}
         self.ema = EMA(self.model, t.ema_decay) if t.ema_decay > 0 else None
         self.step, self.skipped, self.bad_streak = 0, 0, 0
         self.best: dict | None = None
