@@ -69,3 +69,16 @@ def test_every_shipped_yaml_loads_and_validates(path):
 
 def test_there_are_shipped_configs():
     assert SHIPPED, "configs/ should ship at least one run config"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_a_shipped_yaml_named_after_a_preset_is_that_preset(path):
+    """configs/FAMILY/NAME.yaml and `--preset NAME` are two spellings of one recipe."""
+    import yaml
+
+    from tetragen.registry import get_family
+    family = yaml.safe_load(path.read_text())["family"]
+    if path.stem not in get_family(family).presets:
+        pytest.skip(f"{path.stem} is not a {family} preset")
+    assert build_run_config(family, yaml_path=str(path)).to_dict() == \
+        build_run_config(family, preset=path.stem).to_dict()

@@ -37,12 +37,14 @@ PRESETS = {
         "train": {"max_steps": 2000, "batch_size": 12, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
                   "beta2": 0.99, "weight_decay": 0.1, "eval_every": 250, "save_every": 500},
     },
-    "fast": {  # what `tetragen quickstart` trains: baby's model, more updates per second (bf16 where native, batch 24),
-        # a high peak lr with a short warm-up and a linear decay to zero; one evaluation, at the end
-        "model": {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0, "bias": False},
-        "train": {"max_steps": 1800, "batch_size": 24, "lr": 4e-3, "min_lr": 0.0, "schedule": "linear",
-                  "warmup_steps": 20, "beta2": 0.99, "weight_decay": 0.1, "precision": "auto", "eval_every": 0,
-                  "save_every": 0, "log_every": 100},
+    "fast": {  # what `tetragen quickstart` trains: baby's model with exact GELU, Muon for the blocks' matrices
+        # (twice as far per token as AdamW here: 1.672 after 700 steps vs 1.673 after 1800), batch 24, bf16 where
+        # native, a high peak lr with a short warm-up and a linear decay to zero; one evaluation, at the end
+        "model": {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0, "bias": False,
+                  "activation": "gelu"},
+        "train": {"max_steps": 700, "batch_size": 24, "lr": 1e-2, "min_lr": 0.0, "schedule": "linear",
+                  "warmup_steps": 20, "beta2": 0.99, "weight_decay": 0.1, "optimizer": "muon",
+                  "precision": "auto", "eval_every": 0, "save_every": 0, "log_every": 100},
     },
     "small": {
         "model": {"block_size": 256, "n_layer": 6, "n_head": 6, "n_embd": 384, "dropout": 0.2, "bias": False},
