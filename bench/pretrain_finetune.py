@@ -1,0 +1,320 @@
+"""Pre-train -> fine-tune on the complete works: what pre-training on unlabelled text buys on a small task.
+
+The data is built offline by `tetragen data shakespeare-tasks` (tetragen/data/shakespeare_tasks.py): pretrain.txt
+is the complete works minus eight held-out works (two per genre), heldout/NAME.txt each held-out work, genre.csv
+passages labelled comedy/history/tragedy/poetry with split=test rows from the held-out works only.
+
+1. GPT domain adaptation. A GPT (4 layers, 192 dims) is pre-trained on pretrain.txt; then, on one held-out play alone
+   (Macbeth: its first 90% for training, its last 10% for validation), the same number of steps of
+   (a) full fine-tuning of the pre-trained model, (b) LoRA fine-tuning of it, (c) training from random
+   initialisation with the same shape and tokenizer. Reported: validation loss on the held-out play (nats/char and
+   bits/char), and the pre-trained model before any fine-tuning.
+2. BERT genre classification. A BERT (`baby`: 4 layers, 128 dims) is pre-trained as a masked LM on pretrain.txt; then a
+   classifier is trained on the genre rows, with all training labels and with 5% of them (drawn per genre), from
+   the pre-trained encoder (`tetragen finetune --task classify`) and from random initialisation with the same shape
+   and tokenizer (`tetragen train bert --task classify`), for the same number of steps. Reported: accuracy on the
+   test rows (passages of works no run has seen), and the majority-class baseline.
+
+Every training is a subprocess `python -m tetragen ...` timed from outside. Budgets are step counts (stated in the
+table with the wall time they took). The two parts can run separately (`--only gpt`, `--only bert`); each keeps its
+results in bench/_work, and the section of bench/RESULTS.md is written once both parts have results.
+
+    python bench/pretrain_finetune.py           # both parts; writes its section of bench/RESULTS.md
+    python bench/pretrain_finetune.py --quick   # smoke run: a few steps of everything, nothing written
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import header, write_section  # noqa: E402
+
+WORK = ROOT / "bench" / "_work" / "pretrain_finetune"
+PLAY = "macbeth"  # the held-out play GPT is fine-tuned on
+LABEL_FRACTION = 0.05
+
+# budgets: steps of each training (full run, --quick run)
+GPT_PRETRAIN = (1500, 30)
+GPT_FINETUNE = (300, 10)
+BERT_PRETRAIN = (3000, 30)
+BERT_CLASSIFY = {"100%": (300, 10), "5%": (100, 10)}  # 2.6 passes over the 100% rows, 17 over the 5% ones
+
+# the shapes are spelled out rather than taken from a preset, so that the benchmark measures the same models when
+# presets change; both train in bf16 autocast where the CPU has it natively (train.precision=auto)
+GPT_MODEL = ["--preset", "baby", "model.n_head=6", "model.n_embd=192", "model.activation=gelu", "train.batch_size=32",
+             "train.precision=auto"]
+GPT_PRETRAIN_ARGS = ["train.lr=3e-3", "train.min_lr=3e-4", "train.warmup_steps=100", "train.eval_every=0",
+                     "train.save_every=0", "train.log_every=100", "train.eval_tokens=65536"]
+# fine-tuning: a third of the pre-training peak lr, so the pre-trained features are adjusted rather than overwritten;
+# the run from scratch takes the lr the model is pre-trained with
+GPT_FINETUNE_ARGS = ["train.lr=1e-3", "train.min_lr=1e-4", "train.warmup_steps=20"]
+GPT_LORA_ARGS = ["finetune.method=lora", "finetune.lora_rank=16", "finetune.lora_targets=c_attn,c_proj,c_fc",
+                 "train.lr=2e-3", "train.min_lr=2e-4", "train.warmup_steps=20"]
+GPT_SCRATCH_ARGS = ["train.lr=3e-3", "train.min_lr=3e-4", "train.warmup_steps=20"]
+GPT_COMMON = ["train.eval_every=0", "train.save_every=0", "train.eval_tokens=0", "train.log_every=50"]
+
+# model.alibi: with learned positions alone this masked LM stays near the unigram loss for most of the budget (a
+# masked character has no way to its neighbours until attention learns to find them by position); ALiBi's distance
+# penalty gives it that way from the first step
+# pre-training is without dropout (twice the steps per second on a CPU, and a few passes over the corpus do not
+# overfit); the classifiers, which see their rows many times, train with the preset's 0.1
+BERT_MODEL = ["--preset", "baby", "model.block_size=128", "model.alibi=true", "model.dropout=0", "train.batch_size=32",
+              "train.precision=auto"]
+BERT_PRETRAIN_ARGS = ["train.warmup_steps=100", "train.lr=2e-3", "train.min_lr=2e-4", "train.eval_every=0",
+                      "train.save_every=0", "train.log_every=100", "train.eval_tokens=65536"]
+# the pooled representation is the mean over the passage's tokens: the masked LM trains every token position but
+# never the [CLS] one, so a [CLS] read-out would start from nothing the pre-training taught
+BERT_CLASSIFY_ARGS = ["model.pooling=mean", "model.dropout=0.1", "train.eval_every=0", "train.save_every=0",
+                      "train.log_every=50", "train.warmup_steps=10"]
+BERT_FINETUNE_LR = ["train.lr=3e-4", "train.min_lr=3e-5"]
+BERT_LORA = ["finetune.method=lora", "finetune.lora_rank=8", "finetune.lora_targets=c_attn,c_proj,c_fc",
+             "train.lr=1e-3", "train.min_lr=1e-4"]
+# from scratch the classifier gets the better of two peak lrs (at 1e-3 alone it sometimes never leaves chance level)
+BERT_SCRATCH_LRS = (["train.lr=1e-3", "train.min_lr=1e-4"], ["train.lr=3e-4", "train.min_lr=3e-5"])
+PASSAGE_CHARS = 127  # + [CLS] = the encoder's 128 positions (the default of `tetragen data shakespeare-tasks`)
+
+
+def tetragen(*args: str) -> tuple[float, str]:
+    """Run `python -m tetragen ARGS`; returns (wall seconds, stdout)."""
+    cmd = [sys.executable, "-m", "tetragen", *args]
+    print("$ tetragen " + " ".join(args), flush=True)
+    env = dict(os.environ, TETRAGEN_NO_PROGRESS="1")
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    if r.returncode:
+        raise SystemExit(f"tetragen {' '.join(args)}: exit status {r.returncode}")
+    return time.perf_counter() - t0, r.stdout
+
+
+def describe(run: Path) -> str:
+    """The model and batch of a run, from its config.json."""
+    cfg = json.loads((run / "config.json").read_text())
+    m, t = cfg["model"], cfg["train"]
+    extra = ", ALiBi" if m.get("alibi") else ""
+    return (f"{m['n_layer']} layers/{m['n_head']} heads/{m['n_embd']} dims{extra}, block {m['block_size']}, "
+            f"batch {t['batch_size']}, {t['precision']}")
+
+
+def final_metrics(run: Path) -> dict:
+    records = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    return [r for r in records if r.get("split") == "val"][-1]
+
+
+def train(run: Path, family: str, data: Path, *args: str) -> dict:
+    wall, _ = tetragen("train", family, "--data", str(data), "--out", str(run), "--no-progress", *args)
+    return {"wall_s": wall, **final_metrics(run)}
+
+
+def finetune(run: Path, base: Path, data: Path, *args: str) -> dict:
+    wall, _ = tetragen("finetune", str(base), "--data", str(data), "--out", str(run), "--no-progress", *args)
+    return {"wall_s": wall, **final_metrics(run)}
+
+
+def label_subset(source: Path, dest: Path, fraction: float, seed: int = 0) -> dict[str, int]:
+    """A copy of a split-column CSV keeping every test row and `fraction` of each label's training rows (at least
+    one), drawn with `seed`; returns the training rows kept per label."""
+    with open(source, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, list(reader)
+    rng = np.random.default_rng(seed)
+    keep, kept = set(), {}
+    for label in sorted({r["label"] for r in rows}):
+        idx = [i for i, r in enumerate(rows) if r["split"] == "train" and r["label"] == label]
+        n = max(1, round(len(idx) * fraction))
+        keep.update(idx[j] for j in rng.permutation(len(idx))[:n])
+        kept[label] = n
+    with open(dest, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(r for i, r in enumerate(rows) if r["split"] != "train" or i in keep)
+    return kept
+
+
+def steps(budget: tuple[int, int], quick: bool) -> list[str]:
+    """The max_steps override of a budget (a --quick run also shortens the warm-up to fit)."""
+    return [f"train.max_steps={budget[1]}", "train.warmup_steps=2"] if quick else [f"train.max_steps={budget[0]}"]
+
+
+def n_steps(args: list[str]) -> int:
+    return int(args[0].split("=")[1])
+
+
+def gpt_part(tasks: Path, quick: bool) -> dict:
+    play = tasks / "heldout" / f"{PLAY}.txt"
+    n_pre, n_ft = steps(GPT_PRETRAIN, quick), steps(GPT_FINETUNE, quick)
+    pre = WORK / "gpt_pretrain"
+    out = {"pretrain": train(pre, "gpt", tasks / "pretrain.txt", *GPT_MODEL, *GPT_PRETRAIN_ARGS, *n_pre)}
+    wall, stdout = tetragen("eval", str(pre), "--data", str(play), "--json")
+    out["zero_shot"] = {"wall_s": wall, **json.loads(stdout)}
+    out["finetune"] = finetune(WORK / "gpt_finetune", pre, play, *GPT_COMMON, *GPT_FINETUNE_ARGS, *n_ft)
+    out["lora"] = finetune(WORK / "gpt_lora", pre, play, *GPT_COMMON, *GPT_LORA_ARGS, *n_ft)
+    out["scratch"] = train(WORK / "gpt_scratch", "gpt", play, *GPT_MODEL, f"data.tokenizer={pre / 'tokenizer.json'}",
+                           *GPT_COMMON, *GPT_SCRATCH_ARGS, *n_ft)
+    out["steps"] = {"pretrain": n_steps(n_pre), "finetune": n_steps(n_ft)}
+    out["model"] = describe(pre)
+    return out
+
+
+def fill_mask_sanity(run: Path, text: str, n_words: int = 1000, context: int = 60, seed: int = 0) -> dict:
+    """Top-1 fill-mask on held-out text: `n_words` words (3 to 10 letters) drawn with `seed`, in each one letter
+    (drawn too) replaced by [MASK], with `context` characters of text either side."""
+    import re
+
+    sys.path.insert(0, str(ROOT))
+    import tetragen as tg
+    pipe = tg.load(str(run))
+    rng = np.random.default_rng(seed)
+    words = [m for m in re.finditer(r"(?<![A-Za-z'])[A-Za-z]{3,10}(?![A-Za-z'])", text)
+             if m.start() >= context and m.end() + context <= len(text)]
+    right = 0
+    for i in rng.choice(len(words), size=min(n_words, len(words)), replace=False):
+        m = words[i]
+        at = m.start() + int(rng.integers(len(m.group())))
+        top = pipe.fill_mask(text[at - context:at] + "[MASK]" + text[at + 1:at + 1 + context], top_k=1)
+        right += top[0][0] == text[at]
+    return {"words": min(n_words, len(words)), "top1": right / min(n_words, len(words))}
+
+
+def bert_part(tasks: Path, quick: bool) -> dict:
+    n_pre = steps(BERT_PRETRAIN, quick)
+    pre = WORK / "bert_pretrain"
+    out = {"pretrain": train(pre, "bert", tasks / "pretrain.txt", *BERT_MODEL, *BERT_PRETRAIN_ARGS, *n_pre)}
+    out["fill_mask"] = fill_mask_sanity(pre, (tasks / "heldout" / f"{PLAY}.txt").read_text(encoding="utf-8"))
+    wall, stdout = tetragen("eval", str(pre), "--data", str(tasks / "heldout" / f"{PLAY}.txt"), "--json")
+    out["heldout_mlm"] = json.loads(stdout)
+    print(f"fill-mask on {PLAY}: top-1 {out['fill_mask']['top1']:.3f} of masked letters in words; masked-LM accuracy "
+          f"{out['heldout_mlm']['val_accuracy']:.3f}", flush=True)
+    full = tasks / "genre.csv"
+    few = WORK / "bert_genre_5pct.csv"
+    kept = label_subset(full, few, LABEL_FRACTION)
+    with open(full, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    test = [r["label"] for r in rows if r["split"] == "test"]
+    out["test_rows"] = len(test)
+    out["majority"] = max(test.count(g) for g in set(test)) / len(test)
+    out["train_rows"] = {"100%": sum(r["split"] == "train" for r in rows), "5%": sum(kept.values())}
+    out["steps"] = {"pretrain": n_steps(n_pre)}
+    for name, data in (("100%", full), ("5%", few)):
+        tag, n_cls = name.rstrip("%"), steps(BERT_CLASSIFY[name], quick)
+        out["steps"][name] = n_steps(n_cls)
+        out[f"pretrained {name}"] = finetune(WORK / f"bert_cls_pre_{tag}", pre, data, "--task", "classify",
+                                             *BERT_CLASSIFY_ARGS, *BERT_FINETUNE_LR, *n_cls)
+        out[f"lora {name}"] = finetune(WORK / f"bert_cls_lora_{tag}", pre, data, "--task", "classify",
+                                       *BERT_CLASSIFY_ARGS, *BERT_LORA, *n_cls)
+        # the same model from random initialisation: the pre-training run's shape and tokenizer
+        tries = [train(WORK / f"bert_cls_scratch_{tag}_{i}", "bert", data, "--task", "classify", *BERT_MODEL,
+                       f"data.tokenizer={pre / 'tokenizer.json'}", *BERT_CLASSIFY_ARGS, *lr, *n_cls)
+                 for i, lr in enumerate(BERT_SCRATCH_LRS)]
+        out[f"scratch {name}"] = max(tries, key=lambda r: r["val_accuracy"])
+        out[f"scratch {name}"]["tries"] = [r["val_accuracy"] for r in tries]
+    out["model"] = describe(pre)
+    return out
+
+
+def report(gpt: dict, bert: dict, total_s: float) -> str:
+    ln2 = np.log(2)
+    g, b = gpt, bert
+    lines = ["## Pre-train -> fine-tune on the complete works (`bench/pretrain_finetune.py`)", "", *header(),
+             f"- data: `tetragen data shakespeare-tasks`: pretrain.txt = the complete works minus 8 held-out works "
+             f"(two per genre); total wall time of the benchmark {total_s / 60:.1f} min", "",
+             f"### GPT: fine-tuning on one held-out play ({PLAY})", "",
+             f"Pre-training: {g['model']}, {' '.join(GPT_PRETRAIN_ARGS[:2])}, {g['steps']['pretrain']} steps on "
+             f"pretrain.txt in {g['pretrain']['wall_s']:.0f} s. Each row below then trains "
+             f"{g['steps']['finetune']} steps (the same batch) on the first 90% of {PLAY}.txt only; validation is "
+             f"its last 10% (full split), never trained on.", "",
+             "| model | training on the play | wall time | val loss (nats/char) | bits/char |",
+             "|---|---|---:|---:|---:|"]
+    rows = [("pre-trained, not fine-tuned", "none", g["zero_shot"]),
+            ("pre-trained + full fine-tune", " ".join(GPT_FINETUNE_ARGS), g["finetune"]),
+            ("pre-trained + LoRA", " ".join(GPT_LORA_ARGS), g["lora"]),
+            ("from scratch (same shape and tokenizer)", " ".join(GPT_SCRATCH_ARGS), g["scratch"])]
+    for name, how, r in rows:
+        lines.append(f"| {name} | {how} | {r['wall_s']:.0f} s | {r['val_loss']:.4f} | {r['val_loss'] / ln2:.4f} |")
+    gain = g["scratch"]["val_loss"] - g["finetune"]["val_loss"]
+    lines += ["", f"Fine-tuned from pre-trained vs from scratch at {g['steps']['finetune']} steps: "
+                  f"**{gain:+.4f} nats/char** ({gain / ln2:+.4f} bits/char) in favour of pre-training.", "",
+              "### BERT: genre classification (comedy / history / tragedy / poetry)", "",
+              f"Pre-training: masked LM, {b['model']}, {' '.join(BERT_PRETRAIN_ARGS[1:3])}, "
+              f"{b['steps']['pretrain']} steps on pretrain.txt in {b['pretrain']['wall_s']:.0f} s (masked-token "
+              f"accuracy {b['pretrain']['val_accuracy']:.3f} on its validation split). Classification: passages of "
+              f"{PASSAGE_CHARS} characters; training rows from the 34 other works, all {b['train_rows']['100%']} "
+              f"(100%) or {b['train_rows']['5%']} of them ({100 * LABEL_FRACTION:g}% of each genre); test: "
+              f"{b['test_rows']} rows from the 8 held-out works. Classifiers are mean-pooled, dropout 0.1, batch 32, "
+              f"{b['steps']['100%']} steps with 100% of the labels and {b['steps']['5%']} with 5%; fine-tuned at "
+              f"{' '.join(BERT_FINETUNE_LR)}, LoRA (rank 8 on c_attn, c_proj, c_fc; the head trained whole) at "
+              f"{' '.join(BERT_LORA[-2:])}, from scratch (the same shape and tokenizer) at "
+              f"the better of {' and '.join(lr[0].split('=')[1] for lr in BERT_SCRATCH_LRS)} (test accuracies "
+              f"{'; '.join(f'{k}: ' + ' / '.join(f'{a:.3f}' for a in b[f'scratch {k}']['tries']) for k in ('100%', '5%'))}"
+              f"). Majority-class baseline: **{b['majority']:.3f}**.", "",
+              f"Fill-mask sanity on held-out text ({PLAY}, never trained on): in {b['fill_mask']['words']} words of "
+              f"3-10 letters one letter is replaced by [MASK] (60 characters of context either side), and "
+              f"`fill_mask` puts the right letter first for **{b['fill_mask']['top1']:.3f}** of them. Masked-LM "
+              f"accuracy on the play's validation split (its last 10%) with the training recipe (15% of positions; "
+              f"`tetragen eval`): "
+              f"{b['heldout_mlm']['val_accuracy']:.3f}.", "",
+              "| labels | steps | pre-trained + fine-tune | pre-trained + LoRA | from scratch | gain (fine-tune vs "
+              "scratch) | wall time (fine-tune / LoRA / scratch) |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for frac in ("100%", "5%"):
+        p, lo, s = b[f"pretrained {frac}"], b[f"lora {frac}"], b[f"scratch {frac}"]
+        lines.append(f"| {frac} | {b['steps'][frac]} | {p['val_accuracy']:.3f} | {lo['val_accuracy']:.3f} | "
+                     f"{s['val_accuracy']:.3f} | {p['val_accuracy'] - s['val_accuracy']:+.3f} | "
+                     f"{p['wall_s']:.0f} s / {lo['wall_s']:.0f} s / {s['wall_s']:.0f} s |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke run: a few steps of every training, nothing written")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not touch bench/RESULTS.md")
+    ap.add_argument("--only", choices=["gpt", "bert"],
+                    help="run one part; the section is written once both parts have results in bench/_work")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    WORK.mkdir(parents=True, exist_ok=True)
+    tasks = WORK / "tasks"
+    built = json.loads((tasks / "tasks.json").read_text()) if (tasks / "tasks.json").exists() else {}
+    if built.get("passage_chars") != PASSAGE_CHARS:
+        tetragen("data", "shakespeare-tasks", "--out", str(tasks), "--passage-chars", str(PASSAGE_CHARS), "--overwrite")
+    results = {}
+    for part, run in (("gpt", gpt_part), ("bert", bert_part)):
+        if args.only in (None, part):
+            for old in WORK.glob(f"{part}_*"):  # this part's runs from an earlier invocation
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+            start = time.perf_counter()
+            results[part] = {**run(tasks, args.quick), "part_s": 0.0}
+            results[part]["part_s"] = time.perf_counter() - start
+            if not args.quick:
+                (WORK / f"{part}.json").write_text(json.dumps(results[part]))
+        elif (WORK / f"{part}.json").exists():
+            results[part] = json.loads((WORK / f"{part}.json").read_text())
+    gpt, bert = results.get("gpt"), results.get("bert")
+    if gpt and args.only != "bert":
+        print(f"GPT, val loss on {PLAY} (nats/char): pre-trained only {gpt['zero_shot']['val_loss']:.4f}, "
+              f"fine-tuned {gpt['finetune']['val_loss']:.4f}, LoRA {gpt['lora']['val_loss']:.4f}, "
+              f"scratch {gpt['scratch']['val_loss']:.4f}", flush=True)
+    if bert and args.only != "gpt":
+        print("BERT test accuracy: " + ", ".join(f"{k} {bert[k]['val_accuracy']:.3f}" for k in bert
+                                                 if isinstance(bert[k], dict) and "val_accuracy" in bert[k]
+                                                 and k != "pretrain") + f"; majority {bert['majority']:.3f}",
+              flush=True)
+    print(f"total {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+    if args.quick or args.no_write or not (gpt and bert):
+        return
+    write_section("pretrain_finetune", report(gpt, bert, gpt["part_s"] + bert["part_s"]))
+    print("wrote the pretrain_finetune section of bench/RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()
