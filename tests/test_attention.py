@@ -44,3 +44,19 @@ def test_gpt2_parameter_names():
         assert n in names, n
     model = small_gpt()
     assert model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()  # tied
+
+
+def test_causal_attention_with_a_bias_or_padding_mask_still_hides_the_future():
+    from tetragen.nn.attention import SelfAttention, alibi_bias
+    torch.manual_seed(0)
+    attn = SelfAttention(32, 4, causal=True).eval()
+    x = torch.randn(2, 12, 32)
+    plain = attn(x)
+    # a zero bias and an all-real padding mask take the explicit-mask path and must change nothing
+    torch.testing.assert_close(attn(x, attn_bias=torch.zeros(4, 12, 12)), plain)
+    torch.testing.assert_close(attn(x, key_padding_mask=torch.ones(2, 12, dtype=torch.bool)), plain)
+    changed = x.clone()
+    changed[:, 8:] += 1.0
+    bias = alibi_bias(4, 12)
+    torch.testing.assert_close(attn(changed, attn_bias=bias)[:, :8], attn(x, attn_bias=bias)[:, :8])
+    assert not torch.allclose(attn(x, attn_bias=bias), plain)

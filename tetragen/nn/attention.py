@@ -89,11 +89,10 @@ class SelfAttention(nn.Module):
         if key_padding_mask is not None:                    # (B, T) True where the token is real
             pad = key_padding_mask[:, None, None, :].to(torch.bool)
             mask = pad if mask is None else (mask & pad)
-            if is_causal:
-                causal = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril()
-                mask, is_causal = mask & causal, False
-        if attn_bias is not None and is_causal:
-            mask, is_causal = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril(), False
+        if is_causal and (mask is not None or attn_bias is not None):
+            # SDPA takes is_causal or attn_mask, not both: spell the causal mask out and combine
+            causal = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril()
+            mask, is_causal = (causal if mask is None else mask & causal), False
         dropout_p = self.dropout if self.training else 0.0
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             # Under CPU autocast this op runs in bf16, and the CPU kernel's bf16 backward is several times slower
