@@ -211,3 +211,19 @@ def test_lora_classifier_trains_adapters_and_its_head(root):
     state = merged.model.state_dict()
     assert torch.equal(state["encoder.wte.weight"], base["encoder.wte.weight"])  # frozen, not adapted
     assert json.loads(run_cli("eval", str(out), "--json").stdout)["val_accuracy"] >= 0.75
+
+
+def test_head_method_trains_the_classifier_alone_on_the_frozen_encoder(root, tmp_path):
+    r = finetune(root, root / "rows.csv", "cls_head", "finetune.method=head", "model.pooling=mean",
+                 "train.max_steps=40", "train.lr=1e-1")
+    assert r.returncode == 0, r.stderr
+    base = ck.read_tensors(root / "mlm" / "model.safetensors")
+    tuned = ck.read_tensors(root / "cls_head" / "model.safetensors")
+    assert set(tuned) == set(base) | {"classifier.weight", "classifier.bias"}
+    assert all(torch.equal(tuned[k], base[k]) for k in base)  # every encoder weight as pre-trained
+    assert json.loads(run_cli("eval", str(root / "cls_head"), "--json").stdout)["val_accuracy"] >= 0.75
+    # a fine-tune with no task head has nothing to train
+    mlm = run_cli("finetune", str(root / "mlm"), "--data", str(root / "c.txt"), "--out", str(tmp_path / "x"),
+                  "finetune.method=head", "train.max_steps=4")
+    one_line_error(mlm, "finetune.method=head", "--task classify")
+    assert not (tmp_path / "x").exists()

@@ -83,8 +83,9 @@ class DataConfig:
 class FinetuneConfig:
     """Where a fine-tune starts and which weights it trains (set by `tetragen finetune`)."""
     init_from: str = option("", "weights file the run starts from (empty: random initialisation)")
-    method: str = option("full", "train every weight (full) or low-rank adapters only (lora)",
-                         choices=["full", "lora"])
+    method: str = option("full", "train every weight (full), low-rank adapters and the task head (lora), or "
+                                 "the task head alone on the frozen base model (head: a probe of what pre-training "
+                                 "learned)", choices=["full", "lora", "head"])
     lora_rank: int = option(8, "rank of the LoRA update", min=1)
     lora_alpha: float = option(16.0, "LoRA scale numerator: the update is multiplied by alpha / rank", min=0.0)
     lora_targets: str = option("c_attn,c_proj", "comma-separated names of the linear layers to adapt "

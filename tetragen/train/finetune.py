@@ -1,4 +1,5 @@
-"""Fine-tuning: a run that starts from another run's weights (and tokenizer), fully or through LoRA adapters.
+"""Fine-tuning: a run that starts from another run's weights (and tokenizer): fully, through LoRA adapters, or
+(`finetune.method=head`) only a new task head on the frozen base model.
 
 `prepare(model, cfg)` is applied by the trainer to every freshly built model: it loads `finetune.init_from` (a run's
 weights file, or a Hugging Face GPT-2 folder: families/gpt/hf.py) and, for `finetune.method=lora`, wraps the target
@@ -41,9 +42,13 @@ def prepare(model: torch.nn.Module, cfg) -> torch.nn.Module:
         ck.load_weights(model, path, {**tensors, **fresh})
     if f.method == "lora":
         lora.inject(model, targets(cfg), f.lora_rank, f.lora_alpha, cfg.family)
+    if f.method in ("lora", "head"):
+        heads = [name for name, _ in model.named_parameters() if name.startswith(NEW_HEADS)]
+        if f.method == "head" and not heads:
+            raise UserError("finetune.method=head trains a task head on the frozen model, and this run has none; "
+                            "use it with --task classify, or choose finetune.method=full or lora")
         for name, p in model.named_parameters():  # frozen, a new head would stay a random projection
-            if name.startswith(NEW_HEADS):
-                p.requires_grad_(True)
+            p.requires_grad_(name in heads or (f.method == "lora" and p.requires_grad))
     return model
 
 
