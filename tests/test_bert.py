@@ -153,3 +153,22 @@ def test_bert_with_bpe_tokenizer(tmp_path, corpus):
     assert json.loads((run / "tokenizer.json").read_text())["model"]["type"] == "BPE"
     top = tetragen.load(run).fill_mask("ROMEO: the [MASK] and", top_k=4)
     assert len(top) == 4 and all(0 <= p <= 1 for _, p in top)
+
+
+def test_a_space_before_mask_belongs_to_the_masked_token_with_byte_level_bpe():
+    """Byte-level BPE ids carry a word's leading space, so "king [MASK] to" asks for " word" in one id; a char
+    tokenizer keeps the space as the id it is."""
+    from types import SimpleNamespace
+
+    from tetragen.data.tokenizer import SPECIAL_TOKENS, CharTokenizer, HFTokenizer
+    from tetragen.families.bert.sample import MaskedLM
+
+    text = make_corpus(200)
+    for tok, keeps_space in ((HFTokenizer.train([text], 300), False),
+                             (CharTokenizer.from_charset(set(text)).with_specials(SPECIAL_TOKENS), True)):
+        ids_of = {t: tok.special_id(t) for t in SPECIAL_TOKENS}
+        mlm = MaskedLM(torch.nn.Identity(), tok, SimpleNamespace(model=SimpleNamespace(special_ids=ids_of)))
+        ids, positions = mlm.encode_masked("the king [MASK] to my")
+        left = tok.encode("the king " if keeps_space else "the king")
+        assert ids == [ids_of[CLS], *left, ids_of[MASK], *tok.encode(" to my")]
+        assert positions == [1 + len(left)]

@@ -28,6 +28,7 @@ SPECIAL_TOKENS = (PAD, MASK, CLS)  # what a masked-LM / classifier input needs b
 class CharTokenizer:
     """One id per character, id 0 for characters never seen in training; special tokens (if any) come last."""
     kind = "char"
+    spaces_lead_tokens = False  # a space is a token of its own
 
     def __init__(self, chars: list[str], specials: Iterable[str] = ()):
         self.chars = [UNK] + [c for c in chars if c != UNK]
@@ -115,6 +116,8 @@ class HFTokenizer:
         self.hf = tokenizer
         self.specials = [t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special]
         self._chars = self._chars_per_id()
+        # byte-level BPE ids carry the space before a word (" king" is one id), so a space is rarely an id alone
+        self.spaces_lead_tokens = self._byte_level()
 
     @classmethod
     def from_str(cls, text: str) -> "HFTokenizer":

@@ -18,10 +18,16 @@ class MaskedLM:
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
 
     def encode_masked(self, text: str) -> tuple[list[int], list[int]]:
-        """[CLS] + the text's ids with each literal `[MASK]` as the mask id -> (ids, the mask positions)."""
+        """[CLS] + the text's ids with each literal `[MASK]` as the mask id -> (ids, the mask positions).
+
+        With a tokenizer whose ids carry a word's leading space (byte-level BPE), one space before a `[MASK]` belongs
+        to the masked token: "not to [MASK]" asks for " be", as RoBERTa's <mask> does, rather than for a word after
+        a lone space id that the model has hardly ever seen."""
         tok, ids, positions = self.tokenizer, [self.config.model.special_ids[CLS]], []
         pieces = text.split(MASK)
         for i, piece in enumerate(pieces):
+            if i < len(pieces) - 1 and tok.spaces_lead_tokens and piece.endswith(" "):
+                piece = piece[:-1]
             ids += tok.encode(piece)
             if i < len(pieces) - 1:
                 positions.append(len(ids))
