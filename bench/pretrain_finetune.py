@@ -19,9 +19,10 @@ passages labelled comedy/history/tragedy/poetry with split=test rows from the he
 
 Every training is a subprocess `python -m tetragen ...` timed from outside. Budgets are step counts (stated in the
 table with the wall time they took). The two parts can run separately (`--only gpt`, `--only bert`); each keeps its
-results in bench/_work, and the section of bench/RESULTS.md is written once both parts have results.
+results in bench/_work and writes its own section of bench/RESULTS.md.
 
-    python bench/pretrain_finetune.py           # both parts; writes its section of bench/RESULTS.md
+    python bench/pretrain_finetune.py           # both parts; each writes its section of bench/RESULTS.md
+    python bench/pretrain_finetune.py --write   # the sections again from the results saved in bench/_work
     python bench/pretrain_finetune.py --quick   # smoke run: a few steps of everything, nothing written
 """
 from __future__ import annotations
@@ -277,17 +278,19 @@ def summary(accs: list[float]) -> str:
     return f"{np.mean(accs):.3f} ± {np.std(accs, ddof=1):.3f} ({' / '.join(f'{a:.3f}' for a in accs)})"
 
 
-def report(gpt: dict, bert: dict, total_s: float) -> str:
-    ln2 = np.log(2)
-    g, b = gpt, bert
-    scratch_lrs = "; ".join(
-        f"{frac}: " + ", ".join(f"{lr[0].split('=')[1]} {np.mean(accuracies(b[frac], f'scratch {i}')):.3f}"
-                                for i, lr in enumerate(BERT_SCRATCH_LRS)) for frac in ("100%", "5%"))
-    lines = ["## Pre-train -> fine-tune on the complete works (`bench/pretrain_finetune.py`)", "", *header(),
+def report(part: str, r: dict) -> str:
+    """The RESULTS.md section of one part, from its saved results (with the header taken when it ended)."""
+    title = {"gpt": f"GPT: fine-tuning on one held-out play ({PLAY})",
+             "bert": "BERT: genre classification (comedy / history / tragedy / poetry)"}[part]
+    lines = [f"## Pre-train -> fine-tune, {title} (`bench/pretrain_finetune.py`)", "", *r["header"],
              f"- data: `tetragen data shakespeare-tasks`: pretrain.txt = the complete works minus 8 held-out works "
-             f"(two per genre); total wall time of the benchmark {total_s / 60:.1f} min", "",
-             f"### GPT: fine-tuning on one held-out play ({PLAY})", "",
-             f"Pre-training: {g['model']}, {' '.join(GPT_PRETRAIN_ARGS[:2])}, {g['steps']['pretrain']} steps on "
+             f"(two per genre); wall time of this part {r['part_s'] / 60:.1f} min", ""]
+    return "\n".join(lines + (gpt_report(r) if part == "gpt" else bert_report(r)))
+
+
+def gpt_report(g: dict) -> list[str]:
+    ln2 = np.log(2)
+    lines = [             f"Pre-training: {g['model']}, {' '.join(GPT_PRETRAIN_ARGS[:2])}, {g['steps']['pretrain']} steps on "
              f"pretrain.txt in {g['pretrain']['wall_s']:.0f} s. Each row below then trains "
              f"{g['steps']['finetune']} steps (the same batch) on the first 90% of {PLAY}.txt only; validation is "
              f"its last 10% (full split), never trained on.", "",
@@ -300,10 +303,15 @@ def report(gpt: dict, bert: dict, total_s: float) -> str:
     for name, how, r in rows:
         lines.append(f"| {name} | {how} | {r['wall_s']:.0f} s | {r['val_loss']:.4f} | {r['val_loss'] / ln2:.4f} |")
     gain = g["scratch"]["val_loss"] - g["finetune"]["val_loss"]
-    lines += ["", f"Fine-tuned from pre-trained vs from scratch at {g['steps']['finetune']} steps: "
-                  f"**{gain:+.4f} nats/char** ({gain / ln2:+.4f} bits/char) in favour of pre-training.", "",
-              "### BERT: genre classification (comedy / history / tragedy / poetry)", "",
-              f"Pre-training: masked LM, {b['model']}, byte-level BPE of {BERT_BPE_VOCAB} ids trained on "
+    return lines + ["", f"Fine-tuned from pre-trained vs from scratch at {g['steps']['finetune']} steps: "
+                        f"**{gain:+.4f} nats/char** ({gain / ln2:+.4f} bits/char) in favour of pre-training."]
+
+
+def bert_report(b: dict) -> list[str]:
+    scratch_lrs = "; ".join(
+        f"{frac}: " + ", ".join(f"{lr[0].split('=')[1]} {np.mean(accuracies(b[frac], f'scratch {i}')):.3f}"
+                                for i, lr in enumerate(BERT_SCRATCH_LRS)) for frac in ("100%", "5%"))
+    lines = [f"Pre-training: masked LM, {b['model']}, byte-level BPE of {BERT_BPE_VOCAB} ids trained on "
               f"pretrain.txt, {' '.join(BERT_PRETRAIN_ARGS[1:3])}, {b['steps']['pretrain']} steps in "
               f"{b['pretrain']['wall_s']:.0f} s (masked-token accuracy {b['pretrain']['val_accuracy']:.3f} on its "
               f"validation split). Classification: passages of {PASSAGE_CHARS} characters (longer than 127 ids with "
@@ -335,15 +343,24 @@ def report(gpt: dict, bert: dict, total_s: float) -> str:
         lines.append(f"| {frac} | {b['steps'][frac]} | {summary(pre)} | {summary(accuracies(runs, 'lora'))} | "
                      f"{summary(accuracies(runs, 'head'))} | {summary(scratch)} | "
                      f"{gain_summary(pre, scratch)} | {walls} |")
-    return "\n".join(lines)
+    return lines
+
+
+def saved_header(part: str) -> list[str]:
+    """The header of results saved without one: dated when the file was written; the load then is unknown."""
+    import datetime
+    when = datetime.datetime.fromtimestamp((WORK / f"{part}.json").stat().st_mtime).astimezone()
+    lines = header(["python", "bench/pretrain_finetune.py", "--only", part])
+    return [f"- date: {when.strftime('%Y-%m-%d %H:%M %Z')}"] + [ln for ln in lines[1:] if "load average" not in ln]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: a few steps of every training, nothing written")
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch bench/RESULTS.md")
-    ap.add_argument("--only", choices=["gpt", "bert"],
-                    help="run one part; the section is written once both parts have results in bench/_work")
+    ap.add_argument("--only", choices=["gpt", "bert"], help="run one part (each part writes its own section)")
+    ap.add_argument("--write", action="store_true",
+                    help="run nothing: write the sections of the parts whose results are saved in bench/_work")
     args = ap.parse_args()
     t0 = time.perf_counter()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -354,16 +371,18 @@ def main() -> None:
                  "--test-per-genre", str(TEST_PER_GENRE), "--overwrite")
     results = {}
     for part, run in (("gpt", gpt_part), ("bert", bert_part)):
-        if args.only in (None, part):
+        if args.only in (None, part) and not args.write:
             for old in WORK.glob(f"{part}_*"):  # this part's runs from an earlier invocation
                 shutil.rmtree(old) if old.is_dir() else old.unlink()
             start = time.perf_counter()
             results[part] = {**run(tasks, args.quick), "part_s": 0.0}
             results[part]["part_s"] = time.perf_counter() - start
+            results[part]["header"] = header(["python", "bench/pretrain_finetune.py", "--only", part])
             if not args.quick:
                 (WORK / f"{part}.json").write_text(json.dumps(results[part]))
-        elif (WORK / f"{part}.json").exists():
+        elif args.write and (WORK / f"{part}.json").exists():
             results[part] = json.loads((WORK / f"{part}.json").read_text())
+            results[part].setdefault("header", saved_header(part))
     gpt, bert = results.get("gpt"), results.get("bert")
     if gpt and args.only != "bert":
         print(f"GPT, val loss on {PLAY} (nats/char): pre-trained only {gpt['zero_shot']['val_loss']:.4f}, "
@@ -374,10 +393,11 @@ def main() -> None:
             f"{frac} {name} {summary(accuracies(bert[frac], name))}" for frac in ("100%", "5%")
             for name in ("pretrained", "lora", "head", "scratch")) + f"; majority {bert['majority']:.3f}", flush=True)
     print(f"total {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
-    if args.quick or args.no_write or not (gpt and bert):
+    if args.quick or args.no_write:
         return
-    write_section("pretrain_finetune", report(gpt, bert, gpt["part_s"] + bert["part_s"]))
-    print("wrote the pretrain_finetune section of bench/RESULTS.md")
+    for part, r in results.items():
+        write_section(f"pretrain_finetune_{part}", report(part, r))
+        print(f"wrote the pretrain_finetune_{part} section of bench/RESULTS.md")
 
 
 if __name__ == "__main__":
