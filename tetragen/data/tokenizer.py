@@ -115,9 +115,9 @@ class HFTokenizer:
     def __init__(self, tokenizer):
         self.hf = tokenizer
         self.specials = [t.content for t in tokenizer.get_added_tokens_decoder().values() if t.special]
-        self._chars = self._chars_per_id()
         # byte-level BPE ids carry the space before a word (" king" is one id), so a space is rarely an id alone
         self.spaces_lead_tokens = self._byte_level()
+        self._chars = self._chars_per_id()
 
     @classmethod
     def from_str(cls, text: str) -> "HFTokenizer":
@@ -150,7 +150,7 @@ class HFTokenizer:
         start a UTF-8 character, so a character split over two tokens is counted once; specials count none."""
         out = np.zeros(self.vocab_size, dtype=np.int64)
         special = set(self.specials)
-        if self._byte_level():
+        if self.spaces_lead_tokens:  # byte-level: count the bytes that start a character
             to_byte = {c: b for b, c in _bytes_to_unicode().items()}
             for i in range(self.vocab_size):
                 piece = self.hf.id_to_token(i)

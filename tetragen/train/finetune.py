@@ -41,14 +41,16 @@ def prepare(model: torch.nn.Module, cfg) -> torch.nn.Module:
         fresh = {k: v for k, v in model.state_dict().items() if k.startswith(NEW_HEADS) and k not in tensors}
         ck.load_weights(model, path, {**tensors, **fresh})
     if f.method == "lora":
-        lora.inject(model, targets(cfg), f.lora_rank, f.lora_alpha, cfg.family)
-    if f.method in ("lora", "head"):
-        heads = [name for name, _ in model.named_parameters() if name.startswith(NEW_HEADS)]
-        if f.method == "head" and not heads:
+        lora.inject(model, targets(cfg), f.lora_rank, f.lora_alpha, cfg.family)  # freezes all but the adapters
+    elif f.method == "head":
+        if not any(name.startswith(NEW_HEADS) for name, _ in model.named_parameters()):
             raise UserError("finetune.method=head trains a task head on the frozen model, and this run has none; "
                             "use it with --task classify, or choose finetune.method=full or lora")
+        model.requires_grad_(False)
+    if f.method in ("lora", "head"):
         for name, p in model.named_parameters():  # frozen, a new head would stay a random projection
-            p.requires_grad_(name in heads or (f.method == "lora" and p.requires_grad))
+            if name.startswith(NEW_HEADS):
+                p.requires_grad_(True)
     return model
 
 

@@ -24,15 +24,14 @@ class MaskedLM:
         to the masked token: "not to [MASK]" asks for " be", as RoBERTa's <mask> does, rather than for a word after
         a lone space id that the model has hardly ever seen."""
         tok, ids, positions = self.tokenizer, [self.config.model.special_ids[CLS]], []
-        pieces = text.split(MASK)
-        for i, piece in enumerate(pieces):
-            if i < len(pieces) - 1 and tok.spaces_lead_tokens and piece.endswith(" "):
+        *before_masks, last = text.split(MASK)
+        for piece in before_masks:
+            if tok.spaces_lead_tokens and piece.endswith(" "):
                 piece = piece[:-1]
             ids += tok.encode(piece)
-            if i < len(pieces) - 1:
-                positions.append(len(ids))
-                ids.append(self.config.model.special_ids[MASK])
-        return ids, positions
+            positions.append(len(ids))
+            ids.append(self.config.model.special_ids[MASK])
+        return ids + tok.encode(last), positions
 
     @torch.no_grad()
     def fill_mask(self, text: str, top_k: int = 5):
