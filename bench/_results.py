@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tetragen.files import write_text
+
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -53,9 +55,7 @@ def write_section(name: str, body: str, path: Path = RESULTS) -> None:
         text = text[:i] + block + text[j:]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 def seconds_per_step(family: str, preset: str, data_source: str, overrides: list[str], warmup: int,

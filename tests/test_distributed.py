@@ -36,3 +36,63 @@ def test_two_process_ddp_matches_one_process_with_same_global_batch(corpus, tmp_
         assert abs(x - y) < 1e-4 * max(1.0, abs(x)), (a, b)
     # only rank 0 wrote: one metrics file, one set of checkpoints
     assert (tmp_path / "two" / "model.safetensors").is_file()
+
+
+def _torchrun():
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed beside this Python")
+    return [str(torchrun), "--standalone", "--nproc-per-node=2", "-m", "tetragen"]
+
+
+RESUMABLE = ["--preset", "tiny", "model.dropout=0.1", "model.n_embd=64", "model.block_size=64", "train.batch_size=8",
+             "train.max_steps=100", "train.save_every=5", "train.eval_every=0", "train.eval_tokens=256",
+             "train.warmup_steps=2", "train.log_every=5"]
+
+
+def test_two_process_sigkill_then_resume_is_bitwise_identical(corpus, tmp_path):
+    """Each process saves and restores its own RNG state: after a resume the two ranks still draw different dropout
+    masks, exactly as in the uninterrupted run."""
+    import signal
+    import time
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = lambda out, *extra: [*_torchrun(), "train", "gpt", "--data", str(corpus), "--out", str(out),  # noqa: E731
+                               *RESUMABLE, *extra]
+    straight = subprocess.run(cmd(tmp_path / "a"), capture_output=True, text=True, timeout=300, env=env)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    proc = subprocess.Popen(cmd(tmp_path / "b"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "b" / "checkpoints" / "step_00000010" / "trainer_state.json").exists():
+        assert proc.poll() is None and time.time() < deadline, "training ended before it could be killed"
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
+    proc.wait()
+    from tetragen.train import checkpoint as ck
+    assert ck.step_dirs(tmp_path / "b")[-1].name < "step_00000100", "the kill came after the end"
+    assert {p.name for p in ck.step_dirs(tmp_path / "b")[-1].glob("rng_rank*")} == {"rng_rank0.safetensors",
+                                                                                  "rng_rank1.safetensors"}
+    resumed = subprocess.run(cmd(tmp_path / "b", "--resume"), capture_output=True, text=True, timeout=300, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+    # one process cannot take over a two-process run's random streams
+    one = subprocess.run([sys.executable, "-m", "tetragen", "train", "gpt", "--data", str(corpus), "--out",
+                          str(tmp_path / "a"), "--resume", *RESUMABLE, "train.max_steps=105"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert one.returncode == 2 and len(one.stderr.strip().splitlines()) == 1, one.stderr
+    assert "--nproc-per-node=2" in one.stderr
+
+
+def test_an_image_evaluation_on_rank_0_does_not_time_out_the_others(tmp_path):
+    """Rank 0 evaluates (FID of many samples, after training the evaluator) while rank 1 waits at a barrier with a
+    timeout of its own: with the training collectives' timeout cut to 1 s the run still completes."""
+    from .conftest import make_image_folder
+    root = make_image_folder(tmp_path / "images")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TETRAGEN_DIST_TIMEOUT_S": "1"}
+    r = subprocess.run([*_torchrun(), "train", "dcgan", "--data", str(root), "--out", str(tmp_path / "run"),
+                        "--preset", "tiny", "train.max_steps=4", "train.eval_every=2", "train.eval_samples=4000"],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    evals = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+             if json.loads(ln)["split"] == "val"]
+    assert [e["step"] for e in evals] == [2, 4] and all(e["fid"] >= 0 for e in evals)

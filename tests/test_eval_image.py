@@ -5,6 +5,7 @@ Everything runs on a tiny synthetic folder of 16x16 PNGs (three classes of simpl
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -96,7 +97,8 @@ def test_evaluator_is_cached_as_safetensors_and_json_and_reused(shapes, monkeypa
     config = json.loads((ev.folder / "config.json").read_text())
     assert config["settings"]["width"] == TINY["width"] and config["classes"] == SHAPES
     assert any(k.endswith("weight") for k in load_file(str(ev.folder / "model.safetensors")))
-    assert 0.0 <= json.loads((ev.folder / "metrics.json").read_text())["test_acc"] <= 1.0
+    recorded = json.loads((ev.folder / "metrics.json").read_text())["test_acc"]
+    assert recorded == pytest.approx(float(np.mean(ev.predict(data.test.images) == data.test.labels)))
     mtime = (ev.folder / "model.safetensors").stat().st_mtime_ns
 
     def no_training(*args, **kwargs):
@@ -220,14 +222,16 @@ def test_evaluate_images_reports_everything(shapes):
     for key in ["fid", "kid", "kid_std", "class_acc", "ref_train_fid", "ref_blur_fid", "evaluator_test_acc"]:
         assert isinstance(m[key], float), key
     assert m["evaluator_test_acc"] == ev.test_acc and m["feature_dim"] == TINY["feature_dim"]
-    text = "\n".join(report_lines("runs/x", data.name, m))
+    text = "\n".join(report_lines(data.name, m))
     assert "FID" in text and "3x3-blur" in text and "class accuracy" in text and "test accuracy" in text
     assert json.loads(json.dumps(m)) == m
 
 
 def _image_families() -> list[str]:
+    """The families that draw images and need no other run (tokenizers are evaluated on their reconstructions and
+    families built from other runs through the CLI in their own tests)."""
     from tetragen.registry import get_family, list_families
-    return [f for f in list_families() if get_family(f).data_kind == "image"]
+    return [f for f in list_families() if "sample" in get_family(f).capabilities and not get_family(f).components]
 
 
 @pytest.mark.parametrize("family", _image_families())
@@ -257,3 +261,32 @@ def test_fashion_mnist_evaluator_reaches_90_percent():
     except UserError as e:
         pytest.skip(str(e))
     assert load_evaluator(data).test_acc >= 0.90
+
+
+def test_the_shipped_evaluator_matches_its_record_and_loads():
+    import hashlib
+    from tetragen.eval import classifier
+    readme = (classifier.SHIPPED / "README.md").read_text()
+    folders = [p for p in classifier.SHIPPED.iterdir() if p.is_dir()]
+    assert folders, "no evaluator is shipped"
+    for folder in folders:
+        sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+        assert f"| {folder.name} |" in readme and sha in readme, folder
+        config = json.loads((folder / "config.json").read_text())
+        assert folder.name.endswith(config["data_sha256"][:12])
+        ev = classifier._read(folder, config)
+        assert ev is not None and ev.test_acc >= 0.9
+
+
+def test_a_shipped_evaluator_is_used_instead_of_training(shapes, tmp_path, monkeypatch):
+    """Where tetragen ships the evaluator for the data (same digest, same settings) nothing is trained."""
+    from tetragen.eval import classifier
+    data, trained = shapes
+    settings = classifier.EvaluatorConfig(**TINY)
+    shipped = tmp_path / "weights"
+    shutil.copytree(trained.folder, shipped / trained.folder.name)
+    monkeypatch.setattr(classifier, "SHIPPED", shipped)
+    monkeypatch.setenv("TETRAGEN_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(classifier, "_train", lambda *a, **k: pytest.fail("trained although one is shipped"))
+    ev = classifier.load_evaluator(data, settings=settings, verbose=False)
+    assert ev.folder == shipped / trained.folder.name and ev.test_acc == trained.test_acc

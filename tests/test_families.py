@@ -31,21 +31,34 @@ def source(family, corpus, images):
     return corpus if get_family(family).data_kind == "text" else images
 
 
+@pytest.fixture
+def components(family, source, tmp_path):
+    """For a family built from other runs: a tiny run of a family with each capability it needs, as overrides."""
+    out = []
+    for key, capability in get_family(family).components.items():
+        maker = next(f for f in FAMILIES if capability in get_family(f).capabilities)
+        cfg, data = tiny(maker, source, "train.max_steps=4", "train.warmup_steps=0")
+        Trainer(cfg, data, tmp_path / f"component-{maker}", progress=False).fit()
+        out.append(f"{key}={tmp_path / f'component-{maker}'}")
+    return out
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_has_tiny_preset(family):
     assert "tiny" in get_family(family).presets
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_forward_loss_is_finite_and_one_step_changes_weights(family, source, tmp_path):
-    cfg, data = tiny(family, source, "train.max_steps=1", "train.warmup_steps=0")
+def test_forward_loss_is_finite_and_one_step_changes_weights(family, source, components, tmp_path):
+    cfg, data = tiny(family, source, "train.max_steps=1", "train.warmup_steps=0", *components)
     trainer = Trainer(cfg, data, tmp_path / "run", progress=False)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     batch = data.train_batch(seed=0, step=0, micro=0, batch_size=cfg.train.batch_size)
     for phase in trainer.phases:
         loss, _ = phase.loss(trainer.model, batch)
         assert loss.ndim == 0 and torch.isfinite(loss)
-    if get_family(family).data_kind == "image":  # the generator's output: images in [-1, 1] of the data's shape
+    caps = get_family(family).capabilities
+    if "sample" in caps and "prompt" not in caps:  # the generator's output: images in [-1, 1] of the data's shape
         model = trainer.model
         labels = torch.arange(3) % model.num_classes if model.num_classes else None
         with torch.no_grad():
@@ -58,8 +71,8 @@ def test_forward_loss_is_finite_and_one_step_changes_weights(family, source, tmp
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_save_then_load_reproduces_outputs(family, source, tmp_path):
-    cfg, data = tiny(family, source, "train.max_steps=3", "train.warmup_steps=0")
+def test_save_then_load_reproduces_outputs(family, source, components, tmp_path):
+    cfg, data = tiny(family, source, "train.max_steps=3", "train.warmup_steps=0", *components)
     trainer = Trainer(cfg, data, tmp_path / "run", progress=False)
     trainer.fit()
     loaded = tetragen.load(tmp_path / "run")
@@ -76,6 +89,23 @@ def test_save_then_load_reproduces_outputs(family, source, tmp_path):
         b = tetragen.load(tmp_path / "run").generate("ab", 30, seed=3, temperature=1.0)
         assert a == b and len(a) == 30
         assert loaded.generate("ab", 30, seed=4, temperature=1.0) != a
+    elif "prompt" in get_family(family).capabilities:  # images from a prompt: the same prompt and seed, the same
+        prompt = loaded.assets.class_prompts[0]
+        a = loaded.sample(3, prompt=prompt, seed=3)
+        assert a.dtype == np.uint8 and a.shape == (3, *data.image_shape)
+        assert np.array_equal(a, tetragen.load(tmp_path / "run").sample(3, prompt=prompt, seed=3))
+        assert not np.array_equal(loaded.sample(3, prompt=prompt, seed=4), a)
+        batch = {k: v for k, v in next(data.test_batches(4)).items()}
+        with torch.no_grad():
+            assert torch.equal(trainer.model(batch)[0], loaded.model(batch)[0])
+    elif "tokenize" in get_family(family).capabilities:  # an image tokenizer: the same tokens and the same images
+        images = data.test.images[:4]
+        ids = loaded.encode(images)
+        assert ids.dtype == np.int64 and ids.ndim == 3 and len(ids) == len(images) > 1
+        fresh = tetragen.load(tmp_path / "run")
+        assert np.array_equal(fresh.encode(images), ids)
+        assert np.array_equal(fresh.decode(ids), loaded.decode(ids))
+        assert loaded.decode(ids).shape == images.shape
     else:
         z = torch.randn(4, loaded.model.latent_dim)
         labels = torch.arange(4) % loaded.model.num_classes if loaded.conditional else None
@@ -89,8 +119,8 @@ def test_save_then_load_reproduces_outputs(family, source, tmp_path):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_interrupted_then_resumed_equals_uninterrupted(family, source, tmp_path, monkeypatch):
-    over = ("train.max_steps=12", "train.save_every=4", "train.eval_every=6", "train.ema_decay=0.9")
+def test_interrupted_then_resumed_equals_uninterrupted(family, source, components, tmp_path, monkeypatch):
+    over = ("train.max_steps=12", "train.save_every=4", "train.eval_every=6", "train.ema_decay=0.9", *components)
     if "dropout" in {f.name for f in dataclasses.fields(get_family(family).config)}:
         over += ("model.dropout=0.1",)  # random draws in training must be restored too
     cfg, data = tiny(family, source, *over)

@@ -18,7 +18,7 @@ from .conftest import kill_after_checkpoint
 
 # big enough that a run takes a few seconds, so it can be killed in the middle
 KILLABLE = ["--preset", "tiny", "model.n_embd=64", "model.block_size=64", "model.dropout=0.1", "train.batch_size=16",
-            "train.max_steps=150", "train.save_every=10", "train.eval_every=50", "train.eval_tokens=256",
+            "train.max_steps=60", "train.save_every=10", "train.eval_every=25", "train.eval_tokens=256",
             "train.warmup_steps=10", "train.seed=7"]
 
 
@@ -37,7 +37,7 @@ def test_sigkill_then_resume_is_bitwise_identical_to_uninterrupted(corpus, tmp_p
     straight = subprocess.run(train_cmd(corpus, tmp_path / "a"), capture_output=True, text=True, timeout=300)
     assert straight.returncode == 0, straight.stderr
 
-    kill_after_checkpoint(train_cmd(corpus, tmp_path / "b"), tmp_path / "b", 30, 150)
+    kill_after_checkpoint(train_cmd(corpus, tmp_path / "b"), tmp_path / "b", 20, 60)
 
     resumed = subprocess.run(train_cmd(corpus, tmp_path / "b", "--resume"), capture_output=True, text=True,
                              timeout=300)
@@ -171,20 +171,34 @@ def test_bf16_training_runs_and_stays_finite(corpus, tmp_path):
     assert torch.isfinite(torch.tensor(metrics["val_loss"]))
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_precision_auto_picks_bf16_only_where_native(corpus, tmp_path, monkeypatch, capsys, native):
-    from tetragen.train import trainer as tr
-    monkeypatch.setattr(tr, "native_bf16", lambda device: native)
+def test_precision_auto_agrees_with_a_measured_probe_on_this_machine(corpus, tmp_path, capsys):
+    """The real decision, no mock: `auto` takes bf16 exactly where a bf16 matmul beats fp32 here, and the run
+    records the precision and the reason."""
+    from tetragen.train.precision import bf16_decision, measure_bf16_speedup
+    fast, why = bf16_decision(torch.device("cpu"))
+    speedup = measure_bf16_speedup(reps=20)
+    if 0.8 < speedup < 1.25:
+        pytest.skip(f"bf16 and fp32 matmuls are too close here to judge ({speedup:.2f}x)")
+    assert fast == (speedup > 1), (why, speedup)
     cfg, data = tiny(corpus, "train.max_steps=2", "train.log_every=1", "train.precision=auto")
     Trainer(cfg, data, tmp_path / "auto", progress=False).fit()
     logged = [json.loads(ln) for ln in (tmp_path / "auto" / "metrics.jsonl").read_text().splitlines()]
-    assert {r["precision"] for r in logged if r["split"] == "train"} == {"bf16" if native else "fp32"}
+    train = [r for r in logged if r["split"] == "train"]
+    assert {r["precision"] for r in train} == {"bf16" if fast else "fp32"}
+    assert {r["precision_reason"] for r in train} == {f"auto: {why}"}
     assert json.loads((tmp_path / "auto" / "config.json").read_text())["train"]["precision"] == "auto"
     assert "warning" not in capsys.readouterr().err
-    # an explicit bf16 is honoured, with a warning where it is only emulated
+    # an explicit bf16 is honoured, with a warning where it is not the faster choice
     cfg, data = tiny(corpus, "train.max_steps=1", "train.precision=bf16")
     assert Trainer(cfg, data, tmp_path / "bf16", progress=False).precision == "bf16"
-    assert ("no native bf16" in capsys.readouterr().err) is not native
+    assert ("not faster than fp32" in capsys.readouterr().err) is not fast
+
+
+def test_cuda_precision_follows_compute_capability(monkeypatch):
+    from tetragen.train import precision
+    for capability, fast in [((7, 5), False), ((8, 0), True), ((9, 0), True)]:
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device, c=capability: c)
+        assert precision.bf16_decision(torch.device("cuda"))[0] is fast
 
 
 def test_gradient_accumulation_matches_one_big_batch(corpus, tmp_path):

@@ -6,88 +6,23 @@ from pathlib import Path
 
 import torch
 
-from .config import RunConfig, apply_label_fraction, build_run_config, validate_cross
-from .data.text import load_text_data, resolve_tokenizer
-from .data.tokenizer import load_tokenizer
+from .config import RunConfig, build_run_config, validate_cross
 from .errors import UserError
-from .registry import get_family
+from .registry import get_family, list_families
 from .train import checkpoint as ck
 from .train import finetune as ft_module
 
 
-def load_data(cfg: RunConfig, tokenizer=None):
-    """The dataset a run config asks for, tokenized (with `tokenizer` when given, e.g. a trained run's)."""
-    family = get_family(cfg.family)
-    if family.data_kind == "text" and getattr(cfg.model, "num_labels", 0):  # a classifier: text,label rows
-        return load_classifier_data(cfg, tokenizer)
-    if family.data_kind == "text":
-        if tokenizer is None:
-            tokenizer = resolve_tokenizer(cfg.data.tokenizer)
-        data = load_text_data(cfg.data.source, cfg.model.block_size, cfg.data.val_fraction, tokenizer,
-                              kind=cfg.data.tokenizer, vocab_size=cfg.data.vocab_size,
-                              specials=family.special_tokens)
-        if cfg.model.vocab_size == 0:
-            cfg.model.vocab_size = data.tokenizer.vocab_size
-        elif cfg.model.vocab_size < data.tokenizer.vocab_size:
-            raise UserError(f"model.vocab_size ({cfg.model.vocab_size}) is smaller than the tokenizer's "
-                            f"vocabulary ({data.tokenizer.vocab_size}); leave it at 0 to take it from the data")
-        if family.special_tokens:  # where the family's special tokens are in this tokenizer
-            cfg.model.special_ids = {t: data.tokenizer.special_id(t) for t in family.special_tokens}
-        return data
-    if family.data_kind == "image":
-        from .data.images import load_image_data
-        data = load_image_data(cfg.data.source, cfg.model.image_size, cfg.model.channels, cfg.data.val_fraction)
-        if getattr(cfg.model, "num_classes", None) == 0:  # conditional models: the class count comes from the data
-            cfg.model.num_classes = len(data.classes)
-        elif getattr(cfg.model, "num_classes", len(data.classes)) < len(data.classes):
-            raise UserError(f"model.num_classes={cfg.model.num_classes} but {cfg.data.source} has "
-                            f"{len(data.classes)} classes; leave model.num_classes at 0 to take it from the data")
-        if cfg.data.label_fraction < 1.0:  # semi-supervised: most training images lose their label
-            apply_label_fraction(cfg)
-            if len(data.classes) < 2:
-                raise UserError(f"data.label_fraction={cfg.data.label_fraction}: {cfg.data.source} has no class "
-                                f"labels (one class: put the images in class sub-folders); leave "
-                                f"data.label_fraction at 1.0")
-            data.keep_labels(cfg.data.label_fraction, cfg.train.seed)
-        return data
-    raise UserError(f"family {cfg.family}: data kind {family.data_kind!r} is not supported")
+def load_data(cfg: RunConfig, assets=None, task: str = "lm"):
+    """The dataset a run config asks for, read by the family (with `assets`, a trained run's tokenizer, when
+    given). Sets the model config's data-derived fields (vocabulary size, class count)."""
+    return get_family(cfg.family).load_data(cfg, assets, task)
 
 
-def load_classifier_data(cfg: RunConfig, tokenizer=None):
-    """The text,label rows of a classifier run (data.source a .csv/.jsonl), tokenized by `tokenizer` (a trained
-    run's), by the file data.tokenizer names, or by the characters of the rows' texts."""
-    from .data.labeled import load_labeled_data, read_rows
-    family = get_family(cfg.family)
-    if tokenizer is None:
-        if cfg.data.tokenizer == "bpe":
-            raise UserError("data.tokenizer=bpe: a classifier trained from scratch takes its characters (char) or "
-                            "a tokenizer file; train one with `tetragen tokenizer train` and pass "
-                            "data.tokenizer=PATH/tokenizer.json")
-        tokenizer = resolve_tokenizer(cfg.data.tokenizer)
-        if tokenizer is None:
-            from .data.tokenizer import CharTokenizer
-            tokenizer = CharTokenizer.from_charset({ch for text, _, _ in read_rows(cfg.data.source) for ch in text})
-    tokenizer = tokenizer.with_specials(family.special_tokens)
-    m = cfg.model
-    if m.vocab_size == 0:
-        m.vocab_size = tokenizer.vocab_size
-    elif m.vocab_size < tokenizer.vocab_size:
-        raise UserError(f"model.vocab_size ({m.vocab_size}) is smaller than the tokenizer's vocabulary "
-                        f"({tokenizer.vocab_size}); leave it at 0 to take it from the data")
-    if not m.special_ids:
-        m.special_ids = {t: tokenizer.special_id(t) for t in family.special_tokens}
-    return load_labeled_data(cfg, tokenizer)
-
-
-def read_assets(run_dir: Path, data_kind: str):
-    """What a run keeps beside its weights to be used again: the tokenizer (text) or the class names (images)."""
-    if data_kind == "text":
-        return load_tokenizer(run_dir / "tokenizer.json")
-    path = run_dir / "classes.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))["classes"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{path}: missing or unreadable ({type(e).__name__}); the run folder is incomplete") from None
+def read_assets(run_dir: Path, cfg: RunConfig, base: RunConfig | None = None):
+    """What a run keeps beside its weights to be used again (its tokenizer, its class names), read by the family.
+    `base`: the run's own config when `cfg` is a new run built on it (a fine-tune)."""
+    return get_family(cfg.family).read_assets(Path(run_dir), cfg, base)
 
 
 def train(family: str, data: str, out: str | Path, *, preset: str | None = None, config: str | None = None,
@@ -95,22 +30,21 @@ def train(family: str, data: str, out: str | Path, *, preset: str | None = None,
           init_from: str | None = None, task: str = "lm") -> dict:
     """Train a model; the same as `tetragen train`. Returns the final evaluation metrics.
 
-    `init_from`: a Hugging Face GPT-2 folder (config.json + model.safetensors) whose shape and weights a gpt run
-    starts from; its tokenizer.json, when it has one, is the run's tokenizer.
+    `init_from`: a folder of another library whose shape and weights the run starts from (read by the family's
+    `importer`, which may also take the folder's tokenizer).
 
-    `task="classify"` (bert): a text classifier from random initialisation on the text,label rows of a .csv/.jsonl
-    `data` file, the same model `finetune(..., task="classify")` makes from a trained run."""
+    `task`: "lm" is the family's main task; another of the family's `tasks` (a classifier, `task="classify"`) is
+    trained from random initialisation on its own data, the same model `finetune(..., task=...)` makes from a trained
+    run."""
     from .train.trainer import Trainer
     out = Path(out)
-    _check_task(task)
-    if task == "classify" and not hasattr(get_family(family).config(), "num_labels"):
-        raise UserError(f"--task classify: the {get_family(family).name} family has no classifier; train a bert "
-                        f"classifier (`tetragen train bert --task classify`)")
-    if task == "classify" and init_from:
-        raise UserError("--init-from: GPT-2 folders start gpt language models, not classifiers; fine-tune a trained "
-                        "bert run instead (`tetragen finetune RUN --task classify`)")
+    fam = get_family(family)
+    _check_task(fam, task)
+    if task != "lm" and init_from:
+        raise UserError(f"--init-from: another library's folder starts a {fam.name} run's main task, not --task "
+                        f"{task}; fine-tune a trained run instead (`tetragen finetune RUN --task {task}`)")
     _refuse_foreign_folder(out, resume=resume, overwrite=overwrite)
-    hf_config = None
+    importer = None
     if resume and ck.step_dirs(out):  # continue with the run's own config; overrides may extend it
         # the command line is checked as for a new run (family, preset, --config), then the run's config is used
         asked = build_run_config(family, preset=preset, yaml_path=config, overrides=overrides)
@@ -118,48 +52,45 @@ def train(family: str, data: str, out: str | Path, *, preset: str | None = None,
         if asked.family != cfg.family:
             raise UserError(f"--out {out}: the run there is a {cfg.family} run, not {family}; resume it with "
                             f"`tetragen train {cfg.family} --resume`, or start a new run with another --out")
-        tokenizer = load_tokenizer(out / "tokenizer.json") if get_family(cfg.family).data_kind == "text" else None
+        assets = read_assets(out, cfg)
         if data and data != cfg.data.source and str(Path(data).expanduser().resolve()) != cfg.data.source:
             raise UserError(f"--data {data}: the run at {out} was trained on {cfg.data.source!r}; "
                             f"resume it with the same data, or start a new run with --out")
     else:
-        if init_from:  # the GPT-2 folder fixes the model's shape; the user's overrides come after
-            from .families.gpt import hf
-            if get_family(family).name != "gpt":
-                raise UserError(f"--init-from: GPT-2 folders initialise gpt runs, not {family}; use "
-                                f"`tetragen train gpt --init-from {init_from}`")
-            hf_config = hf.read_gpt2_config(Path(init_from).expanduser())
-            overrides = [*hf.model_overrides(hf_config), *overrides]
+        if init_from:  # the folder fixes the model's shape; the user's overrides come after
+            importer = fam.importer
+            if importer is None:
+                takers = [n for n in list_families() if get_family(n).importer is not None]
+                raise UserError(f"--init-from: the {fam.name} family does not start from another library's folder"
+                                + (f" ({', '.join(get_family(n).importer.what + ' for ' + n for n in takers)})"
+                                   if takers else ""))
+            overrides = [*importer.overrides(Path(init_from).expanduser()), *overrides]
         cfg = build_run_config(family, preset=preset, yaml_path=config, overrides=overrides)
         # a path is stored absolute so that eval and resume work from any folder
         cfg.data.source = str(Path(data).expanduser().resolve()) if data and Path(data).expanduser().exists() else data
-        if hf_config is not None:
-            folder = Path(init_from).expanduser().resolve()
-            cfg.finetune.init_from = str(folder)
-            if cfg.data.tokenizer == "char" and (folder / "tokenizer.json").is_file():
-                cfg.data.tokenizer = str(folder / "tokenizer.json")
+        if importer is not None:
+            cfg.finetune.init_from = str(Path(init_from).expanduser().resolve())
         if cfg.data.tokenizer not in ("char", "bpe") and Path(cfg.data.tokenizer).expanduser().is_file():
             cfg.data.tokenizer = str(Path(cfg.data.tokenizer).expanduser().resolve())
-        tokenizer = None
+        assets = None
     validate_cross(cfg)
-    if hf_config is not None:
-        vocab, cfg.model.vocab_size = cfg.model.vocab_size, 0  # load_data sets it from the tokenizer
-        dataset = load_data(cfg, tokenizer)
-        if cfg.model.vocab_size != vocab:
-            raise UserError(f"--init-from {init_from}: the model has vocab_size {vocab} but the tokenizer "
-                            f"({cfg.data.tokenizer}) has {cfg.model.vocab_size} tokens; use the folder's own "
-                            f"tokenizer.json (data.tokenizer=PATH)")
-        ft_module.prepare(get_family(cfg.family).build(cfg.model), cfg)  # checked before anything is written
-    elif task == "classify" and tokenizer is None:  # a new classifier; a resumed one is one by its config
-        dataset = load_classifier_data(cfg)
-    else:
-        dataset = load_data(cfg, tokenizer)
+    dataset = load_data(cfg, assets, task)
+    if importer is not None:
+        if importer.check is not None:
+            importer.check(cfg, dataset)
+        ft_module.prepare(fam.build(cfg.model), cfg)  # checked before anything is written
     return Trainer(cfg, dataset, out, resume=resume, overwrite=overwrite, progress=progress).fit()
 
 
-def _check_task(task: str) -> None:
-    if task not in ("lm", "classify"):
-        raise UserError(f"--task: {task!r} is not a task; choose lm or classify")
+def _check_task(family, task: str) -> None:
+    """`task`: "lm" (the family's main task) or one of the family's extra `tasks`."""
+    if task == "lm" or task in family.tasks:
+        return
+    takers = [n for n in list_families() if task in get_family(n).tasks]
+    if not takers:
+        known = sorted({"lm", *(t for n in list_families() for t in get_family(n).tasks)})
+        raise UserError(f"--task: {task!r} is not a task; choose one of: {', '.join(known)}")
+    raise UserError(f"--task {task}: the {family.name} family has no {task} task ({', '.join(takers)} runs do)")
 
 
 def read_run_config(run_dir: str | Path, extra_overrides: list[str] = ()) -> RunConfig:
@@ -201,7 +132,7 @@ def load(run_dir: str | Path, *, device: str = "cpu", ema: bool | None = None):
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     family = get_family(cfg.family)
-    assets = read_assets(run_dir, family.data_kind)
+    assets = read_assets(run_dir, cfg)
     weights = run_dir / ("ema.safetensors" if (ema is not False and (run_dir / "ema.safetensors").is_file())
                          else "model.safetensors")
     if not weights.is_file() and (run_dir / ft_module.ADAPTER_JSON).is_file():  # a LoRA adapter over its base
@@ -211,9 +142,6 @@ def load(run_dir: str | Path, *, device: str = "cpu", ema: bool | None = None):
         tensors = ck.read_tensors(weights)
     model = ft_module.structure_for(family.build(cfg.model), cfg, tensors)
     ck.load_weights(model, weights, tensors)
-    if family.data_kind == "text" and assets.vocab_size > cfg.model.vocab_size:
-        raise UserError(f"{run_dir / 'tokenizer.json'}: {assets.vocab_size} tokens but the model has "
-                        f"vocab_size {cfg.model.vocab_size}; the files come from different runs")
     return family.pipeline(model.to(torch.device(device)), assets, cfg)
 
 
@@ -222,19 +150,15 @@ def finetune(run_dir: str | Path, data: str, out: str | Path, *, overrides: list
     """Train a new run at `out` that starts from the trained run at `run_dir` (its weights, config and tokenizer)
     with its own schedule; `finetune.method=lora` trains adapters only. The same as `tetragen finetune`.
 
-    `task="classify"` (bert runs) adds a classifier head trained on the text,label rows of a .csv/.jsonl `data`
-    file; the labels are saved in the run (labels.json, model.labels)."""
-    from .train import finetune as ft
+    `task`: another of the family's `tasks` adds that task's head, trained on `data` (`task="classify"`: text,label
+    rows of a .csv/.jsonl file; the labels are saved in the run)."""
     from .train.trainer import Trainer
     run_dir, out = Path(run_dir), Path(out)
     base = read_run_config(run_dir)
     family = get_family(base.family)
-    _check_task(task)
-    if task == "classify" and not hasattr(base.model, "num_labels"):
-        raise UserError(f"--task classify: {run_dir} is a {base.family} run; classifiers are fine-tuned from bert "
-                        f"runs")
+    _check_task(family, task)
     weights = run_dir / ("ema.safetensors" if (run_dir / "ema.safetensors").is_file() else "model.safetensors")
-    if not weights.is_file() and (run_dir / ft.ADAPTER_JSON).is_file():
+    if not weights.is_file() and (run_dir / ft_module.ADAPTER_JSON).is_file():
         raise UserError(f"{run_dir}: holds a LoRA adapter only; fine-tune from a run saved with "
                         f"finetune.lora_save=merged (or from its base run)")
     if out.resolve() == run_dir.resolve():
@@ -244,25 +168,10 @@ def finetune(run_dir: str | Path, data: str, out: str | Path, *, overrides: list
     cfg = build_run_config(base.family, base=doc, overrides=overrides, base_source=str(run_dir / "config.json"))
     cfg.finetune.init_from = str(weights.resolve())
     cfg.data.source = str(Path(data).expanduser().resolve()) if data and Path(data).expanduser().exists() else data
-    tokenizer = None
-    if family.data_kind == "text":
-        tokenizer = read_assets(run_dir, "text")
-        if cfg.data.tokenizer != base.data.tokenizer:  # another tokenizer must match the model's vocabulary
-            other = resolve_tokenizer(cfg.data.tokenizer)
-            if other is None or other.vocab_size != base.model.vocab_size:
-                size = "a new vocabulary" if other is None else f"{other.vocab_size} tokens"
-                raise UserError(f"data.tokenizer={cfg.data.tokenizer}: {size}, but the model of {run_dir} has "
-                                f"vocab_size {base.model.vocab_size}; fine-tune with the run's own tokenizer "
-                                f"(leave data.tokenizer unset)")
-            tokenizer = other
+    assets = read_assets(run_dir, cfg, base)
     validate_cross(cfg)
-    if task == "classify":
-        from .data.labeled import load_labeled_data
-        dataset = load_labeled_data(cfg, tokenizer)  # sets model.labels and model.num_labels from the data
-        ft.prepare(family.build(cfg.model), cfg)  # weights and LoRA targets checked before anything is written
-    else:
-        ft.prepare(family.build(cfg.model), cfg)
-        dataset = load_data(cfg, tokenizer)
+    dataset = load_data(cfg, assets, task)  # a new task head takes its labels from the data
+    ft_module.prepare(family.build(cfg.model), cfg)  # weights and LoRA targets checked before anything is written
     metrics = Trainer(cfg, dataset, out, overwrite=overwrite, progress=progress).fit()
-    ft.finish(out, cfg)
+    ft_module.finish(out, cfg)
     return metrics

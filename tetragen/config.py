@@ -17,13 +17,7 @@ from typing import Any
 import yaml
 
 from .errors import UserError
-
-
-def option(default: Any, help: str = "", *, min: float | None = None, max: float | None = None,
-           choices: list | None = None, min_exclusive: bool = False):
-    """A config field with its documentation and its allowed range."""
-    meta = {"help": help, "min": min, "max": max, "choices": choices, "min_exclusive": min_exclusive}
-    return field(default=default, metadata=meta)
+from .options import option
 
 
 @dataclass
@@ -88,8 +82,8 @@ class FinetuneConfig:
                                  "learned)", choices=["full", "lora", "head"])
     lora_rank: int = option(8, "rank of the LoRA update", min=1)
     lora_alpha: float = option(16.0, "LoRA scale numerator: the update is multiplied by alpha / rank", min=0.0)
-    lora_targets: str = option("c_attn,c_proj", "comma-separated names of the linear layers to adapt "
-                                                "(the last part of the module name, e.g. c_attn,c_fc)")
+    lora_targets: str = option("", "comma-separated names of the linear layers to adapt (the last part of the "
+                                   "module name, e.g. c_attn,c_fc; empty: the family's default)")
     lora_save: str = option("merged", "write the adapters merged into model.safetensors, or as "
                                       "adapter.safetensors + adapter.json", choices=["merged", "adapter"])
 
@@ -281,15 +275,16 @@ def validate_cross(cfg: RunConfig) -> None:
 
 
 def apply_label_fraction(cfg: RunConfig) -> None:
-    """data.label_fraction < 1 asks for semi-supervised training: only a family registered as `semi_supervised`
-    takes it, and its model config gets `classifier` switched on (the q(y|x) that the unlabelled images need)."""
+    """data.label_fraction < 1 asks for semi-supervised training: only a family with a `semi_supervised` hook takes
+    it, and the hook switches its model config into that mode (a cvae gets the classifier q(y|x) the unlabelled
+    images need)."""
     if cfg.data.label_fraction >= 1.0:
         return
     from .registry import get_family, list_families
     family = get_family(cfg.family)
-    if not family.semi_supervised:
-        takers = [name for name in list_families() if get_family(name).semi_supervised]
+    if family.semi_supervised is None:
+        takers = [name for name in list_families() if get_family(name).semi_supervised is not None]
         raise UserError(f"data.label_fraction={cfg.data.label_fraction}: the {family.name} family does not learn "
                         f"from partly labelled data; leave data.label_fraction at 1.0, or train "
                         f"{' or '.join(takers) or 'a semi-supervised family'}")
-    cfg.model.classifier = True
+    family.semi_supervised(cfg.model)

@@ -11,3 +11,12 @@ class UserError(Exception):
 
 class TrainingError(Exception):
     """Training cannot go on (for example the loss stayed non-finite); the last good checkpoint is kept."""
+
+
+class Interrupted(Exception):
+    """Training stopped on a signal (Ctrl-C, SIGTERM) after writing a checkpoint; the message says how to resume.
+    The CLI exits with 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = int(signum)

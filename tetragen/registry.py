@@ -1,14 +1,28 @@
 """The family registry: every model family registers itself here by name.
 
-A family is a plain record of functions and classes (see `Family`); the trainer, CLI and evaluators only ever talk to
-a family through it, so adding a family never touches them.
+A family is a plain record of functions and classes (`Family`); the trainer, the CLI, the Python API and the
+evaluators only ever talk to a family through it (and to a loaded run through the pipeline protocol in
+tetragen/pipeline.py), so adding a family is one folder under tetragen/families/ with one `register_family` call.
+The built-in families are found by walking that package; families from other packages register through the
+`tetragen.families` entry-point group (each entry point names a module that calls `register_family`).
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Importer:
+    """Starts a run from another library's checkpoint folder (`tetragen train FAMILY --init-from DIR`)."""
+    what: str                                   # what the folder is, for messages ("a Hugging Face GPT-2 folder")
+    overrides: Callable[[Path], list[str]]      # the `key=value` overrides that give the run the folder's shape
+    weights: Callable[[Path], dict]             # the folder's tensors under the family's parameter names
+    check: Callable[[Any, Any], None] | None = None  # check(run_config, data): the folder agrees with the data
 
 
 @dataclass(frozen=True)
@@ -18,9 +32,16 @@ class Family:
     config: type                      # the family's model config dataclass
     build: Callable[..., Any]         # build(model_config) -> nn.Module
     objective: Callable[..., Any]     # objective(model, run_config) -> list[Phase]
-    evaluate: Callable[..., dict]     # evaluate(model, data, run_config) -> {"metric": value, ...}
-    pipeline: Callable[..., Any]      # pipeline(model, tokenizer, run_config) -> the object `tetragen.load` returns
-    data_kind: str                    # "text" or "image"
+    evaluate: Callable[..., dict]     # evaluate(model, data, run_config, device) -> {"metric": value, ...}
+    pipeline: Callable[..., Any]      # pipeline(model, assets, run_config) -> what `tetragen.load` returns
+    # load_data(run_config, assets, task) -> the dataset; sets the model config's data-derived fields (vocabulary
+    # size, class count) and checks them. `assets` are a trained run's (its tokenizer) when resuming, fine-tuning
+    # or evaluating, else None. Shared loaders: tetragen/data/text.py and tetragen/data/images.py.
+    load_data: Callable[..., Any]
+    # read_assets(run_dir, run_config) -> what a run keeps beside its weights to be used again (a tokenizer, the
+    # class names), checked against the config
+    read_assets: Callable[..., Any]
+    data_kind: str                    # "text" or "image": the kind of data the family trains on
     primary_metric: str               # lower is better; picks the "best" checkpoint
     presets: dict[str, dict] = field(default_factory=dict)  # name -> {"model": {...}, "train": {...}}
     default_preset: str = ""
@@ -29,11 +50,29 @@ class Family:
     preview: Callable[..., None] | None = None
     # token names a text family needs besides the text (a masked LM's [MASK], [PAD], [CLS]); the tokenizer adds them
     special_tokens: tuple[str, ...] = ()
-    # trains with part of the training labels (data.label_fraction < 1); its config then has `classifier` set
-    semi_supervised: bool = False
+    # what the family's runs can do, by capability name (tetragen/pipeline.py lists them); a loaded run's pipeline
+    # says what that run can do (a masked LM without a classifier cannot classify)
+    capabilities: frozenset[str] = frozenset()
+    # tasks the family trains besides its main one (`--task classify`); load_data receives the task
+    tasks: tuple[str, ...] = ()
+    # semi_supervised(model_config): switches the model into learning from partly labelled data
+    # (data.label_fraction < 1); None: the family does not
+    semi_supervised: Callable[[Any], None] | None = None
+    # parameter-name prefixes of task heads a fine-tune may add to its base model (trained whole beside LoRA)
+    task_heads: tuple[str, ...] = ()
+    # the layers LoRA adapts when finetune.lora_targets is left empty (last parts of module names)
+    lora_targets: tuple[str, ...] = ()
+    # `--init-from` folders of another library this family starts from; None: none
+    importer: Importer | None = None
+    # runs this family is built from: config key -> the capability that run must have ({"model.tokenizer_run":
+    # "tokenize"}: a frozen image tokenizer); the family's loader opens them and its runs keep a copy
+    components: dict[str, str] = field(default_factory=dict)
+    # `tetragen export --format NAME`: NAME -> write(pipeline, folder) (the folder exists and is empty)
+    exporters: dict[str, Callable[[Any, Path], None]] = field(default_factory=dict)
 
 
 _FAMILIES: dict[str, Family] = {}
+_LOADED = False
 
 
 def register_family(family: Family) -> Family:
@@ -55,5 +94,19 @@ def list_families() -> list[str]:
     return sorted(_FAMILIES)
 
 
+def families_with(capability: str) -> list[str]:
+    """The names of the families whose runs can have `capability`, for messages that say where to go instead."""
+    return [name for name in list_families() if capability in _FAMILIES[name].capabilities]
+
+
 def _load_builtin() -> None:
-    from . import families  # noqa: F401  (importing the package registers the built-in families)
+    # Imported by name rather than by an import statement: the families import this module to register, and this
+    # module knows no family.
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    importlib.import_module(f"{__package__}.families")
+    from importlib.metadata import entry_points
+    for ep in entry_points(group="tetragen.families"):
+        ep.load()

@@ -7,7 +7,7 @@ import sys
 import warnings
 
 from .. import api
-from ..errors import UserError
+from ..pipeline import require
 
 
 def add_parser(sub) -> None:
@@ -20,9 +20,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     pipe = api.load(args.run_dir)
-    if not hasattr(pipe, "classify") or not getattr(pipe.config.model, "num_labels", 0):
-        raise UserError(f"{args.run_dir}: a {pipe.config.family} run without a classifier; fine-tune one from a "
-                        f"bert run with `tetragen finetune RUN --task classify --data FILE.csv --out NEW_RUN`")
+    require(pipe, "classify", args.run_dir, "fine-tune a classifier with `tetragen finetune RUN --task classify "
+                                           "--data FILE.csv --out NEW_RUN`")
     unknown = pipe.tokenizer.count_unknown(args.text)
     if unknown:
         print(f"tetragen: warning: {unknown} distinct character(s) of the text are not in the model's vocabulary "

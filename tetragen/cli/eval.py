@@ -1,15 +1,12 @@
-"""`tetragen eval RUN_DIR`: text families, the family's evaluation on the validation split of the run's data;
-image families, FID/KID (+ class accuracy) of --n samples against the test split (tetragen/eval/image.py), and for
-models with a likelihood bound (VAEs: their pipeline has `.likelihood`) the test ELBO and importance-weighted NLL."""
+"""`tetragen eval RUN_DIR`: the run's metrics on its own data (or --data), as its family's pipeline reports them:
+validation loss and bits per character for language models, FID/KID (+ class accuracy) of --n samples against the
+test split for image generators (tetragen/eval/image.py), likelihood bounds where the model has one."""
 from __future__ import annotations
 
 import json
 
-import torch
-
 from .. import api
 from ..errors import UserError
-from ..registry import get_family
 
 
 def add_parser(sub) -> None:
@@ -28,47 +25,22 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.eval_tokens < 0:
         raise UserError(f"--eval-tokens: {args.eval_tokens} must be >= 0 (0: the full validation split)")
-    from ..eval.image import check_n, evaluate_images, report_lines
-    check_n(args.n)
+    from ..eval.image import check_n
     from ..eval.likelihood import check_iw_samples
-    args.iw_samples = check_iw_samples(args.iw_samples)
+    check_n(args.n)
+    iw_samples = check_iw_samples(args.iw_samples)
     pipe = api.load(args.run_dir)
     cfg = pipe.config
     if args.data:
         cfg.data.source = args.data
     cfg.train.eval_tokens = args.eval_tokens
     try:
-        data = api.load_data(cfg, getattr(pipe, "tokenizer", None))
+        data = api.load_data(cfg, pipe.assets)
     except UserError as e:
         if args.data:
             raise
         raise UserError(f"{args.run_dir}: cannot read the data the run was trained on ({e}); "
                         f"pass --data NAME_OR_PATH to evaluate on a copy of it") from None
-    if get_family(cfg.family).data_kind == "image":
-        metrics = evaluate_images(pipe, data, n=args.n, seed=args.seed)
-        lines = report_lines(args.run_dir, data.name, metrics)
-        if hasattr(pipe, "likelihood"):  # the family can bound the likelihood (a VAE)
-            extra, more = pipe.likelihood(data, iw_samples=args.iw_samples, seed=args.seed)
-            metrics.update(extra)
-            lines += more
-        print(json.dumps(metrics) if args.json else "\n".join(lines))
-        return 0
-    metrics = get_family(cfg.family).evaluate(pipe.model, data, cfg, torch.device("cpu"))
-    if args.json:
-        print(json.dumps(metrics))
-        return 0
-    split = "the full validation split" if not args.eval_tokens else f"the first {args.eval_tokens} validation tokens"
-    if "val_examples" in metrics:  # a classifier: loss and accuracy of its labels
-        print(f"{args.run_dir}: {data.name}, validation split ({int(metrics['val_examples'])} examples)")
-        print(f"val_loss     {metrics['val_loss']:.4f} nats/example")
-        print(f"val_accuracy {metrics['val_accuracy']:.4f}")
-        return 0
-    if "val_accuracy" in metrics:  # a masked LM: loss and accuracy at the masked positions
-        print(f"{args.run_dir}: {data.name}, {split} ({int(metrics['val_masked_tokens'])} masked tokens)")
-        print(f"val_loss     {metrics['val_loss']:.4f} nats/masked token")
-        print(f"val_accuracy {metrics['val_accuracy']:.4f}")
-        return 0
-    print(f"{args.run_dir}: {data.name}, {split} ({int(metrics['val_tokens'])} tokens)")
-    print(f"val_loss {metrics['val_loss']:.4f} nats/token")
-    print(f"val_bpc  {metrics['val_bpc']:.4f} bits/char")
+    metrics, lines = pipe.evaluate(data, n=args.n, seed=args.seed, iw_samples=iw_samples)
+    print(json.dumps(metrics) if args.json else "\n".join([f"{args.run_dir}: {lines[0]}", *lines[1:]]))
     return 0

@@ -6,6 +6,7 @@ import sys
 
 from .. import api
 from ..errors import UserError
+from ..pipeline import require
 
 
 def add_parser(sub) -> None:
@@ -23,8 +24,7 @@ def run(args) -> int:
     if "[MASK]" not in args.text:
         raise UserError(f"--text: no [MASK] in {args.text!r}; write [MASK] where a token should be predicted")
     pipe = api.load(args.run_dir)
-    if not hasattr(pipe, "fill_mask"):
-        raise UserError(f"{args.run_dir}: a {pipe.config.family} run does not fill in [MASK]s; train a bert run")
+    require(pipe, "fill_mask", args.run_dir)
     unknown = pipe.tokenizer.count_unknown(args.text.replace("[MASK]", ""))
     if unknown:
         print(f"tetragen: warning: {unknown} distinct character(s) of the text are not in the model's vocabulary "

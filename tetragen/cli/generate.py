@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from .. import api
+from ..pipeline import require
 
 
 def add_parser(sub) -> None:
@@ -28,9 +29,7 @@ def run(args) -> int:
         from ..errors import UserError
         raise UserError(f"--seed: {args.seed} is out of range; use an integer from 0 to 2**64-1")
     gen = api.load(args.run_dir)
-    if not hasattr(gen, "stream"):
-        from ..errors import UserError
-        raise UserError(f"{args.run_dir}: a {gen.config.family} run does not generate text; use `tetragen sample`")
+    require(gen, "generate", args.run_dir)
     unknown = gen.tokenizer.count_unknown(args.prompt)
     if unknown:
         print(f"tetragen: warning: {unknown} distinct character(s) of the prompt are not in the model's "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import TrainingError, UserError
+from ..errors import Interrupted, TrainingError, UserError
 from . import eval as eval_cmd
 from . import (classify, data, export, fill_mask, finetune, generate, ls, quickstart, reconstruct, sample, tokenizer,
                train)
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as e:
         print(f"tetragen: training stopped: {_one_line(e)}", file=sys.stderr)
         return 1
+    except Interrupted as e:
+        print(f"tetragen: {_one_line(e)}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("tetragen: interrupted", file=sys.stderr)
         return 130

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import api
 from ..errors import UserError
+from ..pipeline import require
 from ..eval.image import subset
 from ..sample.images import check_output, write_png
 
@@ -36,9 +37,7 @@ def run(args) -> int:
         raise UserError(f"--seed: {args.seed} must be >= 0")
     out = check_output(args.out, overwrite=args.overwrite, suffixes=(".png",))
     pipe = api.load(args.run_dir)
-    if not hasattr(pipe, "reconstruct"):
-        raise UserError(f"{args.run_dir}: a {pipe.config.family} run has no encoder to reconstruct with; "
-                        f"use a vae or cvae run")
+    require(pipe, "reconstruct", args.run_dir)
     cfg = pipe.config
     if args.data:
         cfg.data.source = args.data

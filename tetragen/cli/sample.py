@@ -14,6 +14,7 @@ import sys
 
 from .. import api
 from ..errors import UserError
+from ..pipeline import require
 from ..sample.images import check_output, write_npz, write_png
 
 MAX_SEED = (1 << 63) - 1
@@ -32,7 +33,17 @@ def add_parser(sub) -> None:
     p.add_argument("--seed2", type=int, default=None, help="the other end of --interpolate (default: seed + 1)")
     p.add_argument("--images", type=int, nargs=2, default=None, metavar=("I", "J"),
                    help="VAEs with --interpolate: the test-split indices of the walk's two ends (default 0 1)")
-    p.add_argument("--steps", type=int, default=8, help="images along an --interpolate walk (default 8)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="images along an --interpolate walk (default 8); for a prompted model with a masked prior, "
+                        "the unmasking steps (default: the run's)")
+    p.add_argument("--prompt", default=None, help="models that draw from text: what to draw, e.g. \"a dark sneaker\"")
+    p.add_argument("--class-prompts", action="store_true",
+                   help="models that draw from text: one caption per class, every class in turn (.npz gets labels)")
+    p.add_argument("--guidance-scale", type=float, default=None,
+                   help="models that draw from text: classifier-free guidance (0: ignore the prompt, 1: plain, "
+                        "default: the run's)")
+    p.add_argument("--temperature", type=float, default=None, help="models that draw from text: token temperature")
+    p.add_argument("--top-k", type=int, default=None, help="models that draw from text: keep the k likeliest tokens")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(run=run)
 
@@ -44,10 +55,13 @@ def _check_seed(flag: str, seed: int | None) -> None:
 
 def run(args) -> int:
     # everything that can be checked without the model is checked first; nothing is written until the images exist
+    walk_steps = args.steps if args.steps is not None else 8
     if not args.interpolate and args.n < 1:
         raise UserError(f"--n: {args.n} must be at least 1")
-    if args.interpolate and args.steps < 2:
-        raise UserError(f"--steps: {args.steps} must be at least 2 (the two ends of the walk)")
+    if args.interpolate and walk_steps < 2:
+        raise UserError(f"--steps: {walk_steps} must be at least 2 (the two ends of the walk)")
+    if args.prompt is not None and args.class_prompts:
+        raise UserError("--prompt and --class-prompts: give one prompt, or sweep the classes' prompts")
     _check_seed("--seed", args.seed)
     _check_seed("--seed2", args.seed2)
     if args.images is not None and not args.interpolate:
@@ -58,10 +72,16 @@ def run(args) -> int:
         raise UserError(f"--images {args.images[0]} {args.images[1]}: test-split indices start at 0")
     out = check_output(args.out, overwrite=args.overwrite)
     pipe = api.load(args.run_dir)
-    if not hasattr(pipe, "sample"):
-        raise UserError(f"{args.run_dir}: a {pipe.config.family} run does not draw images; use `tetragen generate`")
+    require(pipe, "sample", args.run_dir)
+    prompted = {"--prompt": args.prompt, "--class-prompts": args.class_prompts or None,
+                "--guidance-scale": args.guidance_scale, "--temperature": args.temperature, "--top-k": args.top_k}
+    asked = [flag for flag, value in prompted.items() if value is not None]
+    if asked and "prompt" not in pipe.capabilities:
+        require(pipe, "prompt", args.run_dir, f"{asked[0]} is for models that draw from a text prompt")
+    if "prompt" in pipe.capabilities and not args.interpolate:
+        return _sample_prompted(args, pipe, out)
     label = pipe.class_index(args.label) if args.label is not None else None  # checks it before any work
-    image_walk = args.interpolate and hasattr(pipe, "interpolate_images") and args.seed2 is None
+    image_walk = args.interpolate and "encode" in pipe.capabilities and args.seed2 is None
     if args.images is not None and not image_walk:
         raise UserError(f"--images: a {pipe.config.family} run has no encoder to place images in its latent "
                         f"space; its walk goes from --seed to --seed2")
@@ -73,17 +93,17 @@ def run(args) -> int:
             raise UserError(f"--images {i} {j}: out of range; the test split of {data.name} has {count} images "
                             f"(0 to {count - 1})")
         ends = data.test.images[[i, j]]
-        images = pipe.interpolate_images(ends, args.steps, labels=data.test.labels[[i, j]] if pipe.conditional
+        images = pipe.interpolate_images(ends, walk_steps, labels=data.test.labels[[i, j]] if pipe.conditional
                                          else None, label=label)
         walk_label = label if label is not None else int(data.test.labels[i])
-        labels = pipe.labels_for(args.steps, walk_label) if pipe.conditional else None
-        what = f"a walk of {args.steps} images between the codes of test images {i} and {j}"
+        labels = pipe.labels_for(walk_steps, walk_label) if pipe.conditional else None
+        what = f"a walk of {walk_steps} images between the codes of test images {i} and {j}"
     elif args.interpolate:
         seed = args.seed if args.seed is not None else 0
         seed2 = args.seed2 if args.seed2 is not None else seed + 1
-        images = pipe.interpolate(seed, seed2, args.steps, label=label)
-        labels = pipe.labels_for(args.steps, label if label is not None else 0) if pipe.conditional else None
-        what = f"a walk of {args.steps} images from seed {seed} to {seed2}"
+        images = pipe.interpolate(seed, seed2, walk_steps, label=label)
+        labels = pipe.labels_for(walk_steps, label if label is not None else 0) if pipe.conditional else None
+        what = f"a walk of {walk_steps} images from seed {seed} to {seed2}"
     else:
         labels = pipe.labels_for(args.n, label)
         images = pipe.sample(args.n, seed=args.seed, labels=labels)
@@ -94,6 +114,29 @@ def run(args) -> int:
         # a grid with one column per class reads best when the classes cycle
         columns = (pipe.num_classes if pipe.conditional and label is None and not args.interpolate
                    and args.n >= pipe.num_classes and pipe.num_classes <= 16 else None)
-        write_png(out, images, columns=args.steps if args.interpolate else columns)
+        write_png(out, images, columns=walk_steps if args.interpolate else columns)
+    print(f"wrote {what} to {out}", file=sys.stderr)
+    return 0
+
+
+def _sample_prompted(args, pipe, out) -> int:
+    """A model that draws from text: --prompt for every image, or the classes' prompts (--class-prompts, --class
+    K, or by default every class in turn)."""
+    import warnings
+    labels = None if args.prompt is not None else pipe.labels_for(args.n, args.label)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images = pipe.sample(args.n, seed=args.seed, prompt=args.prompt, labels=labels,
+                             guidance_scale=args.guidance_scale, steps=args.steps, temperature=args.temperature,
+                             top_k=args.top_k)
+    for w in caught:
+        print(f"tetragen: warning: {w.message}", file=sys.stderr)
+    if out.suffix.lower() == ".npz":
+        write_npz(out, images, labels.numpy() if labels is not None else None)
+    else:
+        columns = pipe.num_classes if labels is not None and args.label is None and 1 < pipe.num_classes <= 16 \
+            and args.n >= pipe.num_classes else None
+        write_png(out, images, columns=columns)
+    what = f"{args.n} images of {args.prompt!r}" if args.prompt is not None else f"{args.n} class-prompted images"
     print(f"wrote {what} to {out}", file=sys.stderr)
     return 0

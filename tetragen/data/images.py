@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import sys
 import zlib
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..files import replace_atomically
 from .sources import cache_dir, fetch_file, url_fetcher
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -164,9 +164,8 @@ def image_folder(root: Path, size: int, channels: int, val_fraction: float) -> t
             raise UserError(f"--data {root}: none of the {len(files)} image files could be decoded")
         images, labels = np.stack(images_l), np.array(labels_l, dtype=np.int64)
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f"{key}.tmp{os.getpid()}.npz")
-        np.savez(tmp, images=images, labels=labels, skipped=np.array(skipped, dtype=str))
-        os.replace(tmp, cached)
+        replace_atomically(cached, lambda tmp: np.savez(tmp, images=images, labels=labels,
+                                                        skipped=np.array(skipped, dtype=str)))
     if skipped:
         print(f"tetragen: skipped {len(skipped)} undecodable image(s) in {root}: {skipped[0]}"
               + (" ..." if len(skipped) > 1 else ""), file=sys.stderr)
@@ -255,6 +254,15 @@ class ImageData:
                                                                 "image_shape": list(self.image_shape)}))
 
 
+def test_batches(data: ImageData, device, limit: int = 0, batch_size: int = 500):
+    """The test split as (x, y) batches on `device`, x in the models' [-1, 1]; the first `limit` images only when
+    limit > 0."""
+    n = len(data.test.labels) if limit <= 0 else min(limit, len(data.test.labels))
+    for i in range(0, n, batch_size):
+        j = min(i + batch_size, n)
+        yield (data.to_model(data.test.images[i:j]).to(device), torch.from_numpy(data.test.labels[i:j]).to(device))
+
+
 def load_image_data(source: str, image_size: int, channels: int, val_fraction: float = 0.1) -> ImageData:
     if not source:
         raise UserError("--data is required: a dataset name (" + ", ".join(IMAGE_DATASETS) + ") or an image folder")
@@ -273,3 +281,45 @@ def load_image_data(source: str, image_size: int, channels: int, val_fraction: f
         raise UserError(f"--data {source}: images are {h}x{w}x{c} but the model expects "
                         f"{image_size}x{image_size}x{channels}; set model.image_size={h} model.channels={c}")
     return ImageData(source, train, test)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# what an image family's run reads: the Family record's load_data and read_assets for image models
+#
+# An image family's model config has `image_size` and `channels`, and a conditional one `num_classes` (0: from the
+# data); a family with a `semi_supervised` hook learns from partly labelled data (data.label_fraction < 1).
+
+def load_run_images(cfg, assets=None, task: str = "lm") -> ImageData:
+    """The images a run config asks for; fills in model.num_classes and keeps only data.label_fraction of the
+    training labels when asked."""
+    from ..config import apply_label_fraction
+    m = cfg.model
+    data = load_image_data(cfg.data.source, m.image_size, m.channels, cfg.data.val_fraction)
+    if getattr(m, "num_classes", None) == 0:  # conditional models: the class count comes from the data
+        m.num_classes = len(data.classes)
+    elif getattr(m, "num_classes", len(data.classes)) < len(data.classes):
+        raise UserError(f"model.num_classes={m.num_classes} but {cfg.data.source} has {len(data.classes)} classes; "
+                        f"leave model.num_classes at 0 to take it from the data")
+    if len(data.classes) < 2 and cfg.train.eval_samples > 0:
+        # FID/KID are measured in the features of an evaluator trained to tell the data's classes apart
+        print(f"tetragen: {cfg.data.source} has one class, so this run reports no FID/KID (tetragen's evaluator "
+              f"learns its features from class labels; put the images in class sub-folders to get them); "
+              f"train.eval_samples set to 0", file=sys.stderr)
+        cfg.train.eval_samples = 0
+    if cfg.data.label_fraction < 1.0:  # semi-supervised: most training images lose their label
+        apply_label_fraction(cfg)
+        if len(data.classes) < 2:
+            raise UserError(f"data.label_fraction={cfg.data.label_fraction}: {cfg.data.source} has no class labels "
+                            f"(one class: put the images in class sub-folders); leave data.label_fraction at 1.0")
+        data.keep_labels(cfg.data.label_fraction, cfg.train.seed)
+    return data
+
+
+def read_run_classes(run_dir: Path, cfg=None, base=None) -> list[str]:
+    """The class names an image run keeps (classes.json)."""
+    from ..files import read_json
+    path = Path(run_dir) / "classes.json"
+    classes = read_json(path).get("classes")
+    if not isinstance(classes, list):
+        raise UserError(f"{path}: no 'classes' list; the run folder is incomplete")
+    return classes

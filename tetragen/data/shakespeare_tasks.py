@@ -19,13 +19,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from ..files import write_text
 from .text import resolve_text_source
 
 GENRES = ("comedy", "history", "tragedy", "poetry")
@@ -211,16 +211,10 @@ def write_tasks(out: str | Path, *, source: str = "shakespeare", held_out: tuple
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "heldout").mkdir(exist_ok=True)
-    _write(out / "pretrain.txt", "".join(t for n, t in works if n not in held_out))
+    write_text(out / "pretrain.txt", "".join(t for n, t in works if n not in held_out), newline="")
     for name, text in works:
         if name in held_out:
-            _write(out / "heldout" / f"{name}.txt", text)
-    _write(out / "genre.csv", buffer.getvalue())
-    _write(out / "tasks.json", json.dumps(manifest, indent=1) + "\n")
+            write_text(out / "heldout" / f"{name}.txt", text, newline="")
+    write_text(out / "genre.csv", buffer.getvalue(), newline="")
+    write_text(out / "tasks.json", json.dumps(manifest, indent=1) + "\n", newline="")
     return manifest
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8", newline="")
-    os.replace(tmp, path)

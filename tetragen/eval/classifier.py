@@ -14,6 +14,11 @@ Trained once per dataset with a fixed seed (AdamW, one-cycle schedule) and cache
 `cache_dir()/evaluators/<dataset key>/` as config.json (settings + data digest), model.safetensors and metrics.json
 (its own test accuracy and training time). No pickle anywhere. A cache whose config.json does not match the settings
 asked for is retrained in place.
+
+For the named datasets tetragen ships the evaluator (tetragen/eval/weights/<dataset key>/, made by
+tools/train_evaluator.py; README.md there records each file's sha256 and test accuracy), so figures from any two
+machines are measured with the same network. It is used whenever the data's digest and the settings match; a user's
+own data gets an evaluator trained and cached on first use.
 """
 from __future__ import annotations
 
@@ -35,9 +40,10 @@ from safetensors.torch import load_file
 
 from ..data.sources import cache_dir
 from ..errors import UserError
-from ..train import checkpoint as ck
+from ..files import save_tensors, write_folder_atomically, write_json
 
 FORMAT_VERSION = 1
+SHIPPED = Path(__file__).resolve().parent / "weights"  # evaluators shipped with tetragen, one folder per dataset key
 
 
 @dataclass
@@ -164,9 +170,10 @@ def load_evaluator(data, device: torch.device | str = "cpu", settings: Evaluator
     want = {"format": FORMAT_VERSION, "dataset": str(data.name), "data_sha256": digest,
             "image_shape": [int(s) for s in data.image_shape], "classes": list(data.classes),
             "settings": dataclasses.asdict(settings)}
-    cached = _read(folder, want)
-    if cached is not None:
-        return cached
+    for place in (SHIPPED / folder.name, folder):
+        cached = _read(place, want)
+        if cached is not None:
+            return cached
     return _train(data, folder, want, settings, torch.device(device), verbose)
 
 
@@ -249,7 +256,7 @@ def _train(data, folder: Path, config: dict, s: EvaluatorConfig, device: torch.d
 def _write_folder(folder: Path, config: dict, model: nn.Module, metrics: dict) -> None:
     """The three files, written into a temporary folder renamed into place: readers never see half a cache."""
     def write(tmp: Path) -> None:
-        ck.write_json(tmp / "config.json", config)
-        ck.save_tensors(model.state_dict(), tmp / "model.safetensors")
-        ck.write_json(tmp / "metrics.json", metrics)
-    ck.write_folder_atomically(folder, write)
+        write_json(tmp / "config.json", config)
+        save_tensors(model.state_dict(), tmp / "model.safetensors")
+        write_json(tmp / "metrics.json", metrics)
+    write_folder_atomically(folder, write)

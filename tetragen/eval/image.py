@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from ..train import checkpoint as ck
+from ..files import write_json
 from .classifier import Evaluator, EvaluatorConfig, load_evaluator
 
 SampleFn = Callable[..., np.ndarray]  # sample(n, *, seed=None, labels=None) -> uint8 (n, H, W, C)
@@ -171,8 +171,29 @@ def reference_metrics(data, evaluator: Evaluator, n: int, device: torch.device |
             dist.update(fake, real=False)
             refs.update({f"{name}_{k}": v for k, v in dist.compute(seed).items()})
     cache[key] = refs
-    ck.write_json(path, cache)
+    write_json(path, cache)
     return refs
+
+
+@torch.no_grad()
+def reconstruction_distances(reconstruct, data, *, n: int, device, seed: int = 0, evaluator=None,
+                             batch_size: int = 500) -> dict:
+    """FID/KID of the reconstructions of n test images (a fixed-seed subset; all when the split is smaller) against
+    those same images, in the features of tetragen's evaluator for `data` (trained and cached on first use):
+    {"recon_fid", "recon_kid", "recon_kid_std", "recon_n"}. `reconstruct(uint8 (k, H, W, C)) -> uint8 (k, H, W, C)`.
+    Torch's RNG is left as it was (the evaluator's training and KID's subsets draw from it)."""
+    check_n(n, "n")
+    real = data.test.images[subset(len(data.test.labels), n, seed)]
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        ev = evaluator or load_evaluator(data, device)
+        dist = Distances(ev, len(real), len(real), device)
+        dist.update(real, real=True)
+        for i in range(0, len(real), batch_size):
+            dist.update(reconstruct(real[i:i + batch_size]), real=False)
+        out = dist.compute(seed)
+    return {"recon_fid": out["fid"], "recon_kid": out["kid"], "recon_kid_std": out["kid_std"],
+            "recon_n": float(len(real))}
 
 
 def evaluate_images(sampler: ImageSampler, data, *, n: int = 10000, device: torch.device | str = "cpu",
@@ -194,9 +215,9 @@ def evaluate_images(sampler: ImageSampler, data, *, n: int = 10000, device: torc
             "evaluator_test_acc": ev.test_acc, "feature_dim": ev.feature_dim, "evaluator": str(ev.folder)}
 
 
-def report_lines(run_dir, data_name: str, m: dict) -> list[str]:
-    """The human-readable form of `evaluate_images`' result."""
-    lines = [f"{run_dir}: {data_name}, {m['n']} samples vs {m['n_real']} test images (lower is better)",
+def report_lines(data_name: str, m: dict, what: str = "samples") -> list[str]:
+    """The human-readable form of `evaluate_images`' result (`what` the scored images are)."""
+    lines = [f"{data_name}, {m['n']} {what} vs {m['n_real']} test images (lower is better)",
              f"FID {m['fid']:.3f}   references: train vs test {m['ref_train_fid']:.3f}, "
              f"3x3-blur vs test {m['ref_blur_fid']:.3f}",
              f"KID {m['kid']:.5f} ± {m['kid_std']:.5f}   references: train vs test {m['ref_train_kid']:.5f}, "

@@ -7,6 +7,11 @@ import torch
 import torch.nn.functional as F
 
 
+def split_phrase(eval_tokens: int) -> str:
+    """Which part of the validation split a text evaluation read (train.eval_tokens)."""
+    return "the full validation split" if not eval_tokens else f"the first {eval_tokens} validation tokens"
+
+
 @torch.no_grad()
 def lm_metrics(model: torch.nn.Module, data, device: torch.device, *, max_tokens: int = 0,
                batch_size: int = 32) -> dict:

@@ -13,7 +13,6 @@ and whatever the batch size used to generate them.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -22,13 +21,17 @@ import torch
 
 from ..data.images import ImageData
 from ..errors import UserError
+from ..files import replace_atomically
 
 
 class ImagePipeline:
     """A trained image generator with its class names and run config."""
 
+    capabilities = frozenset({"sample"})
+
     def __init__(self, model, classes: Sequence[str], config, *, batch_size: int = 256):
         self.model, self.classes, self.config = model.eval(), list(classes), config
+        self.assets = self.classes
         self.num_classes = int(getattr(model, "num_classes", 0))
         self.batch_size = batch_size
 
@@ -107,6 +110,13 @@ class ImagePipeline:
         y = self.labels_for(n, labels)
         return self.decode(self.noise(n, seed), y)
 
+    def evaluate(self, data, *, n: int = 10000, seed: int = 0, iw_samples: int = 100) -> tuple[dict, list[str]]:
+        """FID/KID (+ class accuracy for a conditional model) of `n` samples against the test split of `data`, in
+        tetragen's evaluator, with its scale references; returns (metrics, the lines `tetragen eval` prints)."""
+        from ..eval.image import evaluate_images, report_lines
+        metrics = evaluate_images(self, data, n=n, seed=seed, device=self.device)
+        return metrics, report_lines(data.name, metrics)
+
     def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, label=None) -> np.ndarray:
         """`steps` images walking the latent space from seed_a's noise to seed_b's (spherical interpolation, which
         keeps the noise at the norm the generator was trained on), as uint8 (steps, H, W, C)."""
@@ -157,21 +167,12 @@ def check_output(path: str | Path, *, overwrite: bool = False, suffixes=(".png",
     return p
 
 
-def _replace_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_png(path: str | Path, images: np.ndarray, columns: int | None = None) -> None:
     """Write uint8 (N, H, W, C) images as one grid PNG (grey when C is 1)."""
     from PIL import Image
     grid = image_grid(images, columns)
     im = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
-    _replace_atomically(Path(path), lambda tmp: im.save(tmp, format="PNG"))
+    replace_atomically(Path(path), lambda tmp: im.save(tmp, format="PNG"))
 
 
 def write_npz(path: str | Path, images: np.ndarray, labels: np.ndarray | None = None) -> None:
@@ -179,7 +180,7 @@ def write_npz(path: str | Path, images: np.ndarray, labels: np.ndarray | None = 
     arrays = {"images": images[..., 0] if images.shape[-1] == 1 else images}
     if labels is not None:
         arrays["labels"] = np.asarray(labels, dtype=np.int64)
-    _replace_atomically(Path(path), lambda tmp: np.savez_compressed(tmp, **arrays))
+    replace_atomically(Path(path), lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
 def save_preview(model, data, cfg, stem: Path) -> None:

@@ -1,31 +1,21 @@
 """Checkpoints as `config.json` + `model.safetensors` + trainer state (safetensors + JSON). No pickle anywhere.
 
-A run directory looks like this:
-
-    RUN/config.json  model.safetensors  tokenizer.json  [ema.safetensors]  metrics.jsonl
-    RUN/checkpoints/step_00000500/   the same files + optimizer.safetensors, rng.safetensors, trainer_state.json
-    RUN/checkpoints/best/            weights at the best evaluation so far (+ metrics.json)
-
-Every checkpoint folder is written under a temporary name and renamed into place, and top-level files are replaced
-with `os.replace`, so a kill at any moment leaves the previous checkpoint whole and loadable.
+The folder layout and the atomic writes are in tetragen/files.py; this module adds what only training needs: the
+model's unique tensors, optimizer and RNG state, pruning and clean-up after a killed process.
 """
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from ..errors import UserError
-
-CKPT_DIR = "checkpoints"
-STATE_FILE = "trainer_state.json"
+from ..files import (CKPT_DIR, STATE_FILE, is_run_dir, latest_hint, read_tensors, recover_folders,  # noqa: F401
+                     save_tensors, step_dirs, write_folder_atomically, write_json)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -41,22 +31,6 @@ def unique_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
         seen.add(key)
         out[name] = t.detach().to("cpu").contiguous()
     return out
-
-
-def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-
-
-def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    if not Path(path).is_file():
-        raise UserError(f"{path}: missing; the run folder is incomplete")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise UserError(f"{path}: not a readable safetensors file (truncated or corrupt: "
-                        f"{str(e).splitlines()[0][:100]}); {latest_hint(path)}") from None
 
 
 def load_weights(model: torch.nn.Module, path: Path, tensors: dict | None = None) -> None:
@@ -76,12 +50,6 @@ def load_weights(model: torch.nn.Module, path: Path, tensors: dict | None = None
     if missing - tied:
         raise UserError(f"{path}: tensor {sorted(missing - tied)[0]!r} is missing; the file is incomplete")
     model.load_state_dict(tensors, strict=False)
-
-
-def write_json(path: Path, doc) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -131,40 +99,32 @@ def set_rng_state(tensors: dict, meta: dict) -> None:
     np.random.set_state((name, tensors["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, cached))
 
 
+def rng_bytes() -> bytes:
+    """This process's RNG state as the bytes of a safetensors file (tensors + the rest as JSON metadata): what one
+    rank sends rank 0 to be saved, no pickle involved."""
+    from safetensors.torch import save
+    tensors, meta = rng_state()
+    return save(tensors, metadata={"rng": json.dumps(meta)})
+
+
+def set_rng_bytes(data: bytes) -> None:
+    from safetensors.torch import load
+    set_rng_state(load(data), json.loads(_metadata(data)["rng"]))
+
+
+def _metadata(data: bytes) -> dict:
+    """The __metadata__ of safetensors bytes (an 8-byte little-endian header length, then the JSON header)."""
+    size = int.from_bytes(data[:8], "little")
+    return json.loads(data[8:8 + size]).get("__metadata__", {})
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # checkpoint folders
 
-def step_dirs(run_dir: Path) -> list[Path]:
-    root = Path(run_dir) / CKPT_DIR
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_") and (p / STATE_FILE).is_file())
-
-
-def write_folder_atomically(final: Path, write) -> None:
-    """Call write(tmp_folder), then rename the folder into place (replacing an old one of the same name)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    write(tmp)
-    old = None
-    if final.exists():
-        old = final.with_name(f".old-{final.name}-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def clean_temporaries(run_dir: Path) -> None:
-    """Remove half-written checkpoint folders left by a killed process."""
-    root = Path(run_dir) / CKPT_DIR
-    if root.is_dir():
-        for p in root.iterdir():
-            if p.name.startswith((".tmp-", ".old-")):
-                shutil.rmtree(p, ignore_errors=True)
+    """After a killed process: put back checkpoint folders caught between two renames, remove half-written
+    temporaries."""
+    recover_folders(Path(run_dir) / CKPT_DIR)
     for p in Path(run_dir).glob("*.tmp*"):
         p.unlink(missing_ok=True)
 
@@ -174,20 +134,3 @@ def prune(run_dir: Path, keep_last: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def is_run_dir(path: Path) -> bool:
-    """Whether `path` holds a config.json that tetragen wrote (other tools name their files config.json too)."""
-    try:
-        doc = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return False
-    return (isinstance(doc, dict) and isinstance(doc.get("family"), str)
-            and all(isinstance(doc.get(k), dict) for k in ("model", "train", "data")))
-
-
-def latest_hint(path: Path) -> str:
-    """Where to find an intact copy of a damaged file of a run folder."""
-    for run in (Path(path).parent, Path(path).parent.parent.parent):
-        dirs = step_dirs(run)
-        if dirs:
-            return f"restore it from {dirs[-1]} or resume the run with --resume"
-    return "retrain or copy the run folder again"

@@ -2,9 +2,9 @@
 (`finetune.method=head`) only a new task head on the frozen base model.
 
 `prepare(model, cfg)` is applied by the trainer to every freshly built model: it loads `finetune.init_from` (a run's
-weights file, or a Hugging Face GPT-2 folder: families/gpt/hf.py) and, for `finetune.method=lora`, wraps the target
-layers with adapters and freezes the rest but a task head (a classifier), which is trained whole beside the adapters
-as it starts from random. A resumed fine-tune rebuilds the
+weights file, or another library's folder read by the family's `importer`) and, for `finetune.method=lora`, wraps the
+target layers with adapters and freezes the rest but a task head (the family's `task_heads`, e.g. a classifier),
+which is trained whole beside the adapters as it starts from random. A resumed fine-tune rebuilds the
 same structure and then loads its checkpoint over it. `finish(run_dir, cfg)` writes the LoRA result as asked:
 merged into plain weights (model.safetensors, loadable as any run) or as an adapter (adapter.safetensors +
 adapter.json naming the base weights; the task head, when there is one, is saved in the adapter file too).
@@ -18,38 +18,48 @@ import torch
 
 from ..errors import UserError
 from ..nn import lora
+from ..registry import get_family
 from . import checkpoint as ck
 
 ADAPTER_FILE, ADAPTER_JSON = "adapter.safetensors", "adapter.json"
-NEW_HEADS = ("classifier.",)  # heads a fine-tune may add to its base model
 
 
 def targets(cfg) -> list[str]:
-    return [t.strip() for t in cfg.finetune.lora_targets.split(",") if t.strip()]
+    """The layers LoRA adapts: finetune.lora_targets, or the family's default when it is empty."""
+    named = [t.strip() for t in cfg.finetune.lora_targets.split(",") if t.strip()]
+    return named or list(get_family(cfg.family).lora_targets)
+
+
+def new_heads(cfg) -> tuple[str, ...]:
+    """Parameter-name prefixes of the task heads a fine-tune of this family may add to its base model."""
+    return get_family(cfg.family).task_heads
 
 
 def prepare(model: torch.nn.Module, cfg) -> torch.nn.Module:
-    f = cfg.finetune
+    f, heads = cfg.finetune, new_heads(cfg)
     if f.init_from:
         path = Path(f.init_from)
-        if path.is_dir():  # a Hugging Face GPT-2 folder (`tetragen train gpt --init-from`)
-            from ..families.gpt.hf import read_gpt2_weights
-            path, tensors = path / "model.safetensors", read_gpt2_weights(path)
+        if path.is_dir():  # another library's folder (`tetragen train FAMILY --init-from`)
+            importer = get_family(cfg.family).importer
+            if importer is None:
+                raise UserError(f"finetune.init_from={f.init_from}: a folder, and the {cfg.family} family starts "
+                                f"from no other library's folders; give a run's weights file")
+            path, tensors = path / "model.safetensors", importer.weights(path)
         else:
             tensors = ck.read_tensors(path)
         # a task head the base run lacks (a masked LM fine-tuned into a classifier) keeps its fresh initialisation
-        fresh = {k: v for k, v in model.state_dict().items() if k.startswith(NEW_HEADS) and k not in tensors}
+        fresh = {k: v for k, v in model.state_dict().items() if heads and k.startswith(heads) and k not in tensors}
         ck.load_weights(model, path, {**tensors, **fresh})
     if f.method == "lora":
         lora.inject(model, targets(cfg), f.lora_rank, f.lora_alpha, cfg.family)  # freezes all but the adapters
     elif f.method == "head":
-        if not any(name.startswith(NEW_HEADS) for name, _ in model.named_parameters()):
+        if not heads or not any(name.startswith(heads) for name, _ in model.named_parameters()):
             raise UserError("finetune.method=head trains a task head on the frozen model, and this run has none; "
                             "use it with --task classify, or choose finetune.method=full or lora")
         model.requires_grad_(False)
     if f.method in ("lora", "head"):
         for name, p in model.named_parameters():  # frozen, a new head would stay a random projection
-            if name.startswith(NEW_HEADS):
+            if heads and name.startswith(heads):
                 p.requires_grad_(True)
     return model
 
@@ -74,7 +84,8 @@ def finish(run_dir: Path, cfg) -> None:
         return
     weights = run_dir / names[-1]  # what inference uses: the EMA when there is one
     state = ck.read_tensors(weights)
-    heads = {k: v for k, v in state.items() if k.startswith(NEW_HEADS)}
+    prefixes = new_heads(cfg)
+    heads = {k: v for k, v in state.items() if prefixes and k.startswith(prefixes)}
     ck.save_tensors({**lora.adapter_state(state), **heads}, run_dir / ADAPTER_FILE)
     ck.write_json(run_dir / ADAPTER_JSON, {"base": f.init_from, "rank": f.lora_rank, "alpha": f.lora_alpha,
                                            "targets": targets(cfg)})

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -21,12 +22,14 @@ import torch
 from tqdm import tqdm
 
 from ..config import RunConfig
-from ..errors import TrainingError, UserError
+from ..errors import Interrupted, TrainingError, UserError
 from ..registry import get_family
+from .. import files
 from . import checkpoint as ck
 from . import distributed, finetune
 from .ema import EMA
 from .optim import lr_at, make_optimizer
+from .precision import resolve_precision
 
 
 def format_metrics(metrics: dict) -> str:
@@ -44,47 +47,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def native_bf16(device: torch.device) -> bool:
-    """Whether this device computes bf16 matrix products natively. CPUs without AVX-512 (AVX2 only) emulate them,
-    many times slower than fp32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
-
-
-def resolve_precision(precision: str, device: torch.device, *, warn: bool = True) -> str:
-    """The precision a run computes in: `auto` becomes bf16 or fp32 by the hardware; an explicit bf16 on hardware
-    that only emulates it is kept, with a warning."""
-    if precision == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
-    if precision == "bf16" and warn and not native_bf16(device):
-        where = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else torch.cuda.get_device_name()
-        print(f"tetragen: warning: train.precision=bf16 but this {device.type} ({where}) has no native bf16; it is "
-              f"emulated and can be many times slower than fp32: use train.precision=auto or fp32", file=sys.stderr)
-    return precision
-
-
 def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> bool:
-    """Check what is at `out` before anything is written; returns True when an existing run should be resumed."""
+def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool, clear: bool = True) -> bool:
+    """Check what is at `out` before anything is written; returns True when an existing run should be resumed.
+    With `clear` (under the run's lock), an --overwrite deletes what tetragen wrote there; without it the call only
+    checks, and writes nothing."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
-    has_files = out.is_dir() and any(out.iterdir())
+    has_files = out.is_dir() and any(p.name != files.LOCK_FILE for p in out.iterdir())
     if resume:
         if ck.step_dirs(out):
             return True
         if has_files and not ck.is_run_dir(out):
             raise UserError(f"--out {out}: the folder is not a tetragen run; pick an empty or new folder")
-        print(f"tetragen: no checkpoint in {out} yet; starting a new run", file=sys.stderr)
+        if clear:
+            print(f"tetragen: no checkpoint in {out} yet; starting a new run", file=sys.stderr)
         return False
     if has_files:
         if not overwrite:
@@ -93,7 +76,18 @@ def prepare_run_dir(out: Path, *, resume: bool, overwrite: bool) -> bool:
         if not ck.is_run_dir(out):
             raise UserError(f"--out {out}: --overwrite only replaces tetragen runs and this folder is not one; "
                             f"choose another folder")
+        files.refuse_foreign(out)
+        if clear:
+            files.clear_run(out)  # what tetragen wrote there, and only that
     return False
+
+
+def _record_step(line: str) -> int | None:
+    """The step of one metrics.jsonl line; None for a line a kill cut short (or anything else unreadable)."""
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 class Trainer:
@@ -104,47 +98,66 @@ class Trainer:
         t = cfg.train
         self.device = resolve_device(t.device)
         self.dist = distributed.setup(self.device.type)
-        self.precision = resolve_precision(t.precision, self.device, warn=self.dist.is_main)
+        self.precision, self.precision_reason = resolve_precision(t.precision, self.device,
+                                                                  warn=self.dist.is_main)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
-        self.resuming = False
+        self.resuming, self._lock, created = False, None, False
         if self.dist.is_main:
-            self.resuming = prepare_run_dir(self.run_dir, resume=resume, overwrite=overwrite)
-        if self.dist.enabled:
-            flag = torch.tensor([int(self.resuming)])
-            torch.distributed.broadcast(flag, 0)
-            self.resuming = bool(flag.item())
-        if self.dist.is_main and not self.resuming and overwrite and self.run_dir.is_dir():
-            shutil.rmtree(self.run_dir)
+            # everything is checked before the lock file is written: a refused run leaves the folder as it was
+            prepare_run_dir(self.run_dir, resume=resume, overwrite=overwrite, clear=False)
+            created = not self.run_dir.exists()
+            self._lock = files.RunLock(self.run_dir)  # one writer per run folder, before anything is read or deleted
+        try:
+            if self.dist.is_main:  # again under the lock, which makes it final
+                self.resuming = prepare_run_dir(self.run_dir, resume=resume, overwrite=overwrite)
+            if self.dist.enabled:
+                flag = torch.tensor([int(self.resuming)])
+                torch.distributed.broadcast(flag, 0)
+                self.resuming = bool(flag.item())
+            torch.manual_seed(t.seed)  # the same initial weights in every process
+            # a fine-tune starts from another run's weights, and with LoRA trains adapters only (train/finetune.py)
+            self.model = finetune.prepare(self.family.build(cfg.model), cfg).to(self.device)
+            self.phases = self.family.objective(self.model, cfg)
+            self.optimizers = {p.name: make_optimizer(p.params, t, self.device.type, self.model)
+                               for p in self.phases}
+            self.ema = EMA(self.model, t.ema_decay) if t.ema_decay > 0 else None
+            self.step, self.skipped, self.bad_streak = 0, 0, 0
+            self.best: dict | None = None
+            torch.manual_seed(t.seed + 1 + self.dist.rank)  # dropout and sampling noise differ between processes
+            if self.resuming:
+                self._load_latest()
 
-        torch.manual_seed(t.seed)  # the same initial weights in every process
-        # a fine-tune starts from another run's weights, and with LoRA trains adapters only (train/finetune.py)
-        self.model = finetune.prepare(self.family.build(cfg.model), cfg).to(self.device)
-        self.phases = self.family.objective(self.model, cfg)
-        self.optimizers = {p.name: make_optimizer(p.params, t, self.device.type, self.model) for p in self.phases}
-        self.ema = EMA(self.model, t.ema_decay) if t.ema_decay > 0 else None
-        self.step, self.skipped, self.bad_streak = 0, 0, 0
-        self.best: dict | None = None
-        torch.manual_seed(t.seed + 1 + self.dist.rank)  # dropout and sampling noise differ between processes
-        if self.resuming:
-            self._load_latest()
-
-        self.wrapped = self.model
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-            # with several phases each forward uses only part of the model (a GAN's "disc" phase leaves the
-            # generator out of the graph), which DDP must be told to expect
-            self.wrapped = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                               find_unused_parameters=len(self.phases) > 1)
-        if t.compile:
-            self.wrapped = torch.compile(self.wrapped)
+            self.wrapped = self.model
+            if self.dist.enabled:
+                from torch.nn.parallel import DistributedDataParallel as DDP
+                # with several phases each forward uses only part of the model (a GAN's "disc" phase leaves the
+                # generator out of the graph), which DDP must be told to expect
+                self.wrapped = DDP(self.model, find_unused_parameters=len(self.phases) > 1,
+                                   device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if t.compile:
+                self.wrapped = torch.compile(self.wrapped)
+        except BaseException:
+            self.close(remove_empty=created)
+            raise
         self.progress = progress and self.dist.is_main and not os.environ.get("TETRAGEN_NO_PROGRESS")
         self._tb = None
+
+    def close(self, *, remove_empty: bool = False) -> None:
+        """Release the run folder's lock (fit does at its end); `remove_empty`: also remove the folder when nothing
+        but the lock was written (a run refused before it started)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+            if remove_empty and self.run_dir.is_dir() and \
+                    all(p.name == files.LOCK_FILE for p in self.run_dir.iterdir()):
+                shutil.rmtree(self.run_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------------------------------------------------
     def fit(self) -> dict:
         """Train to train.max_steps; returns the final evaluation metrics."""
         t = self.cfg.train
+        self.model.train()  # whatever mode the caller left it in: dropout, batch norm and codebooks train
         if self.dist.is_main:
             self._start_files()
         bar = tqdm(total=t.max_steps, initial=self.step, disable=not self.progress, unit="step",
@@ -152,6 +165,8 @@ class Trainer:
         window = {"loss": 0.0, "n": 0, "units": 0, "t0": time.perf_counter()}
         final: dict = {}
         deadline = time.perf_counter() + 60 * t.max_minutes if t.max_minutes else None
+        self._stop_signal = None
+        handlers = self._catch_stop_signals()
         try:
             while self.step < t.max_steps:
                 logs, units = self._train_step()
@@ -168,9 +183,11 @@ class Trainer:
                     window = {"loss": 0.0, "n": 0, "units": 0, "t0": time.perf_counter()}
                 out_of_time = deadline is not None and self._past(deadline)
                 last = self.step == t.max_steps or out_of_time
-                if self.dist.is_main and (last or (t.eval_every and self.step % t.eval_every == 0)):
-                    final = self.evaluate()  # rank 0 only; the others wait for it at the next gradient sync
-                    bar.write(f"step {self.step}: {format_metrics(final)}")
+                if last or (t.eval_every and self.step % t.eval_every == 0):
+                    if self.dist.is_main:
+                        final = self.evaluate()
+                        bar.write(f"step {self.step}: {format_metrics(final)}")
+                    distributed.wait_for_main(self.dist)  # the others wait at a barrier meant for it
                 if last or (t.save_every and self.step % t.save_every == 0):
                     self.save()
                 if out_of_time:
@@ -178,12 +195,54 @@ class Trainer:
                         print(f"tetragen: train.max_minutes={t.max_minutes:g} reached at step {self.step} of "
                               f"{t.max_steps}; `--resume` carries on", file=sys.stderr)
                     break
+                if self._stopping() and not last:
+                    if not (t.save_every and self.step % t.save_every == 0):
+                        self.save()
+                    raise Interrupted(self._stop_signal or signal.SIGTERM, self._resume_hint())
         finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
             bar.close()
             if self._tb is not None:
                 self._tb.close()
             distributed.teardown(self.dist)
+            self.close()
         return final
+
+    def _catch_stop_signals(self) -> dict:
+        """Ctrl-C (SIGINT) and SIGTERM ask the loop to finish its step, write a checkpoint and stop; a second Ctrl-C
+        stops at once. Only in the main thread, where Python delivers signals."""
+        import threading
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def ask_to_stop(signum, frame):
+            self._stop_signal = signum
+            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+            if self.dist.is_main:
+                print(f"\ntetragen: {signal.Signals(signum).name}: finishing step {self.step + 1}, then writing a "
+                      f"checkpoint (again to stop at once)", file=sys.stderr)
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, ask_to_stop)
+        return previous
+
+    def _stopping(self) -> bool:
+        """Whether a stop signal arrived, agreed by every process (one of them signalled stops them all)."""
+        if not self.dist.enabled:
+            return self._stop_signal is not None
+        flag = torch.tensor([float(self._stop_signal or 0)], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() and self._stop_signal is None:
+            self._stop_signal = int(flag.item())
+        return bool(flag.item())
+
+    def _resume_hint(self) -> str:
+        where = ck.step_dirs(self.run_dir)
+        saved = f"the checkpoint {where[-1]}" if where else "no checkpoint"
+        return (f"stopped at step {self.step} of {self.cfg.train.max_steps} with {saved}; continue with "
+                f"`tetragen train {self.cfg.family} --out {self.run_dir} --resume`")
 
     def _past(self, deadline: float) -> bool:
         """Whether the time limit has passed, agreed by every process (one of them past it stops them all)."""
@@ -282,8 +341,9 @@ class Trainer:
         self.data.save_assets(self.run_dir)
         metrics = self.run_dir / "metrics.jsonl"
         if self.resuming and metrics.exists():  # forget what a killed process logged after its last checkpoint
-            keep = [ln for ln in metrics.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= self.step]
-            metrics.write_text("".join(ln + "\n" for ln in keep))
+            keep = [ln for ln in metrics.read_text(encoding="utf-8", errors="replace").splitlines()
+                    if _record_step(ln) is not None and _record_step(ln) <= self.step]
+            files.write_text(metrics, "".join(ln + "\n" for ln in keep))
         try:
             from torch.utils.tensorboard import SummaryWriter
             self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step or None)
@@ -303,6 +363,7 @@ class Trainer:
         dt = max(time.perf_counter() - window["t0"], 1e-9)
         rec = {"step": self.step, "split": "train", **{k: v for k, v in logs.items() if k != "loss"},
                "throughput": window["units"] / dt, "unit": self.data.unit, "precision": self.precision,
+               "precision_reason": self.precision_reason,
                "skipped_steps": self.skipped}
         if window["n"]:
             rec["loss"] = window["loss"] / window["n"]
@@ -319,22 +380,34 @@ class Trainer:
         ck.write_folder_atomically(self.run_dir / ck.CKPT_DIR / "best", write)
 
     def save(self) -> None:
+        """A checkpoint; every process calls it (each sends rank 0 its RNG state), rank 0 writes."""
+        rngs = distributed.gather_bytes(ck.rng_bytes(), self.dist)
         if not self.dist.is_main:
             return
+        try:
+            self._save(rngs)
+        except OSError as e:  # disk full, folder gone read-only: the earlier checkpoints are untouched
+            where = ck.step_dirs(self.run_dir)
+            keep = f"the last complete checkpoint is {where[-1]}" if where else "no checkpoint had been written yet"
+            raise UserError(f"--out {self.run_dir}: cannot write the checkpoint of step {self.step} "
+                            f"({e.strerror or e}); {keep}; free space and --resume") from None
+
+    def _save(self, rngs: list[bytes]) -> None:
         weights = ck.unique_state(self.model)
         ema = self.ema.state_dict() if self.ema is not None else None
         opt_tensors, opt_groups = ck.optimizer_state(self.optimizers)
-        rng_tensors, rng_meta = ck.rng_state()
         state = {"step": self.step, "data_position": {"step": self.step, "seed": self.cfg.train.seed},
                  "skipped_steps": self.skipped, "bad_streak": self.bad_streak, "best": self.best,
-                 "world_size": self.dist.world_size, "optimizer_groups": opt_groups, "rng": rng_meta}
+                 "world_size": self.dist.world_size, "optimizer_groups": opt_groups,
+                 "optimizer": self.cfg.train.optimizer}
 
         def write(folder: Path) -> None:
             ck.save_tensors(weights, folder / "model.safetensors")
             if ema is not None:
                 ck.save_tensors(ema, folder / "ema.safetensors")
             ck.save_tensors(opt_tensors, folder / "optimizer.safetensors")
-            ck.save_tensors(rng_tensors, folder / "rng.safetensors")
+            for rank, data in enumerate(rngs):  # each process's own RNG: dropout masks and noise differ by rank
+                (folder / f"rng_rank{rank}.safetensors").write_bytes(data)
             ck.write_json(folder / "config.json", self.cfg.to_dict())
             self.data.save_assets(folder)
             ck.write_json(folder / ck.STATE_FILE, state)  # written last: its presence marks a complete folder
@@ -353,11 +426,34 @@ class Trainer:
             else:
                 self.ema = EMA(self.model, self.cfg.train.ema_decay)
         state = json.loads((folder / ck.STATE_FILE).read_text())
-        ck.load_optimizer_state(self.optimizers, ck.read_tensors(folder / "optimizer.safetensors"),
-                                state["optimizer_groups"])
-        rng = ck.read_tensors(folder / "rng.safetensors")
-        if state.get("world_size", 1) == self.dist.world_size:
-            ck.set_rng_state(rng, state["rng"])
+        t = self.cfg.train
+        if state.get("optimizer", t.optimizer) != t.optimizer:
+            raise UserError(f"train.optimizer={t.optimizer}: the run at {self.run_dir} was trained with "
+                            f"{state['optimizer']}, and its optimizer state cannot carry over; resume with "
+                            f"train.optimizer={state['optimizer']}, or fine-tune it into a new run")
+        # the saved state carries the moments; the hyperparameters (weight decay, betas, momentum) are this
+        # command line's, so that an override on --resume takes effect
+        fresh = {name: [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+                 for name, opt in self.optimizers.items()}
+        try:
+            ck.load_optimizer_state(self.optimizers, ck.read_tensors(folder / "optimizer.safetensors"),
+                                    state["optimizer_groups"])
+        except (ValueError, KeyError) as e:
+            raise UserError(f"{folder}: its optimizer state does not fit this model and optimizer ({e}); resume with "
+                            f"the run's own settings") from None
+        for name, opt in self.optimizers.items():
+            for group, settings in zip(opt.param_groups, fresh[name]):
+                group.update(settings)
+        if state.get("world_size", 1) != self.dist.world_size:
+            raise UserError(f"{self.run_dir}: the run was trained by {state.get('world_size', 1)} process(es) and "
+                            f"this resume has {self.dist.world_size}; each process's batches and random draws "
+                            f"depend on the count, so resume with --nproc-per-node={state.get('world_size', 1)}, "
+                            f"or fine-tune the run into a new one")
+        rng_file = folder / f"rng_rank{self.dist.rank}.safetensors"
+        if rng_file.is_file():
+            ck.set_rng_bytes(rng_file.read_bytes())
+        else:  # a checkpoint from before per-process RNG files: one state, saved by rank 0
+            ck.set_rng_state(ck.read_tensors(folder / "rng.safetensors"), state["rng"])
         self.step = state["step"]
         self.skipped, self.bad_streak, self.best = state["skipped_steps"], state["bad_streak"], state["best"]
         if self.dist.is_main:

@@ -1,7 +1,9 @@
 """BERT: encoder-only bidirectional transformer trained as a masked language model."""
+from ...data.text import read_run_tokenizer
 from ...data.tokenizer import SPECIAL_TOKENS
 from ...registry import Family, register_family
 from .config import PRESETS, BERTConfig
+from .data import load_data
 from .model import BERT
 from .objective import evaluate, objective
 from .sample import MaskedLM
@@ -15,9 +17,15 @@ register_family(Family(
     objective=objective,
     evaluate=evaluate,
     pipeline=MaskedLM,
+    load_data=load_data,
+    read_assets=read_run_tokenizer,
     data_kind="text",
     primary_metric="val_loss",
     presets=PRESETS,
     default_preset="baby",
     special_tokens=SPECIAL_TOKENS,
+    capabilities=frozenset({"fill_mask", "classify"}),
+    tasks=("classify",),
+    task_heads=("classifier.",),
+    lora_targets=("c_attn", "c_proj"),
 ))

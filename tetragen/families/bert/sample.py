@@ -16,6 +16,26 @@ class MaskedLM:
 
     def __init__(self, model, tokenizer, config):
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
+        self.assets = tokenizer
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"fill_mask"} | ({"classify"} if self.config.model.num_labels else set()))
+
+    def evaluate(self, data, **_) -> tuple[dict, list[str]]:
+        """A masked LM: loss and accuracy at the masked positions of the validation split; a classifier: loss and
+        accuracy of its labels on the validation rows."""
+        from ...eval.text import split_phrase
+        from .objective import evaluate
+        m = evaluate(self.model, data, self.config, next(self.model.parameters()).device)
+        if self.config.model.num_labels:
+            head = [f"{data.name}, validation split ({int(m['val_examples'])} examples)",
+                    f"val_loss     {m['val_loss']:.4f} nats/example"]
+        else:
+            head = [f"{data.name}, {split_phrase(self.config.train.eval_tokens)} "
+                    f"({int(m['val_masked_tokens'])} masked tokens)",
+                    f"val_loss     {m['val_loss']:.4f} nats/masked token"]
+        return m, [*head, f"val_accuracy {m['val_accuracy']:.4f}"]
 
     def encode_masked(self, text: str) -> tuple[list[int], list[int]]:
         """[CLS] + the text's ids with each literal `[MASK]` as the mask id -> (ids, the mask positions).

@@ -1,4 +1,5 @@
 """cGAN: class-conditional DCGAN (conditional batch norm in G, projection discriminator)."""
+from ...data.images import load_run_images, read_run_classes
 from ...registry import Family, register_family
 from .config import PRESETS, CGANConfig
 from .model import build
@@ -13,9 +14,12 @@ register_family(Family(
     objective=objective,
     evaluate=evaluate,
     pipeline=ImagePipeline,
+    load_data=load_run_images,
+    read_assets=read_run_classes,
     data_kind="image",
     primary_metric="fid",
     presets=PRESETS,
     default_preset="fmnist",
     preview=save_preview,
+    capabilities=frozenset({"sample"}),
 ))

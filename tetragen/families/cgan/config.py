@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from ...config import option
+from ...options import option
 from ..dcgan.config import PRESETS as DCGAN_PRESETS
 from ..dcgan.config import DCGANConfig
 

@@ -1,7 +1,8 @@
 """cVAE: class-conditional VAE (the class enters encoder and decoder); draws images of a chosen class. With
 data.label_fraction < 1 it learns from partly labelled data (M2) and classifies."""
+from ...data.images import load_run_images, read_run_classes
 from ...registry import Family, register_family
-from .config import PRESETS, CVAEConfig
+from .config import PRESETS, CVAEConfig, semi_supervised
 from .model import build
 from .objective import evaluate, objective
 from .sample import VAEPipeline, save_preview
@@ -15,10 +16,13 @@ register_family(Family(
     objective=objective,
     evaluate=evaluate,
     pipeline=VAEPipeline,
+    load_data=load_run_images,
+    read_assets=read_run_classes,
     data_kind="image",
     primary_metric="neg_elbo",
     presets=PRESETS,
     default_preset="fmnist",
     preview=save_preview,
-    semi_supervised=True,
+    capabilities=frozenset({"sample", "reconstruct", "encode", "classify_images"}),
+    semi_supervised=semi_supervised,
 ))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from ...config import option
+from ...options import option
 from ..vae.config import PRESETS as VAE_PRESETS
 from ..vae.config import VAEConfig
 
@@ -21,6 +21,11 @@ class CVAEConfig(VAEConfig):
     classifier_alpha: float = option(0.1, "M2's alpha as a multiple of the training-set size N (the paper's "
                                           "0.1 N): each labelled image's cross-entropy weighs classifier_alpha / "
                                           "data.label_fraction times its ELBO", min=0.0)
+
+
+def semi_supervised(config: CVAEConfig) -> None:
+    """data.label_fraction < 1: the unlabelled images need the classifier q(y|x) (M2)."""
+    config.classifier = True
 
 
 # The same recipes as the VAE's (tiny for tests, fmnist for Fashion-MNIST on a CPU); num_classes comes from the data.

@@ -1,4 +1,5 @@
 """DCGAN: unconditional deep convolutional GAN for images."""
+from ...data.images import load_run_images, read_run_classes
 from ...registry import Family, register_family
 from .config import PRESETS, DCGANConfig
 from .model import GAN
@@ -13,9 +14,12 @@ register_family(Family(
     objective=objective,
     evaluate=evaluate,
     pipeline=ImagePipeline,
+    load_data=load_run_images,
+    read_assets=read_run_classes,
     data_kind="image",
     primary_metric="fid",
     presets=PRESETS,
     default_preset="fmnist",
     preview=save_preview,
+    capabilities=frozenset({"sample"}),
 ))

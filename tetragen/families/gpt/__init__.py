@@ -1,6 +1,8 @@
 """GPT: decoder-only causal transformer language model."""
-from ...registry import Family, register_family
+from ...data.text import load_lm_data, read_run_tokenizer
+from ...registry import Family, Importer, register_family
 from .config import PRESETS, GPTConfig
+from .hf import check_vocabulary, init_overrides, read_gpt2_weights, write_hf
 from .model import GPT
 from .objective import evaluate, objective
 from .sample import TextGenerator
@@ -13,8 +15,14 @@ register_family(Family(
     objective=objective,
     evaluate=evaluate,
     pipeline=TextGenerator,
+    load_data=load_lm_data,
+    read_assets=read_run_tokenizer,
     data_kind="text",
     primary_metric="val_loss",
     presets=PRESETS,
     default_preset="baby",
+    capabilities=frozenset({"generate"}),
+    lora_targets=("c_attn", "c_proj"),
+    importer=Importer("a Hugging Face GPT-2 folder", init_overrides, read_gpt2_weights, check_vocabulary),
+    exporters={"hf": write_hf},
 ))

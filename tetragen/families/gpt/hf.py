@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ...errors import UserError
+from ...files import read_tensors, save_tensors, write_json, write_text
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 TANH_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
@@ -63,38 +64,21 @@ def char_tokenizer_json(tokenizer) -> str:
     return hf.to_str(pretty=True)
 
 
-def export_hf(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
-    """Write the GPT run at `run_dir` as a folder that `transformers.GPT2LMHeadModel.from_pretrained` and
-    `AutoTokenizer.from_pretrained` load offline. The weights are those `tetragen.load` uses (EMA when kept)."""
-    from ... import api
-    from ...train import checkpoint as ck
-    run_dir, out = Path(run_dir), Path(out)
-    pipe = api.load(run_dir)
-    if pipe.config.family != "gpt":
-        raise UserError(f"{run_dir}: a {pipe.config.family} run; --format hf exports gpt runs (as GPT-2)")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not overwrite:
-            raise UserError(f"--out {out}: already exists and is not empty; pass --overwrite or choose another "
-                            f"folder")
-        if ck.is_run_dir(out):
-            raise UserError(f"--out {out}: holds a tetragen run; --overwrite replaces export folders only")
+def write_hf(pipe, folder: Path) -> None:
+    """Write the loaded GPT run `pipe` into the empty `folder` as a Hugging Face GPT-2 folder that
+    `transformers.GPT2LMHeadModel.from_pretrained` and `AutoTokenizer.from_pretrained` load offline. The weights are
+    those `tetragen.load` used (EMA when the run keeps one)."""
     model, tokenizer, cfg = pipe.model, pipe.tokenizer, pipe.config
-
-    def write(folder: Path) -> None:
-        ck.save_tensors(to_gpt2_state(model), folder / "model.safetensors", metadata={"format": "pt"})
-        ck.write_json(folder / "config.json", gpt2_config(cfg.model))
-        tok_config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": cfg.model.block_size,
-                      "clean_up_tokenization_spaces": False}
-        if tokenizer.kind == "char":
-            (folder / "tokenizer.json").write_text(char_tokenizer_json(tokenizer), encoding="utf-8")
-            tok_config["unk_token"] = tokenizer.chars[0]
-        else:
-            tokenizer.save(folder / "tokenizer.json")
-        ck.write_json(folder / "tokenizer_config.json", tok_config)
-    if out.exists() and not any(out.iterdir()):
-        out.rmdir()
-    ck.write_folder_atomically(out, write)
-    return out
+    save_tensors(to_gpt2_state(model), folder / "model.safetensors", metadata={"format": "pt"})
+    write_json(folder / "config.json", gpt2_config(cfg.model))
+    tok_config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": cfg.model.block_size,
+                  "clean_up_tokenization_spaces": False}
+    if tokenizer.kind == "char":
+        write_text(folder / "tokenizer.json", char_tokenizer_json(tokenizer))
+        tok_config["unk_token"] = tokenizer.chars[0]
+    else:
+        tokenizer.save(folder / "tokenizer.json")
+    write_json(folder / "tokenizer_config.json", tok_config)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -146,12 +130,30 @@ def model_overrides(doc: dict) -> list[str]:
             f"model.activation={'gelu' if doc.get('activation_function') in EXACT_GELU else 'gelu_tanh'}"]
 
 
+def init_overrides(folder: Path) -> list[str]:
+    """`--init-from FOLDER`: the run takes the folder's shape, and its tokenizer.json when it has one (the
+    command line's own overrides come after these)."""
+    folder = Path(folder)
+    out = model_overrides(read_gpt2_config(folder))
+    if (folder / "tokenizer.json").is_file():
+        out.append(f"data.tokenizer={(folder / 'tokenizer.json').resolve()}")
+    return out
+
+
+def check_vocabulary(cfg, data) -> None:
+    """The GPT-2 folder's vocabulary and the run's tokenizer have the same size (the embedding rows are the
+    tokens)."""
+    if cfg.model.vocab_size != data.tokenizer.vocab_size:
+        raise UserError(f"--init-from {cfg.finetune.init_from}: the model has vocab_size {cfg.model.vocab_size} but "
+                        f"the tokenizer ({cfg.data.tokenizer}) has {data.tokenizer.vocab_size} tokens; use the "
+                        f"folder's own tokenizer.json (data.tokenizer=PATH)")
+
+
 def read_gpt2_weights(folder: str | Path) -> dict[str, torch.Tensor]:
     """A GPT-2 folder's model.safetensors under tetragen's names and layouts (read with safetensors, no pickle)."""
-    from ...train import checkpoint as ck
     folder = Path(folder)
     read_gpt2_config(folder)
-    raw = ck.read_tensors(folder / "model.safetensors")
+    raw = read_tensors(folder / "model.safetensors")
     out = {}
     for name, t in raw.items():
         key = name if name.startswith(("transformer.", "lm_head.")) else f"transformer.{name}"

@@ -87,8 +87,20 @@ def generate_ids(model, prompt: list[int], max_new_tokens: int, params: Sampling
 class TextGenerator:
     """What `tetragen.load(run_dir)` returns for a GPT run: the model, its tokenizer and its config."""
 
+    capabilities = frozenset({"generate"})
+
     def __init__(self, model, tokenizer, config):
         self.model, self.tokenizer, self.config = model.eval(), tokenizer, config
+        self.assets = tokenizer
+
+    def evaluate(self, data, **_) -> tuple[dict, list[str]]:
+        """Validation loss (nats per token) and bits per character on `data`'s validation split (the first
+        train.eval_tokens of it when set)."""
+        from ...eval.text import split_phrase
+        from .objective import evaluate
+        m = evaluate(self.model, data, self.config, next(self.model.parameters()).device)
+        return m, [f"{data.name}, {split_phrase(self.config.train.eval_tokens)} ({int(m['val_tokens'])} tokens)",
+                   f"val_loss {m['val_loss']:.4f} nats/token", f"val_bpc  {m['val_bpc']:.4f} bits/char"]
 
     def stream(self, prompt: str = "", max_new_tokens: int = 200, *, temperature: float = 1.0, top_k: int = 0,
                top_p: float = 1.0, min_p: float = 0.0, repetition_penalty: float = 1.0, stop: str | None = None,

@@ -1,4 +1,5 @@
 """VAE: convolutional variational autoencoder for images (beta, KL warm-up, free bits)."""
+from ...data.images import load_run_images, read_run_classes
 from ...registry import Family, register_family
 from .config import PRESETS, VAEConfig
 from .model import VAE
@@ -13,9 +14,12 @@ register_family(Family(
     objective=objective,
     evaluate=evaluate,
     pipeline=VAEPipeline,
+    load_data=load_run_images,
+    read_assets=read_run_classes,
     data_kind="image",
     primary_metric="neg_elbo",
     presets=PRESETS,
     default_preset="fmnist",
     preview=save_preview,
+    capabilities=frozenset({"sample", "reconstruct", "encode"}),
 ))

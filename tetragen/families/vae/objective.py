@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import torch
 
+from ...data.images import test_batches
 from ...eval.likelihood import active_units, log_mean_exp
 from ...train.phase import Phase
 from ..dcgan.objective import evaluate as sample_metrics
-
-EVAL_BATCH = 500
-
 
 def kl_weight(model, cfg) -> float:
     """beta, scaled by the KL warm-up: 0 at the first step, beta after model.kl_warmup_steps optimizer steps."""
@@ -36,14 +34,6 @@ def objective(model, cfg) -> list[Phase]:
         model.trained_batches += 1
         return out
     return [Phase("main", [p for p in model.parameters() if p.requires_grad], loss)]
-
-
-def test_batches(data, device, limit: int = 0):
-    """The test split as (x, y) batches on `device`; the first `limit` images only when limit > 0."""
-    n = len(data.test.labels) if limit <= 0 else min(limit, len(data.test.labels))
-    for i in range(0, n, EVAL_BATCH):
-        j = min(i + EVAL_BATCH, n)
-        yield (data.to_model(data.test.images[i:j]).to(device), torch.from_numpy(data.test.labels[i:j]).to(device))
 
 
 @torch.no_grad()

@@ -24,6 +24,16 @@ class VAEPipeline(ImagePipeline):
     def has_classifier(self) -> bool:
         return getattr(self.model, "classifier", None) is not None
 
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"sample", "reconstruct", "encode"} | ({"classify_images"} if self.has_classifier else set()))
+
+    def evaluate(self, data, *, n: int = 10000, seed: int = 0, iw_samples: int = 100) -> tuple[dict, list[str]]:
+        """The image metrics of every image family, then the test ELBO and importance-weighted NLL."""
+        metrics, lines = super().evaluate(data, n=n, seed=seed)
+        extra, more = self.likelihood(data, iw_samples=iw_samples, seed=seed)
+        return {**metrics, **extra}, lines + more
+
     @torch.no_grad()
     def classify(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W, C) -> the classifier q(y|x)'s most likely class of each image, int64 (N,)."""

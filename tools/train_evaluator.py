@@ -1,0 +1,55 @@
+"""Train the image evaluator that tetragen ships for a named dataset, with the fixed seed of `EvaluatorConfig`.
+
+    python tools/train_evaluator.py fashion-mnist
+
+Writes tetragen/eval/weights/<dataset key>/ (config.json, model.safetensors, metrics.json) and records the weights'
+sha256 and test accuracy in tetragen/eval/weights/README.md. Run it once per dataset; every machine then scores
+samples with these exact weights.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tetragen.data.images import load_image_data  # noqa: E402
+from tetragen.eval import classifier  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("dataset", help="a named image dataset, e.g. fashion-mnist")
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # the same arithmetic on any machine with the same kernels
+    data = load_image_data(args.dataset, 28, 1)
+    digest = classifier.data_digest(data)
+    folder = classifier.SHIPPED / classifier.dataset_key(data, digest)
+    settings = classifier.EvaluatorConfig()
+    want = {"format": classifier.FORMAT_VERSION, "dataset": str(data.name), "data_sha256": digest,
+            "image_shape": [int(s) for s in data.image_shape], "classes": list(data.classes),
+            "settings": vars(settings)}
+    ev = classifier._train(data, folder, want, settings, torch.device("cpu"), verbose=True)
+    sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),
+               platform.processor())
+    line = (f"| {folder.name} | {ev.test_acc:.4f} | `{sha}` | {datetime.date.today()} | {cpu}, torch "
+            f"{torch.__version__} |")
+    readme = classifier.SHIPPED / "README.md"
+    head = ("# Shipped evaluators\n\nMade by `python tools/train_evaluator.py DATASET` (fixed seed, one thread). "
+            "tetragen uses a folder here whenever its data digest and settings match the data being scored.\n\n"
+            "| folder | test accuracy | sha256 of model.safetensors | date | machine |\n|---|---:|---|---|---|\n")
+    rows = [r for r in (readme.read_text().splitlines() if readme.is_file() else []) if r.startswith("| ")
+            and not r.startswith(("| folder", f"| {folder.name} "))]
+    readme.write_text(head + "\n".join([*rows, line]) + "\n", encoding="utf-8")
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
