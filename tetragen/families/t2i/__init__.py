@@ -1,0 +1,29 @@
+"""Text-to-image: a transformer prior over a frozen image tokenizer's tokens, conditioned on a text prompt (causal,
+DALL-E/taming style, or masked, MaskGIT style), with classifier-free guidance. Built from another run's component:
+`model.tokenizer_run` names a trained vqvae run, which the prior's run keeps a copy of."""
+from ...registry import Family, register_family
+from .config import PRESETS, T2IConfig
+from .data import load_data, read_assets
+from .model import T2IPrior
+from .objective import evaluate, objective
+from .sample import T2IPipeline, save_preview
+
+register_family(Family(
+    name="t2i",
+    description="text-to-image prior (causal or masked transformer) over a frozen vqvae's image tokens; draws "
+                "images from a prompt",
+    config=T2IConfig,
+    build=T2IPrior,
+    objective=objective,
+    evaluate=evaluate,
+    pipeline=T2IPipeline,
+    load_data=load_data,
+    read_assets=read_assets,
+    data_kind="image",
+    primary_metric="test_nll",
+    presets=PRESETS,
+    default_preset="fmnist",
+    preview=save_preview,
+    capabilities=T2IPipeline.capabilities,
+    components={"model.tokenizer_run": "tokenize"},
+))

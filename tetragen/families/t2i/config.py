@@ -1,0 +1,74 @@
+"""Text-to-image prior configuration and its presets.
+
+The prior is a transformer over one sequence: the prompt's tokens (padded to `text_block`), then the image's tokens
+from a frozen image tokenizer run (`tokenizer_run`, a family with the "tokenize" capability such as vqvae). The
+fields after `preview_images` are not set by the user: they are read from the tokenizer run and the captions when
+the data is loaded, and kept in config.json so that a saved run describes itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import UserError
+from ...options import option
+
+PRIORS = ["causal", "masked"]
+
+
+@dataclass
+class T2IConfig:
+    tokenizer_run: str = option("", "the trained image tokenizer run (e.g. a vqvae run) whose tokens the prior "
+                                    "models; it stays frozen, and a copy travels inside this run")
+    prior: str = option("masked", "causal: a GPT over [text ; image tokens] in raster order, decoded token by token "
+                                  "with a KV cache; masked: a bidirectional transformer that fills masked image "
+                                  "tokens and decodes by iterative parallel unmasking (MaskGIT)", choices=PRIORS)
+    text_block: int = option(48, "prompt tokens the prior reads (a longer prompt is cut, with a warning)", min=1)
+    n_layer: int = option(4, "transformer blocks", min=1)
+    n_head: int = option(4, "attention heads", min=1)
+    n_embd: int = option(128, "embedding width", min=1)
+    dropout: float = option(0.1, "dropout probability", min=0.0, max=0.9)
+    activation: str = option("gelu", "MLP activation", choices=["gelu", "gelu_tanh"])
+    cond_drop: float = option(0.1, "probability that a training caption is replaced by the empty prompt, so that "
+                                   "one model is both conditional and unconditional (classifier-free guidance)",
+                              min=0.0, max=1.0)
+    guidance_scale: float = option(2.0, "default classifier-free guidance at sampling (0: unconditional, 1: "
+                                        "conditional, above 1: guided)", min=0.0, max=50.0)
+    steps: int = option(8, "masked prior: unmasking steps at sampling (default)", min=1)
+    temperature: float = option(1.0, "default sampling temperature (0: the most likely token)", min=0.0)
+    top_k: int = option(0, "default top-k filter at sampling (0: off)", min=0)
+    choice_temperature: float = option(4.5, "masked prior: noise added to the confidences that pick which tokens "
+                                            "stay masked, annealed to 0 over the steps (MaskGIT's 4.5)", min=0.0)
+    preview_images: int = option(16, "images in the sample grid saved at each evaluation (0: none)", min=0)
+    # read from the tokenizer run and the captions when the data is loaded
+    image_size: int = option(0, "(from the tokenizer run) image side in pixels", min=0)
+    channels: int = option(0, "(from the tokenizer run) image channels", min=0)
+    codebook_size: int = option(0, "(from the tokenizer run) image-token vocabulary", min=0)
+    grid_h: int = option(0, "(from the tokenizer run) token rows per image", min=0)
+    grid_w: int = option(0, "(from the tokenizer run) token columns per image", min=0)
+    text_vocab_size: int = option(0, "(from the captions) prompt-token vocabulary, its padding id included", min=0)
+    num_classes: int = option(0, "(from the data) classes, for prompts that sweep every class", min=0)
+
+    @property
+    def image_tokens(self) -> int:
+        return self.grid_h * self.grid_w
+
+    def validate(self) -> None:
+        if self.n_embd % self.n_head:
+            raise UserError(f"model.n_embd ({self.n_embd}) must be divisible by model.n_head ({self.n_head})")
+
+
+PRESETS = {
+    "tiny": {  # seconds on a CPU: tests and smoke runs
+        "model": {"text_block": 24, "n_layer": 1, "n_head": 2, "n_embd": 32, "dropout": 0.0, "steps": 3,
+                  "preview_images": 4},
+        "train": {"max_steps": 12, "batch_size": 8, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 0,
+                  "eval_samples": 0, "eval_every": 6, "save_every": 4, "log_every": 2, "weight_decay": 0.0},
+    },
+    # Fashion-MNIST through a 7x7-token vqvae: 49 image tokens after up to 40 prompt characters.
+    "fmnist": {
+        "model": {"text_block": 40, "n_layer": 6, "n_head": 4, "n_embd": 192, "dropout": 0.1},
+        "train": {"max_steps": 4000, "batch_size": 64, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 200,
+                  "precision": "auto", "eval_samples": 2000, "eval_every": 1000, "save_every": 500,
+                  "log_every": 50, "weight_decay": 0.01},
+    },
+}

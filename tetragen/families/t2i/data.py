@@ -1,0 +1,270 @@
+"""What a text-to-image prior trains on: images turned into tokens by a frozen image tokenizer run, each with its
+captions (built from the class and measured attributes, or read from the folder's caption file), and a character
+tokenizer for the prompts.
+
+A run holds its components: `image_tokenizer/` (a copy of the tokenizer run's config.json, weights and classes.json),
+`tokenizer.json` (the prompt tokenizer), `captions.json` (how the captions are made, one prompt per class) and
+`components.json`, which names the image tokenizer with its source, codebook size, token grid and weights' sha256.
+`tetragen.load(run)` refuses a copy that no longer matches them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...data.captions import load_captions
+from ...data.images import load_image_data
+from ...data.sources import cache_dir
+from ...data.tokenizer import CharTokenizer, load_tokenizer
+from ...errors import UserError
+from ...files import read_json, replace_atomically, step_dirs, write_json
+from .sample import T2IAssets
+
+PAD = "[PAD]"
+COMPONENT = "image_tokenizer"          # the folder inside a run that holds its image tokenizer
+TOKENIZER_FILES = ("config.json", "model.safetensors", "ema.safetensors", "classes.json")
+ENCODE_BATCH = 500
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the image tokenizer component
+
+def open_tokenizer_run(path: str | Path, *, where: str = "model.tokenizer_run"):
+    """The pipeline of a trained image tokenizer run, refused in one line when it is missing, is no tokenizer, or
+    has no final weights yet; a run still short of its last step is used with a warning."""
+    from ... import api
+    if not path:
+        raise UserError(f"{where} is required: the folder of a trained image tokenizer run, e.g. `tetragen train "
+                        f"vqvae --data fashion-mnist --out runs/vqvae` then {where}=runs/vqvae")
+    folder = Path(path).expanduser()
+    if not (folder / "config.json").is_file():
+        what = "no such folder" if not folder.exists() else "not a tetragen run (no config.json)"
+        raise UserError(f"{where}={path}: {what}; train a tokenizer first, e.g. `tetragen train vqvae --data "
+                        f"fashion-mnist --out runs/vqvae`")
+    steps = step_dirs(folder)
+    if not (folder / "model.safetensors").is_file():
+        latest = f"its latest checkpoint is {steps[-1].name}" if steps else "it has no checkpoint yet"
+        raise UserError(f"{where}={path}: the tokenizer run has no final weights (model.safetensors): it is still "
+                        f"training or was stopped ({latest}); let it finish or `--resume` it")
+    pipe = api.load(folder)
+    if "tokenize" not in pipe.capabilities:
+        raise UserError(f"{where}={path}: a {pipe.config.family} run, not an image tokenizer; give a vqvae run")
+    target = pipe.config.train.max_steps
+    done = json.loads((steps[-1] / "trainer_state.json").read_text())["step"] if steps else target
+    if done < target:
+        print(f"tetragen: warning: the tokenizer run {path} is at step {done} of {target}; its current weights "
+              f"are used and frozen", file=sys.stderr)
+    return pipe
+
+
+def weights_sha256(folder: Path) -> str:
+    """The sha256 of the weights a tokenizer run is loaded with (the EMA when it keeps one)."""
+    ema = Path(folder) / "ema.safetensors"
+    return hashlib.sha256((ema if ema.is_file() else Path(folder) / "model.safetensors").read_bytes()).hexdigest()
+
+
+def fit_to_tokenizer(model_config, pipe) -> None:
+    h, w = pipe.token_shape
+    size, _, channels = pipe.image_shape
+    model_config.image_size, model_config.channels = int(size), int(channels)
+    model_config.codebook_size, model_config.grid_h, model_config.grid_w = pipe.codebook_size, int(h), int(w)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the dataset
+
+class CaptionedImages:
+    """Image tokens with captions; batches {"text": (B, T), "image": (B, L)} (+ "mask" (B, L) for the masked
+    prior), drawn as a pure function of (seed, step, micro-batch). `train`/`test`/`classes` are the images' own
+    (an `ImageData`'s), which the image metrics score samples against."""
+    unit = "img"
+
+    def __init__(self, images, tokens: dict, captions: dict, text_tokenizer, assets: T2IAssets, config,
+                 tokenizer_source: Path | None):
+        self.images, self.tokens, self.captions = images, tokens, captions
+        self.name, self.train, self.test = images.name, images.train, images.test
+        self.classes, self.image_shape = images.classes, images.image_shape
+        self.text_tokenizer, self.assets, self.config = text_tokenizer, assets, config
+        self.tokenizer_source = tokenizer_source
+        self._ids: dict[str, list[int]] = {}
+        self.pool = captions["train"].captioned  # the training images that have a caption
+
+    @staticmethod
+    def to_model(images: np.ndarray) -> torch.Tensor:
+        from ...data.images import ImageData
+        return ImageData.to_model(images)
+
+    def encode_text(self, text: str) -> list[int]:
+        """Caption -> exactly text_block ids (cut, or padded with [PAD])."""
+        if text not in self._ids:
+            block, pad = self.config.model.text_block, self.config.model.text_vocab_size - 1
+            ids = self.text_tokenizer.encode(text)[:block]
+            self._ids[text] = ids + [pad] * (block - len(ids))
+        return self._ids[text]
+
+    def _batch(self, split: str, idx: np.ndarray, seed_words: list[int], rng: np.random.Generator,
+               drop: float, mask_ratio: np.ndarray | None) -> dict:
+        m = self.config.model
+        texts = self.captions[split].picks(idx, seed_words)
+        ids = [self.encode_text(t) for t in texts]
+        dropped = rng.random(len(idx)) < drop
+        pad = m.text_vocab_size - 1
+        text = torch.tensor([[pad] * m.text_block if d else row for row, d in zip(ids, dropped)], dtype=torch.long)
+        batch = {"text": text, "image": torch.from_numpy(self.tokens[split][idx]).long()}
+        if m.prior == "masked":
+            L = m.image_tokens
+            ratio = np.cos(np.pi / 2 * rng.random(len(idx))) if mask_ratio is None else mask_ratio
+            counts = np.maximum(1, np.ceil(ratio * L)).astype(int)        # MaskGIT's cosine schedule, >= 1 hidden
+            order = np.argsort(rng.random((len(idx), L)), axis=1)
+            batch["mask"] = torch.from_numpy(np.argsort(order, axis=1) < counts[:, None])
+        return batch
+
+    def train_batch(self, *, seed: int, step: int, micro: int, batch_size: int, rank: int = 0,
+                    world_size: int = 1) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng((seed, step, micro))
+        idx = self.pool[rng.integers(0, len(self.pool), size=batch_size * world_size)]
+        order = np.arange(rank * batch_size, (rank + 1) * batch_size)
+        batch = self._batch("train", idx, [seed, step, micro], rng, self.config.model.cond_drop, None)
+        return {k: v[order] for k, v in batch.items()}
+
+    def test_batches(self, batch_size: int, limit: int = 0):
+        """Fixed test batches: one caption per image (seed 0), no dropped prompts, half the image tokens hidden
+        for the masked prior."""
+        pool = self.captions["test"].captioned
+        pool = pool[:limit] if limit else pool
+        rng = np.random.default_rng(0)
+        for i in range(0, len(pool), batch_size):
+            idx = pool[i:i + batch_size]
+            yield self._batch("test", idx, [0], rng, 0.0, np.full(len(idx), 0.5))
+
+    def count(self, batch: dict) -> int:
+        return int(batch["image"].shape[0])
+
+    def save_assets(self, folder: Path) -> None:
+        folder = Path(folder)
+        self.text_tokenizer.save(folder / "tokenizer.json")
+        self.images.save_assets(folder)  # classes.json
+        write_json(folder / "captions.json", {**self.captions["train"].to_json(),
+                                              "class_prompts": self.assets.class_prompts})
+        tok_dir = folder / COMPONENT
+        if self.tokenizer_source is not None and not (tok_dir / "config.json").is_file():
+            tok_dir.mkdir(exist_ok=True)
+            for name in TOKENIZER_FILES:
+                if (self.tokenizer_source / name).is_file():
+                    shutil.copyfile(self.tokenizer_source / name, tok_dir / name)
+        elif not (tok_dir / "config.json").is_file():  # a checkpoint folder: the run's own copy
+            src = folder.parent.parent / COMPONENT
+            if (src / "config.json").is_file():
+                shutil.copytree(src, tok_dir, dirs_exist_ok=True)
+        m = self.config.model
+        write_json(folder / "components.json", {COMPONENT: {
+            "folder": COMPONENT, "source": str(self.tokenizer_source or m.tokenizer_run),
+            "family": self.assets.image_tokenizer.config.family, "codebook_size": m.codebook_size,
+            "grid": [m.grid_h, m.grid_w], "weights_sha256": weights_sha256(tok_dir)}})
+
+
+def _tokens(pipe, images, source: Path | None) -> dict[str, np.ndarray]:
+    """Every image of both splits as token ids (N, L), cached by the tokenizer's weights and the images."""
+    h = hashlib.sha256(weights_sha256(source).encode() if source is not None else b"")
+    for part in (images.train, images.test):
+        h.update(np.ascontiguousarray(part.images).data)
+    path = cache_dir() / "t2i-tokens" / f"{h.hexdigest()[:24]}.npz"
+    if source is not None and path.is_file():
+        with np.load(path) as f:
+            return {"train": f["train"], "test": f["test"]}
+    out = {}
+    for split, part in (("train", images.train), ("test", images.test)):
+        chunks = [pipe.encode(part.images[i:i + ENCODE_BATCH]).reshape(-1, pipe.token_shape[0] * pipe.token_shape[1])
+                  for i in range(0, len(part.images), ENCODE_BATCH)]
+        out[split] = np.concatenate(chunks).astype(np.int64)
+    if source is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_atomically(path, lambda tmp: np.savez(tmp, **out))
+    return out
+
+
+def text_tokenizer_for(captions: dict) -> CharTokenizer:
+    """A character tokenizer over every character the captions can contain (all phrasings, held-out ones too),
+    with [PAD] as its last id."""
+    chars: set[str] = set()
+    for split in ("train", "test"):
+        sets = [captions[split]]
+        if captions[split].kind == "built":
+            sets.append(captions[split].held_out())
+        for cs in sets:
+            seen = set()
+            for i in range(len(cs)):
+                key = (cs.labels[i], cs.buckets["brightness"][i], cs.buckets["size"][i]) if cs.kind == "built" else i
+                if key in seen:
+                    continue
+                seen.add(key)
+                for text in cs.candidates(i):
+                    chars.update(text)
+    return CharTokenizer.from_charset(chars).with_specials([PAD])
+
+
+def load_data(cfg, assets: T2IAssets | None = None, task: str = "lm") -> CaptionedImages:
+    m = cfg.model
+    if assets is None:
+        pipe, source = open_tokenizer_run(m.tokenizer_run), Path(m.tokenizer_run).expanduser().resolve()
+        m.tokenizer_run = str(source)
+    else:
+        pipe, source = assets.image_tokenizer, None
+    fit_to_tokenizer(m, pipe)
+    images = load_image_data(cfg.data.source, m.image_size, m.channels, cfg.data.val_fraction)
+    if assets is not None and list(images.classes) != list(assets.classes):
+        raise UserError(f"--data {cfg.data.source}: classes {images.classes} differ from the run's {assets.classes}")
+    m.num_classes = len(images.classes)
+    stored = assets.captions_record if assets is not None else None
+    train, test = load_captions(images, stored)
+    if not len(train.captioned):
+        raise UserError(f"--data {cfg.data.source}: no training image has a caption")
+    captions = {"train": train, "test": test}
+    text_tok = assets.text_tokenizer if assets is not None else text_tokenizer_for(captions)
+    m.text_vocab_size = text_tok.vocab_size
+    if train.kind == "built":
+        prompts = [train.builder.class_prompt(k) for k in range(len(images.classes))]
+    else:  # the first caption of each class's first captioned image
+        prompts = []
+        for k in range(len(images.classes)):
+            first = next((i for i in train.captioned if images.train.labels[i] == k), None)
+            prompts.append(train.candidates(first)[0] if first is not None else images.classes[k])
+    full = T2IAssets(text_tok, list(images.classes), prompts, pipe, stored or train.to_json(),
+                     source or (assets.image_tokenizer_dir if assets is not None else None))
+    return CaptionedImages(images, _tokens(pipe, images, full.image_tokenizer_dir), captions, text_tok, full, cfg,
+                           source)
+
+
+def read_assets(run_dir: Path, cfg, base=None) -> T2IAssets:
+    """A run's components, checked against its config: a missing or mismatched image tokenizer is refused."""
+    from ... import api
+    run_dir = Path(run_dir)
+    components = read_json(run_dir / "components.json").get(COMPONENT) or {}
+    tok_dir = run_dir / components.get("folder", COMPONENT)
+    if not (tok_dir / "config.json").is_file():
+        raise UserError(f"{run_dir}: its image tokenizer ({tok_dir}) is missing; copy the whole run folder, or "
+                        f"retrain the prior")
+    pipe = api.load(tok_dir)
+    m = cfg.model
+    grid = [int(g) for g in pipe.token_shape]
+    if pipe.codebook_size != m.codebook_size or grid != [m.grid_h, m.grid_w]:
+        raise UserError(f"{tok_dir}: a tokenizer of {pipe.codebook_size} codes on a {grid[0]}x{grid[1]} grid, but "
+                        f"the prior was trained on {m.codebook_size} codes on {m.grid_h}x{m.grid_w}; restore the "
+                        f"run's own image tokenizer")
+    sha = components.get("weights_sha256")
+    if sha and weights_sha256(tok_dir) != sha:
+        raise UserError(f"{tok_dir}: its weights are not the ones the prior was trained on (sha256 differs); "
+                        f"restore the run's own image tokenizer")
+    doc = read_json(run_dir / "captions.json")
+    classes = read_json(run_dir / "classes.json").get("classes") or []
+    return T2IAssets(load_tokenizer(run_dir / "tokenizer.json"), classes, list(doc.get("class_prompts") or []), pipe,
+                     {k: v for k, v in doc.items() if k != "class_prompts"}, tok_dir)
+
+
+

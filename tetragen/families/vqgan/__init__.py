@@ -1,0 +1,28 @@
+"""VQGAN: the vqvae image tokenizer trained with a patch discriminator as well (Esser et al. 2021, arXiv:2012.09841)."""
+from ...data.images import load_run_images, read_run_classes
+from ...registry import Family, register_family
+from .config import PRESETS, VQGANConfig
+from .model import VQGAN
+from .objective import evaluate, objective
+from .sample import VQTokenizerPipeline, save_preview
+
+register_family(Family(
+    name="vqgan",
+    description="VQGAN: a VQ-VAE image tokenizer whose decoder also plays a GAN against a patch discriminator; "
+                "turns images into grids of discrete tokens and back",
+    config=VQGANConfig,
+    build=VQGAN,
+    objective=objective,
+    evaluate=evaluate,
+    pipeline=VQTokenizerPipeline,
+    load_data=load_run_images,
+    read_assets=read_run_classes,
+    data_kind="image",
+    # recon_mse, as for vqvae: every evaluation has it; it rewards pixel accuracy, not the sharpness the GAN term
+    # aims at, so compare runs by the recon FID beside it too
+    primary_metric="recon_mse",
+    presets=PRESETS,
+    default_preset="fmnist",
+    preview=save_preview,
+    capabilities=VQTokenizerPipeline.capabilities,
+))

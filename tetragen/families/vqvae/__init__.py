@@ -1,0 +1,25 @@
+"""VQ-VAE: an image tokenizer (convolutional encoder, vector-quantised codebook, convolutional decoder)."""
+from ...data.images import load_run_images, read_run_classes
+from ...registry import Family, register_family
+from .config import PRESETS, VQVAEConfig
+from .model import VQVAE
+from .objective import evaluate, objective
+from .sample import VQTokenizerPipeline, save_preview
+
+register_family(Family(
+    name="vqvae",
+    description="VQ-VAE: turns images into grids of discrete tokens and back; reconstructs, encodes, decodes",
+    config=VQVAEConfig,
+    build=VQVAE,
+    objective=objective,
+    evaluate=evaluate,
+    pipeline=VQTokenizerPipeline,
+    load_data=load_run_images,
+    read_assets=read_run_classes,
+    data_kind="image",
+    primary_metric="recon_mse",
+    presets=PRESETS,
+    default_preset="fmnist",
+    preview=save_preview,
+    capabilities=VQTokenizerPipeline.capabilities,
+))

@@ -1,0 +1,78 @@
+"""VQ-VAE family configuration (encoder/decoder size, downsampling, the codebook) and its presets."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import UserError
+from ...options import option
+
+
+@dataclass
+class VQVAEConfig:
+    """An image tokenizer: an image_size x image_size image becomes a grid of (image_size / downsample)^2 indices
+    into a codebook of codebook_size codes. The defaults are the paper's (van den Oord et al. 2017): EMA codebook with
+    decay 0.99, commitment weight beta 0.25, no restarts, no k-means."""
+    image_size: int = option(28, "image side in pixels (28 for Fashion-MNIST; 32, 64 for RGB folders)", min=4)
+    channels: int = option(1, "image channels: 1 grey, 3 RGB", choices=[1, 3])
+    width: int = option(64, "encoder/decoder channels at the first halving (doubling at each further one)", min=1)
+    downsample: int = option(4, "image side / token grid side: a power of 2 dividing image_size (28 with 4: 7x7 "
+                                "tokens, with 2: 14x14)", min=2)
+    res_blocks: int = option(2, "residual blocks at the token resolution, in the encoder and in the decoder", min=0)
+    codebook_size: int = option(512, "number of codes (the token vocabulary)", min=2)
+    code_dim: int = option(0, "look codes up in this many dimensions, projecting in and out (ViT-VQGAN); 0: the "
+                              "encoder's width at the token resolution", min=0)
+    beta: float = option(0.25, "commitment weight: beta * ||z - sg(q)||^2 pulls the encoder towards its codes",
+                         min=0.0)
+    ema: bool = option(True, "move the codebook by exponential moving averages of its encodings (false: learn it "
+                             "with the codebook loss ||sg(z) - q||^2)")
+    ema_decay: float = option(0.99, "decay of the codebook's moving averages (cluster sizes, and the codes with ema)",
+                              min=0.0, max=1.0, min_exclusive=True)
+    dead_code_threshold: float = option(0.0, "restart codes whose average assignments per training batch fall "
+                                             "below this, from random encodings of the batch (0: off)", min=0.0)
+    kmeans_init: bool = option(False, "initialise the codebook by k-means on the first training batch")
+    cosine: bool = option(False, "l2-normalised codes and encodings (nearest code = most similar; ViT-VQGAN)")
+    preview_images: int = option(32, "test images shown beside their reconstructions at each evaluation (0: none)",
+                                 min=0)
+
+    @property
+    def grid_size(self) -> int:
+        """Side of the token grid."""
+        return self.image_size // self.downsample
+
+    def validate(self) -> None:
+        d = self.downsample
+        if d < 2 or d & (d - 1):
+            raise UserError(f"model.downsample ({d}) must be a power of 2 (each stage halves the image); use e.g. "
+                            f"model.downsample=4")
+        if self.image_size % d:
+            fits = [2 ** k for k in range(1, 6) if self.image_size % 2 ** k == 0]
+            hint = f"use model.downsample={fits[-1]}" if fits else "use an even model.image_size"
+            raise UserError(f"model.downsample ({d}) must divide model.image_size ({self.image_size}); {hint}")
+        if self.ema_decay >= 1.0:
+            raise UserError(f"model.ema_decay ({self.ema_decay}) must be below 1 (at 1 the codebook never moves); "
+                            f"use e.g. model.ema_decay=0.99")
+
+
+# No weight decay: it would pull the codes (a learned codebook) and the decoder's weights towards zero for nothing.
+VQVAE_TRAIN = {"weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999}
+
+PRESETS = {
+    # seconds on a CPU: tests and smoke runs (no FID: it would train the evaluator). fmnist's switches, with a short
+    # EMA memory so that codes unused since the k-means start are restarted within the 20 steps
+    "tiny": {
+        "model": {"width": 8, "downsample": 4, "res_blocks": 1, "codebook_size": 16, "kmeans_init": True,
+                  "dead_code_threshold": 1.0, "ema_decay": 0.8, "preview_images": 8},
+        "train": {**VQVAE_TRAIN, "max_steps": 20, "batch_size": 8, "lr": 3e-3, "min_lr": 1e-4, "warmup_steps": 0,
+                  "eval_samples": 0, "eval_every": 10, "save_every": 10, "log_every": 5},
+    },
+    # Fashion-MNIST 28x28 grey -> 7x7 = 49 tokens from 512 codes (9 bits each), the grid a prior (e.g. a small GPT)
+    # can model. k-means initialisation and restarts of codes used less than once per batch keep the codebook in
+    # use. A starting point, to be confirmed by measurement (bench/): codebook size, width and restarts untuned.
+    "fmnist": {
+        "model": {"width": 64, "downsample": 4, "res_blocks": 2, "codebook_size": 512, "kmeans_init": True,
+                  "dead_code_threshold": 1.0},
+        "train": {**VQVAE_TRAIN, "max_steps": 5000, "batch_size": 128, "lr": 1e-3, "min_lr": 1e-4,
+                  "warmup_steps": 100, "precision": "auto", "eval_samples": 2000, "eval_every": 1000,
+                  "save_every": 500, "log_every": 50},
+    },
+}
