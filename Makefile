@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/data_scale.py
 	$(PY) bench/image_gan.py
 	$(PY) bench/image_vae.py
+	$(PY) bench/image_hybrid.py
 	$(PY) bench/pretrain_finetune.py
 
 clean-venv:

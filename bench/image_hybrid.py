@@ -62,8 +62,9 @@ def train(name: str, family: str, minutes: float, extra: list[str], args) -> dic
                    overrides=[*base, f"train.max_steps={steps}", f"train.save_every={steps}",
                               f"train.max_minutes={minutes:g}"])
     records = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    precision = [r["precision"] for r in records if "precision" in r]
     return {"run": name, "family": family, "out": out, "steps": records[-1]["step"], "planned": steps,
-            "train_min": (time.perf_counter() - t0) / 60, "precision": records[-1].get("precision", "?")}
+            "train_min": (time.perf_counter() - t0) / 60, "precision": precision[-1] if precision else "?"}
 
 
 def eval_tokenizer(info: dict, args) -> dict:

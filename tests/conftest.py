@@ -70,11 +70,44 @@ def images(tmp_path) -> Path:
     return make_image_folder(tmp_path / "images")
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None):
-    """Run `python -m tetragen ARGS` as a user would; returns the CompletedProcess (text mode)."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "tetragen", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=cwd)
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300, cwd: Path | None = None,
+            process: bool = False):
+    """Run `tetragen ARGS` and return a CompletedProcess (text mode): its exit status, stdout and stderr.
+
+    By default through the CLI's own entry point `tetragen.cli.main.main` inside this process, with stdout and
+    stderr captured (an exception that escapes it is printed as a traceback with status 1, as Python would):
+    starting Python and torch anew for each call would cost more than most of the commands. `process=True` (and
+    TETRAGEN_TEST_SUBPROCESS=1 for the whole suite) runs `python -m tetragen` as a user would, for the tests where
+    the process itself is the point (entry point, signals, exit on a real interpreter)."""
+    if process or os.environ.get("TETRAGEN_TEST_SUBPROCESS"):
+        full_env = {**os.environ, **(env or {})}
+        return subprocess.run([sys.executable, "-m", "tetragen", *args], capture_output=True, text=True,
+                              env=full_env, timeout=timeout, cwd=cwd)
+    import contextlib
+    import io
+    import traceback
+    import warnings
+    from tetragen.cli.main import main
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    try:
+        os.environ.update(env or {})
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("default")  # each call shows its warnings as a fresh process would
+            try:
+                code = main(list(args))
+            except SystemExit as e:  # argparse's errors and --help
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+    return subprocess.CompletedProcess(["tetragen", *args], code, out.getvalue(), err.getvalue())
 
 
 TINY = ["--preset", "tiny", "train.eval_tokens=512"]

@@ -6,7 +6,13 @@ import sys
 import pytest
 
 import tetragen
-from tests.conftest import TINY, run_cli
+from tests import conftest
+from tests.conftest import TINY
+
+
+def run_cli(*args, **kwargs):
+    """These tests are about the real entry point: each command runs as `python -m tetragen` in a new process."""
+    return conftest.run_cli(*args, process=True, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -290,3 +290,8 @@ def test_a_shipped_evaluator_is_used_instead_of_training(shapes, tmp_path, monke
     monkeypatch.setattr(classifier, "_train", lambda *a, **k: pytest.fail("trained although one is shipped"))
     ev = classifier.load_evaluator(data, settings=settings, verbose=False)
     assert ev.folder == shipped / trained.folder.name and ev.test_acc == trained.test_acc
+    before = sorted(p.name for p in ev.folder.iterdir())
+    from tetragen.eval.image import reference_metrics
+    reference_metrics(data, ev, 8)
+    assert sorted(p.name for p in ev.folder.iterdir()) == before, "the shipped folder was written"
+    assert (ev.cache_folder / "references.json").is_file()

@@ -130,6 +130,12 @@ class Evaluator:
     def feature_dim(self) -> int:
         return self.features.num_features
 
+    @property
+    def cache_folder(self) -> Path:
+        """Where what is computed with this evaluator is cached (its scale references): its own folder in the
+        cache, also for a shipped evaluator, whose folder inside the package is never written."""
+        return cache_dir() / "evaluators" / self.folder.name
+
     def predict(self, images: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
         """Predicted class ids (N,) for uint8 images (N, H, W, C)."""
         return predict(self.classifier.to(device), images, torch.device(device))

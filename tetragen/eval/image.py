@@ -150,10 +150,10 @@ def image_metrics(sample: SampleFn, data, *, n: int = 10000, device: torch.devic
 def reference_metrics(data, evaluator: Evaluator, n: int, device: torch.device | str = "cpu", seed: int = 0) -> dict:
     """FID/KID of the train split vs the test split and of 3x3-blurred test images vs the test images, at n.
 
-    Computed once per (evaluator, n, seed) and cached in the evaluator's folder as references.json.
+    Computed once per (evaluator, n, seed) and cached in the evaluator's cache folder as references.json.
     """
     check_n(n, "n")
-    path = evaluator.folder / "references.json"
+    path = evaluator.cache_folder / "references.json"
     key = f"n={n},seed={seed}"
     try:
         cache = json.loads(path.read_text(encoding="utf-8"))
@@ -171,6 +171,7 @@ def reference_metrics(data, evaluator: Evaluator, n: int, device: torch.device |
             dist.update(fake, real=False)
             refs.update({f"{name}_{k}": v for k, v in dist.compute(seed).items()})
     cache[key] = refs
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, cache)
     return refs
 

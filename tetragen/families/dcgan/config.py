@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...options import option
 from ...errors import UserError
+from ...options import option
 from ...nn.augment import parse_policy
 from ...nn.gan_losses import LOSSES
 

@@ -1,6 +1,6 @@
 """Text-to-image: a transformer prior over a frozen image tokenizer's tokens, conditioned on a text prompt (causal,
 DALL-E/taming style, or masked, MaskGIT style), with classifier-free guidance. Built from another run's component:
-`model.tokenizer_run` names a trained vqvae run, which the prior's run keeps a copy of."""
+`model.tokenizer_run` names a trained image tokenizer run (vqvae, vqgan), which the prior's run keeps a copy of."""
 from ...registry import Family, register_family
 from .config import PRESETS, T2IConfig
 from .data import load_data, read_assets

@@ -54,7 +54,9 @@ def open_tokenizer_run(path: str | Path, *, where: str = "model.tokenizer_run"):
                         f"training or was stopped ({latest}); let it finish or `--resume` it")
     pipe = api.load(folder)
     if "tokenize" not in pipe.capabilities:
-        raise UserError(f"{where}={path}: a {pipe.config.family} run, not an image tokenizer; give a vqvae run")
+        from ...registry import families_with
+        raise UserError(f"{where}={path}: a {pipe.config.family} run, not an image tokenizer; give a run of "
+                        f"{' or '.join(families_with('tokenize'))}")
     target = pipe.config.train.max_steps
     done = json.loads((steps[-1] / "trainer_state.json").read_text())["step"] if steps else target
     if done < target:
