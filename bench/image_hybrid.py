@@ -143,8 +143,9 @@ def main() -> None:
     cfg = build_run_config("vae", preset=PRESET)
     cfg.data.source = DATA
     load_evaluator(load_data(cfg))  # trained or shipped; its cost stays out of the timings
-    lines = ["## Prompt -> image and VAE-GAN on Fashion-MNIST (bench/image_hybrid.py)", "", *header()]
+    sections = {}  # each part writes its own section of RESULTS.md, so one part's rerun keeps the other's figures
     if "hybrid" in args.parts:
+        lines = ["## Prompt -> image on Fashion-MNIST (bench/image_hybrid.py)", "", *header()]
         tok = eval_tokenizer(train("tokenizer", "vqvae", args.tokenizer_minutes, [], args), args)
         priors = [eval_prior(train(p, "t2i", args.prior_minutes, [f"model.prior={p}",
                                                                    f"model.tokenizer_run={tok['out']}"], args), args)
@@ -176,8 +177,11 @@ def main() -> None:
                          f"adherence >= 0.6 **{'met' if min(p['adherence_brightness'], p['adherence_size']) >= 0.6 else 'not met'}**; "
                          f"codebook usage {tok['codebook_usage']:.3f} >= 0.8 "
                          f"**{'met' if tok['codebook_usage'] >= 0.8 else 'not met'}**.")
-        lines.append("")
+        lines += ["", "Pictures: bench/_work/image_hybrid/ (class-prompted grids, one class per column; "
+                      "tokenizer reconstructions)"]
+        sections["image_hybrid"] = "\n".join(lines)
     if "vaegan" in args.parts:
+        lines = ["## VAE-GAN vs VAE on Fashion-MNIST (bench/image_hybrid.py --parts vaegan)", "", *header()]
         runs = [eval_generator(train(f, f, args.gan_minutes, [], args), args) for f in ("vae", "vaegan")]
         lines += [f"- VAE-GAN vs VAE, {args.gan_minutes:g} min each (preset `{PRESET}`), FID/KID of "
                   f"{args.eval_samples} prior samples", "",
@@ -185,12 +189,13 @@ def main() -> None:
         for g in runs:
             lines.append(f"| {g['run']} | {g['steps']} | {g['train_min']:.1f} | {g['fid']:.3f} | {g['kid']:.4f} |")
         lines += ["", f"Target: VAE-GAN FID below the VAE's: "
-                      f"**{'met' if runs[1]['fid'] < runs[0]['fid'] else 'not met'}**.", ""]
-    lines.append("Pictures: bench/_work/image_hybrid/ (class-prompted grids, one class per column; reconstructions)")
-    body = "\n".join(lines)
-    print(body)
-    if not args.quick:
-        write_section("image_hybrid", body)
+                      f"**{'met' if runs[1]['fid'] < runs[0]['fid'] else 'not met'}**.", "",
+                  "Pictures: bench/_work/image_hybrid/vae_samples.png, vaegan_samples.png"]
+        sections["image_vaegan"] = "\n".join(lines)
+    for name, body in sections.items():
+        print(body)
+        if not args.quick:
+            write_section(name, body)
 
 
 if __name__ == "__main__":

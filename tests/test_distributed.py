@@ -45,6 +45,19 @@ def _torchrun():
     return [str(torchrun), "--standalone", "--nproc-per-node=2", "-m", "tetragen"]
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
 RESUMABLE = ["--preset", "tiny", "model.dropout=0.1", "model.n_embd=64", "model.block_size=64", "train.batch_size=8",
              "train.max_steps=100", "train.save_every=5", "train.eval_every=0", "train.eval_tokens=256",
              "train.warmup_steps=2", "train.log_every=5"]
@@ -60,14 +73,17 @@ def test_two_process_sigkill_then_resume_is_bitwise_identical(corpus, tmp_path):
                                *RESUMABLE, *extra]
     straight = subprocess.run(cmd(tmp_path / "a"), capture_output=True, text=True, timeout=300, env=env)
     assert straight.returncode == 0, straight.stderr[-3000:]
-    proc = subprocess.Popen(cmd(tmp_path / "b"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd(tmp_path / "b"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 120
     while not (tmp_path / "b" / "checkpoints" / "step_00000010" / "trainer_state.json").exists():
         assert proc.poll() is None and time.time() < deadline, "training ended before it could be killed"
         time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
+    # torchrun starts its workers in sessions of their own: kill it and its workers together, as a machine failure
+    # would (killing torchrun alone leaves the workers training)
+    for pid in [proc.pid, *_children(proc.pid)]:
+        os.kill(pid, signal.SIGKILL)
     proc.wait()
+    time.sleep(0.2)
     from tetragen.train import checkpoint as ck
     assert ck.step_dirs(tmp_path / "b")[-1].name < "step_00000100", "the kill came after the end"
     assert {p.name for p in ck.step_dirs(tmp_path / "b")[-1].glob("rng_rank*")} == {"rng_rank0.safetensors",

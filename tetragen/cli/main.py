@@ -6,10 +6,10 @@ import sys
 
 from ..errors import Interrupted, TrainingError, UserError
 from . import eval as eval_cmd
-from . import (classify, data, export, fill_mask, finetune, generate, ls, quickstart, reconstruct, sample, tokenizer,
-               train)
+from . import (classify, data, export, fill_mask, finetune, generate, ls, quickstart, reconstruct, sample, serve,
+               tokenizer, train)
 
-VERBS = [train, finetune, generate, sample, reconstruct, fill_mask, classify, eval_cmd, export, ls, quickstart,
+VERBS = [train, finetune, generate, sample, reconstruct, fill_mask, classify, eval_cmd, export, serve, ls, quickstart,
          tokenizer, data]
 
 

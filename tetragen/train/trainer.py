@@ -199,6 +199,9 @@ class Trainer:
                     if not (t.save_every and self.step % t.save_every == 0):
                         self.save()
                     raise Interrupted(self._stop_signal or signal.SIGTERM, self._resume_hint())
+            # every process leaves together: one tearing down its process group while another still talks to it
+            # can abort the other at exit
+            distributed.barrier(self.dist)
         finally:
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)

@@ -1,0 +1,11 @@
+"""`tetragen serve`: an OpenAI-compatible HTTP server over loaded runs.
+
+    from tetragen.serve import create_app
+    app = create_app({"baby": tetragen.load("runs/baby")})    # an ASGI app; `tetragen serve` runs it with uvicorn
+
+app.py holds the routes and errors, schemas.py the request bodies, batching.py the worker thread per model and the
+dynamic batching of text generation.
+"""
+from .app import APIError, Limits, create_app, thread_budget
+
+__all__ = ["APIError", "Limits", "create_app", "thread_budget"]

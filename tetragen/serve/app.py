@@ -1,0 +1,848 @@
+"""The HTTP server of `tetragen serve`: an OpenAI-compatible API over loaded runs, as a FastAPI app.
+
+    app = create_app({"baby": tetragen.load("runs/baby")}, api_key="secret")
+
+Routes are chosen by what a run can do (`pipe.capabilities`, tetragen/pipeline.py), never by its family:
+
+| route                          | capability          | body (schemas.py)                                           |
+|--------------------------------|---------------------|-------------------------------------------------------------|
+| GET  /v1/models                |                     | the served models: id, family, capabilities                 |
+| POST /v1/completions           | `generate`          | OpenAI completions; `stream: true` as server-sent events    |
+| POST /v1/chat/completions      | `generate`          | OpenAI chat; messages through `schemas.render_chat`          |
+| POST /v1/images/generations    | `prompt` / `sample` | OpenAI images, PNG as b64_json                              |
+| POST /v1/fill-mask             | `fill_mask`         | {model, text, top_k}                                        |
+| POST /v1/classify              | `classify`          | {model, text}                                               |
+| GET  /health                   |                     | 503 while the models load, then 200                         |
+| GET  /metrics                  |                     | Prometheus text format                                      |
+
+Images: a model that draws from text gets the prompt; a class-conditional one reads the prompt as a class name
+(case-insensitive; an empty prompt cycles through the classes); an unconditional one ignores it and says so in the
+response's `warnings`.
+
+Seeds: choice i of a request with `seed` s is generated with seed s + i (prompt j of a list of prompts with n choices
+each is choices j*n .. j*n+n-1), so a seeded request gives the same output on every call whatever else the server
+runs (batching.py). Without a seed each choice draws a fresh one.
+
+Errors have OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`: 400 bad values (the message names the
+field and its allowed range), 401 a missing or wrong API key, 404 an unknown model or route, 413 a body over
+`Limits.max_body_bytes`, 422 malformed fields (wrong types, missing fields), 429 a full queue (with Retry-After),
+500 a bug (logged with its request id, which the client gets in the message and in `X-Request-ID`), 503 still
+loading, 504 over `Limits.timeout_s`. No traceback reaches a client.
+
+With an API key, every route but /health asks for `Authorization: Bearer KEY`.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import io
+import json
+import logging
+import math
+import re
+import secrets
+import threading
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import UserError
+from ..families.gpt.sample import SamplingParams
+from ..pipeline import require
+from . import schemas as S
+from .batching import Closed, ModelWorker, QueueFull, Sequence
+
+log = logging.getLogger("tetragen.serve")
+
+ROUTES = ("/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/images/generations", "/v1/fill-mask",
+          "/v1/classify", "/health", "/metrics")
+OPEN_ROUTES = ("/health",)  # answered without an API key
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@dataclass
+class Limits:
+    """What the server accepts and how it queues; `tetragen serve` flags set the first three."""
+    max_batch: int = 8              # sequences of one model decoded together
+    max_wait_ms: float = 2.0        # an idle model waits this long for companions before it starts a batch
+    max_queue: int = 64             # waiting sequences and jobs per model before 429
+    max_body_bytes: int = 1 << 20   # larger bodies: 413
+    max_tokens: int = 4096          # per choice
+    chat_max_tokens: int = 256      # a chat request's default max_tokens
+    max_n: int = 16                 # choices per prompt
+    max_prompts: int = 32           # prompts (or texts) per request
+    max_images: int = 16            # images per request
+    timeout_s: float = 120.0        # from arrival to the last token: 504 beyond
+
+    def check(self) -> None:
+        for name in ("max_batch", "max_queue", "max_body_bytes", "max_tokens", "chat_max_tokens", "max_n",
+                     "max_prompts", "max_images"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')}: {getattr(self, name)} must be at least 1")
+        if not (self.max_wait_ms >= 0 and math.isfinite(self.max_wait_ms)):
+            raise UserError(f"--max-wait-ms: {self.max_wait_ms} must be >= 0")
+        if not self.timeout_s > 0:
+            raise UserError(f"--timeout: {self.timeout_s} must be > 0 seconds")
+
+
+class APIError(Exception):
+    """An error the client gets in OpenAI's shape."""
+
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+class BodyTooLarge(Exception):
+    """The body read so far is over Limits.max_body_bytes; `more`: the client has more of it to send."""
+
+    def __init__(self, more: bool):
+        super().__init__()
+        self.more = more
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready (logged as status 499, nginx's "client closed request")."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# metrics
+
+class Metrics:
+    """The server's Prometheus metrics, in a registry of its own (so that several apps can live in one process)."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("tetragen_requests", "HTTP requests by route and status", ["route", "status"],
+                                registry=r)
+        self.latency = Histogram("tetragen_request_duration_seconds", "time from request to the end of the response",
+                                 ["route"], registry=r,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+        self.ttft = Histogram("tetragen_time_to_first_token_seconds", "time from request to the first generated text",
+                              ["model"], registry=r,
+                              buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.tokens = Counter("tetragen_generated_tokens", "tokens generated", ["model"], registry=r)
+        self.queue = Gauge("tetragen_queue_depth", "sequences and jobs waiting for the model", ["model"], registry=r)
+        self.running = Gauge("tetragen_running_sequences", "sequences being decoded", ["model"], registry=r)
+        self.batch = Histogram("tetragen_batch_size", "sequences decoded together per step", ["model"], registry=r,
+                               buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+
+    def observe(self, event: str, model: str, value: float) -> None:
+        """What a ModelWorker reports (from its thread)."""
+        if event == "batch":
+            self.batch.labels(model).observe(value)
+        elif event == "tokens":
+            self.tokens.labels(model).inc(value)
+        elif event == "queue":
+            self.queue.labels(model).set(value)
+        elif event == "running":
+            self.running.labels(model).set(value)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the edge: request ids, API key, body cap, request metrics, and the last word on unexpected errors
+
+class _Edge:
+    def __init__(self, app, server: "_Server"):
+        self.app, self.server = app, server
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        server = self.server
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        given = headers.get("x-request-id", "")
+        rid = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope["tetragen.request_id"] = rid
+        scope["tetragen.receive"] = receive  # for draining a body refused as too large
+        path = scope.get("path", "")
+        route = path if path in ROUTES or path.startswith("/v1/models/") else "other"
+        route = "/v1/models/{id}" if route.startswith("/v1/models/") else route
+        started, status = time.monotonic(), [0]
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"x-request-id", rid.encode("latin-1"))]}
+            await send(message)
+
+        received = [0]
+
+        async def capped_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                received[0] += len(message.get("body", b""))
+                if received[0] > server.limits.max_body_bytes:
+                    raise BodyTooLarge(bool(message.get("more_body")))
+            return message
+
+        try:
+            error = self._refuse(path, headers)
+            if error is not None:
+                if error.status == 413:
+                    await drain(receive)
+                await error.response()(scope, receive, send_with_id)
+            else:
+                await self.app(scope, capped_receive, send_with_id)
+        except ClientGone:  # nobody reads the answer; a bodiless one closes the exchange
+            if status[0] == 0:
+                await Response(status_code=499)(scope, receive, send_with_id)
+        except Exception:  # noqa: BLE001 - the client gets a request id, the log gets the traceback
+            log.exception("request %s: %s %s failed", rid, scope.get("method"), path)
+            if status[0] == 0:
+                err = APIError(500, f"internal server error (request id {rid}); the server log has the details",
+                               type="server_error", code="internal_error")
+                await err.response()(scope, receive, send_with_id)
+            status[0] = status[0] or 500
+        finally:
+            code = status[0] or 500
+            if code >= 500:
+                log.error("request %s: %s %s -> %d", rid, scope.get("method"), path, code)
+            server.metrics.requests.labels(route, str(code)).inc()
+            server.metrics.latency.labels(route).observe(time.monotonic() - started)
+
+    def _refuse(self, path: str, headers: dict[str, str]) -> APIError | None:
+        """401 for a missing or wrong key; 413 for a declared body over the cap."""
+        key = self.server.api_key
+        if key is not None and path not in OPEN_ROUTES:
+            auth = headers.get("authorization", "")
+            scheme, _, token = auth.partition(" ")
+            if not auth:
+                return APIError(401, "no API key; send the header `Authorization: Bearer KEY` (the key the server "
+                                     "was started with)", type="authentication_error", code="missing_api_key",
+                                headers={"WWW-Authenticate": "Bearer"})
+            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+                return APIError(401, "invalid API key", type="authentication_error", code="invalid_api_key",
+                                headers={"WWW-Authenticate": "Bearer"})
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.server.limits.max_body_bytes:
+            return _too_large(self.server.limits)
+        return None
+
+
+async def drain(receive, limit: int = 64 << 20) -> None:
+    """Read and drop the rest of a refused body (up to `limit` bytes), so that the client, still sending it, reads
+    the error instead of a reset connection."""
+    seen = 0
+    while seen <= limit:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return
+        seen += len(message.get("body", b""))
+
+
+def _too_large(limits: Limits) -> APIError:
+    return APIError(413, f"the request body is over {limits.max_body_bytes} bytes; send less (fewer or shorter "
+                         f"prompts)", code="body_too_large")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the server's state
+
+class _Server:
+    def __init__(self, models, api_key: str | None, limits: Limits):
+        limits.check()
+        self.loader: Callable[[], Mapping[str, Any]] = models if callable(models) else (lambda: models)
+        self.api_key = api_key or None
+        self.limits = limits
+        self.metrics = Metrics()
+        self.models: dict[str, Any] = {}
+        self.workers: dict[str, ModelWorker] = {}
+        self.ready, self.load_error = False, None
+        self.created = int(time.time())
+        self._loading: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Load the models (in a thread, so that /health answers 503 meanwhile) and start a worker for each."""
+        def load():
+            try:
+                models = dict(self.loader())
+                for name, pipe in models.items():
+                    self.workers[name] = ModelWorker(
+                        name, pipe, max_batch=self.limits.max_batch, max_wait_ms=self.limits.max_wait_ms,
+                        max_queue=self.limits.max_queue, observe=self.metrics.observe)
+                self.models = models
+                self.ready = True
+                log.info("serving %s", ", ".join(f"{n} ({p.config.family}: {', '.join(sorted(p.capabilities))})"
+                                                 for n, p in models.items()))
+            except Exception as e:  # noqa: BLE001 - reported by /health and the log
+                self.load_error = " ".join(str(e).splitlines()) or type(e).__name__
+                log.exception("loading the models failed")
+        self._loading = threading.Thread(target=load, name="tetragen-serve-load", daemon=True)
+        self._loading.start()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        if self._loading is not None:
+            self._loading.join(timeout)
+        return self.ready
+
+    def stop(self) -> None:
+        if self._loading is not None:
+            self._loading.join()
+        for w in self.workers.values():
+            w.close()
+
+    def check_ready(self) -> None:
+        """503 until the models are loaded."""
+        if not self.ready:
+            if self.load_error:
+                raise APIError(503, f"the models failed to load: {self.load_error}", type="server_error",
+                               code="load_failed")
+            raise APIError(503, "the models are still loading; retry shortly", type="server_error",
+                           code="not_ready", headers={"Retry-After": "1"})
+
+    def model(self, name: str, *capabilities: str):
+        """The pipeline and worker of model `name`, which must have one of `capabilities`."""
+        self.check_ready()
+        pipe = self.models.get(name)
+        if pipe is None:
+            raise APIError(404, f"model {name!r} not found; this server has: {', '.join(sorted(self.models))}",
+                           param="model", code="model_not_found")
+        if capabilities and not (set(capabilities) & pipe.capabilities):
+            try:
+                require(pipe, capabilities[0], f"model {name!r}")
+            except UserError as e:
+                raise APIError(400, str(e), param="model", code="model_not_supported") from None
+        return pipe, self.workers[name]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# request bodies
+
+FIELDS = {name for cls in vars(S).values() if isinstance(cls, type) and issubclass(cls, BaseModel)
+          for name in cls.model_fields}
+RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+async def parse(request: Request, schema: type[BaseModel]):
+    """The JSON body as `schema`: 413 over the cap, 400 not JSON or out of range, 422 wrong fields."""
+    try:
+        raw = await request.body()
+    except BodyTooLarge as e:
+        if e.more:
+            await drain(request.scope["tetragen.receive"])
+        raise _too_large(request.app.state.server.limits) from None
+    if not raw.strip():
+        raise APIError(400, "the request body is empty; send a JSON object", code="invalid_json")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise APIError(400, f"the request body is not valid JSON ({e})", code="invalid_json") from None
+    if not isinstance(doc, dict):
+        raise APIError(400, f"the request body must be a JSON object, not {type(doc).__name__}", code="invalid_json")
+    try:
+        return schema.model_validate(doc)
+    except ValidationError as e:
+        raise _validation_error(schema, e) from None
+
+
+def _validation_error(schema: type[BaseModel], e: ValidationError) -> APIError:
+    # of a union's errors (one per member it tried), the one about the value rather than about its type
+    errors = e.errors(include_url=False)
+    err = min(errors, key=lambda x: (x["type"].endswith("_type"), -len(x["loc"])))
+    # pydantic names the union member it tried ("str", "list[...]") in the location; keep fields and indices
+    loc = [p for p in err["loc"] if isinstance(p, int) or p in FIELDS]
+    path = ".".join(map(str, loc)) or "body"
+    top = str(loc[0]) if loc else None
+    if err["type"] == "missing":
+        return APIError(422, f"{path}: required", param=top, code="missing_field")
+    if err["type"] in RANGE_ERRORS:
+        rng = S.allowed_range(schema, top) if len(loc) == 1 else None
+        value = repr(err.get("input"))[:40]
+        return APIError(400, f"{path}: {value} is out of range; allowed {rng or err['msg'].lower()}", param=top,
+                        code="out_of_range")
+    if err["type"] in ("string_too_long", "too_long", "string_too_short", "too_short"):
+        return APIError(400, f"{path}: {err['msg'][0].lower()}{err['msg'][1:]}", param=top, code="out_of_range")
+    if err["type"] == "literal_error":
+        return APIError(400, f"{path}: {err['msg'][0].lower()}{err['msg'][1:]}", param=top, code="invalid_value")
+    return APIError(422, f"{path}: {err['msg'][0].lower()}{err['msg'][1:]}", param=top, code="invalid_type")
+
+
+def _at_most(field: str, value: int, hi: int, lo: int = 0) -> None:
+    if not lo <= value <= hi:
+        raise APIError(400, f"{field}: {value} is out of range; allowed {lo} to {hi} on this server", param=field,
+                       code="out_of_range")
+
+
+def _count(field: str, items: list, hi: int) -> None:
+    """A list field of 1 to `hi` items (prompts, texts)."""
+    if not items:
+        raise APIError(400, f"{field}: an empty list; give at least one", param=field, code="invalid_value")
+    if len(items) > hi:
+        raise APIError(400, f"{field}: {len(items)} items; this server takes at most {hi} per request",
+                       param=field, code="out_of_range")
+
+
+FLAG = re.compile(r"^--([a-z][a-z-]*)")
+
+
+def user_error(e: UserError, fields: Mapping[str, str] = {}) -> APIError:
+    """A pipeline's one-line UserError (worded for the CLI: "--top-k: ...") as a 400 naming the request's field."""
+    message = " ".join(str(e).splitlines())
+    m = FLAG.match(message)
+    param = None
+    if m:
+        param = fields.get(m.group(1), m.group(1).replace("-", "_"))
+        message = param + message[m.end():]
+    return APIError(400, message, param=param, code="invalid_value")
+
+
+_WARNINGS_LOCK = threading.Lock()  # warnings.catch_warnings changes process-wide state
+
+
+def with_warnings(fn: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """fn() and the messages of the warnings it raised."""
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn()
+    return result, [str(w.message) for w in caught]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# waiting on the worker
+
+class _Generation:
+    """The sequences of one request and the events the worker sends back for them."""
+
+    def __init__(self, request: Request, model: str, deadline: float, metrics: Metrics, started: float):
+        self.request, self.model, self.deadline, self.metrics, self.started = request, model, deadline, metrics, started
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.sequences: list[Sequence] = []
+        self.remaining = 0
+        self.first = True
+        self._getter: asyncio.Future | None = None  # one pending queue.get, kept across polls (no event is lost)
+
+    def emitter(self, index: int):
+        def emit(kind, value):
+            try:
+                self.loop.call_soon_threadsafe(self.queue.put_nowait, (index, kind, value))
+            except RuntimeError:  # the loop has closed: nobody is listening
+                pass
+        return emit
+
+    def cancel(self) -> None:
+        for s in self.sequences:
+            s.cancel()
+        if self._getter is not None:
+            self._getter.cancel()
+            self._getter = None
+
+    async def next(self, *, watch_disconnect: bool) -> tuple[int, str, Any]:
+        """The next event; 504 past the deadline. `watch_disconnect`: poll the connection (not while a streaming
+        response runs: Starlette listens for the disconnect itself then and cancels the stream)."""
+        while True:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self.cancel()
+                raise APIError(504, f"the request took longer than the server's limit of "
+                                    f"{self.request.app.state.server.limits.timeout_s:g} s; ask for fewer tokens",
+                               type="server_error", code="timeout")
+            if self._getter is None:
+                self._getter = asyncio.ensure_future(self.queue.get())
+            done, _ = await asyncio.wait({self._getter}, timeout=min(left, 0.25))
+            if not done:
+                if watch_disconnect and await self.request.is_disconnected():
+                    self.cancel()
+                    raise ClientGone()
+                continue
+            index, kind, value = self._getter.result()
+            self._getter = None
+            if self.first and kind in ("text", "done"):
+                self.first = False
+                self.metrics.ttft.labels(self.model).observe(time.monotonic() - self.started)
+            if kind in ("done", "error"):
+                self.remaining -= 1
+            if kind == "error":
+                self.cancel()
+                if isinstance(value, Closed):
+                    raise APIError(503, "the server is shutting down", type="server_error", code="shutting_down")
+                raise value
+            return index, kind, value
+
+
+async def _await_job(request: Request, worker: ModelWorker, fn: Callable[[], Any], deadline: float):
+    try:
+        future = worker.run(fn)
+    except QueueFull:
+        raise _queue_full(worker) from None
+    except Closed:
+        raise APIError(503, "the server is shutting down", type="server_error", code="shutting_down") from None
+    wrapped = asyncio.wrap_future(future)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            future.cancel()
+            raise APIError(504, f"the request took longer than the server's limit of "
+                                f"{request.app.state.server.limits.timeout_s:g} s", type="server_error",
+                           code="timeout")
+        done, _ = await asyncio.wait({wrapped}, timeout=min(left, 0.25))
+        if done:
+            return wrapped.result()
+        if await request.is_disconnected():
+            future.cancel()
+            raise ClientGone()
+
+
+def _queue_full(worker: ModelWorker) -> APIError:
+    return APIError(429, f"model {worker.name!r} has {worker.queue_depth()} requests waiting, its limit; retry "
+                         f"after a moment", type="rate_limit_error", code="queue_full", headers={"Retry-After": "1"})
+
+
+def _sse(doc) -> str:
+    return f"data: {json.dumps(doc, ensure_ascii=False)}\n\n"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the app
+
+def create_app(models: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *, api_key: str | None = None,
+               limits: Limits | None = None) -> FastAPI:
+    """The server over `models` ({name: a loaded pipeline}, or a function that loads them, which then runs in a
+    thread at startup while /health answers 503). `api_key`: required as `Authorization: Bearer KEY` when set."""
+    from contextlib import asynccontextmanager
+    server = _Server(models, api_key, limits or Limits())
+
+    @asynccontextmanager
+    async def lifespan(app):
+        server.start()
+        try:
+            yield
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, server.stop)
+
+    app = FastAPI(title="tetragen", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.server = server
+    app.add_middleware(_Edge, server=server)
+
+    @app.exception_handler(APIError)
+    async def _api_error(request, e: APIError):
+        if e.status >= 500:
+            log.error("request %s: %s", request.scope.get("tetragen.request_id"), e.message)
+        return e.response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request, e: StarletteHTTPException):
+        message = {404: f"no route {request.url.path}; see GET /v1/models and the OpenAI routes",
+                   405: f"{request.method} is not allowed on {request.url.path}"}.get(e.status_code, str(e.detail))
+        return APIError(e.status_code, message, code={404: "not_found", 405: "method_not_allowed"}.get(
+            e.status_code)).response()
+
+    # ------------------------------------------------------------------------------------------------------------
+    @app.get("/health")
+    async def health():
+        if server.ready:
+            return {"status": "ok", "models": sorted(server.models)}
+        if server.load_error:
+            body = APIError(503, f"the models failed to load: {server.load_error}", type="server_error",
+                            code="load_failed").body()
+            return JSONResponse({"status": "failed", **body}, status_code=503)
+        body = APIError(503, "the models are loading", type="server_error", code="not_ready").body()
+        return JSONResponse({"status": "loading", **body}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.get("/metrics")
+    async def metrics():
+        return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def _model_card(name, pipe) -> dict:
+        return {"id": name, "object": "model", "created": server.created, "owned_by": "tetragen",
+                "family": pipe.config.family, "capabilities": sorted(pipe.capabilities)}
+
+    @app.get("/v1/models")
+    async def list_models():
+        server.check_ready()
+        return {"object": "list", "data": [_model_card(n, p) for n, p in sorted(server.models.items())]}
+
+    @app.get("/v1/models/{name:path}")
+    async def get_model(name: str):
+        pipe, _ = server.model(name)
+        return _model_card(name, pipe)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # text
+
+    async def start_generation(request: Request, body, prompts: list[str], stops: list[str], max_tokens: int,
+                               prompt_field: str) -> tuple[_Generation, list[int]]:
+        started = time.monotonic()
+        pipe, worker = server.model(body.model, "generate")
+        lim = server.limits
+        refused = body.unsupported()
+        if refused:
+            raise APIError(400, refused[1], param=refused[0], code="unsupported")
+        _at_most("max_tokens", max_tokens, lim.max_tokens)
+        _at_most("n", body.n, lim.max_n, 1)
+        _count(prompt_field, prompts, lim.max_prompts)
+        params = SamplingParams(body.temperature, body.top_k, body.top_p, body.min_p, body.repetition_penalty)
+        encoded = [pipe.tokenizer.encode(p or "\n") for p in prompts]
+        for j, ids in enumerate(encoded):
+            if worker.context is not None and len(ids) > worker.context:
+                which = f"{prompt_field}[{j}]" if len(prompts) > 1 else prompt_field
+                raise APIError(400, f"{which}: {len(ids)} tokens, longer than the model's context of "
+                                    f"{worker.context} tokens; shorten it", param=prompt_field,
+                               code="context_length_exceeded")
+        gen = _Generation(request, body.model, started + lim.timeout_s, server.metrics, started)
+        for j, ids in enumerate(encoded):
+            for i in range(body.n):
+                index = j * body.n + i
+                seed = None if body.seed is None else (body.seed + index) % (S.MAX_SEED + 1)
+                gen.sequences.append(Sequence(ids, max_tokens, params, stops, gen.emitter(index), seed=seed,
+                                              prompt=prompts[j]))
+        gen.remaining = len(gen.sequences)
+        try:
+            worker.submit(gen.sequences)
+        except QueueFull:
+            raise _queue_full(worker) from None
+        except Closed:
+            raise APIError(503, "the server is shutting down", type="server_error", code="shutting_down") from None
+        return gen, [len(ids) for ids in encoded]
+
+    async def collect(gen: _Generation) -> tuple[list[str], list[str], int]:
+        texts, finish, tokens = [""] * len(gen.sequences), [""] * len(gen.sequences), 0
+        try:
+            while gen.remaining:
+                index, kind, value = await gen.next(watch_disconnect=True)
+                if kind == "text":
+                    texts[index] += value
+                else:
+                    finish[index], n = value
+                    tokens += n
+        finally:
+            gen.cancel()
+        return texts, finish, tokens
+
+    def usage(prompt_tokens: list[int], completion_tokens: int) -> dict:
+        p = sum(prompt_tokens)
+        return {"prompt_tokens": p, "completion_tokens": completion_tokens, "total_tokens": p + completion_tokens}
+
+    async def stream(gen: _Generation, chunk: Callable[[int, str | None, str | None], dict], prompt_tokens,
+                     include_usage: bool, head: list[dict], tail: Callable[[dict], dict]):
+        """A StreamingResponse of server-sent events; the first event is awaited first, so that an error before
+        any text (a timeout in the queue) still gets its own status."""
+        first = await gen.next(watch_disconnect=True)
+
+        async def events():
+            tokens = 0
+            try:
+                for doc in head:
+                    yield _sse(doc)
+                item = first
+                while True:
+                    index, kind, value = item
+                    if kind == "text":
+                        yield _sse(chunk(index, value, None))
+                    else:
+                        finish, n = value
+                        tokens += n
+                        yield _sse(chunk(index, None, finish))
+                    if not gen.remaining:
+                        break
+                    item = await gen.next(watch_disconnect=False)
+                if include_usage:
+                    yield _sse(tail({"choices": [], "usage": usage(prompt_tokens, tokens)}))
+                yield "data: [DONE]\n\n"
+            except APIError as e:  # after the headers: the error goes in the stream, as OpenAI sends it
+                yield _sse(e.body())
+            except UserError as e:
+                yield _sse(user_error(e).body())
+            except Exception:  # noqa: BLE001
+                rid = gen.request.scope.get("tetragen.request_id")
+                log.exception("request %s: streaming failed", rid)
+                yield _sse(APIError(500, f"internal server error (request id {rid})", type="server_error",
+                                    code="internal_error").body())
+            finally:
+                gen.cancel()
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    def _fingerprint() -> str:
+        from .. import __version__
+        return f"tetragen-{__version__}"
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        body = await parse(request, S.CompletionRequest)
+        prompts = body.prompts()
+        gen, prompt_tokens = await start_generation(request, body, prompts, body.stops(), body.max_tokens, "prompt")
+        cid, created = f"cmpl-{secrets.token_hex(12)}", int(time.time())
+        base = {"id": cid, "object": "text_completion", "created": created, "model": body.model,
+                "system_fingerprint": _fingerprint()}
+        echo = [prompts[i // body.n] if body.echo else "" for i in range(len(gen.sequences))]
+        if body.stream:
+            def chunk(index, text, finish):
+                return {**base, "choices": [{"index": index, "text": text or "", "finish_reason": finish,
+                                             "logprobs": None}]}
+            head = [chunk(i, e, None) for i, e in enumerate(echo) if e]
+            include = bool(body.stream_options and body.stream_options.include_usage)
+            return await stream(gen, chunk, prompt_tokens, include, head, lambda d: {**base, **d})
+        texts, finish, tokens = await collect(gen)
+        return {**base, "choices": [{"index": i, "text": echo[i] + t, "finish_reason": f, "logprobs": None}
+                                    for i, (t, f) in enumerate(zip(texts, finish))],
+                "usage": usage(prompt_tokens, tokens)}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        body = await parse(request, S.ChatRequest)
+        max_tokens = next((m for m in (body.max_completion_tokens, body.max_tokens) if m is not None),
+                          server.limits.chat_max_tokens)
+        field = "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
+        try:
+            _at_most("max_tokens", max_tokens, server.limits.max_tokens)
+        except APIError as e:
+            e.message, e.param = e.message.replace("max_tokens", field, 1), field
+            raise
+        prompt = S.render_chat(body.messages)
+        gen, prompt_tokens = await start_generation(request, body, [prompt], [S.CHAT_STOP, *body.stops()],
+                                                    max_tokens, "messages")
+        cid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+        base = {"id": cid, "created": created, "model": body.model, "system_fingerprint": _fingerprint()}
+        if body.stream:
+            def chunk(index, text, finish):
+                delta = {"content": text} if text is not None else {}
+                return {**base, "object": "chat.completion.chunk",
+                        "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+            head = [{**base, "object": "chat.completion.chunk",
+                     "choices": [{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None,
+                                  "logprobs": None}]} for i in range(len(gen.sequences))]
+            include = bool(body.stream_options and body.stream_options.include_usage)
+            return await stream(gen, chunk, prompt_tokens, include, head,
+                                lambda d: {**base, "object": "chat.completion.chunk", **d})
+        texts, finish, tokens = await collect(gen)
+        return {**base, "object": "chat.completion",
+                "choices": [{"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": f,
+                             "logprobs": None} for i, (t, f) in enumerate(zip(texts, finish))],
+                "usage": usage(prompt_tokens, tokens)}
+
+    # ------------------------------------------------------------------------------------------------------------
+    # images, fill-mask, classify: one job in the model's worker
+
+    @app.post("/v1/images/generations")
+    async def images(request: Request):
+        started = time.monotonic()
+        body = await parse(request, S.ImageRequest)
+        pipe, worker = server.model(body.model, "prompt", "sample")
+        _at_most("n", body.n, server.limits.max_images, 1)
+        if body.response_format == "url":
+            raise APIError(400, "response_format: 'url' is not served (tetragen keeps no image store); use "
+                                "'b64_json'", param="response_format", code="unsupported")
+        seed = body.seed if body.seed is not None else secrets.randbits(63)
+
+        def draw():
+            notes = []
+            if "prompt" in pipe.capabilities:
+                images, notes = with_warnings(lambda: pipe.sample(body.n, prompt=body.prompt, seed=seed))
+                used = [body.prompt] * body.n
+            elif getattr(pipe, "conditional", False):
+                classes = list(getattr(pipe, "classes", []))
+                if body.prompt.strip():
+                    k = pipe.class_index(body.prompt.strip())
+                    images, used = pipe.sample(body.n, seed=seed, labels=k), [classes[k]] * body.n
+                else:  # every class in turn
+                    labels = pipe.labels_for(body.n)
+                    images, used = pipe.sample(body.n, seed=seed, labels=labels), [classes[int(k)] for k in labels]
+            else:
+                images, used = pipe.sample(body.n, seed=seed), [""] * body.n
+                if body.prompt:
+                    notes.append(f"model {body.model!r} is an unconditional {pipe.config.family} model: the prompt "
+                                 f"was ignored")
+            return images, used, notes
+        try:
+            images, used, notes = await _await_job(request, worker, draw, started + server.limits.timeout_s)
+        except UserError as e:
+            raise user_error(e, {"class": "prompt", "prompt": "prompt", "n": "n"}) from None
+        h, w = images.shape[1:3]
+        if body.size not in (None, "auto", f"{w}x{h}"):
+            raise APIError(400, f"size: {body.size!r}; model {body.model!r} draws {w}x{h} images only (or leave "
+                                f"size out)", param="size", code="invalid_value")
+        out = {"created": int(time.time()), "model": body.model, "output_format": "png",
+               "data": [{"b64_json": _png(im), "revised_prompt": u} for im, u in zip(images, used)]}
+        if notes:
+            out["warnings"] = notes
+        return out
+
+    @app.post("/v1/fill-mask")
+    async def fill_mask(request: Request):
+        started = time.monotonic()
+        body = await parse(request, S.FillMaskRequest)
+        pipe, worker = server.model(body.model, "fill_mask")
+        texts = body.texts()
+        _count("text", texts, server.limits.max_prompts)
+        try:
+            results = await _await_job(request, worker, lambda: [pipe.fill_mask(t, body.top_k) for t in texts],
+                                       started + server.limits.timeout_s)
+        except UserError as e:
+            raise user_error(e, {"text": "text", "top-k": "top_k"}) from None
+        data = []
+        for i, (text, r) in enumerate(zip(texts, results)):
+            per_mask = [r] if r and isinstance(r[0], tuple) else r
+            data.append({"index": i, "text": text,
+                         "masks": [[{"token": t, "score": p} for t, p in cands] for cands in per_mask]})
+        return {"object": "list", "model": body.model, "data": data}
+
+    @app.post("/v1/classify")
+    async def classify(request: Request):
+        started = time.monotonic()
+        body = await parse(request, S.ClassifyRequest)
+        pipe, worker = server.model(body.model, "classify")
+        texts = body.texts()
+        _count("text", texts, server.limits.max_prompts)
+        try:
+            results = await _await_job(request, worker,
+                                       lambda: [with_warnings(lambda t=t: pipe.classify(t)) for t in texts],
+                                       started + server.limits.timeout_s)
+        except UserError as e:
+            raise user_error(e, {"text": "text"}) from None
+        data = []
+        for i, (probs, notes) in enumerate(results):
+            item = {"index": i, "label": next(iter(probs)), "scores": probs}
+            if notes:
+                item["warnings"] = notes
+            data.append(item)
+        return {"object": "list", "model": body.model, "data": data}
+
+    return app
+
+
+def _png(image: np.ndarray) -> str:
+    """uint8 (H, W, C) -> base64 of a PNG (grey when C is 1)."""
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def thread_budget(n_models: int, *, processes: int = 1, cores: int | None = None) -> int:
+    """torch's intra-op threads for a server process: the cores it may use, shared among the model workers that can
+    compute at once and among the server processes on the machine, at least 1.
+
+    Each model has one worker thread, and every worker's matrix products use torch's one intra-op pool; when more
+    threads compute than there are cores, they preempt one another and every request slows down (small models
+    suffer most: their kernels are too short to gain from more threads). So with 2 models on 8 cores each gets 4
+    threads, and with 4 server processes of one model on 4 cores each process gets 1. `cores`: default the CPUs
+    this process may run on (its affinity mask)."""
+    import os
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, n_models * processes))
+
+
+__all__ = ["APIError", "Limits", "Metrics", "create_app", "thread_budget"]

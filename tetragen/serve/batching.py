@@ -1,0 +1,400 @@
+"""One worker thread per served model, and dynamic ("continuous") batching of text generation.
+
+Every model has one `ModelWorker`: a thread that owns the model, so nothing runs on the server's event loop and no
+two requests touch one model at once. Text generation is decoded for all running requests of the model together,
+one token per step: a new request is prefilled on its own and joins the batch at the next step, a finished or
+cancelled one (a client that hung up) leaves it and frees its slot. Each sequence keeps its own sampling settings,
+random generator, stop strings, length and context window. Other work (images, fill-mask, classify) runs in the
+same thread between decoding steps.
+
+Batched decoding (`SlotDecoder`) needs a decoder-only model in the GPT-2 layout of tetragen.nn (`transformer.wte`,
+`.wpe`, `.h` of `Block`s, `.ln_f`, `lm_head`, `config.block_size`, `new_cache`) and gives every sequence its own
+slot of one preallocated KV cache and its own position. A `generate` pipeline whose model has another layout is
+served one sequence at a time through its own `stream` (`fits` says which).
+
+Determinism: a sequence's tokens depend on its own prompt, settings and seed only, never on what else is in the
+batch. Its prompt is prefilled alone, through the model's own forward; every decoding step runs the matrix products
+on all `max_batch` slots (idle ones carry a dummy token), so their shapes never change with the load, and attention
+is computed per sequence over exactly its own keys. The same request with the same seed gives the same text at any
+load (on the same machine and software).
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import secrets
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..families.gpt.sample import SamplingParams, next_token
+from ..nn.attention import SelfAttention
+from ..nn.transformer import Block
+
+log = logging.getLogger("tetragen.serve")
+
+
+class QueueFull(Exception):
+    """The model's queue holds `max_queue` waiting requests already."""
+
+
+class Closed(Exception):
+    """The worker has stopped (the server is shutting down)."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# one sequence
+
+@dataclass(eq=False)
+class Sequence:
+    """One text to generate: what the caller asks for, and (from the worker) its progress.
+
+    `emit(kind, value)` is called from the worker thread: ("text", piece) any number of times, then exactly one of
+    ("done", (finish_reason, completion_tokens)) or ("error", exception). Nothing is emitted after `cancel()`."""
+    prompt_ids: list[int]
+    max_new_tokens: int
+    params: SamplingParams
+    stops: list[str]
+    emit: Callable[[str, Any], None]
+    seed: int | None = None                             # None: a fresh random seed
+    prompt: str = ""                                    # the text of prompt_ids (for a pipeline's own stream)
+    decode: Callable[[list[int]], str] | None = None   # ids -> text; `submit` sets the model tokenizer's
+    # worker state
+    tokens: list[int] = field(default_factory=list)     # the prompt, then every generated id
+    generated: list[int] = field(default_factory=list)
+    emitted: int = 0                                    # characters of the generated text already sent
+    slot: int = -1
+    logits: torch.Tensor | None = None                  # (1, V): the distribution of the next token
+    generator: torch.Generator | None = None
+    finish: str | None = None                           # "stop" or "length" once it has ended
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        """Stop generating (a client that disconnected or timed out); the worker frees the slot at its next step."""
+        self.cancelled = True
+
+    # text -------------------------------------------------------------------------------------------------------
+    def push(self, token: int) -> str | None:
+        """Add a generated token; returns the text that became final, and sets `finish` when the sequence ended.
+
+        As `TextGenerator.stream`: text that could be the start of a stop string is held back until it is not,
+        the first stop string found ends the text (it is not part of it), and a byte-level token that ends inside
+        a character (decoded as U+FFFD until its other bytes come) is held back a few tokens."""
+        self.tokens.append(token)
+        self.generated.append(token)
+        text = self.decode(self.generated)
+        cuts = [c for c in (text.find(s) for s in self.stops) if c >= 0]
+        if cuts:
+            self.finish = "stop"
+            piece = text[self.emitted:min(cuts)]
+            self.emitted = max(self.emitted, min(cuts))
+            return piece
+        safe = len(text) - (max(map(len, self.stops), default=1) - 1)
+        while safe > self.emitted and text[safe - 1] == "\ufffd" and len(text) - safe < 3:
+            safe -= 1
+        if len(self.generated) >= self.max_new_tokens:
+            self.finish, safe = "length", len(text)
+        if safe > self.emitted:
+            piece, self.emitted = text[self.emitted:safe], safe
+            return piece
+        return None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# batched decoding with a slot per sequence
+
+class _SlotCache:
+    """The KVCache interface (`pos`, `update`, `advance`, `reset`) over one slot of the decoder's shared cache, so
+    that a prompt is prefilled by the model's own forward straight into its slot."""
+
+    def __init__(self, store, slot: int, max_len: int):
+        self.store, self.slot, self.max_len, self.pos = store, slot, max_len, 0
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        end = self.pos + k.size(2)
+        if end > self.max_len:
+            raise ValueError(f"KV cache full: {self.pos} + {k.size(2)} > {self.max_len}")
+        s = self.slot
+        self.store.k[layer][s:s + 1, :, self.pos:end] = k
+        self.store.v[layer][s:s + 1, :, self.pos:end] = v
+        return self.store.k[layer][s:s + 1, :, :end], self.store.v[layer][s:s + 1, :, :end]
+
+    def advance(self, T: int) -> None:
+        self.pos += T
+
+    def reset(self) -> None:
+        self.pos = 0
+
+
+class SlotDecoder:
+    """`slots` sequences decoded together by a GPT-2-layout model, each at its own position in its own cache slot."""
+
+    def __init__(self, model, slots: int):
+        self.model, self.slots = model, slots
+        self.block = model.config.block_size
+        self.device = next(model.parameters()).device
+        self.store = model.new_cache(slots, device=self.device)   # k, v: per layer (slots, nh, block, hs)
+        self.pos = [0] * slots
+
+    @staticmethod
+    def fits(model) -> bool:
+        """Whether `model` has the layout this decoder drives (see the module docstring)."""
+        t = getattr(model, "transformer", None)
+        blocks = list(getattr(t, "h", None) or []) if t is not None else []
+        return (bool(blocks) and all(isinstance(b, Block) and isinstance(b.attn, SelfAttention) and b.attn.causal
+                                     for b in blocks)
+                and all(getattr(t, n, None) is not None for n in ("wte", "wpe", "ln_f", "drop"))
+                and getattr(model, "lm_head", None) is not None and callable(getattr(model, "new_cache", None))
+                and isinstance(getattr(getattr(model, "config", None), "block_size", None), int))
+
+    @torch.no_grad()
+    def prefill(self, slot: int, ids: list[int]) -> torch.Tensor:
+        """Encode `ids` (at most block_size) into `slot` from position 0 -> the next token's logits (1, V)."""
+        cache = _SlotCache(self.store, slot, self.block)
+        logits, _ = self.model(torch.tensor([ids], device=self.device), cache=cache, last_only=True)
+        self.pos[slot] = cache.pos
+        return logits[:, -1, :]
+
+    @torch.no_grad()
+    def decode(self, active: dict[int, int]) -> dict[int, torch.Tensor]:
+        """One step: feed each active slot's token ({slot: token}) at its position -> {slot: logits (1, V)}.
+
+        Mirrors GPT.forward + Block.forward for one new token; the matrix products run over all slots."""
+        model, t = self.model, self.model.transformer
+        tokens, positions = [0] * self.slots, [0] * self.slots     # idle slots: token 0 at position 0
+        for s, tok in active.items():
+            tokens[s], positions[s] = tok, self.pos[s]
+        tokens = torch.tensor(tokens, device=self.device).view(self.slots, 1)
+        positions = torch.tensor(positions, device=self.device).view(self.slots, 1)
+        x = t.drop(t.wte(tokens) + t.wpe(positions))                          # (S, 1, C)
+        for layer, block in enumerate(t.h):
+            x = x + self._attend(block.attn, block.ln_1(x), layer, active)
+            x = x + block.mlp(block.ln_2(x))
+        logits = model.lm_head(t.ln_f(x))[:, -1, :]                          # (S, V)
+        for s in active:
+            self.pos[s] += 1
+        return {s: logits[s:s + 1] for s in active}
+
+    def _attend(self, attn: SelfAttention, x: torch.Tensor, layer: int, active: dict[int, int]) -> torch.Tensor:
+        S, T, C = x.shape
+        q, k, v = attn.c_attn(x).split(C, dim=2)
+        hs = C // attn.n_head
+        q = q.view(S, T, attn.n_head, hs).transpose(1, 2)                    # (S, nh, 1, hs)
+        k = k.view(S, T, attn.n_head, hs).transpose(1, 2)
+        v = v.view(S, T, attn.n_head, hs).transpose(1, 2)
+        y = torch.zeros_like(q)
+        keys, values = self.store.k[layer], self.store.v[layer]              # (S, nh, block, hs)
+        for s in active:
+            p = self.pos[s]
+            keys[s, :, p] = k[s, :, 0]
+            values[s, :, p] = v[s, :, 0]
+            # one query over exactly this sequence's keys, as the model's own cached step computes it
+            y[s:s + 1] = F.scaled_dot_product_attention(q[s:s + 1], keys[s:s + 1, :, :p + 1],
+                                                        values[s:s + 1, :, :p + 1])
+        y = y.transpose(1, 2).contiguous().view(S, T, C)
+        return attn.resid_dropout(attn.c_proj(y))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the worker
+
+@dataclass
+class _Job:
+    fn: Callable[[], Any]
+    future: concurrent.futures.Future
+
+
+class ModelWorker:
+    """The thread that runs everything for one model: batched text generation and one-off jobs.
+
+    `max_batch`: sequences decoded together; `max_wait_ms`: how long an idle worker waits for more requests to
+    arrive before it starts a batch; `max_queue`: waiting requests (sequences not yet in the batch, and jobs) beyond
+    which `submit` raises QueueFull. `observe(event, model, value)` receives metrics from the worker thread:
+    ("batch", size) per decoding step, ("tokens", n) per finished sequence, ("queue", depth) when it changes,
+    ("running", n) after each step."""
+
+    def __init__(self, name: str, pipe, *, max_batch: int = 8, max_wait_ms: float = 2.0, max_queue: int = 64,
+                 observe: Callable[[str, str, float], None] | None = None):
+        self.name, self.pipe = name, pipe
+        self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait_ms / 1000.0, max_queue
+        self.observe = observe or (lambda *a: None)
+        generates = "generate" in pipe.capabilities
+        self.decoder = SlotDecoder(pipe.model, max_batch) if generates and SlotDecoder.fits(pipe.model) else None
+        self.context = (pipe.model.config.block_size if self.decoder is not None
+                        else getattr(getattr(pipe.model, "config", None), "block_size", None))
+        self._pending: collections.deque[Sequence] = collections.deque()
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._active: dict[int, Sequence] = {}
+        self._running = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"tetragen-serve-{name}", daemon=True)
+        self._thread.start()
+
+    # called from the event loop ----------------------------------------------------------------------------------
+    def queue_depth(self) -> int:
+        return len(self._pending) + len(self._jobs)
+
+    def submit(self, sequences: list[Sequence]) -> None:
+        """Queue sequences for generation; raises QueueFull when the queue is full (none of them is queued)."""
+        tok = self.pipe.tokenizer
+        with self._cond:
+            self._admit_check()
+            for seq in sequences:
+                seq.decode = seq.decode or tok.decode
+                self._pending.append(seq)
+            self._cond.notify()
+        self.observe("queue", self.name, self.queue_depth())
+
+    def run(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
+        """Run `fn()` in the worker thread; its result (or exception) comes back in the future."""
+        job = _Job(fn, concurrent.futures.Future())
+        with self._cond:
+            self._admit_check()
+            self._jobs.append(job)
+            self._cond.notify()
+        self.observe("queue", self.name, self.queue_depth())
+        return job.future
+
+    def _admit_check(self) -> None:
+        if self._closed:
+            raise Closed(self.name)
+        if self.queue_depth() >= self.max_queue:
+            raise QueueFull(self.name)
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    # the thread ---------------------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        torch.set_grad_enabled(False)
+        while True:
+            with self._cond:
+                while not (self._pending or self._jobs or self._active or self._closed):
+                    self._cond.wait()
+                if self._closed:
+                    break
+                if not self._active and self._pending and self.max_wait > 0:
+                    # an idle worker gives companions a moment to arrive, so that they decode together from step 1
+                    self._cond.wait_for(lambda: len(self._pending) >= self.max_batch or self._closed,
+                                        timeout=self.max_wait)
+                job = self._jobs.popleft() if self._jobs else None
+                joining = []
+                while self._pending and len(self._active) + len(joining) < self.max_batch:
+                    seq = self._pending.popleft()
+                    if not seq.cancelled:
+                        joining.append(seq)
+                    if self.decoder is None:  # one at a time through the pipeline's own stream
+                        break
+            self.observe("queue", self.name, self.queue_depth())
+            if job is not None:
+                self._run_job(job)
+            try:
+                if self.decoder is not None:
+                    self._step(joining)
+                else:
+                    for seq in joining:
+                        self._stream_alone(seq)
+            except Exception as e:  # noqa: BLE001 - a bug must not kill the worker; every sequence hears of it
+                log.exception("model %s: text generation failed", self.name)
+                for seq in {id(s): s for s in [*self._active.values(), *joining]}.values():
+                    self._end(seq, "error", e)
+                self._active.clear()
+            if len(self._active) != self._running:
+                self._running = len(self._active)
+                self.observe("running", self.name, self._running)
+        self._fail_all(Closed(self.name))
+
+    def _run_job(self, job: _Job) -> None:
+        if not job.future.set_running_or_notify_cancel():
+            return
+        try:
+            job.future.set_result(job.fn())
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            job.future.set_exception(e)
+
+    def _step(self, joining: list[Sequence]) -> None:
+        """Prefill the newcomers, sample one token for every running sequence, feed the survivors."""
+        free = [s for s in range(self.max_batch) if s not in self._active]
+        for seq in joining:
+            seq.slot = free.pop(0)
+            seq.tokens = list(seq.prompt_ids)
+            seq.generator = torch.Generator(device=self.decoder.device)
+            seq.generator.manual_seed(seq.seed if seq.seed is not None else secrets.randbits(63))
+            self._active[seq.slot] = seq
+            if seq.max_new_tokens == 0:
+                self._end(seq, "done", ("length", 0))
+                continue
+            seq.logits = self.decoder.prefill(seq.slot, seq.tokens)
+        for slot, seq in list(self._active.items()):
+            if seq.cancelled:
+                self._end(seq, None, None)
+                continue
+            context = (torch.tensor([seq.tokens[-self.decoder.block:]], device=self.decoder.device)
+                       if seq.params.repetition_penalty != 1.0 else None)  # only the penalty reads it
+            token = int(next_token(seq.logits, context, seq.params, seq.generator))
+            piece = seq.push(token)
+            if piece:
+                seq.emit("text", piece)
+            if seq.finish:
+                self._end(seq, "done", (seq.finish, len(seq.generated)))
+        feed = {}
+        for slot, seq in self._active.items():
+            if self.decoder.pos[slot] < self.decoder.block:
+                feed[slot] = seq.tokens[-1]
+            else:  # window full: keep the latest half and re-encode it, as generate_ids does
+                seq.logits = self.decoder.prefill(slot, seq.tokens[-(self.decoder.block // 2):])
+        if feed:
+            self.observe("batch", self.name, len(feed))
+            for slot, logits in self.decoder.decode(feed).items():
+                self._active[slot].logits = logits
+
+    def _stream_alone(self, seq: Sequence) -> None:
+        """A model without the batched layout: its pipeline's own `stream`, one sequence at a time. The stop strings
+        are applied here; completion_tokens counts the pieces the stream yields (one per token, but for held-back
+        partial characters)."""
+        p = seq.params
+        text, n, finish = "", 0, "length"
+        stream = self.pipe.stream(seq.prompt, seq.max_new_tokens,
+                                  temperature=p.temperature, top_k=p.top_k, top_p=p.top_p, min_p=p.min_p,
+                                  repetition_penalty=p.repetition_penalty, seed=seq.seed)
+        hold = max(map(len, seq.stops), default=1) - 1
+        for piece in stream:
+            if seq.cancelled:
+                return
+            text, n = text + piece, n + 1
+            cuts = [c for c in (text.find(s) for s in seq.stops) if c >= 0]
+            if cuts:
+                text, finish = text[:min(cuts)], "stop"
+                break
+            if len(text) - hold > seq.emitted:
+                seq.emit("text", text[seq.emitted:len(text) - hold])
+                seq.emitted = len(text) - hold
+        if len(text) > seq.emitted:
+            seq.emit("text", text[seq.emitted:])
+        self._end(seq, "done", (finish, n))
+
+    def _end(self, seq: Sequence, kind: str | None, value) -> None:
+        self._active.pop(seq.slot, None)
+        n = value[1] if kind == "done" else len(seq.generated)
+        if n:
+            self.observe("tokens", self.name, n)
+        if kind is not None and not seq.cancelled:
+            seq.emit(kind, value)
+
+    def _fail_all(self, error: Exception) -> None:
+        with self._cond:
+            waiting, jobs = list(self._pending), list(self._jobs)
+            self._pending.clear()
+            self._jobs.clear()
+        for seq in [*self._active.values(), *waiting]:
+            self._end(seq, "error", error)
+        for job in jobs:
+            job.future.cancel()
