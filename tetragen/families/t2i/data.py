@@ -97,11 +97,6 @@ class CaptionedImages:
         self._ids: dict[str, list[int]] = {}
         self.pool = captions["train"].captioned  # the training images that have a caption
 
-    @staticmethod
-    def to_model(images: np.ndarray) -> torch.Tensor:
-        from ...data.images import ImageData
-        return ImageData.to_model(images)
-
     def encode_text(self, text: str) -> list[int]:
         """Caption -> exactly text_block ids (cut, or padded with [PAD])."""
         if text not in self._ids:
