@@ -31,7 +31,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from ..families.gpt.sample import SamplingParams, next_token
+from ..families.gpt.sample import SamplingParams, next_token, settled
 from ..nn.attention import SelfAttention
 from ..nn.transformer import Block
 
@@ -87,15 +87,12 @@ class Sequence:
         self.tokens.append(token)
         self.generated.append(token)
         text = self.decode(self.generated)
-        cuts = [c for c in (text.find(s) for s in self.stops) if c >= 0]
-        if cuts:
+        cut, safe = settled(text, self.emitted, self.stops)
+        if cut is not None:
             self.finish = "stop"
-            piece = text[self.emitted:min(cuts)]
-            self.emitted = max(self.emitted, min(cuts))
+            piece = text[self.emitted:cut]
+            self.emitted = max(self.emitted, cut)
             return piece
-        safe = len(text) - (max(map(len, self.stops), default=1) - 1)
-        while safe > self.emitted and text[safe - 1] == "\ufffd" and len(text) - safe < 3:
-            safe -= 1
         if len(self.generated) >= self.max_new_tokens:
             self.finish, safe = "length", len(text)
         if safe > self.emitted:

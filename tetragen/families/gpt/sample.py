@@ -84,6 +84,19 @@ def generate_ids(model, prompt: list[int], max_new_tokens: int, params: Sampling
             logits, _ = model(torch.tensor([tokens[-(block // 2):]], device=device), cache=cache, last_only=True)
 
 
+def settled(text: str, emitted: int, stops: list[str]) -> tuple[int | None, int]:
+    """How much of the decoded text so far is final: (where the first stop string starts, or None; the end of the
+    text that can be shown). What could be the start of a stop string is held back, and so is a byte-level token
+    that ends inside a character (it decodes as U+FFFD until its other bytes come), for a few tokens."""
+    cuts = [c for c in (text.find(s) for s in stops) if c >= 0]
+    if cuts:
+        return min(cuts), min(cuts)
+    safe = len(text) - (max(map(len, stops), default=1) - 1)
+    while safe > emitted and text[safe - 1] == "\ufffd" and len(text) - safe < 3:
+        safe -= 1
+    return None, safe
+
+
 class TextGenerator:
     """What `tetragen.load(run_dir)` returns for a GPT run: the model, its tokenizer and its config."""
 
@@ -118,18 +131,11 @@ class TextGenerator:
         for tok in generate_ids(self.model, ids, max_new_tokens, params, generator, use_cache):
             out.append(tok)
             text = self.tokenizer.decode(out)
-            if stop:
-                cut = text.find(stop)
-                if cut >= 0:
-                    if cut > emitted:
-                        yield text[emitted:cut]
-                    return
-                safe = len(text) - (len(stop) - 1)  # hold back what could be the start of the stop text
-            else:
-                safe = len(text)
-            # a byte-level token may end inside a character, which decodes as U+FFFD until its other bytes come
-            while safe > emitted and text[safe - 1] == "\ufffd" and len(text) - safe < 3:
-                safe -= 1
+            cut, safe = settled(text, emitted, [stop] if stop else [])
+            if cut is not None:
+                if cut > emitted:
+                    yield text[emitted:cut]
+                return
             if safe > emitted:
                 yield text[emitted:safe]
                 emitted = safe
