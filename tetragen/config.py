@@ -47,14 +47,19 @@ class TrainConfig:
     keep_last: int = option(2, "step checkpoints kept (the best one is kept apart)", min=1)
     log_every: int = option(10, "append training metrics every N steps", min=1)
     seed: int = option(1337, "seed for initialisation, batches and dropout", min=0)
-    precision: str = option("fp32", "compute precision for training; auto: bf16 where the hardware computes it "
-                                     "natively (CUDA with bf16, CPUs with AVX-512/AMX), else fp32",
+    precision: str = option("fp32", "compute precision for training; auto: bf16 where it is faster (CUDA from "
+                                     "compute capability 8.0; CPUs with AMX; AVX-512-bf16 CPUs when a short matmul "
+                                     "probe finds it faster), else fp32",
                             choices=["fp32", "bf16", "auto"])
     compile: bool = option(False, "compile the model with torch.compile")
     ema_decay: float = option(0.0, "keep an exponential moving average of the weights (0: off)", min=0.0, max=0.99999)
     max_minutes: float = option(0.0, "stop this process after N minutes of training with a final evaluation and "
                                      "checkpoint; the schedule still spans max_steps, so --resume carries on "
                                      "(0: no limit)", min=0.0)
+    budget_minutes: float = option(0.0, "fit the whole run to N minutes on this machine: time its first steps and one "
+                                        "evaluation, then set train.max_steps so that the schedule, the evaluations "
+                                        "and the final checkpoint end inside the budget (0: train.max_steps as "
+                                        "given)", min=0.0, max=10080.0)
     max_bad_steps: int = option(5, "abort after this many consecutive non-finite steps", min=1)
     device: str = option("auto", "where to train", choices=["auto", "cpu", "cuda"])
 
@@ -266,7 +271,7 @@ def validate_cross(cfg: RunConfig) -> None:
     t = cfg.train
     if t.min_lr > t.lr:
         raise UserError(f"train.min_lr ({t.min_lr}) is above train.lr ({t.lr}); lower train.min_lr")
-    if t.warmup_steps >= t.max_steps and t.schedule != "constant" and t.warmup_steps > 0:
+    if t.warmup_steps >= t.max_steps and t.schedule != "constant" and t.warmup_steps > 0 and not t.budget_minutes:
         raise UserError(f"train.warmup_steps ({t.warmup_steps}) must be below train.max_steps ({t.max_steps})")
     check = getattr(cfg.model, "validate", None)
     if check is not None:

@@ -26,7 +26,7 @@ from ..errors import Interrupted, TrainingError, UserError
 from ..registry import get_family
 from .. import files
 from . import checkpoint as ck
-from . import distributed, finetune
+from . import budget, distributed, finetune
 from .ema import EMA
 from .optim import lr_at, make_optimizer
 from .precision import resolve_precision
@@ -124,6 +124,7 @@ class Trainer:
             self.ema = EMA(self.model, t.ema_decay) if t.ema_decay > 0 else None
             self.step, self.skipped, self.bad_streak = 0, 0, 0
             self.best: dict | None = None
+            self.budget_plan: dict | None = None  # train.budget_minutes: the planned schedule, once timed
             torch.manual_seed(t.seed + 1 + self.dist.rank)  # dropout and sampling noise differ between processes
             if self.resuming:
                 self._load_latest()
@@ -164,7 +165,14 @@ class Trainer:
                    dynamic_ncols=True, file=sys.stderr)
         window = {"loss": 0.0, "n": 0, "units": 0, "t0": time.perf_counter()}
         final: dict = {}
-        deadline = time.perf_counter() + 60 * t.max_minutes if t.max_minutes else None
+        fit_t0 = time.perf_counter()
+        deadline = fit_t0 + 60 * t.max_minutes if t.max_minutes else None
+        probing = bool(t.budget_minutes) and self.budget_plan is None
+        if t.budget_minutes and not t.max_minutes:  # a hard stop well past the plan, should the machine slow down
+            deadline = fit_t0 + 60 * t.budget_minutes * budget.HARD_STOP
+        if probing:  # until the plan is made the run is as long as it needs (the schedule is still warming up)
+            t.max_steps = max(t.max_steps, 10 ** 9)
+        probe = {"steps": 0, "t0": 0.0}
         self._stop_signal = None
         handlers = self._catch_stop_signals()
         try:
@@ -176,6 +184,14 @@ class Trainer:
                     window["n"] += 1
                 window["units"] += units
                 bar.update(1)
+                if probing:
+                    probe["steps"] += 1
+                    if probe["steps"] == budget.UNTIMED_STEPS:
+                        probe["t0"] = time.perf_counter()
+                    elif budget.probe_done(probe["steps"], time.perf_counter() - probe["t0"], t.budget_minutes):
+                        step_s = (time.perf_counter() - probe["t0"]) / (probe["steps"] - budget.UNTIMED_STEPS)
+                        self._plan_budget(fit_t0, step_s, bar)
+                        probing = False
                 if self.step % t.log_every == 0 or self.step == t.max_steps:
                     rec = self._log_train(window, logs or {})
                     bar.set_postfix(loss=f"{rec.get('loss', float('nan')):.4f}",
@@ -192,7 +208,10 @@ class Trainer:
                     self.save()
                 if out_of_time:
                     if self.dist.is_main:
-                        print(f"tetragen: train.max_minutes={t.max_minutes:g} reached at step {self.step} of "
+                        limit = (f"train.max_minutes={t.max_minutes:g}" if t.max_minutes else
+                                 f"train.budget_minutes={t.budget_minutes:g} (overrun by "
+                                 f"{budget.HARD_STOP - 1:.0%}: the machine slowed down)")
+                        print(f"tetragen: {limit} reached at step {self.step} of "
                               f"{t.max_steps}; `--resume` carries on", file=sys.stderr)
                     break
                 if self._stopping() and not last:
@@ -211,6 +230,33 @@ class Trainer:
             distributed.teardown(self.dist)
             self.close()
         return final
+
+    def _plan_budget(self, fit_t0: float, step_s: float, bar) -> None:
+        """train.budget_minutes: time one evaluation, then set train.max_steps (train/budget.py) in every process
+        and in config.json."""
+        t = self.cfg.train
+        t0 = time.perf_counter()
+        if self.dist.is_main:
+            bar.write(f"step {self.step}: {format_metrics(self.evaluate())}")
+        distributed.wait_for_main(self.dist)
+        now = time.perf_counter()
+        # every process plans from the same (averaged) timings, so they agree on the step count
+        step_s, eval_s, elapsed = distributed.average(
+            torch.tensor([step_s, now - t0, now - fit_t0], dtype=torch.float64, device=self.device),
+            self.dist).tolist()
+        configured_warmup = t.warmup_steps
+        p = budget.plan(t.budget_minutes, elapsed, self.step, step_s, eval_s, t.eval_every, t.warmup_steps)
+        t.max_steps, t.warmup_steps = p.max_steps, p.warmup_steps
+        self.budget_plan = p.as_record(t.budget_minutes)
+        bar.total = t.max_steps
+        bar.refresh()
+        if self.dist.is_main:
+            # the probe's evaluation may have written the best checkpoint before the plan: it gets the plan too
+            for folder in (self.run_dir, self.run_dir / ck.CKPT_DIR / "best"):
+                if (folder / "config.json").is_file():
+                    ck.write_json(folder / "config.json", self.cfg.to_dict())
+            self._append_metrics({"step": self.step, "split": "budget", **self.budget_plan})
+            bar.write(budget.describe(p, t.budget_minutes, configured_warmup))
 
     def _catch_stop_signals(self) -> dict:
         """Ctrl-C (SIGINT) and SIGTERM ask the loop to finish its step, write a checkpoint and stop; a second Ctrl-C
@@ -380,7 +426,10 @@ class Trainer:
             ck.write_json(folder / "config.json", self.cfg.to_dict())
             self.data.save_assets(folder)
             ck.write_json(folder / "metrics.json", {"step": self.step, **metrics})
-        ck.write_folder_atomically(self.run_dir / ck.CKPT_DIR / "best", write)
+        try:
+            ck.write_folder_atomically(self.run_dir / ck.CKPT_DIR / "best", write)
+        except OSError as e:
+            raise self._unwritable(e, f"the best checkpoint (step {self.step})") from None
 
     def save(self) -> None:
         """A checkpoint; every process calls it (each sends rank 0 its RNG state), rank 0 writes."""
@@ -389,11 +438,15 @@ class Trainer:
             return
         try:
             self._save(rngs)
-        except OSError as e:  # disk full, folder gone read-only: the earlier checkpoints are untouched
-            where = ck.step_dirs(self.run_dir)
-            keep = f"the last complete checkpoint is {where[-1]}" if where else "no checkpoint had been written yet"
-            raise UserError(f"--out {self.run_dir}: cannot write the checkpoint of step {self.step} "
-                            f"({e.strerror or e}); {keep}; free space and --resume") from None
+        except OSError as e:
+            raise self._unwritable(e, f"the checkpoint of step {self.step}") from None
+
+    def _unwritable(self, e: OSError, what: str) -> UserError:
+        """Disk full, folder gone read-only: one line; the earlier checkpoints are untouched."""
+        where = ck.step_dirs(self.run_dir)
+        keep = f"the last complete checkpoint is {where[-1]}" if where else "no checkpoint had been written yet"
+        return UserError(f"--out {self.run_dir}: cannot write {what} ({e.strerror or e}); {keep}; free space and "
+                         f"--resume")
 
     def _save(self, rngs: list[bytes]) -> None:
         weights = ck.unique_state(self.model)
@@ -402,7 +455,7 @@ class Trainer:
         state = {"step": self.step, "data_position": {"step": self.step, "seed": self.cfg.train.seed},
                  "skipped_steps": self.skipped, "bad_streak": self.bad_streak, "best": self.best,
                  "world_size": self.dist.world_size, "optimizer_groups": opt_groups,
-                 "optimizer": self.cfg.train.optimizer}
+                 "optimizer": self.cfg.train.optimizer, "budget": self.budget_plan}
 
         def write(folder: Path) -> None:
             ck.save_tensors(weights, folder / "model.safetensors")
@@ -459,5 +512,6 @@ class Trainer:
             ck.set_rng_state(ck.read_tensors(folder / "rng.safetensors"), state["rng"])
         self.step = state["step"]
         self.skipped, self.bad_streak, self.best = state["skipped_steps"], state["bad_streak"], state["best"]
+        self.budget_plan = state.get("budget")
         if self.dist.is_main:
             print(f"tetragen: resuming {self.run_dir} from step {self.step}", file=sys.stderr)
