@@ -1,19 +1,35 @@
-"""`tetragen data shakespeare-tasks --out DIR`: corpora and a labelled task built offline from the complete works.
+"""`tetragen data ...`: the named datasets (`ls`, `fetch NAME`) and corpora built from the complete works.
 
-Writes DIR/pretrain.txt (the complete works minus the held-out works), DIR/heldout/NAME.txt (each held-out work) and
-DIR/genre.csv (passages labelled comedy/history/tragedy/poetry, split by work: the test rows come from the held-out
-works only), with DIR/tasks.json describing them. See tetragen/data/shakespeare_tasks.py.
+`tetragen data ls` lists the named datasets: present or not, where their files are and where they come from.
+`tetragen data fetch NAME` gets one (Fashion-MNIST: Debian's package with apt-get where that needs no password,
+otherwise the download URLs into the cache) and says where the files went; a dataset already here is left as it is.
+
+`tetragen data shakespeare-tasks --out DIR` writes DIR/pretrain.txt (the complete works minus the held-out works),
+DIR/heldout/NAME.txt (each held-out work) and DIR/genre.csv (passages labelled comedy/history/tragedy/poetry, split
+by work: the test rows come from the held-out works only), with DIR/tasks.json describing them. See
+tetragen/data/shakespeare_tasks.py.
 """
 from __future__ import annotations
 
 import sys
 
 from ..data import shakespeare_tasks as tasks
+from ..data.catalog import named_datasets
+from ..data.sources import folder_of, obtain
+from ..errors import UserError
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("data", help="build datasets: corpora and labelled tasks from the complete works")
+    p = sub.add_parser("data", help="named datasets (ls, fetch) and tasks built from the complete works")
     actions = p.add_subparsers(dest="action", required=True)
+
+    ls = actions.add_parser("ls", help="list the named datasets: present or not, where, and where they come from")
+    ls.set_defaults(run=run_ls)
+
+    f = actions.add_parser("fetch", help="get a named dataset (apt-get, a URL or pip) and say where its files went")
+    f.add_argument("name", help="the dataset (see `tetragen data ls`)")
+    f.set_defaults(run=run_fetch)
+
     t = actions.add_parser("shakespeare-tasks",
                            help="pre-training corpus, held-out works and a genre classification task")
     t.add_argument("--out", required=True, help="folder to write into")
@@ -29,6 +45,32 @@ def add_parser(sub) -> None:
     t.add_argument("--seed", type=int, default=0, help="seed of the passage draw (default 0)")
     t.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     t.set_defaults(run=run)
+
+
+def run_ls(args) -> int:
+    rows = [("name", "present", "path", "source")]
+    for d in named_datasets().values():
+        try:
+            rows.append((d.name, "yes", folder_of(d.locate()), d.origin))
+        except UserError:
+            rows.append((d.name, "no", "-", d.origin))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    print("get one with `tetragen data fetch NAME`", file=sys.stderr)
+    return 0
+
+
+def run_fetch(args) -> int:
+    known = named_datasets()
+    if args.name not in known:
+        raise UserError(f"data fetch {args.name}: unknown dataset; known: {', '.join(known)} (see `tetragen data ls`)")
+    files, done = obtain(known[args.name])
+    if done == "already present":
+        print(f"{args.name}: already present in {folder_of(files)}; nothing fetched")
+    else:
+        print(f"{args.name}: {done}; the files are in {folder_of(files)}")
+    return 0
 
 
 def run(args) -> int:

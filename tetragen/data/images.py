@@ -23,7 +23,7 @@ import torch
 
 from ..errors import UserError
 from ..files import replace_atomically
-from .sources import cache_dir, fetch_file, url_fetcher
+from .sources import FileSet, apt_command, cache_dir
 
 # ----------------------------------------------------------------------------------------------------------------
 # IDX files (the MNIST family's format): magic 0x00 0x00 <type> <ndim>, ndim big-endian uint32 sizes, then the data
@@ -83,13 +83,21 @@ FASHION_MNIST_FILES = {  # file -> sha256 of its decompressed content
 }
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist package
+# The checksums are of the decompressed content because the .gz bytes differ between mirrors: Debian's files are
+# not byte-identical to the upstream downloads, yet both decompress to the same IDX files.
+FASHION_MNIST = FileSet("fashion-mnist", FASHION_MNIST_FILES, FASHION_MNIST_URL, apt_package="dataset-fashion-mnist",
+                        apt_folder=DEBIAN_FASHION_MNIST, digest=_gunzip_sha256)
 
 
 def fashion_mnist_files() -> dict[str, Path]:
-    """The four verified files: TETRAGEN_DATA, the cache, Debian's package folder, then the canonical URLs."""
-    return {name: fetch_file("fashion-mnist", name, sha, [url_fetcher(FASHION_MNIST_URL + name)],
-                             extra_dirs=[DEBIAN_FASHION_MNIST], digest=_gunzip_sha256)
-            for name, sha in FASHION_MNIST_FILES.items()}
+    """The four verified files from TETRAGEN_DATA, the cache (where `tetragen data fetch fashion-mnist` downloads
+    them) or Debian's package folder. Loading never fetches: a machine without them gets a one-line error that
+    says how to fetch them."""
+    found, missing = FASHION_MNIST.find()
+    if found is None:
+        raise UserError(f"--data fashion-mnist: the dataset is not on this machine ({missing}); run `tetragen data "
+                        f"fetch fashion-mnist` (or `{apt_command(FASHION_MNIST.apt_package)}`)")
+    return found
 
 
 @dataclass
