@@ -11,7 +11,7 @@ SHELL  := /bin/bash
 # pip's notes about index folders that do not exist on this machine are noise
 QUIET  := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: quickstart test test-slow bench clean-venv
+.PHONY: quickstart test test-slow bench clean-venv browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,21 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 quickstart: $(STAMP)
+	$(VENV)/bin/tetragen data fetch fashion-mnist
 	$(VENV)/bin/tetragen quickstart
 
-test: $(STAMP)
+# The playground's browser test drives Debian's chromium through its chromedriver. Where they are missing and this is
+# root with apt, they are installed; elsewhere that test is skipped and says why.
+browser:
+	@if ! { command -v chromium && command -v chromedriver; } >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium and chromium-driver (apt) for tests/test_playground.py"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+	      >/dev/null || echo "could not install them: tests/test_playground.py will be skipped"; \
+	  else echo "no chromium + chromedriver, and not root with apt: tests/test_playground.py will be skipped"; fi; \
+	fi
+
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 test-slow: $(STAMP)

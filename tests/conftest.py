@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,33 @@ def kill_after_checkpoint(cmd: list[str], run: Path, step: int, end_step: int, e
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     assert ck.step_dirs(run)[-1].name < f"step_{end_step:08d}", "the kill came after the end"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# headless Chromium (the playground's and the quickstart report's browser tests)
+
+def _browser_paths() -> tuple[str | None, str | None]:
+    chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    return chromium, shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium, driver_path = _browser_paths()
+    if chromium is None or driver_path is None:
+        missing = " and ".join(n for n, p in (("chromium", chromium), ("chromedriver", driver_path)) if p is None)
+        pytest.skip(f"{missing} not found: run `make test` as root (it installs Debian's chromium and "
+                    f"chromium-driver) or `apt-get install chromium chromium-driver`")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: pip install selenium")
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1360,1000", "--no-first-run", "--disable-extensions"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

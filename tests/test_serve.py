@@ -77,7 +77,9 @@ class LiveServer:
 
     def __init__(self, app):
         self.app = app
-        sock = socket.socket()
+        # IPPROTO_TCP named, as `tetragen serve` binds: asyncio turns Nagle's algorithm off only on sockets that say
+        # they are TCP, and with it on every response waited ~40 ms for the client's delayed ACK
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -244,6 +246,9 @@ def test_models_route_lists_capabilities(client, live):
     cards = {m.id: m for m in client.models.list()}
     assert set(cards) == {"gpt", "bert", "cls", "dcgan", "cgan", "t2i"}
     assert cards["gpt"].capabilities == ["generate"] and cards["t2i"].family == "t2i"
+    assert cards["gpt"].routes == ["/v1/chat/completions", "/v1/completions"] and cards["gpt"].context == 32
+    assert sorted(cards["cgan"].classes) == ["bar", "disc", "square"]  # its prompt is a class name
+    assert "classes" not in cards["t2i"].model_extra and cards["t2i"].routes == ["/v1/images/generations"]
     assert "classify" in cards["cls"].capabilities and "classify" not in cards["bert"].capabilities
     assert client.models.retrieve("cgan").id == "cgan"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from .. import api
+from .. import api, threads
 from ..pipeline import require
 
 
@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=None, help="same seed, same text")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context every token")
     p.add_argument("--no-echo", action="store_true", help="do not print the prompt before the continuation")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: $OMP_NUM_THREADS, else the cores that are idle, see "
+                        "tetragen/threads.py)")
     p.set_defaults(run=run)
 
 
@@ -28,8 +31,12 @@ def run(args) -> int:
     if args.seed is not None and not -(1 << 63) <= args.seed < (1 << 64):
         from ..errors import UserError
         raise UserError(f"--seed: {args.seed} is out of range; use an integer from 0 to 2**64-1")
+    if args.threads is not None and args.threads < 1:
+        from ..errors import UserError
+        raise UserError(f"--threads: {args.threads} must be at least 1")
     gen = api.load(args.run_dir)
     require(gen, "generate", args.run_dir)
+    threads.apply(args.threads)
     unknown = gen.tokenizer.count_unknown(args.prompt)
     if unknown:
         print(f"tetragen: warning: {unknown} distinct character(s) of the prompt are not in the model's "

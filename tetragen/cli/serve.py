@@ -1,5 +1,6 @@
 """`tetragen serve RUN_DIR [NAME=RUN_DIR ...] [--host 127.0.0.1] [--port 8000] [--api-key KEY]`: an
-OpenAI-compatible HTTP server over trained runs (tetragen/serve/app.py lists the routes).
+OpenAI-compatible HTTP server over trained runs (tetragen/serve/app.py lists the routes), with a playground page at
+`/` for trying them from a browser.
 
 Each run is served under a name: the run folder's name, or NAME from NAME=RUN_DIR. Requests name a model by it, and
 only names on this list are looked up; a request never names a path. The runs are loaded once, in the background
@@ -34,7 +35,8 @@ def add_parser(sub) -> None:
                    help="waiting requests per model before the server answers 429 (default 64)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds a request may take before 504 (default 120)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads (default: the usable cores divided among the models)")
+                   help="torch intra-op threads (default: $OMP_NUM_THREADS, else the idle cores divided among the "
+                        "models, see tetragen/threads.py)")
     p.add_argument("--device", default="cpu", help="where the models run: cpu, cuda, cuda:1, ... (default cpu)")
     p.set_defaults(run=run)
 
@@ -80,11 +82,11 @@ def _bind(host: str, port: int) -> socket.socket:
 def run(args) -> int:
     import logging
 
-    import torch
     import uvicorn
 
     from .. import api
-    from ..serve.app import Limits, create_app, thread_budget
+    from .. import threads as thread_rule
+    from ..serve.app import Limits, create_app
 
     runs = parse_runs(args.runs)
     for name, path in runs.items():
@@ -95,8 +97,7 @@ def run(args) -> int:
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads: {args.threads} must be at least 1")
     key = args.api_key if args.api_key is not None else os.environ.get("TETRAGEN_API_KEY") or None
-    threads = args.threads or thread_budget(len(runs))
-    torch.set_num_threads(threads)
+    threads = thread_rule.apply(args.threads, n_models=len(runs))
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     if args.host not in LOOPBACK and key is None:
@@ -116,7 +117,8 @@ def run(args) -> int:
     app = create_app(load, api_key=key, limits=limits)
     shown = f"[{host}]" if ":" in host else host
     print(f"tetragen: serving {', '.join(runs)} at http://{shown}:{port}/v1 ({threads} torch thread"
-          f"{'s' if threads != 1 else ''}; GET /health says when the models are loaded)", file=sys.stderr, flush=True)
+          f"{'s' if threads != 1 else ''}; GET /health says when the models are loaded); the playground page is "
+          f"http://{shown}:{port}/", file=sys.stderr, flush=True)
     config = uvicorn.Config(app, log_level="info", access_log=False, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     server.run(sockets=[sock])

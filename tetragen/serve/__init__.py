@@ -4,8 +4,9 @@
     app = create_app({"baby": tetragen.load("runs/baby")})    # an ASGI app; `tetragen serve` runs it with uvicorn
 
 app.py holds the routes and errors, schemas.py the request bodies, batching.py the worker thread per model and the
-dynamic batching of text generation.
+dynamic batching of text generation, static/ the playground page served at `/` (plain HTML, CSS and JavaScript
+that call the API as any client does).
 """
-from .app import APIError, Limits, create_app, thread_budget
+from .app import APIError, Limits, create_app
 
-__all__ = ["APIError", "Limits", "create_app", "thread_budget"]
+__all__ = ["APIError", "Limits", "create_app"]

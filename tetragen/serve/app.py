@@ -6,7 +6,7 @@ Routes are chosen by what a run can do (`pipe.capabilities`, tetragen/pipeline.p
 
 | route                          | capability          | body (schemas.py)                                           |
 |--------------------------------|---------------------|-------------------------------------------------------------|
-| GET  /v1/models                |                     | the served models: id, family, capabilities                 |
+| GET  /v1/models                |                     | the served models: id, family, capabilities, routes         |
 | POST /v1/completions           | `generate`          | OpenAI completions; `stream: true` as server-sent events    |
 | POST /v1/chat/completions      | `generate`          | OpenAI chat; messages through `schemas.render_chat`          |
 | POST /v1/images/generations    | `prompt` / `sample` | OpenAI images, PNG as b64_json                              |
@@ -14,6 +14,7 @@ Routes are chosen by what a run can do (`pipe.capabilities`, tetragen/pipeline.p
 | POST /v1/classify              | `classify`          | {model, text}                                               |
 | GET  /health                   |                     | 503 while the models load, then 200                         |
 | GET  /metrics                  |                     | Prometheus text format                                      |
+| GET  /                         |                     | the playground page (static/index.html, app.js, style.css)  |
 
 Images: a model that draws from text gets the prompt; a class-conditional one reads the prompt as a class name
 (case-insensitive; an empty prompt cycles through the classes); an unconditional one ignores it and says so in the
@@ -29,7 +30,8 @@ field and its allowed range), 401 a missing or wrong API key, 404 an unknown mod
 500 a bug (logged with its request id, which the client gets in the message and in `X-Request-ID`), 503 still
 loading, 504 over `Limits.timeout_s`. No traceback reaches a client.
 
-With an API key, every route but /health asks for `Authorization: Bearer KEY`.
+With an API key, every route but /health and the playground's files asks for `Authorization: Bearer KEY` (the
+page holds no secret: it asks its user for the key and sends it with each API call).
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ import time
 import uuid
 import warnings
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -65,8 +68,19 @@ from .batching import Closed, ModelWorker, QueueFull, Sequence
 log = logging.getLogger("tetragen.serve")
 
 ROUTES = ("/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/images/generations", "/v1/fill-mask",
-          "/v1/classify", "/health", "/metrics")
-OPEN_ROUTES = ("/health",)  # answered without an API key
+          "/v1/classify", "/health", "/metrics", "/")
+OPEN_ROUTES = ("/health",)  # answered without an API key, as are the playground's files
+# the routes that serve each capability, for the model cards (and the playground, which reads them)
+CAPABILITY_ROUTES = {"generate": ("/v1/completions", "/v1/chat/completions"), "prompt": ("/v1/images/generations",),
+                     "sample": ("/v1/images/generations",), "fill_mask": ("/v1/fill-mask",),
+                     "classify": ("/v1/classify",)}
+TEXT_CAPABILITIES = {"generate", "fill_mask", "classify"}
+PAGE_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+              ".css": "text/css; charset=utf-8"}
+# the page loads its own script and style only; generated images arrive as data: URLs
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                                           "base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -175,8 +189,8 @@ class _Edge:
         scope["tetragen.request_id"] = rid
         scope["tetragen.receive"] = receive  # for draining a body refused as too large
         path = scope.get("path", "")
-        route = path if path in ROUTES or path.startswith("/v1/models/") else "other"
-        route = "/v1/models/{id}" if route.startswith("/v1/models/") else route
+        route = (path if path in ROUTES else "/v1/models/{id}" if path.startswith("/v1/models/")
+                 else "/static/{file}" if path in server.page else "other")
         started, status = time.monotonic(), [0]
 
         async def send_with_id(message):
@@ -224,7 +238,7 @@ class _Edge:
     def _refuse(self, path: str, headers: dict[str, str]) -> APIError | None:
         """401 for a missing or wrong key; 413 for a declared body over the cap."""
         key = self.server.api_key
-        if key is not None and path not in OPEN_ROUTES:
+        if key is not None and path not in OPEN_ROUTES and path not in self.server.page:
             auth = headers.get("authorization", "")
             scheme, _, token = auth.partition(" ")
             if not auth:
@@ -257,6 +271,24 @@ def _too_large(limits: Limits) -> APIError:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# the playground page
+
+def page_files() -> dict[str, tuple[bytes, str]]:
+    """The playground's files, {URL path: (content, media type)}, read once from the package's static/ folder;
+    "/" is index.html. Only these exact paths are served: no part of a request's path reaches the file system."""
+    from importlib import resources
+    folder = resources.files(__package__) / "static"
+    files = {}
+    for entry in folder.iterdir():
+        kind = PAGE_TYPES.get(PurePath(entry.name).suffix)
+        if kind and entry.is_file():
+            files[f"/static/{entry.name}"] = (entry.read_bytes(), kind)
+    if "/static/index.html" in files:
+        files["/"] = files["/static/index.html"]
+    return files
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # the server's state
 
 class _Server:
@@ -270,6 +302,7 @@ class _Server:
         self.workers: dict[str, ModelWorker] = {}
         self.ready, self.load_error = False, None
         self.created = int(time.time())
+        self.page = page_files()
         self._loading: threading.Thread | None = None
 
     def start(self) -> None:
@@ -564,9 +597,26 @@ def create_app(models: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *, a
     async def metrics():
         return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    def page_route(path: str, content: bytes, kind: str):
+        async def page_file():
+            return Response(content, media_type=kind, headers=PAGE_HEADERS)
+        app.get(path, include_in_schema=False)(page_file)
+
+    for path, (content, kind) in server.page.items():
+        page_route(path, content, kind)
+
     def _model_card(name, pipe) -> dict:
-        return {"id": name, "object": "model", "created": server.created, "owned_by": "tetragen",
-                "family": pipe.config.family, "capabilities": sorted(pipe.capabilities)}
+        """OpenAI's model object, plus what the model does: its family, capabilities and routes, its context in
+        tokens (text models) and its class names (class-conditional image models, whose prompt is a class name)."""
+        card = {"id": name, "object": "model", "created": server.created, "owned_by": "tetragen",
+                "family": pipe.config.family, "capabilities": sorted(pipe.capabilities),
+                "routes": sorted({r for c in pipe.capabilities for r in CAPABILITY_ROUTES.get(c, ())})}
+        context = server.workers[name].context
+        if context is not None and pipe.capabilities & TEXT_CAPABILITIES:
+            card["context"] = context
+        if "sample" in pipe.capabilities and "prompt" not in pipe.capabilities and getattr(pipe, "conditional", False):
+            card["classes"] = list(pipe.classes)
+        return card
 
     @app.get("/v1/models")
     async def list_models():
@@ -682,7 +732,8 @@ def create_app(models: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *, a
     async def completions(request: Request):
         body = await parse(request, S.CompletionRequest)
         prompts = body.prompts()
-        gen, prompt_tokens = await start_generation(request, body, prompts, body.stops(), body.max_tokens, "prompt")
+        gen, prompt_tokens = await start_generation(request, body, prompts, body.stops(), body.max_new_tokens(),
+                                                    "prompt")
         cid, created = f"cmpl-{secrets.token_hex(12)}", int(time.time())
         base = {"id": cid, "object": "text_completion", "created": created, "model": body.model,
                 "system_fingerprint": _fingerprint()}
@@ -830,19 +881,4 @@ def _png(image: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def thread_budget(n_models: int, *, processes: int = 1, cores: int | None = None) -> int:
-    """torch's intra-op threads for a server process: the cores it may use, shared among the model workers that can
-    compute at once and among the server processes on the machine, at least 1.
-
-    Each model has one worker thread, and every worker's matrix products use torch's one intra-op pool; when more
-    threads compute than there are cores, they preempt one another and every request slows down (small models
-    suffer most: their kernels are too short to gain from more threads). So with 2 models on 8 cores each gets 4
-    threads, and with 4 server processes of one model on 4 cores each process gets 1. `cores`: default the CPUs
-    this process may run on (its affinity mask)."""
-    import os
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, n_models * processes))
-
-
-__all__ = ["APIError", "Limits", "Metrics", "create_app", "thread_budget"]
+__all__ = ["APIError", "Limits", "Metrics", "create_app"]

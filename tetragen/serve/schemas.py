@@ -21,6 +21,7 @@ MAX_SEED = (1 << 64) - 1   # torch.Generator.manual_seed takes 64-bit seeds
 MAX_STOPS = 4              # as OpenAI
 MAX_STOP_CHARS = 256
 MAX_TEXT_CHARS = 100_000   # any one prompt, message or text; the context limit in tokens is checked per model
+COMPLETION_MAX_TOKENS = 16  # OpenAI's default max_tokens of a completion
 
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 Stop = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
@@ -81,11 +82,15 @@ class _Sampling(_Body):
 class CompletionRequest(_Sampling):
     """POST /v1/completions."""
     prompt: Union[Text, list[Text]]                        # a list: at most Limits.max_prompts
-    max_tokens: Optional[int] = Field(16, ge=0)             # OpenAI's default
+    max_tokens: Optional[int] = Field(COMPLETION_MAX_TOKENS, ge=0)
     echo: bool = False
 
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+    def max_new_tokens(self) -> int:
+        """`max_tokens`; an explicit null means the default, as it does for OpenAI's completions."""
+        return COMPLETION_MAX_TOKENS if self.max_tokens is None else self.max_tokens
 
 
 class TextPart(_Body):

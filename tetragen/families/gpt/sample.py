@@ -43,10 +43,15 @@ def next_token(logits: torch.Tensor, context: torch.Tensor, p: SamplingParams,
     logits = logits.float().clone()
     if p.repetition_penalty != 1.0:
         seen = logits.gather(1, context)
-        logits.scatter_(1, context, torch.where(seen > 0, seen / p.repetition_penalty, seen * p.repetition_penalty))
-    if p.temperature == 0:
+        penalized = torch.where(seen > 0, seen / p.repetition_penalty, seen * p.repetition_penalty)
+        # a tiny penalty overflows a logit to inf (and inf - inf is NaN below): it stays the largest finite value
+        finite = torch.finfo(logits.dtype)
+        logits.scatter_(1, context, penalized.clamp(finite.min, finite.max))
+    if p.temperature < torch.finfo(logits.dtype).tiny:  # 0, or a temperature float32 cannot tell from 0: greedy
         return logits.argmax(dim=-1, keepdim=True)
-    logits = logits / p.temperature
+    # shifted so that the largest logit is 0 before the division: a tiny temperature then sends the others to -inf
+    # (greedy), where logits / temperature would overflow to +-inf and their softmax be NaN
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / p.temperature
     if p.top_k:
         kth = torch.topk(logits, min(p.top_k, logits.size(-1))).values[:, [-1]]
         logits = logits.masked_fill(logits < kth, -math.inf)
@@ -57,6 +62,7 @@ def next_token(logits: torch.Tensor, context: torch.Tensor, p: SamplingParams,
         sorted_p, order = probs.sort(dim=-1, descending=True)
         # drop a token when the mass before it already reaches top_p (the most likely token always stays)
         drop = sorted_p.cumsum(dim=-1) - sorted_p >= p.top_p
+        drop[:, 0] = False  # also when top_p is too small for float32 (1e-320 reads as 0 there)
         probs = probs.scatter(1, order, sorted_p.masked_fill(drop, 0.0))
     return torch.multinomial(probs / probs.sum(dim=-1, keepdim=True), 1, generator=generator)
 
