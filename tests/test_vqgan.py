@@ -272,3 +272,18 @@ def test_the_cli_refuses_a_bad_discriminator_in_one_line(images, tmp_path):
                 "model.disc_layers=5")
     one_line_error(r, "model.disc_layers (5)", "use model.disc_layers=3 or fewer")
     assert not (tmp_path / "run").exists()
+
+
+def test_disc_start_fraction_follows_the_planned_step_count():
+    from types import SimpleNamespace
+
+    from tetragen.families.vqgan.objective import gan_on
+    cfg = build_run_config("vqgan", preset="tiny", overrides=["model.disc_start_fraction=0.4", "train.max_steps=10"])
+    model = SimpleNamespace(trained_batches=3)
+    assert not gan_on(model, cfg)
+    model.trained_batches = 4
+    assert gan_on(model, cfg)  # 0.4 of 10 steps
+    cfg.train.max_steps = 100  # what a train.budget_minutes plan does: the start moves with it
+    assert not gan_on(model, cfg)
+    model.trained_batches = 40
+    assert gan_on(model, cfg)

@@ -24,6 +24,9 @@ class VQGANConfig(VQVAEConfig):
     disc_start: int = option(2000, "training step at which the discriminator and the generator's GAN term "
                                    "switch on (taming's disc_start; the autoencoder learns to reconstruct first)",
                              min=0)
+    disc_start_fraction: float = option(0.0, "switch the GAN on at this fraction of train.max_steps instead of at "
+                                             "disc_start (it follows the step count a train.budget_minutes plan "
+                                             "sets; 0: use disc_start)", min=0.0, max=1.0)
     disc_weight: float = option(0.8, "weight of the generator's GAN term on top of the adaptive weight (taming's "
                                      "disc_weight; 0: a vqvae with an idle discriminator)", min=0.0)
     feature_weight: float = option(0.0, "weight of an L1 feature-matching term: reconstructions vs images in the "

@@ -12,9 +12,16 @@ __all__ = ["objective", "evaluate", "gan_on"]
 
 
 def gan_on(model, cfg) -> bool:
-    """Whether the optimizer step being taken is at or past model.disc_start: a pure function of the model's
-    `trained_batches` buffer (saved in every checkpoint), so a resumed run switches on at the same step."""
-    return int(model.trained_batches) // cfg.train.grad_accum >= cfg.model.disc_start
+    """Whether the optimizer step being taken is at or past the GAN's start (model.disc_start, or
+    model.disc_start_fraction of train.max_steps): a pure function of the model's `trained_batches` buffer (saved in
+    every checkpoint) and the config, so a resumed run switches on at the same step."""
+    return int(model.trained_batches) // cfg.train.grad_accum >= disc_start(cfg)
+
+
+def disc_start(cfg) -> int:
+    """The step the GAN switches on at."""
+    m = cfg.model
+    return round(m.disc_start_fraction * cfg.train.max_steps) if m.disc_start_fraction else m.disc_start
 
 
 def objective(model, cfg) -> list[Phase]:
