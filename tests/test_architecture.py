@@ -17,7 +17,8 @@ from .conftest import ROOT
 
 PACKAGE = ROOT / "tetragen"
 SHARED = [PACKAGE / "api.py", PACKAGE / "config.py", PACKAGE / "registry.py", PACKAGE / "pipeline.py",
-          *sorted((PACKAGE / "train").glob("*.py")), *sorted((PACKAGE / "cli").glob("*.py"))]
+          *sorted((PACKAGE / "train").glob("*.py")), *sorted((PACKAGE / "cli").glob("*.py")),
+          *sorted((PACKAGE / "jobs").glob("*.py"))]
 
 
 def test_no_import_cycles():

@@ -145,6 +145,30 @@ def load(run_dir: str | Path, *, device: str = "cpu", ema: bool | None = None):
     return family.pipeline(model.to(torch.device(device)), assets, cfg)
 
 
+def evaluate(run_dir: str | Path, *, data: str | None = None, n: int = 10000, seed: int = 0, iw_samples: int = 100,
+             eval_tokens: int = 0) -> tuple[dict, list[str]]:
+    """Evaluate a trained run on its own data (or `data`); the same as `tetragen eval`. Returns (metrics, the lines
+    `tetragen eval` prints): validation loss and bits per character for language models, FID/KID (+ class accuracy)
+    of `n` samples for image generators, likelihood bounds with `iw_samples` importance samples where defined."""
+    from .eval.image import check_n
+    from .eval.likelihood import check_iw_samples
+    check_n(n)
+    iw_samples = check_iw_samples(iw_samples)
+    pipe = load(run_dir)
+    cfg = pipe.config
+    if data:
+        cfg.data.source = data
+    cfg.train.eval_tokens = eval_tokens
+    try:
+        dataset = load_data(cfg, pipe.assets)
+    except UserError as e:
+        if data:
+            raise
+        raise UserError(f"{run_dir}: cannot read the data the run was trained on ({e}); "
+                        f"pass --data NAME_OR_PATH to evaluate on a copy of it") from None
+    return pipe.evaluate(dataset, n=n, seed=seed, iw_samples=iw_samples)
+
+
 def finetune(run_dir: str | Path, data: str, out: str | Path, *, overrides: list[str] = (), overwrite: bool = False,
              progress: bool = True, task: str = "lm") -> dict:
     """Train a new run at `out` that starts from the trained run at `run_dir` (its weights, config and tokenizer)

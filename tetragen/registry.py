@@ -26,6 +26,22 @@ class Importer:
 
 
 @dataclass(frozen=True)
+class Showcase:
+    """How `tetragen quickstart` and `tetragen bench` train a family on built-in data and show what it learnt."""
+    data: tuple[str, ...]             # named datasets, the first one at hand is used
+    weight: float                     # share of the job's time budget, relative to the other families of the job
+    preset: str = ""                  # "": the family's default preset
+    overrides: tuple[str, ...] = ()   # config overrides of the showcase run
+    # what the report asks the trained model: text prompts (generate), texts with [MASK] (fill_mask), image prompts
+    # (prompt); image generators without prompts show a sample grid
+    prompts: tuple[str, ...] = ()
+    # config key -> the family whose showcase run fills it (a prior's image tokenizer): trained first, in the job
+    components: dict[str, str] = field(default_factory=dict)
+    quickstart: bool = True           # among the families `tetragen quickstart` trains by default
+    order: int = 100                  # the job trains and reports families by this, then by name
+
+
+@dataclass(frozen=True)
 class Family:
     name: str
     description: str
@@ -69,6 +85,8 @@ class Family:
     components: dict[str, str] = field(default_factory=dict)
     # `tetragen export --format NAME`: NAME -> write(pipeline, folder) (the folder exists and is empty)
     exporters: dict[str, Callable[[Any, Path], None]] = field(default_factory=dict)
+    # how the quickstart and the bench train and show this family; None: they leave it out
+    showcase: Showcase | None = None
 
 
 _FAMILIES: dict[str, Family] = {}

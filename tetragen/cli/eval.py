@@ -25,22 +25,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.eval_tokens < 0:
         raise UserError(f"--eval-tokens: {args.eval_tokens} must be >= 0 (0: the full validation split)")
-    from ..eval.image import check_n
-    from ..eval.likelihood import check_iw_samples
-    check_n(args.n)
-    iw_samples = check_iw_samples(args.iw_samples)
-    pipe = api.load(args.run_dir)
-    cfg = pipe.config
-    if args.data:
-        cfg.data.source = args.data
-    cfg.train.eval_tokens = args.eval_tokens
-    try:
-        data = api.load_data(cfg, pipe.assets)
-    except UserError as e:
-        if args.data:
-            raise
-        raise UserError(f"{args.run_dir}: cannot read the data the run was trained on ({e}); "
-                        f"pass --data NAME_OR_PATH to evaluate on a copy of it") from None
-    metrics, lines = pipe.evaluate(data, n=args.n, seed=args.seed, iw_samples=iw_samples)
+    metrics, lines = api.evaluate(args.run_dir, data=args.data, n=args.n, seed=args.seed,
+                                  iw_samples=args.iw_samples, eval_tokens=args.eval_tokens)
     print(json.dumps(metrics) if args.json else "\n".join([f"{args.run_dir}: {lines[0]}", *lines[1:]]))
     return 0

@@ -6,11 +6,11 @@ import sys
 
 from ..errors import Interrupted, TrainingError, UserError
 from . import eval as eval_cmd
-from . import (classify, data, export, fill_mask, finetune, generate, ls, quickstart, reconstruct, sample, serve,
-               tokenizer, train)
+from . import (bench, classify, data, export, fill_mask, finetune, generate, ls, quickstart, reconstruct, sample,
+               serve, tokenizer, train)
 
 VERBS = [train, finetune, generate, sample, reconstruct, fill_mask, classify, eval_cmd, export, serve, ls, quickstart,
-         tokenizer, data]
+         bench, tokenizer, data]
 
 
 class _Parser(argparse.ArgumentParser):

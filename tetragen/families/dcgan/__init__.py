@@ -1,6 +1,6 @@
 """DCGAN: unconditional deep convolutional GAN for images."""
 from ...data.images import load_run_images, read_run_classes
-from ...registry import Family, register_family
+from ...registry import Family, Showcase, register_family
 from .config import PRESETS, DCGANConfig
 from .model import GAN
 from .objective import evaluate, objective
@@ -22,4 +22,5 @@ register_family(Family(
     default_preset="fmnist",
     preview=save_preview,
     capabilities=frozenset({"sample"}),
+    showcase=Showcase(data=("fashion-mnist",), weight=2.0, order=30, overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400",)),
 ))

@@ -1,7 +1,7 @@
 """Text-to-image: a transformer prior over a frozen image tokenizer's tokens, conditioned on a text prompt (causal,
 DALL-E/taming style, or masked, MaskGIT style), with classifier-free guidance. Built from another run's component:
 `model.tokenizer_run` names a trained image tokenizer run (vqvae, vqgan), which the prior's run keeps a copy of."""
-from ...registry import Family, register_family
+from ...registry import Family, Showcase, register_family
 from .config import PRESETS, T2IConfig
 from .data import load_data, read_assets
 from .model import T2IPrior
@@ -26,4 +26,5 @@ register_family(Family(
     preview=save_preview,
     capabilities=T2IPipeline.capabilities,
     components={"model.tokenizer_run": "tokenize"},
+    showcase=Showcase(data=("fashion-mnist",), weight=2.5, order=70, overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400",), components={"model.tokenizer_run": "vqvae"}, prompts=("a pair of trousers", "a dark sneaker", "a large light pullover", "a small bag")),
 ))

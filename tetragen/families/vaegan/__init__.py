@@ -1,6 +1,6 @@
 """VAE-GAN: a VAE whose reconstruction error is measured in a discriminator's features, plus an adversarial term."""
 from ...data.images import load_run_images, read_run_classes
-from ...registry import Family, register_family
+from ...registry import Family, Showcase, register_family
 from .config import PRESETS, VAEGANConfig
 from .model import VAEGAN
 from .objective import evaluate, objective
@@ -26,4 +26,5 @@ register_family(Family(
     default_preset="fmnist",
     preview=save_preview,
     capabilities=VAEGANPipeline.capabilities,
+    showcase=Showcase(data=("fashion-mnist",), weight=2.0, order=58, quickstart=False, overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400",)),
 ))

@@ -1,6 +1,6 @@
 """VQGAN: the vqvae image tokenizer trained with a patch discriminator as well (Esser et al. 2021, arXiv:2012.09841)."""
 from ...data.images import load_run_images, read_run_classes
-from ...registry import Family, register_family
+from ...registry import Family, Showcase, register_family
 from .config import PRESETS, VQGANConfig
 from .model import VQGAN
 from .objective import evaluate, objective
@@ -25,4 +25,5 @@ register_family(Family(
     default_preset="fmnist",
     preview=save_preview,
     capabilities=VQTokenizerPipeline.capabilities,
+    showcase=Showcase(data=("fashion-mnist",), weight=2.0, order=65, quickstart=False, overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400",)),
 ))

@@ -1,6 +1,6 @@
 """VQ-VAE: an image tokenizer (convolutional encoder, vector-quantised codebook, convolutional decoder)."""
 from ...data.images import load_run_images, read_run_classes
-from ...registry import Family, register_family
+from ...registry import Family, Showcase, register_family
 from .config import PRESETS, VQVAEConfig
 from .model import VQVAE
 from .objective import evaluate, objective
@@ -22,4 +22,5 @@ register_family(Family(
     default_preset="fmnist",
     preview=save_preview,
     capabilities=VQTokenizerPipeline.capabilities,
+    showcase=Showcase(data=("fashion-mnist",), weight=1.5, order=60, overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400",)),
 ))

@@ -1,0 +1,168 @@
+"""`tetragen quickstart` and `tetragen bench`: every family trained for its share of one budget, evaluated, shown
+in one self-contained report; a re-run skips what finished; bad input is one line and loses nothing."""
+import errno
+import json
+
+import pytest
+
+from tetragen import files
+from tetragen.jobs import showcase
+from tetragen.jobs.showcase import Job, choose_families
+from tetragen.registry import get_family, list_families
+from tetragen.train import checkpoint as ck
+
+from .conftest import make_corpus, make_image_folder, one_line_error, run_cli
+
+# tiny presets on the synthetic data: what the job does, not how good the models get
+TINY_JOB = ["--preset", "tiny", "--eval-n", "20", "--no-progress"]
+
+
+def job_args(corpus, images, out, *extra):
+    return ["--data", f"text={corpus}", "--data", f"image={images}", "--out", str(out), *TINY_JOB, *extra]
+
+
+def test_every_family_has_a_showcase_and_components_come_first():
+    default = choose_families(None, default_only=True)
+    assert {"gpt", "bert", "dcgan", "cgan", "vae", "t2i"} <= set(default)  # one of each family, the hybrid too
+    everything = choose_families(None, default_only=False)
+    assert set(everything) == set(list_families())
+    for name in everything:  # a run built from another run's components is trained after them
+        for component in get_family(name).showcase.components.values():
+            assert everything.index(component) < everything.index(name)
+    assert choose_families(["t2i"], default_only=True) == ["vqvae", "t2i"]
+
+
+QUICK_FAMILIES = ("gpt", "bert", "cgan")
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    """A finished quickstart of three families (text, masked text, conditional images) on synthetic data."""
+    root = tmp_path_factory.mktemp("quickstart")
+    corpus = root / "corpus.txt"
+    corpus.write_text(make_corpus(), encoding="utf-8")
+    images = make_image_folder(root / "images")
+    out = root / "qs"
+    args = ["quickstart", "--budget-minutes", "0.4", "--families", ",".join(QUICK_FAMILIES),
+            *job_args(corpus, images, out)]
+    return out, args, run_cli(*args)
+
+
+def test_quickstart_trains_evaluates_and_reports(quickstart):
+    out, _, r = quickstart
+    assert r.returncode == 0, r.stderr
+    assert "[1/3] gpt" in r.stderr and "ETA of the job" in r.stderr
+    assert f"report: {out / 'report.html'}" in r.stdout and "tetragen serve" in r.stdout
+    state = json.loads((out / "job.json").read_text())
+    assert tuple(state["results"]) == QUICK_FAMILIES
+    for name, res in state["results"].items():
+        records = [json.loads(ln) for ln in (out / name / "metrics.jsonl").read_text().splitlines()]
+        plan = [x for x in records if x["split"] == "budget"]
+        assert len(plan) == 1, name
+        # trained to its planned schedule, unless the machine slowed down so much that the budget's hard stop came
+        # first (which the run says)
+        assert res["steps"] == plan[0]["max_steps"] or (
+            res["steps"] < plan[0]["max_steps"] and f"train.budget_minutes={res['budget_minutes']:g} (overrun" in
+            r.stderr), (name, r.stderr)
+        assert res["metrics"] and res["eval_lines"], name
+    assert "val_bpc" in state["results"]["gpt"]["metrics"] and state["results"]["gpt"]["texts"][0]["text"]
+    assert state["results"]["bert"]["texts"][0]["candidates"]  # fill-mask answers
+    assert "fid" in state["results"]["cgan"]["metrics"] and state["results"]["cgan"]["grids"]
+    html = (out / "report.html").read_text()
+    assert html.count("<img") == html.count("src='data:image/png;base64,")  # self-contained: every image inlined
+    assert html.count("<img") >= 1 + 3  # the cgan grid and a curve per family
+    for name in QUICK_FAMILIES:
+        assert f"id='{name}'" in html and f"tetragen serve {out / name}" in html
+
+
+def test_a_rerun_skips_what_finished(quickstart):
+    out, args, first = quickstart
+    assert first.returncode == 0, first.stderr
+    before = {n: (out / n / "model.safetensors").stat().st_mtime_ns for n in QUICK_FAMILIES}
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert "[1/3]" not in again.stderr  # nothing trained: every family is done; the report is written again
+    assert before == {n: (out / n / "model.safetensors").stat().st_mtime_ns for n in QUICK_FAMILIES}
+
+
+def test_the_report_renders_in_a_browser_with_every_figure(quickstart, browser, tmp_path):
+    out, _, r = quickstart
+    assert r.returncode == 0, r.stderr
+    browser.get((out / "report.html").as_uri())
+    figures = browser.execute_script(
+        "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
+    assert len(figures) >= 4
+    broken = [alt for alt, complete, w, h in figures if not (complete and w > 0 and h > 0)]
+    assert not broken, f"figures that did not load: {broken}"
+    assert browser.execute_script("return document.querySelectorAll('h2[id]').length") == len(QUICK_FAMILIES)
+    browser.save_screenshot(str(tmp_path / "report.png"))
+
+
+def test_bench_ranks_image_and_text_families_with_the_same_budget(corpus, images, tmp_path):
+    out = tmp_path / "bench"
+    r = run_cli("bench", "--budget-minutes", "0.1", "--families", "gpt,t2i", *job_args(corpus, images, out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((out / "bench.json").read_text())
+    assert doc["families"] == ["gpt", "vqvae", "t2i"] and doc["budget_minutes"] == 0.1
+    assert doc["machine"]["cpu"] and doc["seed"] == 1337 and set(doc["precision"]) == {"gpt", "vqvae", "t2i"}
+    for res in doc["results"]:  # each family got the whole budget: its plan was made for 0.1 minutes
+        assert 0.05 < res["budget_minutes"] <= 0.1
+    md = (out / "bench.md").read_text()
+    assert "## image families" in md and "## text families" in md
+    t2i_row = next(ln for ln in md.splitlines() if ln.startswith("| t2i |"))
+    assert t2i_row.split("|")[2].strip() != "—"  # the prior has a FID
+    assert (out / "bench.html").is_file() and (out / "report.html").is_file()
+    t2i = next(res for res in doc["results"] if res["family"] == "t2i")
+    assert len(t2i["grids"]) == len(get_family("t2i").showcase.prompts)  # a grid per prompt
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--budget-minutes", "0"], ["--budget-minutes 0", "between"]),
+    (["--budget-minutes", "-3"], ["--budget-minutes -3"]),
+    (["--budget-minutes", "1e9"], ["--budget-minutes 1e+09", "1440"]),
+    (["--budget-minutes", "nan"], ["--budget-minutes nan"]),
+    (["--families", "gpt,nosuch"], ["--families", "unknown family 'nosuch'"]),
+    (["--data", "video=x"], ["--data video=x", "KIND=SOURCE"]),
+    (["--eval-n", "1"], ["--eval-n"]),
+])
+def test_bad_job_arguments_are_one_line(tmp_path, args, needles):
+    out = tmp_path / "qs"
+    one_line_error(run_cli("quickstart", "--out", str(out), *args), *needles)
+    assert not out.exists()  # nothing was created
+
+
+def test_a_folder_that_is_not_a_job_is_refused_and_left_alone(tmp_path, corpus, images):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    one_line_error(run_cli("quickstart", "--families", "gpt", *job_args(corpus, images, foreign)),
+                   f"--out {foreign}", "something other than an earlier tetragen quickstart")
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    bench = tmp_path / "b"
+    bench.mkdir()
+    (bench / "job.json").write_text(json.dumps({"job": "bench", "seed": 1337, "results": {}, "spent_s": {}}))
+    one_line_error(run_cli("quickstart", "--families", "gpt", *job_args(corpus, images, bench)),
+                   "holds a tetragen bench, not a quickstart")
+
+
+def test_disk_full_during_a_family_keeps_the_finished_ones(corpus, images, tmp_path, monkeypatch):
+    out = tmp_path / "qs"
+    data = {"text": str(corpus), "image": str(images)}
+    Job("quickstart", out, budget_minutes=0.2, families=["gpt"], data=data, preset="tiny", eval_n=20,
+        progress=False).run()
+    done = (out / "gpt" / "model.safetensors").read_bytes()
+    real = files.write_folder_atomically
+
+    def no_space(folder, write):
+        if "cgan" in str(folder):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(folder, write)
+    monkeypatch.setattr(files, "write_folder_atomically", no_space)
+    monkeypatch.setattr(ck, "write_folder_atomically", no_space)
+    job = Job("quickstart", out, budget_minutes=0.4, families=["gpt", "cgan"], data=data, preset="tiny", eval_n=20,
+              progress=False)
+    with pytest.raises(showcase.UserError, match=r"cgan.*No space left on device"):
+        job.run()
+    state = json.loads((out / "job.json").read_text())
+    assert list(state["results"]) == ["gpt"]  # the finished family is kept, with its run untouched
+    assert (out / "gpt" / "model.safetensors").read_bytes() == done

@@ -1,0 +1,318 @@
+"""A job that trains several families for shares of one time budget on built-in data, evaluates each with
+`tetragen eval` and asks each what it learnt: `tetragen quickstart` and `tetragen bench` are such jobs.
+
+Each family says how it is shown in its registry record (`Showcase`: data, weight, preset, prompts, components). The
+job gives a family its weight's share of the time still left (so one that ends early leaves more to the next) and
+trains it with `train.budget_minutes`, which plans the step count so the schedule ends in time. A family built from
+another run (a prior over an image tokenizer) gets its component trained first, as a family of the job.
+
+The job folder holds one run folder per family, `job.json` (what the job is, and the result of each family as it
+finishes) and what the report shows (`show/FAMILY/`). A re-run with the same folder skips the families that
+finished, resumes the one that was interrupted (its checkpoint and its budget plan) and trains the rest.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import api, files
+from ..errors import UserError
+from ..registry import get_family, list_families
+
+JOB_FILE = "job.json"
+SHOW_DIR = "show"
+MIN_MINUTES_PER_FAMILY, MAX_BUDGET_MINUTES = 0.1, 1440.0
+EVAL_N = 2000  # image runs: samples scored with FID/KID after training (as `tetragen eval --n 2000`)
+EVAL_IW = 10  # importance samples per test image for likelihood bounds (as `tetragen eval --iw-samples 10`)
+EVAL_TOKENS = 131072  # text runs: validation tokens scored after training (as `tetragen eval --eval-tokens`)
+SAMPLE_SEED = 1
+
+
+@dataclass
+class Result:
+    """What one family's part of the job left: its run, timings, metrics, what it was asked and answered."""
+    family: str
+    run: str
+    data: str
+    preset: str
+    overrides: list[str]
+    budget_minutes: float
+    train_s: float = 0.0
+    eval_s: float = 0.0
+    steps: int = 0
+    params: int = 0
+    precision: str = ""
+    metrics: dict = field(default_factory=dict)
+    eval_lines: list[str] = field(default_factory=list)
+    texts: list[dict] = field(default_factory=list)  # {"prompt", "text"} or {"prompt", "candidates"}
+    grids: list[dict] = field(default_factory=list)  # {"title", "file"} (a PNG under show/FAMILY/)
+    per_s: dict = field(default_factory=dict)  # {"unit": ..., "value": ...}: generation speed, measured here
+
+
+def check_budget(minutes: float, families: int, *, each: bool) -> float:
+    """A job's budget: at least MIN_MINUTES_PER_FAMILY for each family, at most a day."""
+    low = MIN_MINUTES_PER_FAMILY * (1 if each else families)
+    if not (low <= minutes <= MAX_BUDGET_MINUTES):  # also refuses nan
+        what = "each family's budget" if each else f"the whole job's budget, shared by {families} families"
+        raise UserError(f"--budget-minutes {minutes:g}: give between {low:g} and {MAX_BUDGET_MINUTES:g} minutes "
+                        f"({what})")
+    return minutes
+
+
+def choose_families(asked: list[str] | None, *, default_only: bool) -> list[str]:
+    """The families of a job in training order: `asked` (every family with a showcase when None and not
+    `default_only`; the quickstart's own set when `default_only`), each preceded by the families its components
+    come from."""
+    shown = [n for n in list_families() if get_family(n).showcase is not None]
+    if asked is None:
+        asked = [n for n in shown if get_family(n).showcase.quickstart or not default_only]
+    for name in asked:
+        if name not in list_families():
+            raise UserError(f"--families: unknown family {name!r}; the families are: {', '.join(shown)}")
+        if name not in shown:
+            raise UserError(f"--families: the {name} family has no built-in showcase; the families are: "
+                            f"{', '.join(shown)}")
+    chosen: list[str] = []
+
+    def add(name: str) -> None:
+        for component in get_family(name).showcase.components.values():
+            add(component)
+        if name not in chosen:
+            chosen.append(name)
+    for name in asked:
+        add(name)
+    order = {n: (get_family(n).showcase.order, n) for n in chosen}
+    # components stay before what is built from them: their order is lower by construction of the records
+    return sorted(chosen, key=lambda n: order[n])
+
+
+def pick_data(names: tuple[str, ...], override: str | None, data_kind: str) -> str:
+    """The data of a family's run: `override` (the job's --data for this kind) or the first named dataset at hand,
+    else the last one named (its loader fetches it, or says in one line how to get it)."""
+    if override:
+        return override
+    from ..data.catalog import at_hand
+    for name in names:
+        if at_hand(name):
+            return name
+    return names[-1]
+
+
+class Job:
+    """One quickstart or bench: the folder `out`, its families, its budget; `run()` trains what is not done."""
+
+    def __init__(self, kind: str, out: str | Path, *, budget_minutes: float, families: list[str],
+                 seed: int = 1337, data: dict[str, str] | None = None, preset: str | None = None,
+                 each: bool = False, eval_n: int = EVAL_N, progress: bool = True):
+        """`each`: every family gets the whole budget (a bench) rather than a share of it (the quickstart).
+        `data`: data kind ("text", "image") -> the source every family of that kind trains on instead of its own.
+        `preset`: every family's preset instead of its showcase's."""
+        self.kind, self.out, self.seed, self.each = kind, Path(out), seed, each
+        self.budget_minutes = check_budget(budget_minutes, len(families), each=each)
+        self.families, self.data, self.preset, self.progress = families, data or {}, preset, progress
+        from ..eval.image import check_n
+        check_n(eval_n, "--eval-n")
+        self.eval_n = eval_n
+        self.state = self._open()
+
+    # -- the folder -----------------------------------------------------------------------------------------------
+    def _open(self) -> dict:
+        path = self.out / JOB_FILE
+        if path.is_file():
+            try:
+                state = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as e:
+                raise UserError(f"{path}: unreadable ({e}); move the folder away or choose another --out") from None
+            if state.get("job") != self.kind:
+                raise UserError(f"--out {self.out}: it holds a tetragen {state.get('job')}, not a {self.kind}; "
+                                f"choose another --out")
+            if state.get("seed") != self.seed:
+                raise UserError(f"--out {self.out}: the {self.kind} there ran with --seed {state.get('seed')}; "
+                                f"re-run with that seed to resume it, or choose another --out")
+            return state
+        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+            raise UserError(f"--out {self.out}: the folder holds something other than an earlier tetragen "
+                            f"{self.kind}; choose another --out (nothing there was touched)")
+        return {"job": self.kind, "seed": self.seed, "results": {}, "spent_s": {}}
+
+    def _save(self) -> None:
+        self.state.update(budget_minutes=self.budget_minutes, families=self.families, machine=machine())
+        try:
+            files.write_text(self.out / JOB_FILE, json.dumps(self.state, indent=1) + "\n")
+        except OSError as e:
+            raise UserError(f"--out {self.out}: cannot write {JOB_FILE} ({e.strerror or e}); free space and re-run "
+                            f"the same command: finished families are kept") from None
+
+    def result(self, family: str) -> Result | None:
+        r = self.state["results"].get(family)
+        return Result(**r) if r else None
+
+    # -- running ----------------------------------------------------------------------------------------------------
+    def run(self, on_start=None) -> list[Result]:
+        """Train, evaluate and show each family not yet done; returns every family's result in order.
+        `on_start(index, family, elapsed_s, eta_s)` is called before each family (the overall progress)."""
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"--out {self.out}: cannot create the folder ({e.strerror or e})") from None
+        self._save()
+        t0 = time.perf_counter()
+        before = sum(self.state["spent_s"].values())  # an interrupted job's earlier time counts against its budget
+        for i, name in enumerate(self.families):
+            if name in self.state["results"]:
+                continue
+            elapsed = before + time.perf_counter() - t0
+            left = max(0.0, 60 * self.budget_minutes - elapsed)
+            todo = [n for n in self.families[i:] if n not in self.state["results"]]
+            weights = {n: get_family(n).showcase.weight for n in todo}
+            share = 60 * self.budget_minutes if self.each else left * weights[name] / sum(weights.values())
+            if on_start is not None:
+                on_start(i, name, elapsed, left)
+            start = time.perf_counter()
+            try:
+                result = self._one(name, share)
+            finally:
+                self.state["spent_s"][name] = self.state["spent_s"].get(name, 0.0) + time.perf_counter() - start
+                self._save()
+            self.state["results"][name] = result.__dict__
+            self._save()
+        return [self.result(n) for n in self.families]
+
+    def _one(self, name: str, share_s: float) -> Result:
+        fam = get_family(name)
+        show = fam.showcase
+        run = self.out / name
+        # the family's time less what loading, evaluating and showing it take: as measured on the families done so
+        # far (a fifth of the share before any is done)
+        done = [Result(**r) for r in self.state["results"].values()]
+        spent = self.state["spent_s"]
+        overhead = (sum(spent.get(r.family, 0.0) - r.train_s for r in done) / len(done) if done else 0.2 * share_s)
+        train_min = max(60 * MIN_MINUTES_PER_FAMILY, share_s - overhead) / 60
+        overrides = [*show.overrides, f"train.seed={self.seed}"]
+        for key, component in show.components.items():
+            overrides.append(f"{key}={(self.out / component).resolve()}")
+        data = pick_data(show.data, self.data.get(fam.data_kind), fam.data_kind)
+        preset = self.preset or show.preset or fam.default_preset
+        # a resumed family keeps the budget it planned with; a fresh one gets its share now
+        cfg_file = run / "config.json"
+        resuming = cfg_file.is_file() and any((run / "checkpoints").glob("step_*"))
+        if resuming:
+            train_min = json.loads(cfg_file.read_text(encoding="utf-8"))["train"].get("budget_minutes", train_min)
+        result = Result(family=name, run=str(run), data=data, preset=preset, overrides=overrides,
+                        budget_minutes=round(train_min, 3))
+        t0 = time.perf_counter()
+        api.train(name, data, run, preset=preset, overrides=[*overrides, f"train.budget_minutes={train_min:.3f}"],
+                  resume=resuming, overwrite=not resuming and run.exists(), progress=self.progress)
+        result.train_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result.metrics, result.eval_lines = api.evaluate(run, n=self.eval_n, seed=0, iw_samples=EVAL_IW,
+                                                         eval_tokens=EVAL_TOKENS)
+        result.eval_s = time.perf_counter() - t0
+        pipe = api.load(run)
+        cfg = pipe.config
+        result.steps = max((r["step"] for r in read_metrics(run) if r.get("split") == "val"), default=0)  # the last
+        # evaluation is at the last step, also when the budget's hard stop ends the run
+        result.params = sum(p.numel() for p in pipe.model.parameters())
+        records = read_metrics(run)
+        result.precision = next((r.get("precision", "") for r in reversed(records) if r.get("split") == "train"), "")
+        show_what_it_learnt(pipe, show.prompts, self.out / SHOW_DIR / name, result, data)
+        return result
+
+
+def read_metrics(run: Path) -> list[dict]:
+    """The records of a run's metrics.jsonl (a torn last line, from a kill, is left out)."""
+    out = []
+    path = Path(run) / "metrics.jsonl"
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+def show_what_it_learnt(pipe, prompts: tuple[str, ...], folder: Path, result: Result, data: str) -> None:
+    """Ask a trained run what its capabilities let it answer, and keep the answers (text in `result`, image grids as
+    PNGs in `folder`); the speed of each kind of generation is measured here too."""
+    from ..sample.images import write_png
+    folder.mkdir(parents=True, exist_ok=True)
+    caps = pipe.capabilities
+
+    def grid(title: str, images: np.ndarray, stem: str, columns: int | None = None) -> None:
+        path = folder / f"{stem}.png"
+        write_png(path, images, columns=columns)
+        result.grids.append({"title": title, "file": str(path.relative_to(folder.parent.parent))})
+
+    if "generate" in caps:
+        t0, n = time.perf_counter(), 0
+        for p in prompts or ("",):
+            text = pipe.generate(p, 300, temperature=0.8, seed=SAMPLE_SEED)
+            result.texts.append({"prompt": p, "text": text})
+            n += 300
+        result.per_s = {"unit": "tokens/s", "value": n / (time.perf_counter() - t0)}
+    if "fill_mask" in caps:
+        for p in prompts:
+            try:
+                answer = pipe.fill_mask(p, top_k=5)
+            except UserError:  # longer than a small model's context: the words nearest the [MASK]
+                i = p.index("[MASK]")
+                p = p[max(0, i - 12):i + 6 + 12]
+                answer = pipe.fill_mask(p, top_k=5)
+            result.texts.append({"prompt": p, "candidates": [[[tok, float(prob)] for tok, prob in cands]
+                                                             for cands in _as_lists(answer)]})
+    if "prompt" in caps:
+        t0, n = time.perf_counter(), 0
+        for k, p in enumerate(prompts):
+            grid(f"“{p}”", pipe.sample(16, prompt=p, seed=SAMPLE_SEED), f"prompt_{k}", columns=8)
+            n += 16
+        result.per_s = {"unit": "images/s", "value": n / (time.perf_counter() - t0)}
+    elif "sample" in caps:
+        classes = getattr(pipe, "classes", None) or []
+        conditional = bool(getattr(pipe, "conditional", False))
+        columns = len(classes) if conditional and classes else 8
+        n = columns * 4 if conditional else 32
+        t0 = time.perf_counter()
+        images = pipe.sample(n, seed=SAMPLE_SEED)
+        result.per_s = {"unit": "images/s", "value": n / (time.perf_counter() - t0)}
+        title = ("samples, one column per class (" + ", ".join(classes) + ")") if conditional else "samples"
+        grid(title, images, "samples", columns=columns)
+    if "reconstruct" in caps and "sample" not in caps:  # a tokenizer: test images beside their reconstructions
+        cfg = pipe.config
+        cfg.data.source = data
+        test = api.load_data(cfg, pipe.assets).test.images[:16]
+        grid("test images (top) and their reconstructions (bottom)",
+             np.concatenate([test, pipe.reconstruct(test)]), "reconstructions", columns=16)
+
+
+def _as_lists(answer) -> list[list[tuple[str, float]]]:
+    """fill_mask's answer as one candidate list per [MASK]."""
+    if answer and isinstance(answer[0], tuple):
+        return [answer]
+    return list(answer)
+
+
+def machine() -> dict:
+    """What the job ran on: CPU model and the flags that decide precision, cores, versions."""
+    import os
+
+    import torch
+    model, flags = platform.processor() or platform.machine(), []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                flags = sorted(have & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cpu_flags": flags, "cores": os.cpu_count(), "torch": torch.__version__,
+            "python": sys.version.split()[0], "platform": platform.platform()}
