@@ -47,9 +47,11 @@ DATA = "fashion-mnist"
 PRESET = "fmnist"
 
 
-def train(name: str, family: str, minutes: float, extra: list[str], args) -> dict:
+def train(name: str, family: str, minutes: float, extra: list[str], args, probe_extra: list[str] = ()) -> dict:
+    """Train `family` for `minutes`; `probe_extra`: overrides of the throughput probe only (a vqgan's probe times
+    steps with its discriminator on, the dearer half of its run)."""
     base = [f"train.seed={args.seed}", "train.eval_every=0", "train.eval_samples=0", *extra]
-    sps = seconds_per_step(family, PRESET, DATA, base, args.warmup, args.probe_steps)
+    sps = seconds_per_step(family, PRESET, DATA, [*base, *probe_extra], args.warmup, args.probe_steps)
     steps = max(2, int(minutes * 60 / sps))
     warmup = build_run_config(family, preset=PRESET, overrides=extra).train.warmup_steps
     if warmup >= steps:
@@ -63,7 +65,7 @@ def train(name: str, family: str, minutes: float, extra: list[str], args) -> dic
                               f"train.max_minutes={minutes:g}"])
     records = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     precision = [r["precision"] for r in records if "precision" in r]
-    return {"run": name, "family": family, "out": out, "steps": records[-1]["step"], "planned": steps,
+    return {"run": name, "family": family, "out": out, "steps": records[-1]["step"], "planned": steps, "sps": sps,
             "train_min": (time.perf_counter() - t0) / 60, "precision": precision[-1] if precision else "?"}
 
 
@@ -74,7 +76,7 @@ def eval_tokenizer(info: dict, args) -> dict:
     info.update(metrics)
     idx = np.arange(50)
     pairs = np.stack([data.test.images[idx], pipe.reconstruct(data.test.images[idx])], 1).reshape(-1, 28, 28, 1)
-    write_png(WORK / "tokenizer_reconstructions.png", pairs, columns=10)
+    write_png(WORK / f"{info['run']}_reconstructions.png", pairs, columns=10)
     return info
 
 
@@ -123,9 +125,84 @@ def eval_generator(info: dict, args) -> dict:
     return info
 
 
+# the tokenizers compared: (name, family, overrides); the first is the fmnist preset as it stands
+TOKENIZERS = [
+    ("vqvae 7x7, 512 codes", "vqvae", []),
+    ("vqvae 7x7, 256 codes", "vqvae", ["model.codebook_size=256"]),
+    ("vqvae 7x7, 1024 codes", "vqvae", ["model.codebook_size=1024"]),
+    ("vqvae 14x14, 512 codes", "vqvae", ["model.downsample=2"]),
+    ("vqgan 7x7, 512 codes", "vqgan", ["model.disc_start_fraction=0.4"]),
+]
+# the causal prior sizes compared on the preset tokenizer: (name, overrides); the first is t2i's fmnist preset
+PRIORS = [
+    ("6 layers x 192", []),
+    ("4 layers x 128", ["model.n_layer=4", "model.n_embd=128"]),
+]
+
+
+def tokenizers_part(args) -> str:
+    """Tokens per image vs reconstruction quality vs what a prior pays: each tokenizer for --compare-minutes, then
+    a causal prior's (t2i fmnist) seconds per training step on its tokens."""
+    rows = []
+    for k, (name, family, extra) in enumerate(TOKENIZERS):
+        probe = ["model.disc_start=0", "model.disc_start_fraction=0"] if family == "vqgan" else []
+        info = eval_tokenizer(train(f"compare_tok{k}", family, args.compare_minutes, extra, args, probe), args)
+        cfg = tetragen.load(info["out"]).config.model
+        info["tokens"] = (cfg.image_size // cfg.downsample) ** 2
+        info["bits"] = info["tokens"] * np.log2(cfg.codebook_size)
+        info["prior_sps"] = seconds_per_step("t2i", PRESET, DATA, [f"model.tokenizer_run={info['out']}",
+                                                                    f"train.seed={args.seed}"],
+                                             args.warmup, args.probe_steps)
+        info["name"] = name
+        rows.append(info)
+    lines = ["## Image tokenizers compared on Fashion-MNIST (bench/image_hybrid.py --parts tokenizers)", "",
+             *header(), f"- each tokenizer trained for {args.compare_minutes:g} min (preset `{PRESET}` with the "
+             f"overrides named; steps from a throughput probe, a vqgan's with its discriminator on; the vqgan's GAN "
+             f"switches on at 40% of its steps); test recon MSE, recon FID/KID over {args.eval_samples} test "
+             f"images; prior cost: seconds per training step of t2i's `{PRESET}` causal prior on that tokenizer's "
+             f"tokens (batch 64)", "",
+             "| tokenizer | tokens/image | bits/image | steps | recon MSE | recon FID | codebook usage | perplexity | "
+             "prior s/step |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['tokens']} | {r['bits']:.0f} | {r['steps']} | {r['recon_mse']:.5f} | "
+                     f"{r['recon_fid']:.3f} | {r['codebook_usage']:.3f} | {r['codebook_perplexity']:.1f} | "
+                     f"{r['prior_sps']:.3f} |")
+    return "\n".join(lines)
+
+
+def priors_part(args) -> str:
+    """Causal prior sizes at the same budget on the preset tokenizer (trained for --tokenizer-minutes)."""
+    tok = WORK / "tokenizer"
+    if not (tok / "model.safetensors").is_file():
+        train("tokenizer", "vqvae", args.tokenizer_minutes, [], args)
+    rows = []
+    for k, (name, extra) in enumerate(PRIORS):
+        info = eval_prior(train(f"compare_prior{k}", "t2i", args.prior_compare_minutes,
+                                ["model.prior=causal", f"model.tokenizer_run={tok}", *extra], args), args)
+        info["name"] = name
+        info["params"] = sum(p.numel() for p in tetragen.load(info["out"]).model.parameters())
+        rows.append(info)
+    lines = ["## Prompt -> image prior sizes compared (bench/image_hybrid.py --parts priors)", "", *header(),
+             f"- causal t2i priors, {args.prior_compare_minutes:g} min each, on the vqvae `{PRESET}` tokenizer of "
+             f"bench/_work/image_hybrid/tokenizer; FID/KID of {args.eval_samples} class-prompted samples, "
+             f"adherence over {args.attribute_samples} samples per class and word (chance 1/3)", "",
+             "| prior | parameters | steps | FID | KID | prompted-class acc | held-out phrasing acc | dark/light | "
+             "small/large | images/s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['params'] / 1e6:.2f} M | {r['steps']} | {r['fid']:.3f} | {r['kid']:.4f} | "
+                     f"{r['class_acc']:.3f} | {r['heldout_class_acc']:.3f} | {r['adherence_brightness']:.3f} | "
+                     f"{r['adherence_size']:.3f} | {r['images_per_s']:.1f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", nargs="+", default=["hybrid", "vaegan"], choices=["hybrid", "vaegan"])
+    ap.add_argument("--parts", nargs="+", default=["hybrid", "vaegan"],
+                    choices=["hybrid", "vaegan", "tokenizers", "priors"])
+    ap.add_argument("--compare-minutes", type=float, default=2.5,
+                    help="--parts tokenizers: minutes of each tokenizer compared")
+    ap.add_argument("--prior-compare-minutes", type=float, default=5.0,
+                    help="--parts priors: minutes of each prior size compared")
     ap.add_argument("--tokenizer-minutes", type=float, default=5.0)
     ap.add_argument("--prior-minutes", type=float, default=10.0)
     ap.add_argument("--gan-minutes", type=float, default=10.0)
@@ -138,6 +215,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.tokenizer_minutes = args.prior_minutes = args.gan_minutes = 0.2
+        args.compare_minutes = args.prior_compare_minutes = 0.2
         args.eval_samples, args.attribute_samples, args.probe_steps, args.warmup = 200, 2, 2, 1
     WORK.mkdir(parents=True, exist_ok=True)
     cfg = build_run_config("vae", preset=PRESET)
@@ -192,6 +270,10 @@ def main() -> None:
                       f"**{'met' if runs[1]['fid'] < runs[0]['fid'] else 'not met'}**.", "",
                   "Pictures: bench/_work/image_hybrid/vae_samples.png, vaegan_samples.png"]
         sections["image_vaegan"] = "\n".join(lines)
+    if "tokenizers" in args.parts:
+        sections["image_tokenizers"] = tokenizers_part(args)
+    if "priors" in args.parts:
+        sections["image_priors"] = priors_part(args)
     for name, body in sections.items():
         print(body)
         if not args.quick:
