@@ -28,5 +28,9 @@ register_family(Family(
     tasks=("classify",),
     task_heads=("classifier.",),
     lora_targets=("c_attn", "c_proj"),
-    showcase=Showcase(data=("tinyshakespeare", "shakespeare"), weight=2.0, order=20, overrides=("train.eval_every=200", "train.save_every=400", "train.eval_tokens=32768", "train.log_every=20"), prompts=("To be, or not to b[MASK]: that is the question.", "O Romeo, Romeo! wherefore art thou R[MASK]meo?")),
+    showcase=Showcase(
+        data=("tinyshakespeare", "shakespeare"), weight=2.0, order=20,
+        overrides=("train.eval_every=200", "train.save_every=400", "train.eval_tokens=32768", "train.log_every=20"),
+        prompts=("To be, or not to b[MASK]: that is the question.", "O Romeo, Romeo! wherefore art thou R[MASK]meo?")
+    ),
 ))

@@ -25,5 +25,8 @@ register_family(Family(
     preview=save_preview,
     capabilities=frozenset({"sample", "reconstruct", "encode", "classify_images"}),
     semi_supervised=semi_supervised,
-    showcase=Showcase(data=("fashion-mnist",), weight=1.5, order=55, quickstart=False, overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400",)),
+    showcase=Showcase(
+        data=("fashion-mnist",), weight=1.5, order=55, quickstart=False,
+        overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
+    ),
 ))

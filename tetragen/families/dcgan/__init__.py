@@ -22,5 +22,8 @@ register_family(Family(
     default_preset="fmnist",
     preview=save_preview,
     capabilities=frozenset({"sample"}),
-    showcase=Showcase(data=("fashion-mnist",), weight=2.0, order=30, overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400",)),
+    showcase=Showcase(
+        data=("fashion-mnist",), weight=2.0, order=30,
+        overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
+    ),
 ))

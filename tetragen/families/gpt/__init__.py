@@ -25,5 +25,9 @@ register_family(Family(
     lora_targets=("c_attn", "c_proj"),
     importer=Importer("a Hugging Face GPT-2 folder", init_overrides, read_gpt2_weights, check_vocabulary),
     exporters={"hf": write_hf},
-    showcase=Showcase(data=("tinyshakespeare", "shakespeare"), weight=2.5, preset="fast", order=10, overrides=("train.eval_every=200", "train.eval_tokens=32768", "train.log_every=20"), prompts=("ROMEO:", "JULIET:\nO ")),
+    showcase=Showcase(
+        data=("tinyshakespeare", "shakespeare"), weight=2.5, preset="fast", order=10,
+        overrides=("train.eval_every=200", "train.eval_tokens=32768", "train.log_every=20"),
+        prompts=("ROMEO:", "JULIET:\nO ")
+    ),
 ))

@@ -26,5 +26,10 @@ register_family(Family(
     preview=save_preview,
     capabilities=T2IPipeline.capabilities,
     components={"model.tokenizer_run": "tokenize"},
-    showcase=Showcase(data=("fashion-mnist",), weight=2.5, order=70, overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400",), components={"model.tokenizer_run": "vqvae"}, prompts=("a pair of trousers", "a dark sneaker", "a large light pullover", "a small bag")),
+    showcase=Showcase(
+        data=("fashion-mnist",), weight=2.5, order=70,
+        overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400"),
+        components={"model.tokenizer_run": "vqvae"},
+        prompts=("a pair of trousers", "a dark sneaker", "a large light pullover", "a small bag")
+    ),
 ))

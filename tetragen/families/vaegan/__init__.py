@@ -26,5 +26,8 @@ register_family(Family(
     default_preset="fmnist",
     preview=save_preview,
     capabilities=VAEGANPipeline.capabilities,
-    showcase=Showcase(data=("fashion-mnist",), weight=2.0, order=58, quickstart=False, overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400",)),
+    showcase=Showcase(
+        data=("fashion-mnist",), weight=2.0, order=58, quickstart=False,
+        overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
+    ),
 ))

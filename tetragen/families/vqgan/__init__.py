@@ -25,5 +25,10 @@ register_family(Family(
     default_preset="fmnist",
     preview=save_preview,
     capabilities=VQTokenizerPipeline.capabilities,
-    showcase=Showcase(data=("fashion-mnist",), weight=2.0, order=65, quickstart=False, overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400",)),
+    showcase=Showcase(
+        data=("fashion-mnist",), weight=2.0, order=65, quickstart=False,
+        # the GAN on for the last three fifths of the steps the budget plans
+        overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400",
+                   "model.disc_start_fraction=0.4")
+    ),
 ))

@@ -22,5 +22,8 @@ register_family(Family(
     default_preset="fmnist",
     preview=save_preview,
     capabilities=VQTokenizerPipeline.capabilities,
-    showcase=Showcase(data=("fashion-mnist",), weight=1.5, order=60, overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400",)),
+    showcase=Showcase(
+        data=("fashion-mnist",), weight=1.5, order=60,
+        overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
+    ),
 ))
