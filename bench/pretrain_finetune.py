@@ -447,7 +447,8 @@ def main() -> None:
             results[part] = {**(bert_part(tasks, args.quick, args.reuse_pretrain) if part == "bert"
                                 else run(tasks, args.quick)), "part_s": 0.0}
             results[part]["part_s"] = time.perf_counter() - start
-            results[part]["header"] = header(["python", "bench/pretrain_finetune.py", "--only", part])
+            results[part]["header"] = header(["python", "bench/pretrain_finetune.py", "--only", part,
+                                              *(["--reuse-pretrain"] if args.reuse_pretrain else [])])
             if not args.quick:
                 (WORK / f"{part}.json").write_text(json.dumps(results[part]))
         elif args.write and (WORK / f"{part}.json").exists():
