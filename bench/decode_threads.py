@@ -85,7 +85,7 @@ def main() -> None:
             neighbour = busy_neighbour(Path(tmp)) if load == "busy" else None
             try:
                 for preset, (model, _) in models.items():
-                    picks[(load, preset)] = inference_threads(model)
+                    picks[(load, preset)] = inference_threads()
                     for n in counts:
                         results[(load, preset, n)] = tokens_per_s(model, tokens, n)
                         print(f"{load}: {preset} at {n} thread(s): {results[(load, preset, n)]:.0f} tokens/s",

@@ -44,8 +44,7 @@ def busy_cores(sample_s: float = SAMPLE_S) -> float:
     return (b[0] - a[0]) / (b[1] - a[1]) * (os.cpu_count() or 1)
 
 
-def inference_threads(model=None, *, n_models: int = 1, cores: int | None = None,
-                      busy: float | None = None) -> int:
+def inference_threads(*, n_models: int = 1, cores: int | None = None, busy: float | None = None) -> int:
     """The intra-op thread count for inference: the idle cores, within this process's share of its cores."""
     cores = usable_cores() if cores is None else cores
     share = max(1, cores // max(1, n_models))

@@ -201,7 +201,7 @@ class Job:
         preset = self.preset or show.preset or fam.default_preset
         # a resumed family keeps the budget it planned with; a fresh one gets its share now
         cfg_file = run / "config.json"
-        resuming = cfg_file.is_file() and any((run / "checkpoints").glob("step_*"))
+        resuming = cfg_file.is_file() and bool(files.step_dirs(run))
         if resuming:
             train_min = json.loads(cfg_file.read_text(encoding="utf-8"))["train"].get("budget_minutes", train_min)
         result = Result(family=name, run=str(run), data=data, preset=preset, overrides=overrides,
@@ -303,10 +303,10 @@ def machine() -> dict:
     import os
 
     import torch
-    model, flags = platform.processor() or platform.machine(), []
+    model, flags = "", []
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
+            if line.startswith("model name") and not model:
                 model = line.split(":", 1)[1].strip()
             if line.startswith("flags"):
                 have = set(line.split(":", 1)[1].split())
@@ -314,5 +314,5 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": model, "cpu_flags": flags, "cores": os.cpu_count(), "torch": torch.__version__,
+    return {"cpu": model or platform.processor() or platform.machine(), "cpu_flags": flags, "cores": os.cpu_count(), "torch": torch.__version__,
             "python": sys.version.split()[0], "platform": platform.platform()}
