@@ -215,11 +215,10 @@ class Job:
                                                          eval_tokens=EVAL_TOKENS)
         result.eval_s = time.perf_counter() - t0
         pipe = api.load(run)
-        cfg = pipe.config
-        result.steps = max((r["step"] for r in read_metrics(run) if r.get("split") == "val"), default=0)  # the last
-        # evaluation is at the last step, also when the budget's hard stop ends the run
-        result.params = sum(p.numel() for p in pipe.model.parameters())
         records = read_metrics(run)
+        # the last evaluation is at the last step, also when the budget's hard stop ends the run
+        result.steps = max((r["step"] for r in records if r.get("split") == "val"), default=0)
+        result.params = sum(p.numel() for p in pipe.model.parameters())
         result.precision = next((r.get("precision", "") for r in reversed(records) if r.get("split") == "train"), "")
         show_what_it_learnt(pipe, show.prompts, self.out / SHOW_DIR / name, result, data)
         return result
