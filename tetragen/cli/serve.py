@@ -28,7 +28,8 @@ def add_parser(sub) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port, printed)")
     p.add_argument("--api-key", default=None,
                    help="require `Authorization: Bearer KEY` (default: $TETRAGEN_API_KEY; unset: no key)")
-    p.add_argument("--max-batch", type=int, default=8, help="sequences of one model decoded together (default 8)")
+    p.add_argument("--max-batch", type=int, default=16,
+                   help="sequences of one model decoded together (default 16)")
     p.add_argument("--max-wait-ms", type=float, default=2.0,
                    help="how long an idle model waits for more requests before it starts a batch (default 2)")
     p.add_argument("--max-queue", type=int, default=64,
@@ -94,6 +95,7 @@ def run(args) -> int:
     limits = Limits(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                     timeout_s=args.timeout)
     limits.check()
+    api.check_device(args.device)
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads: {args.threads} must be at least 1")
     key = args.api_key if args.api_key is not None else os.environ.get("TETRAGEN_API_KEY") or None

@@ -48,6 +48,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, Callable, Mapping
@@ -87,7 +88,7 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 @dataclass
 class Limits:
     """What the server accepts and how it queues; `tetragen serve` flags set the first three."""
-    max_batch: int = 8              # sequences of one model decoded together
+    max_batch: int = 16             # sequences of one model decoded together (bench/serve_load.py: 16 vs 8)
     max_wait_ms: float = 2.0        # an idle model waits this long for companions before it starts a batch
     max_queue: int = 64             # waiting sequences and jobs per model before 429
     max_body_bytes: int = 1 << 20   # larger bodies: 413
@@ -454,12 +455,42 @@ def with_warnings(fn: Callable[[], Any]) -> tuple[Any, list[str]]:
 # ----------------------------------------------------------------------------------------------------------------
 # waiting on the worker
 
+class _Mailbox:
+    """Events from the worker threads to the event loop: posted from any thread, delivered to their queues in one
+    wake-up of the loop however many arrived meanwhile (a decoding step of 16 sequences wakes it once, not 16
+    times)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop, self.lock, self.items, self.scheduled = loop, threading.Lock(), [], False
+
+    def post(self, queue: asyncio.Queue, item) -> None:
+        with self.lock:
+            self.items.append((queue, item))
+            if self.scheduled:
+                return
+            self.scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # the loop has closed: nobody is listening
+            pass
+
+    def _deliver(self) -> None:
+        with self.lock:
+            items, self.items, self.scheduled = self.items, [], False
+        for queue, item in items:
+            queue.put_nowait(item)
+
+
+_MAILBOXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> its _Mailbox
+
+
 class _Generation:
     """The sequences of one request and the events the worker sends back for them."""
 
     def __init__(self, request: Request, model: str, deadline: float, metrics: Metrics, started: float):
         self.request, self.model, self.deadline, self.metrics, self.started = request, model, deadline, metrics, started
-        self.loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        self.mailbox = _MAILBOXES.get(loop) or _MAILBOXES.setdefault(loop, _Mailbox(loop))
         self.queue: asyncio.Queue = asyncio.Queue()
         self.sequences: list[Sequence] = []
         self.remaining = 0
@@ -468,11 +499,12 @@ class _Generation:
 
     def emitter(self, index: int):
         def emit(kind, value):
-            try:
-                self.loop.call_soon_threadsafe(self.queue.put_nowait, (index, kind, value))
-            except RuntimeError:  # the loop has closed: nobody is listening
-                pass
+            self.mailbox.post(self.queue, (index, kind, value))
         return emit
+
+    def ready(self) -> bool:
+        """Whether the next event has arrived already (`next` then returns without waiting)."""
+        return self._getter.done() if self._getter is not None else not self.queue.empty()
 
     def cancel(self) -> None:
         for s in self.sequences:
@@ -491,16 +523,19 @@ class _Generation:
                 raise APIError(504, f"the request took longer than the server's limit of "
                                     f"{self.request.app.state.server.limits.timeout_s:g} s; ask for fewer tokens",
                                type="server_error", code="timeout")
-            if self._getter is None:
-                self._getter = asyncio.ensure_future(self.queue.get())
-            done, _ = await asyncio.wait({self._getter}, timeout=min(left, 0.25))
-            if not done:
-                if watch_disconnect and await self.request.is_disconnected():
-                    self.cancel()
-                    raise ClientGone()
-                continue
-            index, kind, value = self._getter.result()
-            self._getter = None
+            if self._getter is None and not self.queue.empty():  # arrived already: no waiting machinery
+                index, kind, value = self.queue.get_nowait()
+            else:
+                if self._getter is None:
+                    self._getter = asyncio.ensure_future(self.queue.get())
+                done, _ = await asyncio.wait({self._getter}, timeout=min(left, 0.25))
+                if not done:
+                    if watch_disconnect and await self.request.is_disconnected():
+                        self.cancel()
+                        raise ClientGone()
+                    continue
+                index, kind, value = self._getter.result()
+                self._getter = None
             if self.first and kind in ("text", "done"):
                 self.first = False
                 self.metrics.ttft.labels(self.model).observe(time.monotonic() - self.started)
@@ -695,18 +730,23 @@ def create_app(models: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *, a
             try:
                 for doc in head:
                     yield _sse(doc)
-                item = first
-                while True:
+                item, events = first, []
+                while True:  # one event per token; those that arrived together are sent in one write
                     index, kind, value = item
                     if kind == "text":
-                        yield _sse(chunk(index, value, None))
+                        events.append(_sse(chunk(index, value, None)))
                     else:
                         finish, n = value
                         tokens += n
-                        yield _sse(chunk(index, None, finish))
+                        events.append(_sse(chunk(index, None, finish)))
                     if not gen.remaining:
                         break
+                    if not gen.ready():
+                        yield "".join(events)
+                        events = []
                     item = await gen.next(watch_disconnect=False)
+                if events:
+                    yield "".join(events)
                 if include_usage:
                     yield _sse(tail({"choices": [], "usage": usage(prompt_tokens, tokens)}))
                 yield "data: [DONE]\n\n"
@@ -838,15 +878,20 @@ def create_app(models: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *, a
         texts = body.texts()
         _count("text", texts, server.limits.max_prompts)
         try:
-            results = await _await_job(request, worker, lambda: [pipe.fill_mask(t, body.top_k) for t in texts],
+            results = await _await_job(request, worker,
+                                       lambda: [with_warnings(lambda t=t: pipe.fill_mask(t, body.top_k))
+                                                for t in texts],
                                        started + server.limits.timeout_s)
         except UserError as e:
             raise user_error(e, {"text": "text", "top-k": "top_k"}) from None
         data = []
-        for i, (text, r) in enumerate(zip(texts, results)):
+        for i, (text, (r, notes)) in enumerate(zip(texts, results)):
             per_mask = [r] if r and isinstance(r[0], tuple) else r
-            data.append({"index": i, "text": text,
-                         "masks": [[{"token": t, "score": p} for t, p in cands] for cands in per_mask]})
+            item = {"index": i, "text": text,
+                    "masks": [[{"token": t, "score": p} for t, p in cands] for cands in per_mask]}
+            if notes:
+                item["warnings"] = notes
+            data.append(item)
         return {"object": "list", "model": body.model, "data": data}
 
     @app.post("/v1/classify")

@@ -13,9 +13,9 @@ slot of one preallocated KV cache and its own position. A `generate` pipeline wh
 served one sequence at a time through its own `stream` (`fits` says which).
 
 Determinism: a sequence's tokens depend on its own prompt, settings and seed only, never on what else is in the
-batch. Its prompt is prefilled alone, through the model's own forward; every decoding step runs the matrix products
-on all `max_batch` slots (idle ones carry a dummy token), so their shapes never change with the load, and attention
-is computed per sequence over exactly its own keys. The same request with the same seed gives the same text at any
+batch. Its prompt is prefilled alone, through the model's own forward; every decoding step runs on all `max_batch` slots
+(idle ones carry a dummy token) and attends over the whole context window with a mask per slot, so no shape ever
+changes with the load and no row's arithmetic depends on another's. The same request with the same seed gives the same text at any
 load (on the same machine and software).
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from ..families.gpt.sample import SamplingParams, next_token, settled
+from ..families.gpt.sample import SamplingParams, next_tokens, settled
 from ..nn.attention import SelfAttention
 from ..nn.transformer import Block
 
@@ -160,38 +160,38 @@ class SlotDecoder:
     def decode(self, active: dict[int, int]) -> dict[int, torch.Tensor]:
         """One step: feed each active slot's token ({slot: token}) at its position -> {slot: logits (1, V)}.
 
-        Mirrors GPT.forward + Block.forward for one new token; the matrix products run over all slots."""
+        Mirrors GPT.forward + Block.forward for one new token, over all slots at once."""
         model, t = self.model, self.model.transformer
         tokens, positions = [0] * self.slots, [0] * self.slots     # idle slots: token 0 at position 0
         for s, tok in active.items():
             tokens[s], positions[s] = tok, self.pos[s]
-        tokens = torch.tensor(tokens, device=self.device).view(self.slots, 1)
-        positions = torch.tensor(positions, device=self.device).view(self.slots, 1)
-        x = t.drop(t.wte(tokens) + t.wpe(positions))                          # (S, 1, C)
+        where = torch.tensor(positions, device=self.device)
+        slots = torch.tensor(sorted(active), device=self.device)
+        # each slot attends to its own keys up to its position; the key axis is always the whole block, so no
+        # slot's arithmetic depends on how long the others are
+        mask = (torch.arange(self.block, device=self.device) <= where[:, None]).view(self.slots, 1, 1, self.block)
+        x = t.drop(t.wte(torch.tensor(tokens, device=self.device).view(self.slots, 1))
+                   + t.wpe(where.view(self.slots, 1)))                                  # (S, 1, C)
         for layer, block in enumerate(t.h):
-            x = x + self._attend(block.attn, block.ln_1(x), layer, active)
+            x = x + self._attend(block.attn, block.ln_1(x), layer, slots, where[slots], mask)
             x = x + block.mlp(block.ln_2(x))
         logits = model.lm_head(t.ln_f(x))[:, -1, :]                          # (S, V)
         for s in active:
             self.pos[s] += 1
         return {s: logits[s:s + 1] for s in active}
 
-    def _attend(self, attn: SelfAttention, x: torch.Tensor, layer: int, active: dict[int, int]) -> torch.Tensor:
+    def _attend(self, attn: SelfAttention, x: torch.Tensor, layer: int, slots: torch.Tensor, where: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
         S, T, C = x.shape
         q, k, v = attn.c_attn(x).split(C, dim=2)
         hs = C // attn.n_head
         q = q.view(S, T, attn.n_head, hs).transpose(1, 2)                    # (S, nh, 1, hs)
         k = k.view(S, T, attn.n_head, hs).transpose(1, 2)
         v = v.view(S, T, attn.n_head, hs).transpose(1, 2)
-        y = torch.zeros_like(q)
         keys, values = self.store.k[layer], self.store.v[layer]              # (S, nh, block, hs)
-        for s in active:
-            p = self.pos[s]
-            keys[s, :, p] = k[s, :, 0]
-            values[s, :, p] = v[s, :, 0]
-            # one query over exactly this sequence's keys, as the model's own cached step computes it
-            y[s:s + 1] = F.scaled_dot_product_attention(q[s:s + 1], keys[s:s + 1, :, :p + 1],
-                                                        values[s:s + 1, :, :p + 1])
+        keys[slots, :, where] = k[slots, :, 0]                               # the active slots' new keys/values
+        values[slots, :, where] = v[slots, :, 0]
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (S, nh, 1, hs)
         y = y.transpose(1, 2).contiguous().view(S, T, C)
         return attn.resid_dropout(attn.c_proj(y))
 
@@ -214,7 +214,7 @@ class ModelWorker:
     ("batch", size) per decoding step, ("tokens", n) per finished sequence, ("queue", depth) when it changes,
     ("running", n) after each step."""
 
-    def __init__(self, name: str, pipe, *, max_batch: int = 8, max_wait_ms: float = 2.0, max_queue: int = 64,
+    def __init__(self, name: str, pipe, *, max_batch: int = 16, max_wait_ms: float = 2.0, max_queue: int = 64,
                  observe: Callable[[str, str, float], None] | None = None):
         self.name, self.pipe = name, pipe
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait_ms / 1000.0, max_queue
@@ -330,13 +330,16 @@ class ModelWorker:
                 self._end(seq, "done", ("length", 0))
                 continue
             seq.logits = self.decoder.prefill(seq.slot, seq.tokens)
-        for slot, seq in list(self._active.items()):
-            if seq.cancelled:
-                self._end(seq, None, None)
-                continue
-            context = (torch.tensor([seq.tokens[-self.decoder.block:]], device=self.decoder.device)
-                       if seq.params.repetition_penalty != 1.0 else None)  # only the penalty reads it
-            token = int(next_token(seq.logits, context, seq.params, seq.generator))
+        for seq in [s for s in self._active.values() if s.cancelled]:
+            self._end(seq, None, None)
+        running = list(self._active.values())
+        if not running:
+            return
+        contexts = [torch.tensor([seq.tokens[-self.decoder.block:]], device=self.decoder.device)
+                    if seq.params.repetition_penalty != 1.0 else None for seq in running]  # only the penalty reads it
+        tokens = next_tokens(torch.cat([seq.logits for seq in running]), contexts, [seq.params for seq in running],
+                             [seq.generator for seq in running]).tolist()
+        for seq, token in zip(running, tokens):
             piece = seq.push(token)
             if piece:
                 seq.emit("text", piece)

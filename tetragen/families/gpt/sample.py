@@ -39,32 +39,62 @@ class SamplingParams:
 
 def next_token(logits: torch.Tensor, context: torch.Tensor, p: SamplingParams,
                generator: torch.Generator | None) -> torch.Tensor:
-    """logits (B, V), context (B, T) -> next ids (B, 1)."""
+    """logits (B, V), context (B, T) -> next ids (B, 1), every row with the same settings and generator."""
+    rows = len(logits)
+    return next_tokens(logits, [context[i:i + 1] for i in range(rows)], [p] * rows, [generator] * rows).view(-1, 1)
+
+
+def next_tokens(logits: torch.Tensor, contexts: list[torch.Tensor | None], params: list[SamplingParams],
+                generators: list[torch.Generator | None]) -> torch.Tensor:
+    """logits (B, V) -> next ids (B,), row i with its own settings, context (1, T) (read by the repetition
+    penalty only) and generator. Each row's token depends on that row alone, so a sequence samples the same token
+    alone or in a batch."""
     logits = logits.float().clone()
-    if p.repetition_penalty != 1.0:
-        seen = logits.gather(1, context)
-        penalized = torch.where(seen > 0, seen / p.repetition_penalty, seen * p.repetition_penalty)
-        # a tiny penalty overflows a logit to inf (and inf - inf is NaN below): it stays the largest finite value
-        finite = torch.finfo(logits.dtype)
-        logits.scatter_(1, context, penalized.clamp(finite.min, finite.max))
-    if p.temperature < torch.finfo(logits.dtype).tiny:  # 0, or a temperature float32 cannot tell from 0: greedy
-        return logits.argmax(dim=-1, keepdim=True)
+    finite = torch.finfo(logits.dtype)
+    for i, p in enumerate(params):
+        if p.repetition_penalty != 1.0:
+            row, ctx = logits[i:i + 1], contexts[i]
+            seen = row.gather(1, ctx)
+            penalized = torch.where(seen > 0, seen / p.repetition_penalty, seen * p.repetition_penalty)
+            # a tiny penalty overflows a logit to inf (and inf - inf is NaN below): it stays the largest finite value
+            row.scatter_(1, ctx, penalized.clamp(finite.min, finite.max))
+    out = logits.argmax(dim=-1)
+    # 0, or a temperature float32 cannot tell from 0: greedy
+    drawn = [i for i, p in enumerate(params) if not p.temperature < finite.tiny]
+    if not drawn:
+        return out
+    ps = [params[i] for i in drawn]
+    x = logits[drawn] if len(drawn) < len(params) else logits
+    temperature = torch.tensor([[p.temperature] for p in ps], dtype=x.dtype, device=x.device)
     # shifted so that the largest logit is 0 before the division: a tiny temperature then sends the others to -inf
     # (greedy), where logits / temperature would overflow to +-inf and their softmax be NaN
-    logits = (logits - logits.max(dim=-1, keepdim=True).values) / p.temperature
-    if p.top_k:
-        kth = torch.topk(logits, min(p.top_k, logits.size(-1))).values[:, [-1]]
-        logits = logits.masked_fill(logits < kth, -math.inf)
-    probs = torch.softmax(logits, dim=-1)
-    if p.min_p > 0:
-        probs = probs.masked_fill(probs < p.min_p * probs.max(dim=-1, keepdim=True).values, 0.0)
-    if p.top_p < 1.0:
+    x = (x - x.max(dim=-1, keepdim=True).values) / temperature
+    ks = [min(p.top_k, x.size(-1)) for p in ps]
+    if any(ks):
+        values = torch.topk(x, max(ks)).values
+        kth = values.gather(1, torch.tensor([[max(k, 1) - 1] for k in ks], device=x.device))
+        kth = torch.where(torch.tensor([[k > 0] for k in ks], device=x.device), kth, -math.inf)
+        x = x.masked_fill(x < kth, -math.inf)
+    probs = torch.softmax(x, dim=-1)
+    if any(p.min_p > 0 for p in ps):
+        min_p = torch.tensor([[p.min_p] for p in ps], dtype=probs.dtype, device=probs.device)
+        probs = probs.masked_fill(probs < min_p * probs.max(dim=-1, keepdim=True).values, 0.0)
+    if any(p.top_p < 1.0 for p in ps):
+        top_p = torch.tensor([[p.top_p] for p in ps], dtype=probs.dtype, device=probs.device)
         sorted_p, order = probs.sort(dim=-1, descending=True)
-        # drop a token when the mass before it already reaches top_p (the most likely token always stays)
-        drop = sorted_p.cumsum(dim=-1) - sorted_p >= p.top_p
+        # drop a token when the mass before it already reaches top_p (the most likely token always stays); rows
+        # with top_p 1 keep everything
+        drop = (sorted_p.cumsum(dim=-1) - sorted_p >= top_p) & (top_p < 1.0)
         drop[:, 0] = False  # also when top_p is too small for float32 (1e-320 reads as 0 there)
         probs = probs.scatter(1, order, sorted_p.masked_fill(drop, 0.0))
-    return torch.multinomial(probs / probs.sum(dim=-1, keepdim=True), 1, generator=generator)
+    # a draw from probs (normalised or not): argmax of p / q with q ~ Exp(1), each row's q from its own generator
+    q = torch.stack([torch.empty(probs.size(-1), device=probs.device).exponential_(generator=generators[i])
+                     for i in drawn]).clamp_min_(finite.tiny)
+    picked = (probs / q).argmax(dim=-1)
+    if len(drawn) == len(params):
+        return picked
+    out[drawn] = picked
+    return out
 
 
 @torch.no_grad()
