@@ -329,6 +329,20 @@ def test_run_folder_does_not_exist(verb, tmp_path):
     assert not (tmp_path / "nowhere").exists()
 
 
+@pytest.mark.parametrize("verb, device", [("generate", "nope"), ("eval", "cuda:99"), ("sample", "mps")])
+def test_a_device_that_is_not_here_is_one_line(verb, device, run):
+    before = snapshot(run)
+    extra = ["--out", str(run.parent / "x.png")] if verb == "sample" else []
+    r = run_cli(verb, str(run), "--device", device, *extra)
+    assert_user_error(r, f"--device {device}")
+    assert snapshot(run) == before and not (run.parent / "x.png").exists()
+
+
+def test_generate_on_the_cpu_device(run):
+    r = run_cli("generate", str(run), "--device", "cpu", "--max-new-tokens", "5", "--seed", "1")
+    assert r.returncode == 0, r.stderr
+
+
 def _truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])

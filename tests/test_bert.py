@@ -143,8 +143,17 @@ def test_fill_mask_cli_and_python_agree(bert_run):
     assert len(two) == 2 and all(len(c) == 2 for c in two)
     bad = run_cli("fill-mask", str(bert_run), "--text", "no mask here")
     assert bad.returncode == 2 and "[MASK]" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
-    long = run_cli("fill-mask", str(bert_run), "--text", "x" * 100 + "[MASK]")
-    assert long.returncode == 2 and "shorten" in long.stderr
+    # longer than the context: the window around the [MASK] is read, and the same answer as for that window alone
+    block = tetragen.load(bert_run).config.model.block_size
+    window = "ROMEO:\nthe [MASK]nd"
+    long = run_cli("fill-mask", str(bert_run), "--text", "e" * 3 * block + window, "--top-k", "3")
+    assert long.returncode == 0, long.stderr
+    assert "tetragen: warning:" in long.stderr and "around its [MASK]s were read" in long.stderr
+    with pytest.warns(UserWarning, match="around its"):
+        cut = tetragen.load(bert_run)._window(*tetragen.load(bert_run).encode_masked("e" * 3 * block + window), block)
+    assert len(cut[0]) == block and cut[0][cut[1][0]] == tetragen.load(bert_run).config.model.special_ids[MASK]
+    spread = run_cli("fill-mask", str(bert_run), "--text", "[MASK]" + "e" * 3 * block + "[MASK]")
+    assert spread.returncode == 2 and "span" in spread.stderr and len(spread.stderr.strip().splitlines()) == 1
     gpt = run_cli("generate", str(bert_run), "--prompt", "a")
     assert gpt.returncode == 2 and "bert" in gpt.stderr
 

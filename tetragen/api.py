@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -37,6 +38,7 @@ def train(family: str, data: str, out: str | Path, *, preset: str | None = None,
     trained from random initialisation on its own data, the same model `finetune(..., task=...)` makes from a trained
     run."""
     from .train.trainer import Trainer
+    started = time.perf_counter()  # a train.budget_minutes budget holds loading the data and building the model
     out = Path(out)
     fam = get_family(family)
     _check_task(fam, task)
@@ -79,7 +81,7 @@ def train(family: str, data: str, out: str | Path, *, preset: str | None = None,
         if importer.check is not None:
             importer.check(cfg, dataset)
         ft_module.prepare(fam.build(cfg.model), cfg)  # checked before anything is written
-    return Trainer(cfg, dataset, out, resume=resume, overwrite=overwrite, progress=progress).fit()
+    return Trainer(cfg, dataset, out, resume=resume, overwrite=overwrite, progress=progress, started=started).fit()
 
 
 def _check_task(family, task: str) -> None:
@@ -124,11 +126,12 @@ def _refuse_foreign_folder(out: Path, *, resume: bool, overwrite: bool) -> None:
 
 
 def load(run_dir: str | Path, *, device: str = "cpu", ema: bool | None = None):
-    """Load a trained run (or one of its checkpoint folders) for inference.
+    """Load a trained run (or one of its checkpoint folders) for inference on `device` ("cpu", "cuda", "cuda:1").
 
     For a GPT run this returns a `TextGenerator`: `tetragen.load("runs/gpt").generate("ROMEO:", 200, seed=1)`.
     The EMA weights are used when the run has them, unless `ema=False`.
     """
+    where = check_device(device)
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     family = get_family(cfg.family)
@@ -142,11 +145,28 @@ def load(run_dir: str | Path, *, device: str = "cpu", ema: bool | None = None):
         tensors = ck.read_tensors(weights)
     model = ft_module.structure_for(family.build(cfg.model), cfg, tensors)
     ck.load_weights(model, weights, tensors)
-    return family.pipeline(model.to(torch.device(device)), assets, cfg)
+    return family.pipeline(model.to(where), assets, cfg)
+
+
+def check_device(name: str) -> torch.device:
+    """`--device NAME` as a torch device; one-line errors for a name torch does not know or a device not here."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise UserError(f"--device {name}: not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise UserError(f"--device {name}: this machine has {count} CUDA device(s), numbered from 0")
+    elif device.type != "cpu":
+        raise UserError(f"--device {name}: tetragen runs on cpu or cuda devices")
+    return device
 
 
 def evaluate(run_dir: str | Path, *, data: str | None = None, n: int = 10000, seed: int = 0, iw_samples: int = 100,
-             eval_tokens: int = 0) -> tuple[dict, list[str]]:
+             eval_tokens: int = 0, device: str = "cpu") -> tuple[dict, list[str]]:
     """Evaluate a trained run on its own data (or `data`); the same as `tetragen eval`. Returns (metrics, the lines
     `tetragen eval` prints): validation loss and bits per character for language models, FID/KID (+ class accuracy)
     of `n` samples for image generators, likelihood bounds with `iw_samples` importance samples where defined."""
@@ -154,7 +174,7 @@ def evaluate(run_dir: str | Path, *, data: str | None = None, n: int = 10000, se
     from .eval.likelihood import check_iw_samples
     check_n(n)
     iw_samples = check_iw_samples(iw_samples)
-    pipe = load(run_dir)
+    pipe = load(run_dir, device=device)
     cfg = pipe.config
     if data:
         cfg.data.source = data

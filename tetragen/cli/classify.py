@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 
 from .. import api
 from ..pipeline import require
+from .options import add_device, printed_warnings
 
 
 def add_parser(sub) -> None:
@@ -15,22 +15,20 @@ def add_parser(sub) -> None:
     p.add_argument("run_dir")
     p.add_argument("--text", required=True, help="the text to classify")
     p.add_argument("--json", action="store_true", help="print {label: probability} as JSON")
+    add_device(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    pipe = api.load(args.run_dir)
+    pipe = api.load(args.run_dir, device=args.device)
     require(pipe, "classify", args.run_dir, "fine-tune a classifier with `tetragen finetune RUN --task classify "
                                            "--data FILE.csv --out NEW_RUN`")
     unknown = pipe.tokenizer.count_unknown(args.text)
     if unknown:
         print(f"tetragen: warning: {unknown} distinct character(s) of the text are not in the model's vocabulary "
               f"and are read as unknown", file=sys.stderr)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with printed_warnings():
         probs = pipe.classify(args.text)
-    for w in caught:
-        print(f"tetragen: warning: {w.message}", file=sys.stderr)
     if args.json:
         print(json.dumps(probs, ensure_ascii=False))
         return 0

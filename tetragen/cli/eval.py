@@ -7,6 +7,7 @@ import json
 
 from .. import api
 from ..errors import UserError
+from .options import add_device
 
 
 def add_parser(sub) -> None:
@@ -19,13 +20,14 @@ def add_parser(sub) -> None:
     p.add_argument("--iw-samples", type=int, default=100,
                    help="models with a likelihood bound (VAEs): importance samples per test image (default 100)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    add_device(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     if args.eval_tokens < 0:
         raise UserError(f"--eval-tokens: {args.eval_tokens} must be >= 0 (0: the full validation split)")
-    metrics, lines = api.evaluate(args.run_dir, data=args.data, n=args.n, seed=args.seed,
+    metrics, lines = api.evaluate(args.run_dir, device=args.device, data=args.data, n=args.n, seed=args.seed,
                                   iw_samples=args.iw_samples, eval_tokens=args.eval_tokens)
     print(json.dumps(metrics) if args.json else "\n".join([f"{args.run_dir}: {lines[0]}", *lines[1:]]))
     return 0

@@ -7,6 +7,7 @@ import sys
 from .. import api
 from ..errors import UserError
 from ..pipeline import require
+from .options import add_device, printed_warnings
 
 
 def add_parser(sub) -> None:
@@ -15,6 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("--text", required=True, help='text with one or more [MASK], e.g. "To be, or not to [MASK]"')
     p.add_argument("--top-k", type=int, default=5, help="candidates per [MASK] (default 5)")
     p.add_argument("--json", action="store_true", help="print the candidates as JSON")
+    add_device(p)
     p.set_defaults(run=run)
 
 
@@ -23,13 +25,14 @@ def run(args) -> int:
         raise UserError(f"--top-k: {args.top_k} must be at least 1")
     if "[MASK]" not in args.text:
         raise UserError(f"--text: no [MASK] in {args.text!r}; write [MASK] where a token should be predicted")
-    pipe = api.load(args.run_dir)
+    pipe = api.load(args.run_dir, device=args.device)
     require(pipe, "fill_mask", args.run_dir)
     unknown = pipe.tokenizer.count_unknown(args.text.replace("[MASK]", ""))
     if unknown:
         print(f"tetragen: warning: {unknown} distinct character(s) of the text are not in the model's vocabulary "
               f"and are read as unknown", file=sys.stderr)
-    result = pipe.fill_mask(args.text, top_k=args.top_k)
+    with printed_warnings():
+        result = pipe.fill_mask(args.text, top_k=args.top_k)
     per_mask = [result] if result and isinstance(result[0], tuple) else result
     if args.json:
         print(json.dumps([[{"token": t, "prob": p} for t, p in cands] for cands in per_mask], ensure_ascii=False))

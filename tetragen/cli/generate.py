@@ -5,6 +5,7 @@ import sys
 
 from .. import api, threads
 from ..pipeline import require
+from .options import add_device
 
 
 def add_parser(sub) -> None:
@@ -24,6 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: $OMP_NUM_THREADS, else the cores that are idle, see "
                         "tetragen/threads.py)")
+    add_device(p)
     p.set_defaults(run=run)
 
 
@@ -34,7 +36,7 @@ def run(args) -> int:
     if args.threads is not None and args.threads < 1:
         from ..errors import UserError
         raise UserError(f"--threads: {args.threads} must be at least 1")
-    gen = api.load(args.run_dir)
+    gen = api.load(args.run_dir, device=args.device)
     require(gen, "generate", args.run_dir)
     threads.apply(args.threads)
     unknown = gen.tokenizer.count_unknown(args.prompt)

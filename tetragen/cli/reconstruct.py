@@ -16,10 +16,11 @@ from ..errors import UserError
 from ..pipeline import require
 from ..eval.image import subset
 from ..sample.images import check_output, write_png
+from .options import add_device
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("reconstruct", help="test images beside their reconstructions (VAEs)")
+    p = sub.add_parser("reconstruct", help="test images beside their reconstructions (VAEs, image tokenizers)")
     p.add_argument("run_dir")
     p.add_argument("--n", type=int, default=16, help="number of test images (default 16)")
     p.add_argument("--out", required=True, help="output .png: (original, reconstruction) pairs side by side")
@@ -27,6 +28,7 @@ def add_parser(sub) -> None:
                                                           "(default: the first --n)")
     p.add_argument("--data", default=None, help="take the images from other data (default: the run's own)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    add_device(p)
     p.set_defaults(run=run)
 
 
@@ -36,7 +38,7 @@ def run(args) -> int:
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed: {args.seed} must be >= 0")
     out = check_output(args.out, overwrite=args.overwrite, suffixes=(".png",))
-    pipe = api.load(args.run_dir)
+    pipe = api.load(args.run_dir, device=args.device)
     require(pipe, "reconstruct", args.run_dir)
     cfg = pipe.config
     if args.data:

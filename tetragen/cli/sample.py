@@ -16,12 +16,14 @@ from .. import api
 from ..errors import UserError
 from ..pipeline import require
 from ..sample.images import check_output, write_npz, write_png
+from .options import add_device, printed_warnings
 
 MAX_SEED = (1 << 63) - 1
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("sample", help="draw images from a trained image model (GAN, VAE)")
+    p = sub.add_parser("sample", help="draw images from a trained image model (GAN, VAE, VAE-GAN, "
+                                               "prompt -> image)")
     p.add_argument("run_dir")
     p.add_argument("--n", type=int, default=64, help="number of images (default 64)")
     p.add_argument("--out", required=True, help="output file: .png (a grid) or .npz (arrays)")
@@ -45,6 +47,7 @@ def add_parser(sub) -> None:
     p.add_argument("--temperature", type=float, default=None, help="models that draw from text: token temperature")
     p.add_argument("--top-k", type=int, default=None, help="models that draw from text: keep the k likeliest tokens")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    add_device(p)
     p.set_defaults(run=run)
 
 
@@ -71,7 +74,7 @@ def run(args) -> int:
     if args.images is not None and min(args.images) < 0:
         raise UserError(f"--images {args.images[0]} {args.images[1]}: test-split indices start at 0")
     out = check_output(args.out, overwrite=args.overwrite)
-    pipe = api.load(args.run_dir)
+    pipe = api.load(args.run_dir, device=args.device)
     require(pipe, "sample", args.run_dir)
     prompted = {"--prompt": args.prompt, "--class-prompts": args.class_prompts or None,
                 "--guidance-scale": args.guidance_scale, "--temperature": args.temperature, "--top-k": args.top_k}
@@ -122,15 +125,11 @@ def run(args) -> int:
 def _sample_prompted(args, pipe, out) -> int:
     """A model that draws from text: --prompt for every image, or the classes' prompts (--class-prompts, --class
     K, or by default every class in turn)."""
-    import warnings
     labels = None if args.prompt is not None else pipe.labels_for(args.n, args.label)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with printed_warnings():
         images = pipe.sample(args.n, seed=args.seed, prompt=args.prompt, labels=labels,
                              guidance_scale=args.guidance_scale, steps=args.steps, temperature=args.temperature,
                              top_k=args.top_k)
-    for w in caught:
-        print(f"tetragen: warning: {w.message}", file=sys.stderr)
     if out.suffix.lower() == ".npz":
         write_npz(out, images, labels.numpy() if labels is not None else None)
     else:

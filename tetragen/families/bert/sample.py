@@ -56,7 +56,8 @@ class MaskedLM:
     @torch.no_grad()
     def fill_mask(self, text: str, top_k: int = 5):
         """The `top_k` most likely tokens, with probabilities, for the [MASK] in `text`: a list of (token, prob);
-        with several [MASK]s, one such list per [MASK], in order. Special tokens are never proposed."""
+        with several [MASK]s, one such list per [MASK], in order. Special tokens are never proposed. A text longer
+        than the model's context is read in the window of it centred on its [MASK]s (with a warning)."""
         if top_k < 1:
             raise UserError(f"--top-k: {top_k} must be at least 1")
         ids, positions = self.encode_masked(text)
@@ -64,8 +65,7 @@ class MaskedLM:
             raise UserError(f"--text: no {MASK} in {text!r}; write {MASK} where a token should be predicted")
         block = self.config.model.block_size
         if len(ids) > block:
-            raise UserError(f"--text: {len(ids)} tokens with [CLS], but the model reads at most {block}; "
-                            f"shorten the text around the {MASK}")
+            ids, positions = self._window(ids, positions, block)
         device = next(self.model.parameters()).device
         logits, _ = self.model(torch.tensor([ids], device=device))                    # (1, T, V)
         logits = logits[0, positions].float()                                          # (M, V)
@@ -75,6 +75,19 @@ class MaskedLM:
         out = [[(self.tokenizer.token_str(int(i)), float(p)) for p, i in zip(ps, idx)]
                for ps, idx in zip(top.values, top.indices)]
         return out[0] if len(out) == 1 else out
+
+    @staticmethod
+    def _window(ids: list[int], positions: list[int], block: int) -> tuple[list[int], list[int]]:
+        """[CLS] and the block - 1 tokens of ids[1:] centred on the [MASK] positions (all of which it must hold)."""
+        body, first, last = block - 1, positions[0], positions[-1]
+        if last - first + 1 > body:
+            raise UserError(f"--text: its {MASK}s span {last - first + 1} tokens, but the model reads at most {body} "
+                            f"besides [CLS]; predict them in shorter texts")
+        lo, hi = max(1, last - body + 1), min(first, len(ids) - body)
+        start = min(max((first + last) // 2 - body // 2, lo), hi)
+        warnings.warn(f"the text is {len(ids)} tokens with [CLS], longer than the model's context of {block}; only "
+                      f"the {body} tokens around its {MASK}s were read", stacklevel=3)
+        return [ids[0], *ids[start:start + body]], [p - start + 1 for p in positions]
 
     @torch.no_grad()
     def classify(self, text: str) -> dict[str, float]:
