@@ -1,5 +1,6 @@
 """train.budget_minutes: a run times itself, plans its step count, and its schedule ends where the plan says."""
 import json
+import time
 
 import pytest
 
@@ -52,6 +53,16 @@ def test_budgeted_run_plans_its_steps_and_its_schedule_ends_at_min_lr(corpus, tm
     resumed = Trainer(*tiny(corpus, "train.budget_minutes=0.05"), tmp_path / "run", resume=True, progress=False)
     plan = {k: v for k, v in plans[0].items() if k not in ("step", "split")}
     assert resumed.budget_plan == plan and resumed.step == planned  # a resume keeps the plan, never re-plans
+
+
+def test_the_budget_counts_from_the_start_of_the_train_call(corpus, tmp_path):
+    # a run whose data took its whole 3-second budget to load has time for one step after its probe, however fast
+    # its steps are
+    cfg, data = tiny(corpus, "train.budget_minutes=0.05", "train.max_minutes=10", "train.eval_every=0")
+    trainer = Trainer(cfg, data, tmp_path / "run", progress=False, started=time.perf_counter() - 3.0)
+    trainer.fit()
+    plan = trainer.budget_plan
+    assert plan["max_steps"] == plan["probe_steps"] + 1 and trainer.step == plan["max_steps"]
 
 
 @pytest.mark.parametrize("value", ["-1", "20000", "soon"])

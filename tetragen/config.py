@@ -56,8 +56,8 @@ class TrainConfig:
     max_minutes: float = option(0.0, "stop this process after N minutes of training with a final evaluation and "
                                      "checkpoint; the schedule still spans max_steps, so --resume carries on "
                                      "(0: no limit)", min=0.0)
-    budget_minutes: float = option(0.0, "fit the whole run to N minutes on this machine: time its first steps and one "
-                                        "evaluation, then set train.max_steps so that the schedule, the evaluations "
+    budget_minutes: float = option(0.0, "fit the whole run to N minutes on this machine, loading the data included: "
+                                        "time its first steps and one evaluation, then set train.max_steps so that the schedule, the evaluations "
                                         "and the final checkpoint end inside the budget (0: train.max_steps as "
                                         "given)", min=0.0, max=10080.0)
     max_bad_steps: int = option(5, "abort after this many consecutive non-finite steps", min=1)
@@ -68,7 +68,8 @@ class TrainConfig:
 class DataConfig:
     """What to train on and how it is split and tokenized."""
     source: str = option("", "dataset name or path to a .txt file / folder (set by --data)")
-    val_fraction: float = option(0.1, "last fraction of the corpus held out for validation",
+    val_fraction: float = option(0.1, "fraction held out for validation: the end of a text corpus; the last of "
+                                      "each class of an image folder (a named image set keeps its own test split)",
                                  min=0.0, max=0.5, min_exclusive=True)
     tokenizer: str = option("char", "text tokenizer: char, bpe (byte-level BPE trained on the training split) or "
                                     "the path of a tokenizer.json")
@@ -230,10 +231,12 @@ def check_value(key: str, value: Any, hint: Any, meta: dict, source: str) -> Any
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and (out < lo or (meta.get("min_exclusive") and out == lo)):
         rel = ">" if meta.get("min_exclusive") else ">="
-        allowed = f"{rel} {lo}" + (f" and <= {hi}" if hi is not None else "")
+        allowed = f"{rel} {lo}" + (f" and {'<' if meta.get('max_exclusive') else '<='} {hi}" if hi is not None else "")
         raise UserError(f"{where}: {out!r} is out of range; allowed: {allowed}")
-    if hi is not None and out > hi:
-        raise UserError(f"{where}: {out!r} is out of range; allowed: <= {hi}")
+    if hi is not None and (out > hi or (meta.get("max_exclusive") and out == hi)):
+        rel = "<" if meta.get("max_exclusive") else "<="
+        allowed = (f"{'>' if meta.get('min_exclusive') else '>='} {lo} and " if lo is not None else "") + f"{rel} {hi}"
+        raise UserError(f"{where}: {out!r} is out of range; allowed: {allowed}")
     return out
 
 

@@ -92,7 +92,10 @@ def _record_step(line: str) -> int | None:
 
 class Trainer:
     def __init__(self, cfg: RunConfig, data, run_dir: str | Path, *, resume: bool = False,
-                 overwrite: bool = False, progress: bool = True):
+                 overwrite: bool = False, progress: bool = True, started: float | None = None):
+        """`started`: the time.perf_counter() a `train.budget_minutes` budget counts from (the start of the `train`
+        call, so loading the data and building the model are in it; default: now)."""
+        self.started = time.perf_counter() if started is None else started
         self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
         self.family = get_family(cfg.family)
         t = cfg.train
@@ -169,7 +172,7 @@ class Trainer:
         deadline = fit_t0 + 60 * t.max_minutes if t.max_minutes else None
         probing = bool(t.budget_minutes) and self.budget_plan is None
         if t.budget_minutes and not t.max_minutes:  # a hard stop well past the plan, should the machine slow down
-            deadline = fit_t0 + 60 * t.budget_minutes * budget.HARD_STOP
+            deadline = (self.started if probing else fit_t0) + 60 * t.budget_minutes * budget.HARD_STOP
         if probing:  # until the plan is made the run is as long as it needs (the schedule is still warming up)
             t.max_steps = max(t.max_steps, 10 ** 9)
         probe = {"steps": 0, "t0": 0.0}
@@ -190,7 +193,7 @@ class Trainer:
                         probe["t0"] = time.perf_counter()
                     elif budget.probe_done(probe["steps"], time.perf_counter() - probe["t0"], t.budget_minutes):
                         step_s = (time.perf_counter() - probe["t0"]) / (probe["steps"] - budget.UNTIMED_STEPS)
-                        self._plan_budget(fit_t0, step_s, bar)
+                        self._plan_budget(step_s, bar)
                         probing = False
                 if self.step % t.log_every == 0 or self.step == t.max_steps:
                     rec = self._log_train(window, logs or {})
@@ -231,7 +234,7 @@ class Trainer:
             self.close()
         return final
 
-    def _plan_budget(self, fit_t0: float, step_s: float, bar) -> None:
+    def _plan_budget(self, step_s: float, bar) -> None:
         """train.budget_minutes: time one evaluation, then set train.max_steps (train/budget.py) in every process
         and in config.json."""
         t = self.cfg.train
@@ -242,7 +245,7 @@ class Trainer:
         now = time.perf_counter()
         # every process plans from the same (averaged) timings, so they agree on the step count
         step_s, eval_s, elapsed = distributed.average(
-            torch.tensor([step_s, now - t0, now - fit_t0], dtype=torch.float64, device=self.device),
+            torch.tensor([step_s, now - t0, now - self.started], dtype=torch.float64, device=self.device),
             self.dist).tolist()
         configured_warmup = t.warmup_steps
         p = budget.plan(t.budget_minutes, elapsed, self.step, step_s, eval_s, t.eval_every, t.warmup_steps)
