@@ -331,6 +331,16 @@ def test_config_checks_downsample_with_one_line_errors(overrides, needle):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("value, ok", [("1.0", False), ("0", False), ("0.999", True)])
+def test_ema_decay_is_below_one_and_above_zero(value, ok):
+    # at 1 the codebook would never move
+    if ok:
+        assert build_run_config("vqvae", preset="tiny", overrides=[f"model.ema_decay={value}"]).model.ema_decay == 0.999
+        return
+    with pytest.raises(UserError, match=r"model.ema_decay.*allowed: > 0.0 and < 1.0"):
+        build_run_config("vqvae", preset="tiny", overrides=[f"model.ema_decay={value}"])
+
+
 def test_presets_validate():
     for name in get_family("vqvae").presets:
         cfg = build_run_config("vqvae", preset=name)

@@ -10,7 +10,9 @@ from typing import Any
 
 
 def option(default: Any, help: str = "", *, min: float | None = None, max: float | None = None,
-           choices: list | None = None, min_exclusive: bool = False):
-    """A config field with its documentation and its allowed range."""
-    meta = {"help": help, "min": min, "max": max, "choices": choices, "min_exclusive": min_exclusive}
+           choices: list | None = None, min_exclusive: bool = False, max_exclusive: bool = False):
+    """A config field with its documentation and its allowed range (`min_exclusive`/`max_exclusive`: the bound
+    itself is not allowed)."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices, "min_exclusive": min_exclusive,
+            "max_exclusive": max_exclusive}
     return field(default=default, metadata=meta)

@@ -52,11 +52,12 @@ def allowed(f: dataclasses.Field, hint) -> str:
     lo, hi = m.get("min"), m.get("max")
     if lo is not None and hi is not None:
         left = "(" if m.get("min_exclusive") else "["
-        return f"{kind} in {left}{_number(lo)}, {_number(hi)}]"
+        right = ")" if m.get("max_exclusive") else "]"
+        return f"{kind} in {left}{_number(lo)}, {_number(hi)}{right}"
     if lo is not None:
         return f"{kind} {'>' if m.get('min_exclusive') else '≥'} {_number(lo)}"
     if hi is not None:
-        return f"{kind} ≤ {_number(hi)}"
+        return f"{kind} {'<' if m.get('max_exclusive') else '≤'} {_number(hi)}"
     return kind
 
 
