@@ -27,7 +27,7 @@ register_family(Family(
     capabilities=T2IPipeline.capabilities,
     components={"model.tokenizer_run": "tokenize"},
     showcase=Showcase(
-        data=("fashion-mnist",), weight=2.5, order=70,
+        data=("fashion-mnist",), weight=2.5, order=70, preset="fmnist-small",
         # no FID while training: sampling 1000 images from the prior costs more than a minute on a laptop CPU, which
         # a short budget would take from training (the evaluation after training scores its samples)
         overrides=("train.eval_samples=0", "train.eval_every=0", "train.save_every=400"),
