@@ -49,6 +49,9 @@ bench: $(STAMP)
 	$(PY) bench/image_vae.py
 	$(PY) bench/image_hybrid.py
 	$(PY) bench/pretrain_finetune.py
+	$(PY) bench/decode_threads.py
+	$(PY) bench/serve_load.py
+	$(PY) bench/bench_noise.py
 
 clean-venv:
 	rm -rf $(VENV)
