@@ -23,6 +23,10 @@ def test_plan_fills_the_time_left_with_steps_and_evaluations():
     # a warm-up longer than the run is cut to a tenth of it
     short = budget.plan(0.1, 1.0, 5, 0.1, 0.5, eval_every=0, warmup_steps=100)
     assert short.max_steps == 5 + 43 and short.warmup_steps == 4
+    # a plan shorter than the configured schedule keeps the warm-up's share of it: 50 of 1000 steps -> 20 of 392
+    assert budget.plan(1.0, 10.0, 5, 0.1, 2.0, eval_every=100, warmup_steps=50, configured_steps=1000).warmup_steps == 20
+    # a longer plan keeps the configured warm-up
+    assert budget.plan(1.0, 10.0, 5, 0.1, 2.0, eval_every=100, warmup_steps=50, configured_steps=100).warmup_steps == 50
     # a budget already spent still makes one more step (and the final evaluation)
     assert budget.plan(0.01, 60.0, 7, 0.1, 1.0, eval_every=0, warmup_steps=0).max_steps == 8
 

@@ -38,23 +38,27 @@ def probe_done(steps_done: int, timed_seconds: float, budget_minutes: float) -> 
 
 
 def plan(budget_minutes: float, elapsed_s: float, step: int, seconds_per_step: float, eval_seconds: float,
-         eval_every: int, warmup_steps: int) -> Plan:
+         eval_every: int, warmup_steps: int, configured_steps: int = 0) -> Plan:
     """The step count whose remaining steps and evaluations fill the budget's remaining time.
 
     From `step`, n more steps cost n * seconds_per_step, plus an evaluation every `eval_every` steps (eval_every=0:
-    only the final one) and the final evaluation. The warm-up is shortened to a tenth of the run where the budget
-    cannot hold the configured one."""
+    only the final one) and the final evaluation. A plan shorter than the configured `configured_steps` keeps the
+    warm-up's share of the schedule (a 200-step warm-up of 4000 steps is 15 steps of a 302-step plan); a warm-up the
+    run cannot hold is cut to a tenth of it."""
     left = SAFETY * (60 * budget_minutes - elapsed_s) - eval_seconds  # the final evaluation is always run
     per_step = seconds_per_step + (eval_seconds / eval_every if eval_every else 0.0)
     more = max(1, math.floor(left / per_step)) if left > 0 else 1
     total = step + more
-    warmup = warmup_steps if warmup_steps < total else total // 10
+    warmup = warmup_steps
+    if 0 < total < configured_steps:
+        warmup = min(warmup, math.ceil(warmup * total / configured_steps))
+    warmup = warmup if warmup < total else total // 10
     return Plan(max_steps=total, warmup_steps=warmup, seconds_per_step=seconds_per_step, eval_seconds=eval_seconds,
                 probe_steps=step)
 
 
 def describe(p: Plan, budget_minutes: float, configured_warmup: int) -> str:
-    note = (f"; warm-up shortened from {configured_warmup} to {p.warmup_steps} steps to fit"
+    note = (f"; warm-up shortened from {configured_warmup} to {p.warmup_steps} steps with the schedule"
             if p.warmup_steps != configured_warmup else "")
     return (f"tetragen: train.budget_minutes={budget_minutes:g}: {p.seconds_per_step * 1000:.1f} ms/step and "
             f"{p.eval_seconds:.1f} s per evaluation on this machine -> train.max_steps={p.max_steps}{note}")

@@ -173,6 +173,7 @@ class Trainer:
         probing = bool(t.budget_minutes) and self.budget_plan is None
         if t.budget_minutes and not t.max_minutes:  # a hard stop well past the plan, should the machine slow down
             deadline = (self.started if probing else fit_t0) + 60 * t.budget_minutes * budget.HARD_STOP
+        configured_steps = t.max_steps
         if probing:  # until the plan is made the run is as long as it needs (the schedule is still warming up)
             t.max_steps = max(t.max_steps, 10 ** 9)
         probe = {"steps": 0, "t0": 0.0}
@@ -193,7 +194,7 @@ class Trainer:
                         probe["t0"] = time.perf_counter()
                     elif budget.probe_done(probe["steps"], time.perf_counter() - probe["t0"], t.budget_minutes):
                         step_s = (time.perf_counter() - probe["t0"]) / (probe["steps"] - budget.UNTIMED_STEPS)
-                        self._plan_budget(step_s, bar)
+                        self._plan_budget(step_s, configured_steps, bar)
                         probing = False
                 if self.step % t.log_every == 0 or self.step == t.max_steps:
                     rec = self._log_train(window, logs or {})
@@ -234,7 +235,7 @@ class Trainer:
             self.close()
         return final
 
-    def _plan_budget(self, step_s: float, bar) -> None:
+    def _plan_budget(self, step_s: float, configured_steps: int, bar) -> None:
         """train.budget_minutes: time one evaluation, then set train.max_steps (train/budget.py) in every process
         and in config.json."""
         t = self.cfg.train
@@ -248,7 +249,8 @@ class Trainer:
             torch.tensor([step_s, now - t0, now - self.started], dtype=torch.float64, device=self.device),
             self.dist).tolist()
         configured_warmup = t.warmup_steps
-        p = budget.plan(t.budget_minutes, elapsed, self.step, step_s, eval_s, t.eval_every, t.warmup_steps)
+        p = budget.plan(t.budget_minutes, elapsed, self.step, step_s, eval_s, t.eval_every, t.warmup_steps,
+                        configured_steps)
         t.max_steps, t.warmup_steps = p.max_steps, p.warmup_steps
         self.budget_plan = p.as_record(t.budget_minutes)
         bar.total = t.max_steps
