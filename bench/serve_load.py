@@ -9,7 +9,12 @@ generated tokens/s, p50/p99 latency and time to first token, errors (5xx, and an
 peak resident memory (VmHWM) at the end of the level. The bench is bounded: each level lasts `--seconds`, then
 every client finishes its request in flight.
 
+With `--image-run RUN` (an image run: a prompt -> image `t2i`, or a GAN/VAE) the same server process also answers
+`/v1/images/generations` (one image per request, a prompt drawn from --image-prompts, base64 PNG) at 1, 4 and 16
+clients: requests/s, latency p50/p99, errors, peak RSS (section serve_load_images).
+
     python bench/serve_load.py                 # writes the serve_load section of bench/RESULTS.md
+    python bench/serve_load.py --parts images --image-run runs/quickstart/t2i
     python bench/serve_load.py --quick         # smoke run: short levels, nothing written
 """
 from __future__ import annotations
@@ -58,9 +63,9 @@ def peak_rss_mb(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, run: Path, max_batch: int):
+    def __init__(self, run: Path, max_batch: int, name: str = "gpt"):
         self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-m", "tetragen", "serve", f"gpt={run}", "--port",
+        self.proc = subprocess.Popen([sys.executable, "-m", "tetragen", "serve", f"{name}={run}", "--port",
                                       str(self.port), "--max-batch", str(max_batch), "--max-queue", "256"],
                                      cwd=ROOT, stderr=subprocess.PIPE, text=True)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -111,6 +116,53 @@ async def client(http, url: str, tokens: int, until: float, out: list, seed: int
             continue
         out.append({"status": status, "latency": time.perf_counter() - t0, "ttft": first, "tokens": n,
                     "done": done})
+
+
+async def image_client(http, url: str, prompts: list[str], until: float, out: list, seed: int) -> None:
+    k = 0
+    while time.perf_counter() < until:
+        body = {"model": "img", "prompt": prompts[(seed + k) % len(prompts)], "n": 1, "response_format": "b64_json",
+                "seed": seed * 1000 + k}
+        k += 1
+        t0 = time.perf_counter()
+        try:
+            r = await http.post(url + "/v1/images/generations", json=body, timeout=120)
+            ok = r.status_code == 200 and bool(r.json()["data"][0]["b64_json"])
+        except Exception as e:  # a failed request is counted, never hidden
+            out.append({"status": -1, "error": type(e).__name__})
+            continue
+        out.append({"status": r.status_code, "latency": time.perf_counter() - t0, "done": ok})
+
+
+async def image_level(url: str, clients: int, prompts: list[str], seconds: float) -> dict:
+    import httpx
+    out: list = []
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=clients + 4)) as http:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(image_client(http, url, prompts, t0 + seconds, out, c) for c in range(clients)))
+        wall = time.perf_counter() - t0
+    good = [r for r in out if r.get("status") == 200 and r.get("done")]
+    lat = np.array([r["latency"] for r in good]) if good else np.zeros(1)
+    return {"clients": clients, "requests": len(out), "ok": len(good), "wall_s": wall,
+            "server_errors": sum(1 for r in out if r.get("status", 0) >= 500),
+            "other_errors": sum(1 for r in out if r not in good and r.get("status", 0) < 500),
+            "req_per_s": len(good) / wall, "lat_p50": float(np.percentile(lat, 50)),
+            "lat_p99": float(np.percentile(lat, 99))}
+
+
+def measure_images(run: Path, prompts: list[str], seconds: float) -> list[dict]:
+    server = Server(run, 1, name="img")
+    rows = []
+    try:
+        for c in (1, 4, 16):
+            r = asyncio.run(image_level(server.url, c, prompts, seconds))
+            r["peak_rss_mb"] = peak_rss_mb(server.proc.pid)
+            rows.append(r)
+            print(f"images, {c} clients: {r['req_per_s']:.2f} req/s, latency p99 {r['lat_p99']:.3f} s, "
+                  f"5xx {r['server_errors']}, other errors {r['other_errors']}", flush=True)
+    finally:
+        server.stop()
+    return rows
 
 
 async def level(url: str, clients: int, tokens: int, seconds: float) -> dict:
@@ -168,9 +220,45 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64, help="new tokens per request")
     ap.add_argument("--max-batch", type=int, default=None, help="the batching server's --max-batch (default: "
                                                                 "the server's own default)")
+    ap.add_argument("--parts", nargs="+", default=["text"], choices=["text", "images"])
+    ap.add_argument("--image-run", type=Path, default=None, help="--parts images: the image run to serve")
+    ap.add_argument("--image-prompts", default="a pair of trousers|a dark sneaker|a large light pullover|a small bag",
+                    help="prompts of the image requests, separated by |")
     args = ap.parse_args()
     seconds = 3.0 if args.quick else args.seconds
     WORK.mkdir(parents=True, exist_ok=True)
+    if "images" in args.parts:
+        if args.image_run is None:
+            raise SystemExit("--parts images needs --image-run RUN")
+        images(args, seconds)
+    if "text" in args.parts:
+        text(args, seconds)
+
+
+def images(args, seconds: float) -> None:
+    import tetragen
+    pipe = tetragen.load(args.image_run)
+    rows = measure_images(args.image_run, args.image_prompts.split("|"), seconds)
+    if args.quick:
+        return
+    errors = sum(r["server_errors"] for r in rows)
+    body = ["## Serving images under load (`bench/serve_load.py --parts images`)", "", *header(),
+            f"- server: `tetragen serve img={args.image_run}` ({pipe.config.family}, "
+            f"{sum(p.numel() for p in pipe.model.parameters()) / 1e6:.2f} M parameters; a separate process on the "
+            f"same 2 cores as the clients); each client posts `/v1/images/generations` for one image (base64 "
+            f"PNG, prompts {args.image_prompts.replace('|', ', ')}) back to back for {seconds:g} s per level; image "
+            f"requests run one at a time in the model's worker", "",
+            "| clients | requests ok | requests/s | latency p50 / p99 | 5xx | other errors | server peak RSS |",
+            "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        body.append(f"| {r['clients']} | {r['ok']} | {r['req_per_s']:.2f} | {r['lat_p50']:.3f} / {r['lat_p99']:.3f} s "
+                    f"| {r['server_errors']} | {r['other_errors']} | {r['peak_rss_mb']:.0f} MB |")
+    body += ["", f"Server errors (5xx) at every level: {errors}."]
+    write_section("serve_load_images", "\n".join(body))
+    print("wrote the serve_load_images section of bench/RESULTS.md")
+
+
+def text(args, seconds: float) -> None:
     run = trained_run(20 if args.quick else 300)
     from tetragen.serve.app import Limits
     batch = args.max_batch or Limits().max_batch

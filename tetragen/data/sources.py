@@ -95,17 +95,18 @@ def _fetch_into_cache(dataset: str, filename: str, sha256: str, fetchers: list[C
     cached = cache_dir() / dataset / filename
     cached.parent.mkdir(parents=True, exist_ok=True)
     for fetch in fetchers:
+        what = (fetch.__doc__ or fetch.__name__).strip().splitlines()[0].rstrip(".")  # a docstring's first line
         with tempfile.TemporaryDirectory(dir=cached.parent) as tmp:
             dest = Path(tmp) / filename
             try:
-                print(f"tetragen: fetching {dataset} ({fetch.__doc__ or fetch.__name__}) ...", file=sys.stderr)
+                print(f"tetragen: fetching {dataset} ({what}) ...", file=sys.stderr)
                 fetch(dest)
             except Exception as e:  # network down, registry refused: try the next source
                 why = str(e).splitlines()[0][:80] if str(e) else ""
-                tried.append(f"{fetch.__doc__ or fetch.__name__} ({type(e).__name__}: {why})")
+                tried.append(f"{what} ({type(e).__name__}: {why})")
                 continue
             if not dest.is_file() or digest(dest) != sha256:
-                tried.append(f"{fetch.__doc__ or fetch.__name__} (checksum mismatch, ignored)")
+                tried.append(f"{what} (checksum mismatch, ignored)")
                 continue
             os.replace(dest, cached)
             return cached, tried

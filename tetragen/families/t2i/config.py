@@ -74,12 +74,13 @@ PRESETS = {
         "model": {"text_block": 40, "n_layer": 6, "n_head": 4, "n_embd": 192, "dropout": 0.1},
         "train": _FMNIST_TRAIN,
     },
-    # For a few minutes: at 5 minutes on the same tokenizer a 4 x 128 prior beat the 6 x 192 one (bench/RESULTS.md,
-    # image_priors, 2026-12-02: FID 26.99 vs 29.44, prompted-class accuracy 0.731 vs 0.683, held-out phrasings 0.540
-    # vs 0.415, 2.2x the images/s) with twice the steps. What the quickstart trains; not measured against fmnist at
-    # 10 minutes and more.
+    # For a few minutes, causal: at 5 minutes on the same tokenizer a 4 x 128 causal prior beat a 6 x 192 one
+    # (bench/RESULTS.md, image_priors, 2026-12-02: FID 26.99 vs 29.44, prompted-class accuracy 0.731 vs 0.683,
+    # held-out phrasings 0.540 vs 0.415, 2.2x the images/s) with twice the steps; at 10 minutes the causal prior beat
+    # the masked one (FID 18.79 vs 33.11 at 3.6x the images/s, image_hybrid). What the quickstart trains; not measured
+    # against fmnist at 10 minutes and more.
     "fmnist-small": {
-        "model": {"text_block": 40, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.1},
+        "model": {"prior": "causal", "text_block": 40, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.1},
         "train": _FMNIST_TRAIN,
     },
 }
