@@ -59,7 +59,7 @@ def test_budgeted_run_plans_its_steps_and_its_schedule_ends_at_min_lr(corpus, tm
     assert resumed.budget_plan == plan and resumed.step == planned  # a resume keeps the plan, never re-plans
 
 
-def test_the_budget_counts_from_the_start_of_the_train_call(corpus, tmp_path):
+def test_the_budget_counts_from_the_start_of_the_train_call(corpus, tmp_path, capsys):
     # a run whose data took its whole 3-second budget to load has time for one step after its probe, however fast
     # its steps are
     cfg, data = tiny(corpus, "train.budget_minutes=0.05", "train.max_minutes=10", "train.eval_every=0")
@@ -67,6 +67,7 @@ def test_the_budget_counts_from_the_start_of_the_train_call(corpus, tmp_path):
     trainer.fit()
     plan = trainer.budget_plan
     assert plan["max_steps"] == plan["probe_steps"] + 1 and trainer.step == plan["max_steps"]
+    assert "leaves 1 step after the probe" in capsys.readouterr().err  # and the run says it will hardly learn
 
 
 @pytest.mark.parametrize("value", ["-1", "20000", "soon"])

@@ -102,6 +102,7 @@ def test_bench_ranks_image_and_text_families_with_the_same_budget(corpus, images
     out = tmp_path / "bench"
     r = run_cli("bench", "--budget-minutes", "0.1", "--families", "gpt,t2i", *job_args(corpus, images, out))
     assert r.returncode == 0, r.stderr
+    assert "ETA of the job 0:18" in r.stderr  # three families of 0.1 minutes each ahead
     doc = json.loads((out / "bench.json").read_text())
     assert doc["families"] == ["gpt", "vqvae", "t2i"] and doc["budget_minutes"] == 0.1
     assert doc["machine"]["cpu"] and doc["seed"] == 1337 and set(doc["precision"]) == {"gpt", "vqvae", "t2i"}

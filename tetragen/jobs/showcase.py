@@ -173,8 +173,8 @@ class Job:
             todo = [n for n in self.families[i:] if n not in self.state["results"]]
             weights = {n: get_family(n).showcase.weight for n in todo}
             share = 60 * self.budget_minutes if self.each else left * weights[name] / sum(weights.values())
-            if on_start is not None:
-                on_start(i, name, elapsed, left)
+            if on_start is not None:  # a bench's families each take the whole budget
+                on_start(i, name, elapsed, 60 * self.budget_minutes * len(todo) if self.each else left)
             start = time.perf_counter()
             try:
                 result = self._one(name, share)

@@ -57,6 +57,19 @@ def plan(budget_minutes: float, elapsed_s: float, step: int, seconds_per_step: f
                 probe_steps=step)
 
 
+FEW_STEPS = 20  # a plan with fewer steps after the probe than this is warned about
+
+
+def too_short(p: Plan, budget_minutes: float, elapsed_s: float) -> str | None:
+    """A warning when the budget leaves the run almost no steps after loading and timing, else None."""
+    more = p.max_steps - p.probe_steps
+    if more >= FEW_STEPS:
+        return None
+    return (f"tetragen: warning: train.budget_minutes={budget_minutes:g} leaves {more} step{'s' if more != 1 else ''} "
+            f"after the probe ({elapsed_s:.0f} s of the budget went to loading the data, building the model and "
+            f"timing it); the run will hardly learn: give it more minutes")
+
+
 def describe(p: Plan, budget_minutes: float, configured_warmup: int) -> str:
     note = (f"; warm-up shortened from {configured_warmup} to {p.warmup_steps} steps with the schedule"
             if p.warmup_steps != configured_warmup else "")

@@ -262,6 +262,9 @@ class Trainer:
                     ck.write_json(folder / "config.json", self.cfg.to_dict())
             self._append_metrics({"step": self.step, "split": "budget", **self.budget_plan})
             bar.write(budget.describe(p, t.budget_minutes, configured_warmup))
+            warning = budget.too_short(p, t.budget_minutes, elapsed)
+            if warning:
+                print(warning, file=sys.stderr)
 
     def _catch_stop_signals(self) -> dict:
         """Ctrl-C (SIGINT) and SIGTERM ask the loop to finish its step, write a checkpoint and stop; a second Ctrl-C
