@@ -189,11 +189,12 @@ class Job:
         fam = get_family(name)
         show = fam.showcase
         run = self.out / name
-        # the family's time less what loading, evaluating and showing it take: as measured on the families done so
-        # far (a fifth of the share before any is done)
+        # the family's time less what evaluating and showing it take: the most that any family done so far took (a
+        # fifth of the share before any is done). What a family leaves unused goes to the next ones, so only the last
+        # family's overrun would outlast the budget, and the largest reserve keeps it inside
         done = [Result(**r) for r in self.state["results"].values()]
         spent = self.state["spent_s"]
-        overhead = (sum(spent.get(r.family, 0.0) - r.train_s for r in done) / len(done) if done else 0.2 * share_s)
+        overhead = max((spent.get(r.family, 0.0) - r.train_s for r in done), default=0.2 * share_s)
         train_min = max(60 * MIN_MINUTES_PER_FAMILY, share_s - overhead) / 60
         overrides = [*show.overrides, f"train.seed={self.seed}"]
         for key, component in show.components.items():
