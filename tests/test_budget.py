@@ -24,7 +24,8 @@ def test_plan_fills_the_time_left_with_steps_and_evaluations():
     short = budget.plan(0.1, 1.0, 5, 0.1, 0.5, eval_every=0, warmup_steps=100)
     assert short.max_steps == 5 + 43 and short.warmup_steps == 4
     # a plan shorter than the configured schedule keeps the warm-up's share of it: 50 of 1000 steps -> 20 of 392
-    assert budget.plan(1.0, 10.0, 5, 0.1, 2.0, eval_every=100, warmup_steps=50, configured_steps=1000).warmup_steps == 20
+    shorter = budget.plan(1.0, 10.0, 5, 0.1, 2.0, eval_every=100, warmup_steps=50, configured_steps=1000)
+    assert shorter.warmup_steps == 20
     # a longer plan keeps the configured warm-up
     assert budget.plan(1.0, 10.0, 5, 0.1, 2.0, eval_every=100, warmup_steps=50, configured_steps=100).warmup_steps == 50
     # a budget already spent still makes one more step (and the final evaluation)

@@ -57,9 +57,9 @@ class TrainConfig:
                                      "checkpoint; the schedule still spans max_steps, so --resume carries on "
                                      "(0: no limit)", min=0.0)
     budget_minutes: float = option(0.0, "fit the whole run to N minutes on this machine, loading the data included: "
-                                        "time its first steps and one evaluation, then set train.max_steps so that the schedule, the evaluations "
-                                        "and the final checkpoint end inside the budget (0: train.max_steps as "
-                                        "given)", min=0.0, max=10080.0)
+                                        "time its first steps and one evaluation, then set train.max_steps so that "
+                                        "the schedule, the evaluations and the final checkpoint end inside the "
+                                        "budget (0: train.max_steps as given)", min=0.0, max=10080.0)
     max_bad_steps: int = option(5, "abort after this many consecutive non-finite steps", min=1)
     device: str = option("auto", "where to train", choices=["auto", "cpu", "cuda"])
 

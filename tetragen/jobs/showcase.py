@@ -312,5 +312,5 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": model or platform.processor() or platform.machine(), "cpu_flags": flags, "cores": os.cpu_count(), "torch": torch.__version__,
-            "python": sys.version.split()[0], "platform": platform.platform()}
+    return {"cpu": model or platform.processor() or platform.machine(), "cpu_flags": flags, "cores": os.cpu_count(),
+            "torch": torch.__version__, "python": sys.version.split()[0], "platform": platform.platform()}

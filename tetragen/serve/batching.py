@@ -13,10 +13,11 @@ slot of one preallocated KV cache and its own position. A `generate` pipeline wh
 served one sequence at a time through its own `stream` (`fits` says which).
 
 Determinism: a sequence's tokens depend on its own prompt, settings and seed only, never on what else is in the
-batch. Its prompt is prefilled alone, through the model's own forward; every decoding step runs on all `max_batch` slots
-(idle ones carry a dummy token) and attends over the whole context window with a mask per slot, so no shape ever
-changes with the load and no row's arithmetic depends on another's. The same request with the same seed gives the same text at any
-load (on the same machine and software).
+batch. Its prompt is prefilled alone, through the model's own forward; every decoding step runs on all `max_batch`
+slots (idle ones carry a dummy token) and attends over the whole context window with a mask per slot, so no shape
+ever changes with the load and no row's arithmetic depends on another's; each sequence samples from its own
+generator (`next_tokens`). The same request with the same seed gives the same text at any load (on the same machine
+and software).
 """
 from __future__ import annotations
 
