@@ -229,14 +229,13 @@ def check_value(key: str, value: Any, hint: Any, meta: dict, source: str) -> Any
     if choices is not None and out not in choices:
         raise UserError(f"{where}: {out!r} is not allowed; choose one of: {', '.join(map(str, choices))}")
     lo, hi = meta.get("min"), meta.get("max")
-    if lo is not None and (out < lo or (meta.get("min_exclusive") and out == lo)):
-        rel = ">" if meta.get("min_exclusive") else ">="
-        allowed = f"{rel} {lo}" + (f" and {'<' if meta.get('max_exclusive') else '<='} {hi}" if hi is not None else "")
-        raise UserError(f"{where}: {out!r} is out of range; allowed: {allowed}")
-    if hi is not None and (out > hi or (meta.get("max_exclusive") and out == hi)):
-        rel = "<" if meta.get("max_exclusive") else "<="
-        allowed = (f"{'>' if meta.get('min_exclusive') else '>='} {lo} and " if lo is not None else "") + f"{rel} {hi}"
-        raise UserError(f"{where}: {out!r} is out of range; allowed: {allowed}")
+    low_ex, high_ex = bool(meta.get("min_exclusive")), bool(meta.get("max_exclusive"))
+    too_low = lo is not None and (out < lo or (low_ex and out == lo))
+    too_high = hi is not None and (out > hi or (high_ex and out == hi))
+    if too_low or too_high:
+        bounds = ([f"{'>' if low_ex else '>='} {lo}"] if lo is not None else []) + \
+                 ([f"{'<' if high_ex else '<='} {hi}"] if hi is not None else [])
+        raise UserError(f"{where}: {out!r} is out of range; allowed: {' and '.join(bounds)}")
     return out
 
 

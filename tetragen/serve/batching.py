@@ -137,6 +137,7 @@ class SlotDecoder:
         self.device = next(model.parameters()).device
         self.store = model.new_cache(slots, device=self.device)   # k, v: per layer (slots, nh, block, hs)
         self.pos = [0] * slots
+        self._key_positions = torch.arange(self.block, device=self.device)  # the key axis of every attention mask
 
     @staticmethod
     def fits(model) -> bool:
@@ -170,7 +171,7 @@ class SlotDecoder:
         slots = torch.tensor(sorted(active), device=self.device)
         # each slot attends to its own keys up to its position; the key axis is always the whole block, so no
         # slot's arithmetic depends on how long the others are
-        mask = (torch.arange(self.block, device=self.device) <= where[:, None]).view(self.slots, 1, 1, self.block)
+        mask = (self._key_positions <= where[:, None]).view(self.slots, 1, 1, self.block)
         x = t.drop(t.wte(torch.tensor(tokens, device=self.device).view(self.slots, 1))
                    + t.wpe(where.view(self.slots, 1)))                                  # (S, 1, C)
         for layer, block in enumerate(t.h):
