@@ -101,6 +101,7 @@ def adherence(pipe, args) -> dict:
 def eval_prior(info: dict, args) -> dict:
     pipe = tetragen.load(info["out"])
     data = load_data(pipe.config, pipe.assets)
+    info["epochs"] = info["steps"] * pipe.config.train.batch_size / len(data.pool)  # training images seen / there
     info.update(evaluate_images(pipe, data, n=args.eval_samples, seed=0))
     t0 = time.perf_counter()
     pipe.sample(200, seed=0)
@@ -133,10 +134,14 @@ TOKENIZERS = [
     ("vqvae 14x14, 512 codes", "vqvae", ["model.downsample=2"]),
     ("vqgan 7x7, 512 codes", "vqgan", ["model.disc_start_fraction=0.4"]),
 ]
-# the causal prior sizes compared on the preset tokenizer: (name, overrides); the first is t2i's fmnist preset
+# the causal priors compared on the preset tokenizer: (name, overrides); the first is t2i's fmnist preset. Dropout:
+# a CPU budget of minutes sees less than one epoch of the training images, and on CPU a dropout mask costs time of its
+# own and moves attention off its fused kernel
 PRIORS = [
-    ("6 layers x 192", []),
-    ("4 layers x 128", ["model.n_layer=4", "model.n_embd=128"]),
+    ("6 layers x 192, dropout 0.1", ["model.dropout=0.1"]),
+    ("4 layers x 128, dropout 0.1", ["model.n_layer=4", "model.n_embd=128", "model.dropout=0.1"]),
+    ("6 layers x 192, no dropout", ["model.dropout=0"]),
+    ("4 layers x 128, no dropout", ["model.n_layer=4", "model.n_embd=128", "model.dropout=0"]),
 ]
 
 
@@ -171,7 +176,7 @@ def tokenizers_part(args) -> str:
 
 
 def priors_part(args) -> str:
-    """Causal prior sizes at the same budget on the preset tokenizer (trained for --tokenizer-minutes)."""
+    """Causal prior sizes and dropout at the same budget on the preset tokenizer (trained for --tokenizer-minutes)."""
     tok = WORK / "tokenizer"
     if not (tok / "model.safetensors").is_file():
         train("tokenizer", "vqvae", args.tokenizer_minutes, [], args)
@@ -182,14 +187,16 @@ def priors_part(args) -> str:
         info["name"] = name
         info["params"] = sum(p.numel() for p in tetragen.load(info["out"]).model.parameters())
         rows.append(info)
-    lines = ["## Prompt -> image prior sizes compared (bench/image_hybrid.py --parts priors)", "", *header(),
+    lines = ["## Prompt -> image priors compared: size and dropout (bench/image_hybrid.py --parts priors)", "",
+             *header(),
              f"- causal t2i priors, {args.prior_compare_minutes:g} min each, on the vqvae `{PRESET}` tokenizer of "
              f"bench/_work/image_hybrid/tokenizer; FID/KID of {args.eval_samples} class-prompted samples, "
              f"adherence over {args.attribute_samples} samples per class and word (chance 1/3)", "",
-             "| prior | parameters | steps | FID | KID | prompted-class acc | held-out phrasing acc | dark/light | "
-             "small/large | images/s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| prior | parameters | steps | epochs | FID | KID | prompted-class acc | held-out phrasing acc | "
+             "dark/light | small/large | images/s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['params'] / 1e6:.2f} M | {r['steps']} | {r['fid']:.3f} | {r['kid']:.4f} | "
+        lines.append(f"| {r['name']} | {r['params'] / 1e6:.2f} M | {r['steps']} | {r['epochs']:.2f} | {r['fid']:.3f} | "
+                     f"{r['kid']:.4f} | "
                      f"{r['class_acc']:.3f} | {r['heldout_class_acc']:.3f} | {r['adherence_brightness']:.3f} | "
                      f"{r['adherence_size']:.3f} | {r['images_per_s']:.1f} |")
     return "\n".join(lines)
