@@ -134,9 +134,9 @@ TOKENIZERS = [
     ("vqvae 14x14, 512 codes", "vqvae", ["model.downsample=2"]),
     ("vqgan 7x7, 512 codes", "vqgan", ["model.disc_start_fraction=0.4"]),
 ]
-# the causal priors compared on the preset tokenizer: (name, overrides); the first is t2i's fmnist preset. Dropout:
-# a CPU budget of minutes sees less than one epoch of the training images, and on CPU a dropout mask costs time of its
-# own and moves attention off its fused kernel
+# the causal priors compared on the preset tokenizer: (name, overrides); the last two are the shapes of t2i's fmnist
+# and fmnist-small presets. Dropout: a CPU budget of minutes sees an epoch or two of the training captions, and on CPU
+# a dropout mask costs time of its own and moves attention off its fused kernel
 PRIORS = [
     ("6 layers x 192, dropout 0.1", ["model.dropout=0.1"]),
     ("4 layers x 128, dropout 0.1", ["model.n_layer=4", "model.n_embd=128", "model.dropout=0.1"]),
