@@ -58,13 +58,13 @@ def next_tokens(logits: torch.Tensor, contexts: list[torch.Tensor | None], param
             penalized = torch.where(seen > 0, seen / p.repetition_penalty, seen * p.repetition_penalty)
             # a tiny penalty overflows a logit to inf (and inf - inf is NaN below): it stays the largest finite value
             row.scatter_(1, ctx, penalized.clamp(finite.min, finite.max))
-    out = logits.argmax(dim=-1)
     # 0, or a temperature float32 cannot tell from 0: greedy
     drawn = [i for i, p in enumerate(params) if not p.temperature < finite.tiny]
+    greedy = logits.argmax(dim=-1) if len(drawn) < len(params) else None  # the greedy rows' tokens, where any
     if not drawn:
-        return out
+        return greedy
     ps = [params[i] for i in drawn]
-    x = logits[drawn] if len(drawn) < len(params) else logits
+    x = logits[drawn] if greedy is not None else logits
     temperature = torch.tensor([[p.temperature] for p in ps], dtype=x.dtype, device=x.device)
     # shifted so that the largest logit is 0 before the division: a tiny temperature then sends the others to -inf
     # (greedy), where logits / temperature would overflow to +-inf and their softmax be NaN
@@ -91,10 +91,10 @@ def next_tokens(logits: torch.Tensor, contexts: list[torch.Tensor | None], param
     q = torch.stack([torch.empty(probs.size(-1), device=probs.device).exponential_(generator=generators[i])
                      for i in drawn]).clamp_min_(finite.tiny)
     picked = (probs / q).argmax(dim=-1)
-    if len(drawn) == len(params):
+    if greedy is None:
         return picked
-    out[drawn] = picked
-    return out
+    greedy[drawn] = picked
+    return greedy
 
 
 @torch.no_grad()
