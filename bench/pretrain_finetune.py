@@ -78,7 +78,7 @@ BERT_BPE_VOCAB = 2048
 # masked character has no way to its neighbours until attention learns to find them by position); ALiBi's distance
 # penalty gives it that way from the first step
 # pre-training is without dropout (twice the steps per second on a CPU, and a few passes over the corpus do not
-# overfit); the classifiers, which see their rows many times, train with the preset's 0.1
+# overfit); the classifiers, which see their rows many times, train with dropout 0.1
 BERT_MODEL = ["--preset", "baby", "model.block_size=128", "model.alibi=true", "model.dropout=0", "train.batch_size=32",
               "train.precision=auto"]
 BERT_PRETRAIN_ARGS = ["train.warmup_steps=100", "train.lr=2e-3", "train.min_lr=2e-4", "train.eval_every=0",
