@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 import math
 import os
@@ -231,6 +232,11 @@ class Trainer:
             bar.close()
             if self._tb is not None:
                 self._tb.close()
+            if self.wrapped is not self.model:
+                # the DDP wrapper's reducer holds the process group and gloo's pending work: freed now, while the
+                # interpreter is whole, rather than at its exit, where a gloo thread destroyed unjoined aborts it
+                self.wrapped = self.model
+                gc.collect()
             distributed.teardown(self.dist)
             self.close()
         return final
