@@ -18,6 +18,7 @@ import torch.nn as nn
 from ...nn.augment import diff_augment
 from ...nn.conv import ConditionalBatchNorm2d, DownBlock, UpBlock, spectral, stage_widths, start_size
 from ...nn.gan_losses import discriminator_loss, generator_loss
+from ...nn.init import dcgan_init
 
 
 class Generator(nn.Module):
@@ -84,7 +85,7 @@ class GAN(nn.Module):
                                    num_classes=self.num_classes)
         self.discriminator = Discriminator(c.image_size, c.channels, c.d_width, spectral_norm=c.spectral_norm,
                                            num_classes=self.num_classes)
-        self.apply(_init_weights)
+        self.apply(dcgan_init)
         if c.channels_last:  # NHWC convolutions: markedly faster on CPUs (oneDNN), especially in bf16
             self.to(memory_format=torch.channels_last)
 
@@ -122,15 +123,3 @@ class GAN(nn.Module):
 
 def _twice(labels: torch.Tensor | None) -> torch.Tensor | None:
     return None if labels is None else torch.cat([labels, labels])
-
-
-def _init_weights(module: nn.Module) -> None:
-    """DCGAN's initialisation: N(0, 0.02) for conv and linear weights, N(1, 0.02) for batch-norm scales."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
-        nn.init.normal_(weight, 0.0, 0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d) and module.affine:
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)

@@ -15,29 +15,13 @@ so the encoder never sees the GAN term, and the discriminator is trained on the 
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn as nn
 
 from ...nn.gan_losses import discriminator_loss, generator_loss
+from ...nn.init import frozen
 from ..dcgan.model import Discriminator
 from ..vae.model import Decoder, Encoder
-
-
-@contextlib.contextmanager
-def frozen(*modules: nn.Module):
-    """Inside the block the modules' weights build no autograd graph: a loss still backpropagates *through* them to
-    their inputs (images, codes), but leaves their `.grad` alone; they belong to another phase. (Under DDP they
-    count as unused in that pass, which the trainer allows whenever a family has several phases.)"""
-    params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
 
 
 class FeatureDiscriminator(nn.Module):

@@ -20,8 +20,7 @@ import torch.nn as nn
 
 from ...nn.conv import DownBlock
 from ...nn.gan_losses import discriminator_loss, generator_loss
-from ..dcgan.model import _init_weights
-from ..vaegan.model import frozen
+from ...nn.init import dcgan_init, frozen
 from ..vqvae.model import VQVAE
 
 MAX_WIDTH_MULT = 8  # the discriminator's widest layer: disc_width * 8 (taming's cap)
@@ -47,7 +46,7 @@ class PatchDiscriminator(nn.Module):
                                      *[_norm_block(a, b, 2) for a, b in zip(widths[:layers - 1], widths[1:layers])],
                                      _norm_block(widths[layers - 1], widths[layers], 1)])
         self.head = nn.Conv2d(widths[layers], 1, 4, stride=1, padding=1)
-        self.apply(_init_weights)                                   # DCGAN's N(0, 0.02), as taming's weights_init
+        self.apply(dcgan_init)                                      # DCGAN's N(0, 0.02), as taming's weights_init
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         features = []
