@@ -45,12 +45,12 @@ PRESETS = {
     },
     "baby": {  # a CPU-size encoder (the GPT baby's width and depth): minutes on a laptop; with ALiBi: with
         # learned positions alone its masked-token loss stays near the unigram level for several hundred steps.
-        # Without dropout: 2.2 minutes on the complete works (2026-12-02, Intel Xeon with AMX, 2 cores) ran 1369
-        # steps to val_loss 1.880 (masked accuracy 0.463) against 897 steps and 2.152 (0.395) with dropout 0.1,
-        # which on CPU is slow to draw and takes attention off its fused kernel; minutes of pre-training see a
-        # fraction of an epoch. A classifier fine-tuned on a few thousand rows sees them many times: give it
-        # model.dropout=0.1 (bench/pretrain_finetune.py does). train.precision=auto: bf16 on that AMX machine ran
-        # 1507 steps to val_loss 1.834 in the same 2.2 minutes; elsewhere auto stays with fp32 where bf16 is slower
+        # Without dropout: minutes of pre-training see a fraction of an epoch, and on CPU a dropout mask is slow to
+        # draw and takes attention off its fused kernel, so at the quickstart's budget dropout cost more steps than
+        # it gave back (docs/bert.md, "Measured"). A classifier fine-tuned on a few thousand rows sees them many
+        # times: give it model.dropout=0.1 (bench/pretrain_finetune.py does). train.precision=auto: bf16 where the
+        # CPU runs it faster (it ran more steps to a lower loss in the same time on an AMX CPU, docs/bert.md),
+        # fp32 elsewhere
         "model": {"block_size": 128, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0, "bias": True,
                   "alibi": True},
         "train": {"max_steps": 2000, "batch_size": 16, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,

@@ -45,9 +45,10 @@ PRESETS = {
         "train": {**GAN_TRAIN, "max_steps": 20, "batch_size": 8, "lr": 2e-4, "min_lr": 0.0, "eval_samples": 32,
                   "eval_every": 10, "save_every": 10, "log_every": 5},
     },
-    # Fashion-MNIST 28x28 grey on a few CPU cores. Measured on 2 shared cores (min over repeats, batch 64):
-    # width 32 takes ~1/3 of width 64's step time; bf16 (AMX) with channels-last ~3x faster than fp32 NCHW.
-    # A short CPU budget buys ~1-3k steps, so the EMA horizon is ~200 steps (0.995), not DCGAN-paper length.
+    # Fashion-MNIST 28x28 grey on a few CPU cores: width 32, bf16 where the CPU runs it faster and channels-last,
+    # because each made a step far cheaper than width 64 and fp32 NCHW on a 2-core CPU (docs/dcgan.md,
+    # "Measured"). A short CPU budget buys a few thousand steps (bench/RESULTS.md, "Same seed, two runs of
+    # `tetragen bench`"), so the EMA horizon is about 200 steps (0.995), not DCGAN-paper length.
     "fmnist": {
         "model": {"latent_dim": 64, "g_width": 32, "d_width": 32, "spectral_norm": True, "channels_last": True},
         "train": {**GAN_TRAIN, "max_steps": 3000, "batch_size": 64, "lr": 2e-4, "min_lr": 0.0,

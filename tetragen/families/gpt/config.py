@@ -38,8 +38,8 @@ PRESETS = {
                   "beta2": 0.99, "weight_decay": 0.1, "eval_every": 250, "save_every": 500},
     },
     "fast": {  # what `tetragen quickstart` trains: baby's model with exact GELU, Muon for the blocks' matrices
-        # (twice as far per token as AdamW here: 1.672 after 700 steps vs 1.673 after 1800), batch 24, bf16 where
-        # native, a high peak lr with a short warm-up and a linear decay to zero; one evaluation, at the end
+        # (it reached AdamW's loss in far fewer steps: docs/gpt.md, "Measured"), batch 24, bf16 where native, a
+        # high peak lr with a short warm-up and a linear decay to zero; one evaluation, at the end
         "model": {"block_size": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0, "bias": False,
                   "activation": "gelu"},
         "train": {"max_steps": 700, "batch_size": 24, "lr": 1e-2, "min_lr": 0.0, "schedule": "linear",

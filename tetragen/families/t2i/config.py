@@ -69,20 +69,20 @@ PRESETS = {
         "train": {"max_steps": 12, "batch_size": 8, "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 0,
                   "eval_samples": 0, "eval_every": 6, "save_every": 4, "log_every": 2, "weight_decay": 0.0},
     },
-    # Fashion-MNIST through a 7x7-token vqvae: 49 image tokens after up to 40 prompt characters. 10 minutes of the 6 x
-    # 192 prior without dropout on 2 CPU cores (bench/RESULTS.md, image_hybrid, 2026-12-02): causal FID 12.55 and
-    # prompted-class accuracy 0.920 at 78.8 images/s, masked FID 25.55 and 0.917 at 20.8 images/s; hence the causal
-    # default. With dropout 0.1 (2026-12-01) they had run 1186 steps in the same 10 minutes and scored FID 18.79 and
-    # 33.11. Not measured against fmnist-small at 10 minutes.
+    # Fashion-MNIST through a 7x7-token vqvae: 49 image tokens after up to 40 prompt characters. The causal prior is
+    # the default: trained for 10 minutes it scored a far lower FID than the masked one at the same prompted-class
+    # accuracy, and drew images several times as fast (bench/RESULTS.md, "Prompt -> image on Fashion-MNIST").
+    # No dropout: with it both priors ran fewer steps in those minutes and scored worse (docs/t2i.md,
+    # "Measured"). Not measured against fmnist-small at 10 minutes.
     "fmnist": {
         "model": {"text_block": 40, "n_layer": 6, "n_head": 4, "n_embd": 192, "dropout": 0.0},
         "train": _FMNIST_TRAIN,
     },
-    # For a few minutes: a causal 4 x 128 prior without dropout. At 5 minutes on the same tokenizer (bench/RESULTS.md,
-    # image_priors, 2026-12-02) it beat the 6 x 192 one (FID 12.10 vs 15.19, prompted-class accuracy 0.905 vs 0.858,
-    # 2.1x the images/s) with twice the steps, and dropout 0.1 cost both sizes half their steps and most of their
-    # quality (FID 23.84 and 25.26): on CPU a dropout mask is slow to draw and takes attention off its fused kernel,
-    # while a few minutes see only one or two epochs of the captions. What the quickstart trains.
+    # For a few minutes: a causal 4 x 128 prior without dropout. At 5 minutes on the same tokenizer it beat the 6 x 192
+    # one on FID, prompted-class accuracy and images/s with twice the steps, and dropout cost both sizes half their
+    # steps and most of their quality (bench/RESULTS.md, "Prompt -> image priors compared: size and dropout"): on
+    # CPU a dropout mask is slow to draw and takes attention off its fused kernel, while a few minutes see only one
+    # or two epochs of the captions. What the quickstart trains.
     "fmnist-small": {
         "model": {"prior": "causal", "text_block": 40, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
         "train": _FMNIST_TRAIN,

@@ -53,11 +53,11 @@ PRESETS = {
                   "eval_samples": 0, "eval_every": 10, "save_every": 10, "log_every": 5},
     },
     # Fashion-MNIST 28x28 grey on a few CPU cores (bench/image_vae.py trains it for a fixed wall-clock budget).
-    # Measured on one CPU thread: width 64 costs 2.2x width 32 per step (not the 4x of its convolutions' FLOPs:
-    # the rest is fixed overhead) and bf16 autocast is 2.1x faster than fp32 (CPU matrix units), so 10 minutes on
-    # two cores should still give ~40 epochs with twice the channels. A 16-d latent leaves fewer holes between the
-    # posteriors for prior samples to fall into than a 32-d one; after 500 steps it was ahead on both -ELBO (257 vs
-    # 262 nats) and FID.
+    # Width 64: twice the channels cost a step much less than their convolutions' FLOPs suggest (the rest is fixed
+    # overhead) and bf16 autocast speeds it up again (CPU matrix units; docs/vae.md, "Measured"), so 10 minutes on
+    # two cores still give tens of epochs (bench/RESULTS.md, "VAEs on Fashion-MNIST"). A 16-d latent leaves fewer
+    # holes between the posteriors for prior samples to fall into than a 32-d one, and it was ahead on -ELBO and
+    # FID in a short trial (docs/vae.md).
     "fmnist": {
         "model": {"latent_dim": 16, "width": 64, "kl_warmup_steps": 500},
         "train": {**VAE_TRAIN, "max_steps": 5000, "batch_size": 128, "lr": 1e-3, "min_lr": 1e-4,

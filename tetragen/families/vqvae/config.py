@@ -63,12 +63,11 @@ PRESETS = {
                   "eval_samples": 0, "eval_every": 10, "save_every": 10, "log_every": 5},
     },
     # Fashion-MNIST 28x28 grey -> 7x7 = 49 tokens from 512 codes (9 bits each). Chosen by measurement (bench/RESULTS.md,
-    # image_tokenizers, 2.5 min each on 2 CPU cores, two runs on 2026-12-02): 512 codes reconstruct better than 256
-    # (recon FID 5.68 vs 6.51 in the second run); 1024 did as well in the first run (6.50 vs 6.50) and a little better
-    # in the second (4.65 vs 5.68), but what twice the codes cost the prior's learning was not measured; a 14x14 grid
-    # reconstructs far better (recon FID 0.67) but its 196 tokens make every training step of the prior 3.2x dearer
-    # (0.85 vs 0.27 s without dropout) and sampling 4x longer, which a CPU budget cannot pay. k-means initialisation
-    # and restarts of codes used less than once per batch keep every code in use (usage 1.000 in each of those runs).
+    # "Image tokenizers compared on Fashion-MNIST"; docs/vqvae.md, "Measured"): 512 codes reconstruct better than
+    # 256; 1024 no worse, but what twice the codes cost the prior's learning was not measured; a 14x14 grid
+    # reconstructs far better, but its 196 tokens make every training step of the prior dearer and sampling four times
+    # as long, which a CPU budget cannot pay. k-means initialisation and restarts of codes used less than once per
+    # batch keep every code in use.
     "fmnist": {
         "model": {"width": 64, "downsample": 4, "res_blocks": 2, "codebook_size": 512, "kmeans_init": True,
                   "dead_code_threshold": 1.0},
