@@ -73,7 +73,7 @@ def test_the_patterns_catch_measured_figures(text):
 
 
 @pytest.mark.parametrize("text", [
-    "GAN recipes: Adam betas (0.5, 0.999) as in DCGAN, a constant learning rate, no weight decay, no gradient clipping.",
+    "GAN recipes: Adam betas (0.5, 0.999) as in DCGAN, a constant learning rate, no weight decay.",
     "Fashion-MNIST 28x28 grey -> 7x7 = 49 tokens from 512 codes (9 bits each).",
     "A short CPU budget buys a few thousand steps, so the EMA horizon is about 200 steps (0.995).",
     "fraction of positions chosen for the masked-LM loss (80% [MASK], 10% a random token, 10% kept)",

@@ -7,13 +7,20 @@ counter and resuming reproduces them. Pixels reach the model as floats in [-1, 1
 For semi-supervised training (`ImageData.keep_labels`) only a seeded, per-class fraction of the training images keeps
 its label; each batch then holds labelled images ("x", "y") and as many unlabelled ones ("x_u"), still a pure
 function of (seed, step, micro-batch).
+
+A new run on a folder trains at the folder's own shape (`fit_model_to_folder`): model.channels and model.image_size
+left at their defaults are set from the images' headers, and one line on stderr says what the run trains at whenever
+that is not the defaults or not simply what the images are. A trained run's config is never changed: its data is
+converted to its shape.
 """
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
 import sys
+import weakref
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,13 +148,19 @@ def _decode(path: Path, size: int, channels: int) -> np.ndarray:
     return arr[..., None] if channels == 1 else arr
 
 
+def image_files(root: Path) -> list[Path]:
+    """The image files under `root`, sorted; none is an error."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"--data {root}: no images (.png, .jpg, ...) in the folder")
+    return files
+
+
 def image_folder(root: Path, size: int, channels: int, val_fraction: float) -> tuple[ImageSet, ImageSet]:
     """Class sub-folders become labels (sorted names); images directly in `root` form one class. Undecodable
     files are skipped and listed. The last `val_fraction` of each class (in sorted order) is the test split."""
     from PIL import Image
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise UserError(f"--data {root}: no images (.png, .jpg, ...) in the folder")
+    files = image_files(root)
     classes = sorted({p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1})
     if any(len(p.relative_to(root).parts) == 1 for p in files):
         classes = [root.name] + classes if classes else [root.name]
@@ -189,6 +202,156 @@ def image_folder(root: Path, size: int, channels: int, val_fraction: float) -> t
     train = ImageSet(images[~test_mask], labels[~test_mask], classes, skipped)
     test = ImageSet(images[test_mask], labels[test_mask], classes, skipped)
     return train, test
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# a folder's own shape, and what a new run on it trains at
+
+AUTO_MAX_SIZE = 64  # the largest side a folder sets by itself (a CPU-sized model); model.image_size asks for more
+GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+PALETTE_MODES = {"P", "PA"}
+
+
+def _is_colour(im) -> bool:
+    """Whether an opened (not yet decoded) image is in colour: a colour mode, or a palette with a non-grey colour in
+    use (a palette image is decoded for that; palette files are small)."""
+    if im.mode in GREY_MODES:
+        return False
+    if im.mode in PALETTE_MODES:
+        rgb = np.asarray(im.convert("RGB"))
+        return bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())
+    return True
+
+
+@dataclass(frozen=True)
+class FolderShape:
+    """What a folder's image headers say: how many images could be opened, how many of them are in colour, and
+    how many have each size (width, height)."""
+    count: int
+    colour: int
+    sizes: dict
+
+    @property
+    def channels(self) -> int:
+        """3 when any image is in colour, else 1."""
+        return 3 if self.colour else 1
+
+    @property
+    def side(self) -> int:
+        """The median of the images' shorter sides (each image is centre-cropped to a square of its shorter side)."""
+        seen = 0
+        for short, k in sorted((min(w, h), k) for (w, h), k in self.sizes.items()):
+            seen += k
+            if 2 * seen >= self.count:
+                return short
+        return 0
+
+    def fits(self, size: int, channels: int) -> bool:
+        """Whether the images are size x size x channels already (nothing is cropped, resized or converted)."""
+        return set(self.sizes) == {(size, size)} and self.colour == (self.count if channels == 3 else 0)
+
+    def describe(self) -> str:
+        """'120 colour images of 64x64', '40 images (12 colour, 28 grey) of sizes from 16x16 to 64x48'."""
+        if self.colour in (0, self.count):
+            what = f"{self.count} {'colour' if self.colour else 'grey'} image{'s' if self.count > 1 else ''}"
+        else:
+            what = f"{self.count} images ({self.colour} colour, {self.count - self.colour} grey)"
+        if len(self.sizes) == 1:
+            (w, h), = self.sizes
+            return f"{what} of {w}x{h}"
+        ordered = sorted(self.sizes, key=lambda wh: (wh[0] * wh[1], wh))
+        return f"{what} of sizes from {ordered[0][0]}x{ordered[0][1]} to {ordered[-1][0]}x{ordered[-1][1]}"
+
+
+def scan_folder(root: Path) -> FolderShape:
+    """The sizes and colour of a folder's images, read from their headers (files that cannot be opened are left
+    out here; decoding lists them)."""
+    from PIL import Image, UnidentifiedImageError
+    sizes: dict[tuple[int, int], int] = {}
+    count = colour = 0
+    for p in image_files(root):
+        try:
+            with Image.open(p) as im:
+                size, is_colour = im.size, _is_colour(im)
+        except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError):
+            continue
+        sizes[size] = sizes.get(size, 0) + 1
+        count += 1
+        colour += is_colour
+    return FolderShape(count, colour, sizes)
+
+
+def supported_sizes(model_config, upto: int = AUTO_MAX_SIZE) -> list[int]:
+    """The image sides up to `upto` a model config takes, smallest first: n * 2^k with n from 4 to 7 (the sides the
+    image families' conv stacks reach by doubling from a start of at most 7 pixels, tetragen/nn/conv.py
+    `start_size`), kept where the config's own `validate` accepts them (a vqvae's downsample must divide the side,
+    a vqgan's patch discriminator must leave a grid)."""
+    lowest = next(f.metadata.get("min") or 1 for f in dataclasses.fields(model_config) if f.name == "image_size")
+    out = []
+    for side in sorted({n << k for n in range(4, 8) for k in range(1, 16) if lowest <= n << k <= upto}):
+        try:
+            dataclasses.replace(model_config, image_size=side).validate()
+        except UserError:
+            continue
+        out.append(side)
+    return out
+
+
+def nearest_size(side: int, sizes: list[int]) -> int:
+    """The size nearest to `side` (the larger of two as near)."""
+    return min(sizes, key=lambda s: (abs(s - side), -s))
+
+
+def conversion_notice(root, shape: FolderShape, size: int, channels: int, change: str,
+                      always: bool = False) -> str | None:
+    """The one line that says what a folder's images become at size x size x channels and what changes it, or None
+    when they are that already (unless `always`)."""
+    if shape.fits(size, channels) and not always:
+        return None
+    how = []
+    if any(w != h for w, h in shape.sizes):
+        how.append("centre-cropped to squares")
+    if any(min(w, h) != size for w, h in shape.sizes):
+        how.append("resized")
+    if channels == 1 and shape.colour:
+        how.append("colour turned grey")
+    if channels == 3 and shape.colour < shape.count:
+        how.append("grey ones as RGB" if shape.colour else "grey as RGB")
+    done = f" ({', '.join(how)})" if how else ""
+    return f"tetragen: {root}: {shape.describe()} -> training at {size}x{size}x{channels}{done}; {change}"
+
+
+# The model configs of trained runs (read_run_classes sees every one: resume, fine-tune, load), by id: their shape
+# is fixed by their weights, so a folder never resets it, even where sample or reconstruct load data without assets.
+_RUN_MODELS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def fit_model_to_folder(cfg) -> None:
+    """A new run on an image folder takes its shape from the images: model.channels left at its default becomes 3
+    when any image is in colour, and model.image_size left at its default becomes the images' side (the median of
+    their shorter sides when they differ), or the nearest side the model takes, at most AUTO_MAX_SIZE. One line on
+    stderr says what the run trains at when that changed a key or the images are not exactly that already. (The run
+    config keeps no record of which keys the user gave, so a key at its default counts as not given.)"""
+    root = Path(cfg.data.source).expanduser()
+    m = cfg.model
+    if not root.is_dir() or _RUN_MODELS.get(id(m)) is m:
+        return
+    shape = scan_folder(root)
+    if not shape.count:
+        return  # decoding the folder says what is wrong with its files
+    defaults = {f.name: f.default for f in dataclasses.fields(m)}
+    before = (m.image_size, m.channels)
+    if m.channels == defaults.get("channels"):
+        m.channels = shape.channels
+    if m.image_size == defaults.get("image_size"):
+        sizes = supported_sizes(m)
+        if sizes:
+            m.image_size = nearest_size(shape.side, sizes)
+    notice = conversion_notice(root, shape, m.image_size, m.channels,
+                               "set model.image_size / model.channels to change",
+                               always=(m.image_size, m.channels) != before)
+    if notice:
+        print(notice, file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -298,10 +461,13 @@ def load_image_data(source: str, image_size: int, channels: int, val_fraction: f
 # data); a family with a `semi_supervised` hook learns from partly labelled data (data.label_fraction < 1).
 
 def load_run_images(cfg, assets=None, task: str = "lm") -> ImageData:
-    """The images a run config asks for; fills in model.num_classes and keeps only data.label_fraction of the
-    training labels when asked."""
+    """The images a run config asks for; a new run on a folder takes model.channels and model.image_size from it
+    (`fit_model_to_folder`); fills in model.num_classes and keeps only data.label_fraction of the training labels
+    when asked."""
     from ..config import apply_label_fraction
     m = cfg.model
+    if assets is None:
+        fit_model_to_folder(cfg)
     data = load_image_data(cfg.data.source, m.image_size, m.channels, cfg.data.val_fraction)
     if getattr(m, "num_classes", None) == 0:  # conditional models: the class count comes from the data
         m.num_classes = len(data.classes)
@@ -314,6 +480,11 @@ def load_run_images(cfg, assets=None, task: str = "lm") -> ImageData:
               f"learns its features from class labels; put the images in class sub-folders to get them); "
               f"train.eval_samples set to 0", file=sys.stderr)
         cfg.train.eval_samples = 0
+    elif len(data.test.labels) < 2 and cfg.train.eval_samples > 0:  # FID compares two sets of at least 2 images
+        print(f"tetragen: {cfg.data.source} gives its test split {len(data.test.labels)} image, so this run reports "
+              f"no FID/KID (they need at least 2; add images or raise data.val_fraction); train.eval_samples set "
+              f"to 0", file=sys.stderr)
+        cfg.train.eval_samples = 0
     if cfg.data.label_fraction < 1.0:  # semi-supervised: most training images lose their label
         apply_label_fraction(cfg)
         if len(data.classes) < 2:
@@ -324,8 +495,11 @@ def load_run_images(cfg, assets=None, task: str = "lm") -> ImageData:
 
 
 def read_run_classes(run_dir: Path, cfg=None, base=None) -> list[str]:
-    """The class names an image run keeps (classes.json)."""
+    """The class names an image run keeps (classes.json). Marks `cfg` as a trained run's: its shape is its
+    weights', and a folder never resets it."""
     from ..files import read_json
+    if cfg is not None:
+        _RUN_MODELS[id(cfg.model)] = cfg.model
     path = Path(run_dir) / "classes.json"
     classes = read_json(path).get("classes")
     if not isinstance(classes, list):

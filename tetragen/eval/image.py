@@ -74,6 +74,16 @@ def subset(count: int, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(count)[:n])
 
 
+def real_images(data, n: int, seed: int) -> np.ndarray:
+    """The real set: n test images (all of them when there are fewer), a fixed-seed subset. FID needs two, so a test
+    split of one image is refused in one line."""
+    count = len(data.test.labels)
+    if count < 2:
+        raise UserError(f"{data.name}: its test split has {count} image, and FID/KID need at least 2; add images "
+                        f"(the last data.val_fraction of each class is the test split) or raise data.val_fraction")
+    return data.test.images[subset(count, n, seed)]
+
+
 class Distances:
     """torchmetrics FID and KID over one real and one generated set, both fed uint8 (N, H, W, C) in chunks."""
 
@@ -126,7 +136,7 @@ def image_metrics(sample: SampleFn, data, *, n: int = 10000, device: torch.devic
     and the evaluator is trained (and cached) on first use.
     """
     check_n(n, "n")
-    real = data.test.images[subset(len(data.test.labels), n, seed)]
+    real = real_images(data, n, seed)
     labels = class_cycle(n, len(data.classes)) if conditional else None
     correct = 0
     with _rng_scope(device):  # training the evaluator on first use must not move the caller's RNG either
@@ -161,7 +171,7 @@ def reference_metrics(data, evaluator: Evaluator, n: int, device: torch.device |
         cache = {}
     if isinstance(cache.get(key), dict):
         return cache[key]
-    real = data.test.images[subset(len(data.test.labels), n, seed)]
+    real = real_images(data, n, seed)
     train = data.train.images[subset(len(data.train.labels), n, seed + 1)]
     refs = {"n_real": int(len(real)), "n_train": int(len(train))}
     with _rng_scope(device):
@@ -184,7 +194,7 @@ def reconstruction_distances(reconstruct, data, *, n: int, device, seed: int = 0
     {"recon_fid", "recon_kid", "recon_kid_std", "recon_n"}. `reconstruct(uint8 (k, H, W, C)) -> uint8 (k, H, W, C)`.
     Torch's RNG is left as it was (the evaluator's training and KID's subsets draw from it)."""
     check_n(n, "n")
-    real = data.test.images[subset(len(data.test.labels), n, seed)]
+    real = real_images(data, n, seed)
     device = torch.device(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         ev = evaluator or load_evaluator(data, device)
@@ -202,6 +212,7 @@ def evaluate_images(sampler: ImageSampler, data, *, n: int = 10000, device: torc
     """Everything `tetragen eval` reports for an image run: the sample metrics, both references and the
     evaluator's own test accuracy, as one flat dict of numbers (plus the evaluator's cache folder)."""
     check_n(n)
+    real_images(data, n, seed)  # a test split too small to score is refused before the evaluator is trained
     ev = load_evaluator(data, device, evaluator_settings)
     conditional = bool(sampler.conditional)
     if conditional and list(sampler.classes) != list(data.classes):

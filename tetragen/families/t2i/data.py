@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ...data.captions import load_captions
-from ...data.images import load_image_data
+from ...data.images import conversion_notice, load_image_data, scan_folder
 from ...data.sources import cache_dir
 from ...data.tokenizer import CharTokenizer, load_tokenizer
 from ...errors import UserError
@@ -214,6 +214,13 @@ def load_data(cfg, assets: T2IAssets | None = None, task: str = "lm") -> Caption
     else:
         pipe, source = assets.image_tokenizer, None
     fit_to_tokenizer(m, pipe)
+    root = Path(cfg.data.source).expanduser()
+    if assets is None and root.is_dir():  # a new run: say so when the folder's images are not the tokenizer's shape
+        notice = conversion_notice(root, scan_folder(root), m.image_size, m.channels,
+                                   "that is the image tokenizer's shape (model.tokenizer_run): a tokenizer trained "
+                                   "on this folder keeps them as they are")
+        if notice:
+            print(notice, file=sys.stderr)
     images = load_image_data(cfg.data.source, m.image_size, m.channels, cfg.data.val_fraction)
     if assets is not None and list(images.classes) != list(assets.classes):
         raise UserError(f"--data {cfg.data.source}: classes {images.classes} differ from the run's {assets.classes}")

@@ -17,8 +17,10 @@ class VAEGANConfig:
     features, the paper's Dis_l likelihood), plus `pixel_weight` * the same over pixels in [-1, 1]. The encoder
     minimises beta * KL + that error; the decoder gamma * that error + the generator's GAN loss on reconstructions
     and prior samples; the discriminator the GAN loss on real images vs both kinds of fake."""
-    image_size: int = option(28, "image side in pixels (28 for Fashion-MNIST; 32, 64 for RGB folders)", min=8)
-    channels: int = option(1, "image channels: 1 grey, 3 RGB", choices=[1, 3])
+    image_size: int = option(28, "image side in pixels (28 for Fashion-MNIST; left at 28, an image folder sets it "
+                                 "to its images' side)", min=8)
+    channels: int = option(1, "image channels: 1 grey, 3 RGB (left at 1, an image folder sets 3 when any of its "
+                              "images is in colour)", choices=[1, 3])
     latent_dim: int = option(16, "size of the latent code z", min=1)
     width: int = option(32, "encoder/decoder channels at full resolution (doubling at each halving)", min=1)
     d_width: int = option(32, "discriminator channels at full resolution (doubling at each halving)", min=1)

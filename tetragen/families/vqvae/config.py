@@ -12,8 +12,10 @@ class VQVAEConfig:
     """An image tokenizer: an image_size x image_size image becomes a grid of (image_size / downsample)^2 indices
     into a codebook of codebook_size codes. The defaults are the paper's (van den Oord et al. 2017): EMA codebook with
     decay 0.99, commitment weight beta 0.25, no restarts, no k-means."""
-    image_size: int = option(28, "image side in pixels (28 for Fashion-MNIST; 32, 64 for RGB folders)", min=4)
-    channels: int = option(1, "image channels: 1 grey, 3 RGB", choices=[1, 3])
+    image_size: int = option(28, "image side in pixels (28 for Fashion-MNIST; left at 28, an image folder sets it "
+                                 "to its images' side)", min=4)
+    channels: int = option(1, "image channels: 1 grey, 3 RGB (left at 1, an image folder sets 3 when any of its "
+                              "images is in colour)", choices=[1, 3])
     width: int = option(64, "encoder/decoder channels at the first halving (doubling at each further one)", min=1)
     downsample: int = option(4, "image side / token grid side: a power of 2 dividing image_size (28 with 4: 7x7 "
                                 "tokens, with 2: 14x14)", min=2)
