@@ -60,3 +60,21 @@ def test_causal_attention_with_a_bias_or_padding_mask_still_hides_the_future():
     bias = alibi_bias(4, 12)
     torch.testing.assert_close(attn(changed, attn_bias=bias)[:, :8], attn(x, attn_bias=bias)[:, :8])
     assert not torch.allclose(attn(x, attn_bias=bias), plain)
+
+
+def test_rows_at_their_own_positions_see_only_their_own_keys_up_to_their_position():
+    """The server's slots: each row of one cache holds another sequence; whatever a row holds beyond its position
+    (an earlier, longer sequence) or what the other rows hold changes nothing."""
+    model = small_gpt()
+    idx = torch.randint(0, 50, (3, 10))
+    lengths = [10, 4, 7]
+    cache = model.new_cache(3)
+    for layer in range(len(cache.k)):  # stale keys and values everywhere
+        cache.k[layer].normal_()
+        cache.v[layer].normal_()
+    for row, n in enumerate(lengths):  # each row's prefix, alone into its row
+        model(idx[row:row + 1, :n - 1], cache=cache.row(row))
+    last = torch.tensor([[idx[r, n - 1]] for r, n in enumerate(lengths)])
+    logits, _ = model(last, cache=cache, pos=torch.tensor([[n - 1] for n in lengths]))   # (3, 1, V)
+    for row, n in enumerate(lengths):
+        torch.testing.assert_close(logits[row, -1], model(idx[row:row + 1, :n])[0][0, -1], atol=1e-5, rtol=1e-5)

@@ -26,7 +26,7 @@ from PIL import Image
 import tetragen
 from tetragen.api import finetune, load_data
 from tetragen.config import build_run_config
-from tetragen.families.gpt.sample import SamplingParams
+from tetragen.sample.tokens import SamplingParams
 from tetragen.serve import Limits, create_app
 from tetragen.serve.batching import ModelWorker, Sequence
 from tetragen.serve.schemas import ChatMessage, render_chat
@@ -253,22 +253,35 @@ def test_models_route_lists_capabilities(client, live):
     assert client.models.retrieve("cgan").id == "cgan"
 
 
-def test_slot_decoding_equals_the_pipelines_own_generate(pipes):
-    """The worker's per-slot KV-cached decoding, past the context window (where it re-encodes the latest half), gives
-    exactly the text `tetragen.load(run).generate` gives for the same seed and settings."""
-    pipe = pipes["gpt"]
-    worker = ModelWorker("g", pipe, max_batch=1, max_wait_ms=0)
-    try:
-        for seed, p in [(0, SamplingParams(1.0)), (1, SamplingParams(0.8, 5, 0.9, 0.05, 1.3)), (2, SamplingParams(0))]:
-            out, done = [], threading.Event()
+class StreamOnly:
+    """A text pipeline without batched decoding (no `slot_decoder`): the worker streams it one sequence at a time."""
+    capabilities = frozenset({"generate"})
 
-            def emit(kind, value):
-                out.append(value) if kind == "text" else done.set()
-            worker.submit([Sequence(pipe.tokenizer.encode("ROMEO:"), 80, p, [], emit, seed=seed)])
-            assert done.wait(30)
-            assert "".join(out) == pipe.generate("ROMEO:", 80, temperature=p.temperature, top_k=p.top_k,
-                                                 top_p=p.top_p, min_p=p.min_p,
-                                                 repetition_penalty=p.repetition_penalty, seed=seed)
+    def __init__(self, pipe):
+        self.model, self.tokenizer, self.config, self.stream = pipe.model, pipe.tokenizer, pipe.config, pipe.stream
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["slot-decoder", "stream"])
+def test_the_workers_decoding_equals_the_pipelines_own_generate(pipes, batched):
+    """The worker's per-slot KV-cached decoding (three sequences in four slots, past the context window, where each
+    re-encodes its latest half), or a pipeline's own stream where it offers no batched decoding, gives exactly the
+    text `tetragen.load(run).generate` gives for the same seed and settings."""
+    pipe = pipes["gpt"]
+    worker = ModelWorker("g", pipe if batched else StreamOnly(pipe), max_batch=4, max_wait_ms=50)
+    assert (worker.decoder is not None) == batched
+    try:
+        settings = [(0, SamplingParams(1.0)), (1, SamplingParams(0.8, 5, 0.9, 0.05, 1.3)), (2, SamplingParams(0))]
+        outs, done = [[] for _ in settings], [threading.Event() for _ in settings]
+
+        def emitter(i):
+            return lambda kind, value: outs[i].append(value) if kind == "text" else done[i].set()
+        worker.submit([Sequence(pipe.tokenizer.encode("ROMEO:"), 80, p, [], emitter(i), seed=seed, prompt="ROMEO:")
+                       for i, (seed, p) in enumerate(settings)])
+        for i, (seed, p) in enumerate(settings):
+            assert done[i].wait(30)
+            assert "".join(outs[i]) == pipe.generate("ROMEO:", 80, temperature=p.temperature, top_k=p.top_k,
+                                                     top_p=p.top_p, min_p=p.min_p,
+                                                     repetition_penalty=p.repetition_penalty, seed=seed)
     finally:
         worker.close()
 
@@ -316,12 +329,26 @@ def test_every_error_class_has_its_status_and_openai_shape(live, client):
 
 
 class Gate:
-    """A stand-in image model whose `sample` waits for `release` (or fails): queueing, timeouts and bugs on cue."""
+    """A stand-in unconditional image model (the `Samples` Protocol) whose `sample` waits for `release` (or fails):
+    queueing, timeouts and bugs on cue."""
     capabilities = frozenset({"sample"})
+    classes, num_classes, conditional, assets = [], 0, False, None
 
     def __init__(self, fail: bool = False):
-        self.config, self.model, self.fail = SimpleNamespace(family="gate"), None, fail
+        self.config, self.model, self.fail = SimpleNamespace(family="dcgan"), None, fail
         self.started, self.release = threading.Event(), threading.Event()
+
+    def evaluate(self, data, *, n, seed, iw_samples):
+        raise NotImplementedError
+
+    def class_index(self, label):
+        raise NotImplementedError
+
+    def labels_for(self, n, labels=None):
+        return None
+
+    def interpolate(self, seed_a, seed_b, steps=8, label=None):
+        raise NotImplementedError
 
     def sample(self, n, *, seed=None, labels=None):
         self.started.set()

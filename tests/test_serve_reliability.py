@@ -344,7 +344,7 @@ def test_a_null_max_tokens_means_the_default(live):
 def test_sampling_takes_every_value_the_schema_accepts(temperature, top_p, top_k, min_p, penalty, scale, seed):
     """The sampler behind both text routes, over the whole range of each setting the schema lets through (subnormal
     floats included) and logits small to huge: always a token, never a NaN distribution."""
-    from tetragen.families.gpt.sample import SamplingParams, next_token
+    from tetragen.sample.tokens import SamplingParams, next_token
     generator = torch.Generator().manual_seed(seed)
     logits = torch.randn(2, 40, generator=generator) * scale
     context = torch.randint(0, 40, (2, 5), generator=generator)

@@ -7,16 +7,21 @@ weights map one-to-one onto the GPT-2 format.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 
 class KVCache:
-    """Keys and values of every layer for the tokens seen so far, preallocated to `max_len` positions.
+    """Keys and values of every layer for the tokens seen so far, preallocated to `max_len` positions; a token's key
+    and value are stored at its position.
 
     `update(layer, k, v)` appends this step's keys/values for one layer and returns all of them so far; `advance`
-    moves the position once every layer has been updated.
+    moves the position once every layer has been updated: every row of the batch at the same place. `put(layer, k,
+    v, pos)` stores them at positions given per row instead, for rows that are different sequences at different
+    lengths (the server's slots); `row(i)` is row i alone, as a cache of its own sharing this one's storage.
     """
 
     def __init__(self, n_layer: int, batch: int, n_head: int, max_len: int, head_dim: int,
@@ -26,6 +31,7 @@ class KVCache:
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layer)]
         self.pos = 0          # number of positions already stored
         self.max_len = max_len
+        self.key_pos = torch.arange(max_len, device=device)  # the position of every stored key
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         T = k.size(2)
@@ -35,6 +41,26 @@ class KVCache:
         self.v[layer][:, :, self.pos:self.pos + T] = v
         end = self.pos + T
         return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+    def put(self, layer: int, k: torch.Tensor, v: torch.Tensor,
+            pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """k, v (B, nh, T, hs) stored at positions pos (B, T), each row at its own -> every stored key and value
+        (B, nh, max_len, hs); `visible(pos)` says which of them each token may see."""
+        rows = torch.arange(k.size(0), device=k.device)[:, None]                          # (B, 1)
+        self.k[layer][rows, :, pos] = k.transpose(1, 2).to(self.k[layer].dtype)          # (B, T, nh, hs) slots
+        self.v[layer][rows, :, pos] = v.transpose(1, 2).to(self.v[layer].dtype)
+        return self.k[layer], self.v[layer]
+
+    def visible(self, pos: torch.Tensor) -> torch.Tensor:
+        """pos (B, T) -> (B, 1, T, max_len), True where a stored key is at or before the token's position: the
+        causal mask in positions, which also hides whatever a row held beyond its current sequence."""
+        return self.key_pos <= pos[:, None, :, None]
+
+    def row(self, i: int) -> KVCache:
+        """Row i as a cache of one row from position 0, writing into this cache's storage."""
+        view = copy.copy(self)
+        view.k, view.v, view.pos = [t[i:i + 1] for t in self.k], [t[i:i + 1] for t in self.v], 0
+        return view
 
     def advance(self, T: int) -> None:
         self.pos += T
@@ -65,10 +91,11 @@ class SelfAttention(nn.Module):
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, *, cache: KVCache | None = None, layer: int = 0,
+    def forward(self, x: torch.Tensor, *, cache: KVCache | None = None, layer: int = 0, pos: torch.Tensor | None = None,
                 key_padding_mask: torch.Tensor | None = None, attn_bias: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, T, C) -> (B, T, C). key_padding_mask (B, T): True where the token is real; attn_bias (nh, T, S):
-        added to the attention scores (e.g. `alibi_bias`)."""
+        """x (B, T, C) -> (B, T, C). With a `cache`, the tokens follow those it holds, or with `pos` (B, T) stand at
+        the positions given per row (and see the keys up to their own position). key_padding_mask (B, T): True where
+        the token is real; attn_bias (nh, T, S): added to the attention scores (e.g. `alibi_bias`)."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         hs = C // self.n_head
@@ -77,7 +104,12 @@ class SelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
 
         mask, is_causal = None, self.causal
-        if cache is not None:
+        if cache is not None and pos is not None:
+            # each row at its own positions: the key axis is the whole cache, so no row's arithmetic depends on how
+            # long the others are
+            k, v = cache.put(layer, k, v, pos)              # (B, nh, max_len, hs)
+            mask, is_causal = cache.visible(pos), False     # (B, 1, T, max_len)
+        elif cache is not None:
             past = cache.pos
             k, v = cache.update(layer, k, v)                # (B, nh, past + T, hs)
             if self.causal and past > 0:

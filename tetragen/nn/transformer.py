@@ -39,9 +39,9 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(n_embd, bias=bias)
         self.mlp = MLP(n_embd, bias=bias, dropout=dropout, activation=activation)
 
-    def forward(self, x: torch.Tensor, *, cache: KVCache | None = None, layer: int = 0,
+    def forward(self, x: torch.Tensor, *, cache: KVCache | None = None, layer: int = 0, pos: torch.Tensor | None = None,
                 key_padding_mask: torch.Tensor | None = None, attn_bias: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache=cache, layer=layer, key_padding_mask=key_padding_mask,
+        x = x + self.attn(self.ln_1(x), cache=cache, layer=layer, pos=pos, key_padding_mask=key_padding_mask,
                           attn_bias=attn_bias)
         return x + self.mlp(self.ln_2(x))
 

@@ -61,8 +61,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import UserError
-from ..families.gpt.sample import SamplingParams
 from ..pipeline import require
+from ..sample.tokens import SamplingParams
 from . import schemas as S
 from .batching import Closed, ModelWorker, QueueFull, Sequence
 

@@ -7,15 +7,12 @@ cancelled one (a client that hung up) leaves it and frees its slot. Each sequenc
 random generator, stop strings, length and context window. Other work (images, fill-mask, classify) runs in the
 same thread between decoding steps.
 
-Batched decoding (`SlotDecoder`) needs a decoder-only model in the GPT-2 layout of tetragen.nn (`transformer.wte`,
-`.wpe`, `.h` of `Block`s, `.ln_f`, `lm_head`, `config.block_size`, `new_cache`) and gives every sequence its own
-slot of one preallocated KV cache and its own position. A `generate` pipeline whose model has another layout is
-served one sequence at a time through its own `stream` (`fits` says which).
+The decoding itself belongs to the model's family: a pipeline that offers batched decoding
+(`tetragen.sample.tokens.BatchedDecoding`) hands the worker a `SlotDecoder`, one slot per sequence. A `generate`
+pipeline without one is served one sequence at a time through its own `stream`.
 
 Determinism: a sequence's tokens depend on its own prompt, settings and seed only, never on what else is in the
-batch. Its prompt is prefilled alone, through the model's own forward; every decoding step runs on all `max_batch`
-slots (idle ones carry a dummy token) and attends over the whole context window with a mask per slot, so no shape
-ever changes with the load and no row's arithmetic depends on another's; each sequence samples from its own
+batch: a slot decoder's logits for a slot depend on that slot's tokens alone, and each sequence samples from its own
 generator (`next_tokens`). The same request with the same seed gives the same text at any load (on the same machine
 and software).
 """
@@ -30,11 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
-from ..families.gpt.sample import SamplingParams, next_tokens, settled
-from ..nn.attention import SelfAttention
-from ..nn.transformer import Block
+from ..sample.tokens import BatchedDecoding, SamplingParams, next_tokens, settled
 
 log = logging.getLogger("tetragen.serve")
 
@@ -103,102 +97,6 @@ class Sequence:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# batched decoding with a slot per sequence
-
-class _SlotCache:
-    """The KVCache interface (`pos`, `update`, `advance`, `reset`) over one slot of the decoder's shared cache, so
-    that a prompt is prefilled by the model's own forward straight into its slot."""
-
-    def __init__(self, store, slot: int, max_len: int):
-        self.store, self.slot, self.max_len, self.pos = store, slot, max_len, 0
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
-        end = self.pos + k.size(2)
-        if end > self.max_len:
-            raise ValueError(f"KV cache full: {self.pos} + {k.size(2)} > {self.max_len}")
-        s = self.slot
-        self.store.k[layer][s:s + 1, :, self.pos:end] = k
-        self.store.v[layer][s:s + 1, :, self.pos:end] = v
-        return self.store.k[layer][s:s + 1, :, :end], self.store.v[layer][s:s + 1, :, :end]
-
-    def advance(self, T: int) -> None:
-        self.pos += T
-
-    def reset(self) -> None:
-        self.pos = 0
-
-
-class SlotDecoder:
-    """`slots` sequences decoded together by a GPT-2-layout model, each at its own position in its own cache slot."""
-
-    def __init__(self, model, slots: int):
-        self.model, self.slots = model, slots
-        self.block = model.config.block_size
-        self.device = next(model.parameters()).device
-        self.store = model.new_cache(slots, device=self.device)   # k, v: per layer (slots, nh, block, hs)
-        self.pos = [0] * slots
-        self._key_positions = torch.arange(self.block, device=self.device)  # the key axis of every attention mask
-
-    @staticmethod
-    def fits(model) -> bool:
-        """Whether `model` has the layout this decoder drives (see the module docstring)."""
-        t = getattr(model, "transformer", None)
-        blocks = list(getattr(t, "h", None) or []) if t is not None else []
-        return (bool(blocks) and all(isinstance(b, Block) and isinstance(b.attn, SelfAttention) and b.attn.causal
-                                     for b in blocks)
-                and all(getattr(t, n, None) is not None for n in ("wte", "wpe", "ln_f", "drop"))
-                and getattr(model, "lm_head", None) is not None and callable(getattr(model, "new_cache", None))
-                and isinstance(getattr(getattr(model, "config", None), "block_size", None), int))
-
-    @torch.no_grad()
-    def prefill(self, slot: int, ids: list[int]) -> torch.Tensor:
-        """Encode `ids` (at most block_size) into `slot` from position 0 -> the next token's logits (1, V)."""
-        cache = _SlotCache(self.store, slot, self.block)
-        logits, _ = self.model(torch.tensor([ids], device=self.device), cache=cache, last_only=True)
-        self.pos[slot] = cache.pos
-        return logits[:, -1, :]
-
-    @torch.no_grad()
-    def decode(self, active: dict[int, int]) -> dict[int, torch.Tensor]:
-        """One step: feed each active slot's token ({slot: token}) at its position -> {slot: logits (1, V)}.
-
-        Mirrors GPT.forward + Block.forward for one new token, over all slots at once."""
-        model, t = self.model, self.model.transformer
-        tokens, positions = [0] * self.slots, [0] * self.slots     # idle slots: token 0 at position 0
-        for s, tok in active.items():
-            tokens[s], positions[s] = tok, self.pos[s]
-        where = torch.tensor(positions, device=self.device)
-        slots = torch.tensor(sorted(active), device=self.device)
-        # each slot attends to its own keys up to its position; the key axis is always the whole block, so no
-        # slot's arithmetic depends on how long the others are
-        mask = (self._key_positions <= where[:, None]).view(self.slots, 1, 1, self.block)
-        x = t.drop(t.wte(torch.tensor(tokens, device=self.device).view(self.slots, 1))
-                   + t.wpe(where.view(self.slots, 1)))                                  # (S, 1, C)
-        for layer, block in enumerate(t.h):
-            x = x + self._attend(block.attn, block.ln_1(x), layer, slots, where[slots], mask)
-            x = x + block.mlp(block.ln_2(x))
-        logits = model.lm_head(t.ln_f(x))[:, -1, :]                          # (S, V)
-        for s in active:
-            self.pos[s] += 1
-        return {s: logits[s:s + 1] for s in active}
-
-    def _attend(self, attn: SelfAttention, x: torch.Tensor, layer: int, slots: torch.Tensor, where: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
-        S, T, C = x.shape
-        q, k, v = attn.c_attn(x).split(C, dim=2)
-        hs = C // attn.n_head
-        q = q.view(S, T, attn.n_head, hs).transpose(1, 2)                    # (S, nh, 1, hs)
-        k = k.view(S, T, attn.n_head, hs).transpose(1, 2)
-        v = v.view(S, T, attn.n_head, hs).transpose(1, 2)
-        keys, values = self.store.k[layer], self.store.v[layer]              # (S, nh, block, hs)
-        keys[slots, :, where] = k[slots, :, 0]                               # the active slots' new keys/values
-        values[slots, :, where] = v[slots, :, 0]
-        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (S, nh, 1, hs)
-        y = y.transpose(1, 2).contiguous().view(S, T, C)
-        return attn.resid_dropout(attn.c_proj(y))
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # the worker
 
 @dataclass
@@ -221,10 +119,9 @@ class ModelWorker:
         self.name, self.pipe = name, pipe
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait_ms / 1000.0, max_queue
         self.observe = observe or (lambda *a: None)
-        generates = "generate" in pipe.capabilities
-        self.decoder = SlotDecoder(pipe.model, max_batch) if generates and SlotDecoder.fits(pipe.model) else None
-        self.context = (pipe.model.config.block_size if self.decoder is not None
-                        else getattr(getattr(pipe.model, "config", None), "block_size", None))
+        batched = "generate" in pipe.capabilities and isinstance(pipe, BatchedDecoding)
+        self.decoder = pipe.slot_decoder(max_batch) if batched else None
+        self.context = self.decoder.context if self.decoder is not None else None  # tokens a prompt may have
         self._pending: collections.deque[Sequence] = collections.deque()
         self._jobs: collections.deque[_Job] = collections.deque()
         self._active: dict[int, Sequence] = {}
@@ -337,7 +234,7 @@ class ModelWorker:
         running = list(self._active.values())
         if not running:
             return
-        contexts = [torch.tensor([seq.tokens[-self.decoder.block:]], device=self.decoder.device)
+        contexts = [torch.tensor([seq.tokens[-self.decoder.context:]], device=self.decoder.device)
                     if seq.params.repetition_penalty != 1.0 else None for seq in running]  # only the penalty reads it
         tokens = next_tokens(torch.cat([seq.logits for seq in running]), contexts, [seq.params for seq in running],
                              [seq.generator for seq in running]).tolist()
@@ -347,15 +244,10 @@ class ModelWorker:
                 seq.emit("text", piece)
             if seq.finish:
                 self._end(seq, "done", (seq.finish, len(seq.generated)))
-        feed = {}
-        for slot, seq in self._active.items():
-            if self.decoder.pos[slot] < self.decoder.block:
-                feed[slot] = seq.tokens[-1]
-            else:  # window full: keep the latest half and re-encode it, as generate_ids does
-                seq.logits = self.decoder.prefill(slot, seq.tokens[-(self.decoder.block // 2):])
-        if feed:
-            self.observe("batch", self.name, len(feed))
-            for slot, logits in self.decoder.decode(feed).items():
+        if self._active:
+            self.observe("batch", self.name, len(self._active))
+            step = self.decoder.decode({slot: seq.tokens for slot, seq in self._active.items()})
+            for slot, logits in step.items():
                 self._active[slot].logits = logits
 
     def _stream_alone(self, seq: Sequence) -> None:

@@ -46,17 +46,24 @@ class GPT(nn.Module):
         return 6 * self.num_params() + 12 * c.n_layer * c.n_embd * c.block_size
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache: KVCache | None = None,
-                last_only: bool = False):
-        """idx (B, T) token ids -> (logits, loss). logits are (B, T, vocab), or (B, 1, vocab) with `last_only`."""
+                pos: torch.Tensor | None = None, last_only: bool = False):
+        """idx (B, T) token ids -> (logits, loss). logits are (B, T, vocab), or (B, 1, vocab) with `last_only`.
+
+        With a `cache` the tokens continue the ones it holds, every row alike. With `pos` (B, T) as well, each row
+        stands at its own positions instead: the rows are different sequences at different lengths, each in its own
+        row of the cache, and a token sees that row's keys up to its own position (batched decoding, decode.py)."""
         B, T = idx.shape
-        start = cache.pos if cache is not None else 0
-        if start + T > self.config.block_size:
-            raise ValueError(f"sequence of {start + T} tokens is longer than block_size {self.config.block_size}")
-        pos = torch.arange(start, start + T, device=idx.device)                       # (T,)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        if pos is None:
+            start = cache.pos if cache is not None else 0
+            if start + T > self.config.block_size:
+                raise ValueError(f"sequence of {start + T} tokens is longer than block_size {self.config.block_size}")
+            positions = torch.arange(start, start + T, device=idx.device)               # (T,)
+        else:
+            positions = pos                                                             # (B, T)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(positions))  # (B, T, C)
         for i, block in enumerate(self.transformer.h):
-            x = block(x, cache=cache, layer=i)
-        if cache is not None:
+            x = block(x, cache=cache, layer=i, pos=pos)
+        if cache is not None and pos is None:
             cache.advance(T)
         x = self.transformer.ln_f(x)
         if targets is not None:

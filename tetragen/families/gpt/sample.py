@@ -1,4 +1,5 @@
-"""Text generation from a GPT: sampling filters, KV-cached decoding and the `TextGenerator` pipeline.
+"""Text generation from a GPT: KV-cached decoding and the `TextGenerator` pipeline (tokens are drawn by the shared
+sampler, tetragen/sample/tokens.py; the server's batched decoding is decode.py).
 
 Decoding with the cache feeds one new token per step and reuses every earlier key/value. When the context window is
 full, the cache keeps the most recent half of the window and re-encodes it in one pass (absolute learned positions
@@ -7,94 +8,13 @@ cache (`use_cache=False`) every step re-encodes the last block_size tokens, as n
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 
 from ...errors import UserError
-
-
-@dataclass
-class SamplingParams:
-    temperature: float = 1.0         # 0: greedy
-    top_k: int = 0                   # 0: off
-    top_p: float = 1.0               # nucleus; 1: off
-    min_p: float = 0.0               # keep tokens with p >= min_p * p_max; 0: off
-    repetition_penalty: float = 1.0  # CTRL-style, over the tokens in the window; 1: off
-
-    def check(self) -> None:
-        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
-            raise UserError(f"--temperature: {self.temperature} must be >= 0 (0 means greedy)")
-        if self.top_k < 0:
-            raise UserError(f"--top-k: {self.top_k} must be >= 0 (0 turns it off)")
-        if not 0 < self.top_p <= 1:
-            raise UserError(f"--top-p: {self.top_p} must be in (0, 1]")
-        if not 0 <= self.min_p < 1:
-            raise UserError(f"--min-p: {self.min_p} must be in [0, 1)")
-        if not self.repetition_penalty > 0:
-            raise UserError(f"--repetition-penalty: {self.repetition_penalty} must be > 0 (1 turns it off)")
-
-
-def next_token(logits: torch.Tensor, context: torch.Tensor, p: SamplingParams,
-               generator: torch.Generator | None) -> torch.Tensor:
-    """logits (B, V), context (B, T) -> next ids (B, 1), every row with the same settings and generator."""
-    rows = len(logits)
-    return next_tokens(logits, [context[i:i + 1] for i in range(rows)], [p] * rows, [generator] * rows).view(-1, 1)
-
-
-def next_tokens(logits: torch.Tensor, contexts: list[torch.Tensor | None], params: list[SamplingParams],
-                generators: list[torch.Generator | None]) -> torch.Tensor:
-    """logits (B, V) -> next ids (B,), row i with its own settings, context (1, T) (read by the repetition
-    penalty only) and generator. Each row's token depends on that row alone, so a sequence samples the same token
-    alone or in a batch."""
-    logits = logits.float().clone()
-    finite = torch.finfo(logits.dtype)
-    for i, p in enumerate(params):
-        if p.repetition_penalty != 1.0:
-            row, ctx = logits[i:i + 1], contexts[i]
-            seen = row.gather(1, ctx)
-            penalized = torch.where(seen > 0, seen / p.repetition_penalty, seen * p.repetition_penalty)
-            # a tiny penalty overflows a logit to inf (and inf - inf is NaN below): it stays the largest finite value
-            row.scatter_(1, ctx, penalized.clamp(finite.min, finite.max))
-    # 0, or a temperature float32 cannot tell from 0: greedy
-    drawn = [i for i, p in enumerate(params) if not p.temperature < finite.tiny]
-    greedy = logits.argmax(dim=-1) if len(drawn) < len(params) else None  # the greedy rows' tokens, where any
-    if not drawn:
-        return greedy
-    ps = [params[i] for i in drawn]
-    x = logits[drawn] if greedy is not None else logits
-    temperature = torch.tensor([[p.temperature] for p in ps], dtype=x.dtype, device=x.device)
-    # shifted so that the largest logit is 0 before the division: a tiny temperature then sends the others to -inf
-    # (greedy), where logits / temperature would overflow to +-inf and their softmax be NaN
-    x = (x - x.max(dim=-1, keepdim=True).values) / temperature
-    ks = [min(p.top_k, x.size(-1)) for p in ps]
-    if any(ks):
-        values = torch.topk(x, max(ks)).values
-        kth = values.gather(1, torch.tensor([[max(k, 1) - 1] for k in ks], device=x.device))
-        kth = torch.where(torch.tensor([[k > 0] for k in ks], device=x.device), kth, -math.inf)
-        x = x.masked_fill(x < kth, -math.inf)
-    probs = torch.softmax(x, dim=-1)
-    if any(p.min_p > 0 for p in ps):
-        min_p = torch.tensor([[p.min_p] for p in ps], dtype=probs.dtype, device=probs.device)
-        probs = probs.masked_fill(probs < min_p * probs.max(dim=-1, keepdim=True).values, 0.0)
-    if any(p.top_p < 1.0 for p in ps):
-        top_p = torch.tensor([[p.top_p] for p in ps], dtype=probs.dtype, device=probs.device)
-        sorted_p, order = probs.sort(dim=-1, descending=True)
-        # drop a token when the mass before it already reaches top_p (the most likely token always stays); rows
-        # with top_p 1 keep everything
-        drop = (sorted_p.cumsum(dim=-1) - sorted_p >= top_p) & (top_p < 1.0)
-        drop[:, 0] = False  # also when top_p is too small for float32 (1e-320 reads as 0 there)
-        probs = probs.scatter(1, order, sorted_p.masked_fill(drop, 0.0))
-    # a draw from probs (normalised or not): argmax of p / q with q ~ Exp(1), each row's q from its own generator
-    q = torch.stack([torch.empty(probs.size(-1), device=probs.device).exponential_(generator=generators[i])
-                     for i in drawn]).clamp_min_(finite.tiny)
-    picked = (probs / q).argmax(dim=-1)
-    if greedy is None:
-        return picked
-    greedy[drawn] = picked
-    return greedy
+from ...sample.tokens import SamplingParams, next_token, settled
+from .decode import GPTSlotDecoder
 
 
 @torch.no_grad()
@@ -118,19 +38,6 @@ def generate_ids(model, prompt: list[int], max_new_tokens: int, params: Sampling
         else:  # window full: keep the latest half and re-encode it
             cache.reset()
             logits, _ = model(torch.tensor([tokens[-(block // 2):]], device=device), cache=cache, last_only=True)
-
-
-def settled(text: str, emitted: int, stops: list[str]) -> tuple[int | None, int]:
-    """How much of the decoded text so far is final: (where the first stop string starts, or None; the end of the
-    text that can be shown). What could be the start of a stop string is held back, and so is a byte-level token
-    that ends inside a character (it decodes as U+FFFD until its other bytes come), for a few tokens."""
-    cuts = [c for c in (text.find(s) for s in stops) if c >= 0]
-    if cuts:
-        return min(cuts), min(cuts)
-    safe = len(text) - (max(map(len, stops), default=1) - 1)
-    while safe > emitted and text[safe - 1] == "\ufffd" and len(text) - safe < 3:
-        safe -= 1
-    return None, safe
 
 
 class TextGenerator:
@@ -178,6 +85,10 @@ class TextGenerator:
         text = self.tokenizer.decode(out)
         if len(text) > emitted:
             yield text[emitted:]
+
+    def slot_decoder(self, slots: int) -> GPTSlotDecoder:
+        """The server's batched decoding of this model (tetragen.sample.tokens.BatchedDecoding)."""
+        return GPTSlotDecoder(self.model, slots)
 
     def generate(self, prompt: str = "", max_new_tokens: int = 200, **kwargs) -> str:
         """The generated continuation of `prompt` as one string."""
