@@ -48,6 +48,19 @@ def test_both_priors_sample_deterministically_from_a_prompt(world, prior):
                           pipe.sample(3, prompt="a large light square", seed=5, guidance_scale=0.0))
 
 
+@pytest.mark.parametrize("prior", ["causal", "masked"])
+def test_an_image_depends_on_its_own_prompt_and_seed_alone(world, prior):
+    """Per-row generators and fixed-size blocks: image i of a batch is the image its prompt and seed give alone."""
+    pipe = tetragen.load(world / prior)
+    pipe.batch_size = 3
+    prompts, seeds = ["a large disc", "a bar", "a dark square", "a large disc"], [4, 4, 9, 2]
+    batch = pipe.sample(prompts=prompts, seeds=seeds, steps=3)
+    for i in range(len(seeds)):
+        assert np.array_equal(batch[i], pipe.sample(prompt=prompts[i], seeds=[seeds[i]], steps=3)[0]), i
+    assert np.array_equal(pipe.sample(prompts=prompts[:3], seed=7, steps=3),
+                          pipe.sample(prompts=prompts[:3], seeds=[7, 8, 9], steps=3))
+
+
 def test_kv_cached_causal_decoding_equals_recomputing_the_whole_sequence(world):
     pipe = tetragen.load(world / "causal")
     model, c = pipe.model, pipe.config.model
@@ -55,7 +68,7 @@ def test_kv_cached_causal_decoding_equals_recomputing_the_whole_sequence(world):
     null = torch.full_like(text, pipe.pad_id)
     for guidance in (1.0, 2.5):
         fast = model.sample_causal(text, null, guidance=guidance, temperature=0.0, top_k=0,
-                                   generator=torch.Generator().manual_seed(0))
+                                   generators=[torch.Generator().manual_seed(s) for s in range(len(text))])
         slow = torch.empty(2, 0, dtype=torch.long)
         with torch.no_grad():
             for _ in range(c.image_tokens):
@@ -79,7 +92,7 @@ def test_masked_decoding_reveals_every_token_on_the_cosine_schedule(world, monke
     monkeypatch.setattr(model.backbone, "encode", counting)
     text = torch.tensor([pipe.encode_prompt("a disc")])
     codes = model.sample_masked(text, torch.full_like(text, pipe.pad_id), guidance=2.0, temperature=1.0, top_k=0,
-                                steps=4, generator=torch.Generator().manual_seed(0))
+                                steps=4, generators=[torch.Generator().manual_seed(s) for s in range(len(text))])
     L = pipe.config.model.image_tokens
     assert codes.shape == (1, L) and int(codes.min()) >= 0 and int(codes.max()) < model.codebook
     expected = [L] + [int(np.floor(L * np.cos(np.pi / 2 * s / 4))) for s in (1, 2, 3)]

@@ -7,8 +7,10 @@ with `latent_dim`, `num_classes` (0: unconditional) and `generate(z, labels) -> 
     images = pipe.sample(16, seed=0, labels="Sneaker")      # uint8 (16, 28, 28, 1)
     walk = pipe.interpolate(0, 1, steps=8, label=3)         # uint8 (8, 28, 28, 1)
 
-Noise is drawn on the CPU from a generator seeded with `seed`, so the same seed gives the same images on any device
-and whatever the batch size used to generate them.
+Every image has a seed of its own: `seeds=[...]` gives one per image, and `seed=s` means s, s+1, ..., s+n-1. An
+image's noise comes from a CPU generator seeded with its seed alone, and the model runs on blocks of exactly
+`batch_size` images (the last one padded), so an image depends only on its own seed and class: the same one alone,
+in a batch of others, or in another order, on any device that computes the same arithmetic.
 """
 from __future__ import annotations
 
@@ -78,23 +80,21 @@ class ImagePipeline:
             raise UserError(f"labels: {len(out)} labels for {n} samples; give one per sample or a single class")
         return torch.tensor(out, dtype=torch.long)
 
-    def noise(self, n: int, seed: int | None) -> torch.Tensor:
-        """(n, latent_dim) standard normal noise from `seed` (a fresh random seed when None)."""
-        g = torch.Generator()
-        if seed is None:
-            g.seed()
-        else:
-            g.manual_seed(seed)
-        return torch.randn(n, self.model.latent_dim, generator=g)
+    def noise(self, seeds: Sequence[int]) -> torch.Tensor:
+        """(len(seeds), latent_dim) standard normal noise, row i from a generator seeded with seeds[i] alone."""
+        return torch.stack([torch.randn(self.model.latent_dim, generator=g) for g in generators(seeds)])
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, labels: torch.Tensor | None) -> np.ndarray:
-        """Latents (N, latent_dim) and labels (N,) or None -> uint8 images (N, H, W, C), in batches."""
+        """Latents (N, latent_dim) and labels (N,) or None -> uint8 images (N, H, W, C), in blocks of exactly
+        batch_size rows: CPU matrix products round differently at different batch sizes, and a fixed shape keeps an
+        image the same whatever else is drawn with it."""
         out = []
-        for i in range(0, len(z), self.batch_size):
-            zb = z[i:i + self.batch_size].to(self.device)
-            yb = labels[i:i + self.batch_size].to(self.device) if labels is not None else None
-            out.append(ImageData.to_uint8(self.model.generate(zb, yb)))
+        bs = self.batch_size
+        for i in range(0, len(z), bs):
+            zb = pad_rows(z[i:i + bs], bs).to(self.device)
+            yb = pad_rows(labels[i:i + bs], bs).to(self.device) if labels is not None else None
+            out.append(ImageData.to_uint8(self.model.generate(zb, yb))[:len(z[i:i + bs])])
         return np.concatenate(out) if out else np.zeros((0, *self.image_shape), dtype=np.uint8)
 
     @property
@@ -102,13 +102,14 @@ class ImagePipeline:
         c = self.config.model
         return (c.image_size, c.image_size, c.channels)
 
-    def sample(self, n: int, *, seed: int | None = None, labels=None) -> np.ndarray:
-        """n images as uint8 (N, H, W, C). `labels`: None (classes cycle evenly), a class index or name for all,
-        or one per sample; conditional models only."""
-        if n < 1:
-            raise UserError(f"--n: {n} must be at least 1")
-        y = self.labels_for(n, labels)
-        return self.decode(self.noise(n, seed), y)
+    def sample(self, n: int | None = None, *, seed: int | None = None, seeds: Sequence[int] | None = None,
+               labels=None) -> np.ndarray:
+        """n images as uint8 (N, H, W, C), image i from seeds[i] (or seed + i; a fresh random seed when neither is
+        given; n may be left out with `seeds`). `labels`: None (classes cycle evenly), a class index or name for all,
+        or one per image; conditional models only."""
+        seeds = row_seeds(n, seed, seeds)
+        y = self.labels_for(len(seeds), labels)
+        return self.decode(self.noise(seeds), y)
 
     def evaluate(self, data, *, n: int = 10000, seed: int = 0, iw_samples: int = 100) -> tuple[dict, list[str]]:
         """FID/KID (+ class accuracy for a conditional model) of `n` samples against the test split of `data`, in
@@ -122,10 +123,51 @@ class ImagePipeline:
         keeps the noise at the norm the generator was trained on), as uint8 (steps, H, W, C)."""
         if steps < 2:
             raise UserError(f"--steps: {steps} must be at least 2 (the two ends)")
-        za, zb = self.noise(1, seed_a)[0], self.noise(1, seed_b)[0]
+        za, zb = self.noise([seed_a, seed_b])
         z = torch.stack([za] + [slerp(za, zb, k / (steps - 1)) for k in range(1, steps - 1)] + [zb])  # exact ends
         y = self.labels_for(steps, label if label is not None else (0 if self.conditional else None))
         return self.decode(z, y)
+
+
+SEED_RANGE = 1 << 64  # torch.Generator.manual_seed takes 64-bit seeds
+
+
+def row_seeds(n: int | None, seed: int | None = None, seeds: Sequence[int] | None = None) -> list[int]:
+    """The seed of each of n images: `seeds` as given, or seed, seed + 1, ... (modulo 2**64), from a fresh random
+    seed when neither is given. One-line errors for n < 1, a seed out of range, both given, or a count that does not
+    match."""
+    if seeds is not None and seed is not None:
+        raise UserError("give seed (images seed, seed+1, ...) or seeds (one per image), not both")
+    if seeds is None:
+        if n is None or n < 1:
+            raise UserError(f"--n: {n} must be at least 1")
+        start = int(seed) if seed is not None else torch.Generator().seed()
+        check_seed("--seed", start)
+        return [(start + i) % SEED_RANGE for i in range(n)]
+    seeds = [int(s) for s in seeds]
+    if n is not None and len(seeds) != n:
+        raise UserError(f"seeds: {len(seeds)} seeds for {n} images; give one per image")
+    if not seeds:
+        raise UserError("seeds: none given; give one per image")
+    for s in seeds:
+        check_seed("seeds", s)
+    return seeds
+
+
+def check_seed(what: str, seed: int) -> None:
+    if not 0 <= seed < SEED_RANGE:
+        raise UserError(f"{what}: {seed} is out of range; use an integer from 0 to 2**64-1")
+
+
+def generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    """A CPU generator per seed (one image's randomness, whatever the device)."""
+    return [torch.Generator().manual_seed(s) for s in seeds]
+
+
+def pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """x (k, ...) with k <= rows -> (rows, ...): x, then copies of its first row (valid input for any model, and
+    thrown away after)."""
+    return x if len(x) == rows else torch.cat([x, x[:1].expand(rows - len(x), *x.shape[1:])])
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:

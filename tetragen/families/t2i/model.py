@@ -11,16 +11,20 @@ over a few parallel steps. Both learn from the empty prompt too (`cond_drop`), w
 Salimans 2022, arXiv:2207.12598) contrasts with the real prompt at sampling.
 
 The backbones are the GPT and BERT families' own modules; the vocabulary is text ids, then the codebook, then
-[MASK]. Only image positions carry a loss, over the codebook's logits alone.
+[MASK]. Only image positions carry a loss, over the codebook's logits alone. Sampling draws its tokens with the
+shared sampler (tetragen/sample/tokens.py), each row of a batch from its own generator, so that an image depends on
+its own prompt and seed alone.
 """
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...sample.tokens import SamplingParams, draw, race_noise, token_probs
 from ..bert.config import BERTConfig
 from ..bert.model import BERT
 from ..gpt.config import GPTConfig
@@ -76,31 +80,22 @@ class T2IPrior(nn.Module):
         cond, null = logits.chunk(2)
         return null + guidance * (cond - null) if guidance != 1.0 else cond
 
-    @staticmethod
-    def _filter(logits: torch.Tensor, temperature: float, top_k: int) -> torch.Tensor:
-        """Probabilities (..., K) after temperature and top-k; temperature 0 puts all mass on the argmax."""
-        logits = logits.float()
-        if temperature == 0:
-            return F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
-        logits = logits / temperature
-        if top_k:
-            kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[..., -1:]
-            logits = logits.masked_fill(logits < kth, -math.inf)
-        return logits.softmax(-1)
-
     @torch.no_grad()
     def sample_causal(self, text: torch.Tensor, null: torch.Tensor, *, guidance: float, temperature: float,
-                      top_k: int, generator: torch.Generator) -> torch.Tensor:
-        """Image codes (B, L), one raster position at a time through the KV cache."""
+                      top_k: int, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """Image codes (B, L), one raster position at a time through the KV cache; row b draws from generators[b]
+        alone."""
         B, L = len(text), self.config.image_tokens
+        params = [SamplingParams(temperature, top_k)] * B
+        noise = race_noise(generators, (L, self.codebook))                           # (B, L, K) on the CPU
         ids = torch.cat([text, null]) if guidance != 1.0 else text                   # (2B or B, T)
         cache = self.backbone.new_cache(len(ids), device=ids.device)
         logits, _ = self.backbone(ids, cache=cache, last_only=True)                  # (2B, 1, V)
         out = torch.empty(B, L, dtype=torch.long, device=text.device)
         for j in range(L):
             step = self.image_logits(logits[:, -1])                                  # (2B, K)
-            probs = self._filter(self._guided(step, guidance) if guidance != 1.0 else step, temperature, top_k)
-            out[:, j] = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(out.device)
+            probs = token_probs(self._guided(step, guidance) if guidance != 1.0 else step, params)  # (B, K)
+            out[:, j] = draw(probs.cpu(), noise[:, j]).to(out.device)
             if j + 1 < L:
                 nxt = out[:, j] + self.text_vocab
                 feed = torch.cat([nxt, nxt]) if guidance != 1.0 else nxt
@@ -109,12 +104,13 @@ class T2IPrior(nn.Module):
 
     @torch.no_grad()
     def sample_masked(self, text: torch.Tensor, null: torch.Tensor, *, guidance: float, temperature: float,
-                      top_k: int, steps: int, generator: torch.Generator) -> torch.Tensor:
+                      top_k: int, steps: int, generators: Sequence[torch.Generator]) -> torch.Tensor:
         """Image codes (B, L) by iterative parallel unmasking: each step predicts every hidden token, keeps the most
         confident ones and hides the rest again, until after `steps` steps none is hidden; the number still hidden
-        after step s is L cos(pi/2 s/steps)."""
+        after step s is L cos(pi/2 s/steps), in every row alike. Row b draws from generators[b] alone."""
         B, L = len(text), self.config.image_tokens
         T = text.shape[1]
+        params = [SamplingParams(temperature, top_k)] * B
         codes = torch.zeros(B, L, dtype=torch.long)
         hidden = torch.ones(B, L, dtype=torch.bool)
         prompts = torch.cat([text, null]) if guidance != 1.0 else text
@@ -123,13 +119,13 @@ class T2IPrior(nn.Module):
             image = shown.to(text.device)
             ids = torch.cat([prompts, torch.cat([image, image]) if guidance != 1.0 else image], 1)
             logits = self.image_logits(self.backbone.mlm_logits(self.backbone.encode(ids)[:, T:]))  # (2B, L, K)
-            probs = self._filter(self._guided(logits, guidance) if guidance != 1.0 else logits, temperature,
-                                 top_k).cpu()                                         # (B, L, K)
-            drawn = torch.multinomial(probs.view(-1, self.codebook), 1, generator=generator).view(B, L)
+            probs = token_probs(self._guided(logits, guidance) if guidance != 1.0 else logits, params).cpu()
+            drawn = draw(probs, race_noise(generators, (L, self.codebook)))          # (B, L)
             drawn = torch.where(hidden, drawn, codes)
             confidence = probs.gather(-1, drawn.unsqueeze(-1)).squeeze(-1).clamp_min(1e-12).log()
             # MaskGIT's annealed noise: early steps explore which tokens to commit to, the last ones do not
-            noise = -torch.log(-torch.log(torch.rand(B, L, generator=generator).clamp(1e-12, 1 - 1e-7)))
+            uniform = torch.stack([torch.rand(L, generator=g) for g in generators])  # (B, L)
+            noise = -torch.log(-torch.log(uniform.clamp(1e-12, 1 - 1e-7)))
             confidence = confidence + self.config.choice_temperature * (1 - (s + 1) / steps) * noise
             confidence = confidence.masked_fill(~hidden, math.inf)                   # what is shown stays shown
             still = int(math.floor(L * math.cos(math.pi / 2 * (s + 1) / steps)))

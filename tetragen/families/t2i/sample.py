@@ -3,11 +3,13 @@
     pipe = tetragen.load("runs/t2i")
     images = pipe.sample(16, prompt="a dark sneaker", seed=0)            # uint8 (16, 28, 28, 1)
     images = pipe.sample(10, seed=0)                                     # one class prompt per class, in turn
+    images = pipe.sample(prompts=["a dark sneaker", "a bag"], seeds=[7, 7])  # a prompt and a seed per image
 
 The prompt is tokenized by the run's own prompt tokenizer (characters it has never seen read as unknown), cut to the
 prior's text context with a warning, encoded into image tokens by the prior (`causal` or `masked`, with
-classifier-free guidance), and decoded by the run's frozen image tokenizer. Noise comes from one CPU generator seeded
-with `seed`: the same prompt, seed and settings give the same images.
+classifier-free guidance), and decoded by the run's frozen image tokenizer. Each image draws its tokens from a CPU
+generator seeded with its own seed (`seeds=[...]`, or seed, seed + 1, ...) and is computed in a block of a fixed
+size: the same prompt, seed and settings give the same image, alone or beside any others.
 """
 from __future__ import annotations
 
@@ -15,13 +17,13 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from ...errors import UserError
-from ...sample.images import ImagePipeline, write_png
+from ...sample.images import ImagePipeline, generators, pad_rows, row_seeds, write_png
 
 MAX_GUIDANCE = 50.0
 EVAL_BATCH = 256
@@ -88,10 +90,23 @@ class T2IPipeline(ImagePipeline):
             return [self.assets.class_prompts[0]] * n
         return [self.assets.class_prompts[int(k)] for k in self.labels_for(n, labels)]
 
-    def sample(self, n: int, *, seed: int | None = None, labels=None, prompt=None, guidance_scale: float | None = None,
-               steps: int | None = None, temperature: float | None = None, top_k: int | None = None) -> np.ndarray:
-        """n images as uint8 (N, H, W, C) for `prompt` (or class prompts, see `prompts_for`). Defaults for the
-        sampling settings come from the run's config."""
+    def sample(self, n: int | None = None, *, seed: int | None = None, seeds: Sequence[int] | None = None,
+               labels=None, prompt=None, prompts: Sequence[str] | None = None,
+               guidance_scale: float | None = None, steps: int | None = None, temperature: float | None = None,
+               top_k: int | None = None) -> np.ndarray:
+        """n images as uint8 (N, H, W, C): image i from prompts[i] (or `prompt` for all; without either, class
+        prompts, see `prompts_for`) and seeds[i] (or seed + i); n may be left out where seeds or prompts give it.
+        Image i depends on its own prompt and seed alone (and the settings). Defaults for the sampling settings come
+        from the run's config."""
+        if prompts is not None:
+            if prompt is not None:
+                raise UserError("give prompt (one for every image) or prompts (one per image), not both")
+            if isinstance(prompts, str):
+                raise UserError("prompts: give a list with one prompt per image (or prompt= for one for all)")
+            prompt = list(prompts)
+            n = len(prompt) if n is None and seeds is None else n
+        seeds = row_seeds(n, seed, seeds)
+        n = len(seeds)
         c = self.config.model
         g = c.guidance_scale if guidance_scale is None else guidance_scale
         steps = c.steps if steps is None else steps
@@ -99,20 +114,23 @@ class T2IPipeline(ImagePipeline):
         top_k = c.top_k if top_k is None else top_k
         check_sampling(n=n, guidance_scale=g, steps=steps, temperature=temperature, top_k=top_k)
         ids = torch.tensor([self.encode_prompt(p) for p in self.prompts_for(n, prompt, labels)])
-        generator = torch.Generator()
-        generator.manual_seed(seed if seed is not None else torch.seed())
-        null = torch.full((1, c.text_block), self.pad_id, dtype=torch.long)
+        rows = generators(seeds)
+        # every block has exactly batch_size rows (CPU matrix products round differently at other batch sizes), the
+        # padding rows drawing from throwaway generators of their own
+        bs = self.batch_size
+        null = torch.full((bs, c.text_block), self.pad_id, dtype=torch.long, device=self.device)
         codes = []
-        for i in range(0, n, self.batch_size):
-            text = ids[i:i + self.batch_size].to(self.device)
-            empty = null.expand(len(text), -1).to(self.device)
+        for i in range(0, n, bs):
+            k = len(ids[i:i + bs])
+            text = pad_rows(ids[i:i + bs], bs).to(self.device)
+            gens = rows[i:i + bs] + [torch.Generator() for _ in range(bs - k)]
             if self.model.causal:
-                out = self.model.sample_causal(text, empty, guidance=g, temperature=temperature, top_k=top_k,
-                                               generator=generator)
+                out = self.model.sample_causal(text, null, guidance=g, temperature=temperature, top_k=top_k,
+                                               generators=gens)
             else:
-                out = self.model.sample_masked(text, empty, guidance=g, temperature=temperature, top_k=top_k,
-                                               steps=steps, generator=generator)
-            codes.append(out.cpu())
+                out = self.model.sample_masked(text, null, guidance=g, temperature=temperature, top_k=top_k,
+                                               steps=steps, generators=gens)
+            codes.append(out[:k].cpu())
         grid = torch.cat(codes).view(n, c.grid_h, c.grid_w)
         return self.assets.image_tokenizer.decode(grid)
 

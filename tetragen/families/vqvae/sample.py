@@ -18,7 +18,7 @@ from ...data.images import ImageData
 from ...errors import UserError
 from ...eval.classifier import load_evaluator
 from ...eval.image import check_n, reference_metrics
-from ...sample.images import write_png
+from ...sample.images import pad_rows, write_png
 from .objective import reconstruct_images, reconstruction_distances, test_metrics
 
 __all__ = ["VQTokenizerPipeline", "save_preview"]
@@ -78,11 +78,14 @@ class VQTokenizerPipeline:
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.codebook_size):
             raise UserError(f"indices: values from {int(idx.min())} to {int(idx.max())}; the codebook has codes 0 to "
                             f"{self.codebook_size - 1}")
-        idx = idx.long()
-        out = [self.model.decode(idx[i:i + self.batch_size].to(self.device)) for i in range(0, len(idx),
-                                                                                            self.batch_size)]
-        return np.concatenate([ImageData.to_uint8(x) for x in out]) if out else \
-            np.zeros((0, *self.image_shape), dtype=np.uint8)
+        idx, bs = idx.long(), self.batch_size
+        # blocks of exactly batch_size grids (the last one padded): CPU matrix products round differently at other
+        # batch sizes, and a sampler's image must not depend on what else it was drawn with
+        out = []
+        for i in range(0, len(idx), bs):
+            block = idx[i:i + bs]
+            out.append(ImageData.to_uint8(self.model.decode(pad_rows(block, bs).to(self.device)))[:len(block)])
+        return np.concatenate(out) if out else np.zeros((0, *self.image_shape), dtype=np.uint8)
 
     def reconstruct(self, images: np.ndarray, labels=None) -> np.ndarray:
         """uint8 (N, H, W, C) -> the decoder's image of their tokens, uint8 (N, H, W, C). A tokenizer takes no
