@@ -171,27 +171,95 @@ def test_bf16_training_runs_and_stays_finite(corpus, tmp_path):
     assert torch.isfinite(torch.tensor(metrics["val_loss"]))
 
 
-def test_precision_auto_agrees_with_a_measured_probe_on_this_machine(corpus, tmp_path, capsys):
-    """The real decision, no mock: `auto` takes bf16 exactly where a bf16 matmul beats fp32 here, and the run
-    records the precision and the reason."""
-    from tetragen.train.precision import bf16_decision, measure_bf16_speedup
-    fast, why = bf16_decision(torch.device("cpu"))
-    speedup = measure_bf16_speedup(reps=20)
-    if 0.8 < speedup < 1.25:
-        pytest.skip(f"bf16 and fp32 matmuls are too close here to judge ({speedup:.2f}x)")
-    assert fast == (speedup > 1), (why, speedup)
-    cfg, data = tiny(corpus, "train.max_steps=2", "train.log_every=1", "train.precision=auto")
-    Trainer(cfg, data, tmp_path / "auto", progress=False).fit()
+def timed_steps(monkeypatch, trainer, seconds: dict, *, die_at: int | None = None) -> list[str]:
+    """Make the precision probe's clock read `seconds[precision]` for each training step of `trainer`, whatever this
+    machine does; returns the precision of every step taken, the probe's included."""
+    from tetragen.train import precision
+    now = [0.0]
+    monkeypatch.setattr(precision, "clock", lambda: now[0])
+    real, taken = trainer._train_step, []
+
+    def step():
+        if trainer.step == die_at:
+            raise KeyboardInterrupt
+        now[0] += seconds[trainer.precision]
+        taken.append(trainer.precision)
+        return real()
+    trainer._train_step = step
+    return taken
+
+
+AUTO = ("train.max_steps=6", "train.log_every=1", "train.save_every=3", "model.dropout=0.1", "train.ema_decay=0.9")
+
+
+@pytest.mark.parametrize("fp32_s, bf16_s, chosen", [(0.010, 0.005, "bf16"), (0.010, 0.0095, "fp32"),
+                                                    (0.005, 0.010, "fp32")])
+def test_precision_auto_times_the_models_own_steps_and_keeps_the_faster(corpus, tmp_path, monkeypatch, fp32_s,
+                                                                       bf16_s, chosen):
+    from tetragen.train import precision
+    monkeypatch.setattr(precision, "bf16_support", lambda device: (None, "bf16 instructions"))
+    trainer = Trainer(*tiny(corpus, *AUTO, "train.precision=auto"), tmp_path / "auto", progress=False)
+    assert trainer.precision_pending
+    taken = timed_steps(monkeypatch, trainer, {"fp32": fp32_s, "bf16": bf16_s})
+    trainer.fit()
+    # warmed up, then timed in turn: cheap steps, so as many as the probe takes
+    warm, timed = precision.PROBE_WARMUP, precision.PROBE_MAX_STEPS
+    probe = ["fp32"] * warm + ["bf16"] * warm + ["fp32", "bf16"] * timed
+    assert taken == probe + [chosen] * 6
     logged = [json.loads(ln) for ln in (tmp_path / "auto" / "metrics.jsonl").read_text().splitlines()]
+    decided = [r for r in logged if r["split"] == "precision"]
+    assert len(decided) == 1 and decided[0]["precision"] == chosen and decided[0]["step"] == 0
+    assert decided[0]["bf16_speedup"] == pytest.approx(fp32_s / bf16_s)
     train = [r for r in logged if r["split"] == "train"]
-    assert {r["precision"] for r in train} == {"bf16" if fast else "fp32"}
-    assert {r["precision_reason"] for r in train} == {f"auto: {why}"}
+    assert {r["precision"] for r in train} == {chosen}
+    assert {r["precision_reason"] for r in train} == {decided[0]["reason"]}
+    assert "a training step of this model took" in decided[0]["reason"]
     assert json.loads((tmp_path / "auto" / "config.json").read_text())["train"]["precision"] == "auto"
+    # the probe's steps left nothing behind (weights, optimizer, EMA, dropout's random state): the run is bitwise
+    # the one asked for in that precision from the start
+    Trainer(*tiny(corpus, *AUTO, f"train.precision={chosen}"), tmp_path / "asked", progress=False).fit()
+    for name in ("model.safetensors", "ema.safetensors"):
+        assert (tmp_path / "auto" / name).read_bytes() == (tmp_path / "asked" / name).read_bytes(), name
+
+
+def test_a_resumed_auto_run_keeps_its_recorded_precision(corpus, tmp_path, monkeypatch):
+    from tetragen.api import load_data, read_run_config
+    from tetragen.train import precision
+    monkeypatch.setattr(precision, "bf16_support", lambda device: (None, "bf16 instructions"))
+    straight = Trainer(*tiny(corpus, *AUTO, "train.precision=auto"), tmp_path / "a", progress=False)
+    timed_steps(monkeypatch, straight, {"fp32": 0.010, "bf16": 0.005})
+    straight.fit()
+    killed = Trainer(*tiny(corpus, *AUTO, "train.precision=auto"), tmp_path / "b", progress=False)
+    timed_steps(monkeypatch, killed, {"fp32": 0.010, "bf16": 0.005}, die_at=4)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+    cfg = read_run_config(tmp_path / "b")
+    resumed = Trainer(cfg, load_data(cfg), tmp_path / "b", resume=True, progress=False)
+    assert resumed.precision == "bf16" and not resumed.precision_pending
+    # timed again now, fp32 would win: the run keeps the choice it made, and takes no probe steps
+    assert timed_steps(monkeypatch, resumed, {"fp32": 0.005, "bf16": 0.010}) == [] and resumed.fit() is not None
+    assert resumed.step == 6
+    logged = [json.loads(ln) for ln in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["precision"] for r in logged if r["split"] == "precision"] == ["bf16"]
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("certain", [False, True])
+def test_precision_auto_needs_no_timing_where_the_answer_is_certain(corpus, tmp_path, monkeypatch, capsys, certain):
+    """No bf16 instructions (bf16 emulated): fp32; bf16 tensor cores: bf16; neither takes a probe step."""
+    from tetragen.train import precision
+    monkeypatch.setattr(precision, "bf16_support", lambda device: (certain, "certain"))
+    trainer = Trainer(*tiny(corpus, "train.max_steps=2", "train.precision=auto"), tmp_path / "auto", progress=False)
+    assert not trainer.precision_pending and trainer.precision == ("bf16" if certain else "fp32")
+    taken = timed_steps(monkeypatch, trainer, {"fp32": 0.01, "bf16": 0.01})
+    trainer.fit()
+    assert len(taken) == 2
     assert "warning" not in capsys.readouterr().err
-    # an explicit bf16 is honoured, with a warning where it is not the faster choice
-    cfg, data = tiny(corpus, "train.max_steps=1", "train.precision=bf16")
-    assert Trainer(cfg, data, tmp_path / "bf16", progress=False).precision == "bf16"
-    assert ("not faster than fp32" in capsys.readouterr().err) is not fast
+    # an explicit bf16 is honoured, with a warning where it is certainly not the faster choice
+    asked = Trainer(*tiny(corpus, "train.max_steps=1", "train.precision=bf16"), tmp_path / "bf16", progress=False)
+    assert asked.precision == "bf16"
+    assert ("not faster than fp32" in capsys.readouterr().err) is not certain
+    asked.close()
 
 
 def test_cuda_precision_follows_compute_capability(monkeypatch):

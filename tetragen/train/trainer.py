@@ -3,7 +3,8 @@
 Each step: draw the step's micro-batches (a pure function of seed and step), then for each phase of the family's
 objective: zero grads, accumulate the loss over micro-batches (bf16 autocast when asked), clip, check the loss and
 gradient norm are finite (skip the step if not), and step that phase's AdamW at the scheduled learning rate.
-Around it: EMA, evaluation, metrics.jsonl (+ TensorBoard), atomic checkpoints and exact resume.
+Around it: EMA, evaluation, metrics.jsonl (+ TensorBoard), atomic checkpoints and exact resume; before it, where
+`train.precision=auto` cannot tell without timing, a few rolled-back steps in each precision.
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ from .. import files
 from . import checkpoint as ck
 from . import budget, distributed, finetune
 from .ema import EMA
+from . import precision as precisions
 from .optim import lr_at, make_optimizer
-from .precision import resolve_precision
 
 
 def format_metrics(metrics: dict) -> str:
@@ -102,8 +103,12 @@ class Trainer:
         t = cfg.train
         self.device = resolve_device(t.device)
         self.dist = distributed.setup(self.device.type)
-        self.precision, self.precision_reason = resolve_precision(t.precision, self.device,
-                                                                  warn=self.dist.is_main)
+        precision, self.precision_reason = precisions.resolve_precision(t.precision, self.device,
+                                                                        warn=self.dist.is_main)
+        # None: `auto` where only timing this model's steps can tell (settle_precision); fp32 until then
+        self.precision_pending = precision is None
+        self.precision = precision or "fp32"
+        self.precision_record: dict | None = None  # the timed choice, kept in checkpoints so a resume reuses it
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         self.resuming, self._lock, created = False, None, False
@@ -181,6 +186,10 @@ class Trainer:
         self._stop_signal = None
         handlers = self._catch_stop_signals()
         try:
+            if self.precision_pending and self.step < t.max_steps:
+                self.settle_precision()
+                if self.dist.is_main:
+                    self._append_metrics({"step": self.step, "split": "precision", **self.precision_record})
             while self.step < t.max_steps:
                 logs, units = self._train_step()
                 self.step += 1
@@ -241,6 +250,49 @@ class Trainer:
             self.close()
         return final
 
+    def settle_precision(self) -> None:
+        """train.precision=auto where only timing can tell: a few training steps of this model in fp32 and in bf16
+        autocast (train/precision.py), every process agreeing on the times; the faster is kept. The probe's steps
+        are rolled back (weights, optimizer, EMA, random state, counters), so the run trains as if they had not been
+        taken. Nothing to do once settled; a resumed run reuses the choice its checkpoint recorded."""
+        if not self.precision_pending:
+            return
+        t = self.cfg.train
+        weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        optimizers = {name: copy.deepcopy(opt.state_dict()) for name, opt in self.optimizers.items()}
+        ema = {k: v.clone() for k, v in self.ema.state_dict().items()} if self.ema is not None else None
+        rng = ck.rng_state()
+        counters, wrapped = (self.skipped, self.bad_streak), self.wrapped
+        # a compiled model would be timed compiling; its eager module has the same mix of operations
+        self.wrapped = getattr(wrapped, "_orig_mod", wrapped)
+
+        def one_step(precision: str) -> None:
+            self.precision, self.bad_streak = precision, 0  # a non-finite probe step must not end the run
+            self._train_step()
+        try:
+            seconds = precisions.time_steps(
+                one_step, precisions.PROBE_SHARE * 60 * t.budget_minutes if t.budget_minutes else None)
+        finally:
+            self.wrapped = wrapped
+            self.model.load_state_dict(weights)
+            for name, opt in self.optimizers.items():
+                opt.load_state_dict(optimizers[name])
+                opt.zero_grad(set_to_none=True)
+            if ema is not None:
+                self.ema.load_state_dict(ema)
+            ck.set_rng_state(*rng)
+            self.skipped, self.bad_streak = counters
+        fp32_s, bf16_s = self._agree([seconds["fp32"], seconds["bf16"]])
+        self.precision, self.precision_reason = precisions.choose(fp32_s, bf16_s,
+                                                                  self.precision_reason.removeprefix("auto: "))
+        self.precision_record = {"precision": self.precision, "reason": self.precision_reason,
+                                 "fp32_seconds": fp32_s, "bf16_seconds": bf16_s, "bf16_speedup": fp32_s / bf16_s}
+        self.precision_pending = False
+
+    def _agree(self, values: list[float]) -> list[float]:
+        """Timings averaged over every process, so that all of them take the same decision from them."""
+        return distributed.average(torch.tensor(values, dtype=torch.float64, device=self.device), self.dist).tolist()
+
     def _plan_budget(self, step_s: float, configured_steps: int, bar) -> None:
         """train.budget_minutes: time one evaluation, then set train.max_steps (train/budget.py) in every process
         and in config.json."""
@@ -251,9 +303,7 @@ class Trainer:
         distributed.wait_for_main(self.dist)
         now = time.perf_counter()
         # every process plans from the same (averaged) timings, so they agree on the step count
-        step_s, eval_s, elapsed = distributed.average(
-            torch.tensor([step_s, now - t0, now - self.started], dtype=torch.float64, device=self.device),
-            self.dist).tolist()
+        step_s, eval_s, elapsed = self._agree([step_s, now - t0, now - self.started])
         configured_warmup = t.warmup_steps
         p = budget.plan(t.budget_minutes, elapsed, self.step, step_s, eval_s, t.eval_every, t.warmup_steps,
                         configured_steps)
@@ -469,7 +519,8 @@ class Trainer:
         state = {"step": self.step, "data_position": {"step": self.step, "seed": self.cfg.train.seed},
                  "skipped_steps": self.skipped, "bad_streak": self.bad_streak, "best": self.best,
                  "world_size": self.dist.world_size, "optimizer_groups": opt_groups,
-                 "optimizer": self.cfg.train.optimizer, "budget": self.budget_plan}
+                 "optimizer": self.cfg.train.optimizer, "budget": self.budget_plan,
+                 "precision": self.precision_record}
 
         def write(folder: Path) -> None:
             ck.save_tensors(weights, folder / "model.safetensors")
@@ -527,5 +578,9 @@ class Trainer:
         self.step = state["step"]
         self.skipped, self.bad_streak, self.best = state["skipped_steps"], state["bad_streak"], state["best"]
         self.budget_plan = state.get("budget")
+        if self.precision_pending and state.get("precision"):  # the choice this run timed when it started
+            self.precision_record = state["precision"]
+            self.precision, self.precision_reason = self.precision_record["precision"], self.precision_record["reason"]
+            self.precision_pending = False
         if self.dist.is_main:
             print(f"tetragen: resuming {self.run_dir} from step {self.step}", file=sys.stderr)
