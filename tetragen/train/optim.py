@@ -1,5 +1,6 @@
 """The optimizers (AdamW with decay/no-decay parameter groups, or Muon for the transformer blocks' matrices with
-AdamW for the rest) and the learning-rate schedule (a pure function of the step)."""
+AdamW for the rest) and the learning-rate schedule (a pure function of the step, and of where a budgeted run
+re-planned its length)."""
 from __future__ import annotations
 
 import math
@@ -137,14 +138,23 @@ class Combined:
             first, offset = first + len(groups), offset + n
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to train.lr, then cosine (or linear) decay to train.min_lr at train.max_steps."""
+def decay_progress(step: int, cfg: TrainConfig, anchor: tuple[int, float] | None = None) -> float:
+    """How far (0 to 1) the decay after the warm-up has gone at `step`. `anchor` = (step, progress): where a
+    `train.budget_minutes` run re-planned its length; from there the decay goes the rest of its way over the steps
+    left to train.max_steps, so the curve bends but does not jump."""
+    start, done = (cfg.warmup_steps, 0.0) if anchor is None else (int(anchor[0]), float(anchor[1]))
+    span = max(1, cfg.max_steps - start)
+    return min(1.0, max(done, done + (1.0 - done) * (step - start) / span))
+
+
+def lr_at(step: int, cfg: TrainConfig, anchor: tuple[int, float] | None = None) -> float:
+    """Linear warm-up to train.lr, then cosine (or linear) decay to train.min_lr at train.max_steps (`anchor`: see
+    decay_progress)."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
     if cfg.schedule == "constant":
         return cfg.lr
-    span = max(1, cfg.max_steps - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    progress = decay_progress(step, cfg, anchor)
     if cfg.schedule == "linear":
         return cfg.lr + (cfg.min_lr - cfg.lr) * progress
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)

@@ -4,7 +4,8 @@ Each step: draw the step's micro-batches (a pure function of seed and step), the
 objective: zero grads, accumulate the loss over micro-batches (bf16 autocast when asked), clip, check the loss and
 gradient norm are finite (skip the step if not), and step that phase's AdamW at the scheduled learning rate.
 Around it: EMA, evaluation, metrics.jsonl (+ TensorBoard), atomic checkpoints and exact resume; before it, where
-`train.precision=auto` cannot tell without timing, a few rolled-back steps in each precision.
+`train.precision=auto` cannot tell without timing, a few rolled-back steps in each precision; through it, where
+`train.budget_minutes` is set, the plan of the step count and its checks (train/budget.py).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from . import checkpoint as ck
 from . import budget, distributed, finetune
 from .ema import EMA
 from . import precision as precisions
-from .optim import lr_at, make_optimizer
+from .optim import decay_progress, lr_at, make_optimizer
 
 
 def format_metrics(metrics: dict) -> str:
@@ -95,9 +96,9 @@ def _record_step(line: str) -> int | None:
 class Trainer:
     def __init__(self, cfg: RunConfig, data, run_dir: str | Path, *, resume: bool = False,
                  overwrite: bool = False, progress: bool = True, started: float | None = None):
-        """`started`: the time.perf_counter() a `train.budget_minutes` budget counts from (the start of the `train`
-        call, so loading the data and building the model are in it; default: now)."""
-        self.started = time.perf_counter() if started is None else started
+        """`started`: the time.perf_counter() (budget.clock) a `train.budget_minutes` budget counts from (the start
+        of the `train` call, so loading the data and building the model are in it; default: now)."""
+        self.started = budget.clock() if started is None else started
         self.cfg, self.data, self.run_dir = cfg, data, Path(run_dir)
         self.family = get_family(cfg.family)
         t = cfg.train
@@ -133,7 +134,9 @@ class Trainer:
             self.ema = EMA(self.model, t.ema_decay) if t.ema_decay > 0 else None
             self.step, self.skipped, self.bad_streak = 0, 0, 0
             self.best: dict | None = None
-            self.budget_plan: dict | None = None  # train.budget_minutes: the planned schedule, once timed
+            # train.budget_minutes: the probe, the plans and their checks (train/budget.py)
+            self.budget = budget.Budget(t.budget_minutes, self.started) if t.budget_minutes else None
+            self.lr_anchor: list | None = None  # [step, progress] where a budget re-plan bent the schedule
             torch.manual_seed(t.seed + 1 + self.dist.rank)  # dropout and sampling noise differ between processes
             if self.resuming:
                 self._load_latest()
@@ -174,15 +177,16 @@ class Trainer:
                    dynamic_ncols=True, file=sys.stderr)
         window = {"loss": 0.0, "n": 0, "units": 0, "t0": time.perf_counter()}
         final: dict = {}
-        fit_t0 = time.perf_counter()
+        fit_t0 = budget.clock()
         deadline = fit_t0 + 60 * t.max_minutes if t.max_minutes else None
-        probing = bool(t.budget_minutes) and self.budget_plan is None
-        if t.budget_minutes and not t.max_minutes:  # a hard stop well past the plan, should the machine slow down
+        b = self.budget
+        probing = b is not None and not b.planned
+        if b is not None and not t.max_minutes:  # a hard stop well past the plan, should the machine slow down
             deadline = (self.started if probing else fit_t0) + 60 * t.budget_minutes * budget.HARD_STOP
         configured_steps = t.max_steps
         if probing:  # until the plan is made the run is as long as it needs (the schedule is still warming up)
             t.max_steps = max(t.max_steps, 10 ** 9)
-        probe = {"steps": 0, "t0": 0.0}
+        trained = False
         self._stop_signal = None
         handlers = self._catch_stop_signals()
         try:
@@ -191,33 +195,41 @@ class Trainer:
                 if self.dist.is_main:
                     self._append_metrics({"step": self.step, "split": "precision", **self.precision_record})
             while self.step < t.max_steps:
+                step_t0 = budget.clock()
                 logs, units = self._train_step()
                 self.step += 1
+                trained = True
                 if logs is not None:
                     window["loss"] += logs["loss"]
                     window["n"] += 1
                 window["units"] += units
                 bar.update(1)
-                if probing:
-                    probe["steps"] += 1
-                    if probe["steps"] == budget.UNTIMED_STEPS:
-                        probe["t0"] = time.perf_counter()
-                    elif budget.probe_done(probe["steps"], time.perf_counter() - probe["t0"], t.budget_minutes):
-                        step_s = (time.perf_counter() - probe["t0"]) / (probe["steps"] - budget.UNTIMED_STEPS)
-                        self._plan_budget(step_s, configured_steps, bar)
-                        probing = False
+                if b is not None:
+                    b.step_timed(budget.clock() - step_t0)
+                    # one agreement of every process per step: the hard stop, the budget's clock and the probe
+                    past, elapsed, timed = self._agree([float(budget.clock() > deadline) if deadline else 0.0,
+                                                        b.elapsed(), sum(b.probe)])
+                    out_of_time = past > 0
+                    if not b.planned and b.probe_done(timed):
+                        self._plan_budget(configured_steps, bar)
+                    elif b.check_due(elapsed):
+                        self._check_budget(elapsed, bar)
+                else:
+                    out_of_time = deadline is not None and self._past(deadline)
                 if self.step % t.log_every == 0 or self.step == t.max_steps:
                     rec = self._log_train(window, logs or {})
                     bar.set_postfix(loss=f"{rec.get('loss', float('nan')):.4f}",
                                     **{f"{self.data.unit}/s": f"{rec['throughput']:.0f}"})
                     window = {"loss": 0.0, "n": 0, "units": 0, "t0": time.perf_counter()}
-                out_of_time = deadline is not None and self._past(deadline)
                 last = self.step == t.max_steps or out_of_time
                 if last or (t.eval_every and self.step % t.eval_every == 0):
+                    eval_t0 = budget.clock()
                     if self.dist.is_main:
                         final = self.evaluate()
                         bar.write(f"step {self.step}: {format_metrics(final)}")
                     distributed.wait_for_main(self.dist)  # the others wait at a barrier meant for it
+                    if b is not None:
+                        b.eval_timed(budget.clock() - eval_t0)
                 if last or (t.save_every and self.step % t.save_every == 0):
                     self.save()
                 if out_of_time:
@@ -232,6 +244,11 @@ class Trainer:
                     if not (t.save_every and self.step % t.save_every == 0):
                         self.save()
                     raise Interrupted(self._stop_signal or signal.SIGTERM, self._resume_hint())
+            if b is not None and trained and self.dist.is_main:
+                end = b.end_record(self.step)
+                self._append_metrics(end)
+                bar.write(f"tetragen: train.budget_minutes={t.budget_minutes:g}: the run took "
+                          f"{end['elapsed_seconds'] / 60:.2f} min ({end['budget_used']:.0%} of its budget)")
             # every process leaves together: one tearing down its process group while another still talks to it
             # can abort the other at exit
             distributed.barrier(self.dist)
@@ -293,22 +310,22 @@ class Trainer:
         """Timings averaged over every process, so that all of them take the same decision from them."""
         return distributed.average(torch.tensor(values, dtype=torch.float64, device=self.device), self.dist).tolist()
 
-    def _plan_budget(self, step_s: float, configured_steps: int, bar) -> None:
+    def _plan_budget(self, configured_steps: int, bar) -> None:
         """train.budget_minutes: time one evaluation, then set train.max_steps (train/budget.py) in every process
         and in config.json."""
-        t = self.cfg.train
-        t0 = time.perf_counter()
+        t, b = self.cfg.train, self.budget
+        t0 = budget.clock()
         if self.dist.is_main:
             bar.write(f"step {self.step}: {format_metrics(self.evaluate())}")
         distributed.wait_for_main(self.dist)
-        now = time.perf_counter()
         # every process plans from the same (averaged) timings, so they agree on the step count
-        step_s, eval_s, elapsed = self._agree([step_s, now - t0, now - self.started])
+        step_s, eval_s, elapsed = self._agree([b.probe_seconds(), budget.clock() - t0, b.elapsed()])
         configured_warmup = t.warmup_steps
-        p = budget.plan(t.budget_minutes, elapsed, self.step, step_s, eval_s, t.eval_every, t.warmup_steps,
-                        configured_steps)
+        p = budget.plan(t.budget_minutes, elapsed, self.step, budget.Timing(step_s, eval_s), t.eval_every,
+                        t.warmup_steps, configured_steps)
         t.max_steps, t.warmup_steps = p.max_steps, p.warmup_steps
-        self.budget_plan = p.as_record(t.budget_minutes)
+        b.plans.append(p.as_record(t.budget_minutes, step=self.step, event="plan", probe_steps=self.step))
+        b.start_window(elapsed)
         bar.total = t.max_steps
         bar.refresh()
         if self.dist.is_main:
@@ -316,11 +333,35 @@ class Trainer:
             for folder in (self.run_dir, self.run_dir / ck.CKPT_DIR / "best"):
                 if (folder / "config.json").is_file():
                     ck.write_json(folder / "config.json", self.cfg.to_dict())
-            self._append_metrics({"step": self.step, "split": "budget", **self.budget_plan})
+            self._append_metrics({"step": self.step, "split": "budget", **b.current})
             bar.write(budget.describe(p, t.budget_minutes, configured_warmup))
-            warning = budget.too_short(p, t.budget_minutes, elapsed)
+            warning = budget.too_short(p, self.step, t.budget_minutes)
             if warning:
                 print(warning, file=sys.stderr)
+
+    def _check_budget(self, elapsed: float, bar) -> None:
+        """At one of budget.CHECKS (`elapsed`: the budget's seconds, agreed by every process): the speed since the
+        last plan or check, agreed too. Where the plan would end off its target, plan again; the schedule's decay
+        goes on from where it is over the new length (optim.decay_progress), so the learning rate does not jump."""
+        t, b = self.cfg.train, self.budget
+        measured = b.measured(elapsed)
+        step_s, eval_s = self._agree([measured.step, measured.eval])
+        timing = budget.Timing(step_s, eval_s)
+        p = budget.replan(t.budget_minutes, elapsed, self.step, timing, t.eval_every, t.warmup_steps)
+        # a plan ends on a whole step, up to one step short of its target: only another step count is a new plan
+        if p.max_steps != t.max_steps and b.departs(elapsed, self.step, t.max_steps, timing, t.eval_every):
+            before = t.max_steps
+            progress = decay_progress(self.step, t, self.lr_anchor)
+            self.lr_anchor = [max(self.step, t.warmup_steps), progress]
+            t.max_steps = p.max_steps
+            b.plans.append(p.as_record(t.budget_minutes, step=self.step, event="replan", lr_progress=progress))
+            bar.total = t.max_steps
+            bar.refresh()
+            if self.dist.is_main:
+                ck.write_json(self.run_dir / "config.json", self.cfg.to_dict())
+                self._append_metrics({"step": self.step, "split": "budget", **b.current})
+                bar.write(budget.describe_replan(p, t.budget_minutes, before, self.step))
+        b.checked(elapsed)
 
     def _catch_stop_signals(self) -> dict:
         """Ctrl-C (SIGINT) and SIGTERM ask the loop to finish its step, write a checkpoint and stop; a second Ctrl-C
@@ -359,7 +400,7 @@ class Trainer:
 
     def _past(self, deadline: float) -> bool:
         """Whether the time limit has passed, agreed by every process (one of them past it stops them all)."""
-        flag = torch.tensor([float(time.perf_counter() > deadline)], device=self.device)
+        flag = torch.tensor([float(budget.clock() > deadline)], device=self.device)
         return bool(distributed.average(flag, self.dist).item() > 0)
 
     def _train_step(self) -> tuple[dict | None, int]:
@@ -369,7 +410,7 @@ class Trainer:
                                           rank=d.rank, world_size=d.world_size).items()}
                    for m in range(t.grad_accum)]
         units = sum(self.data.count(b) for b in batches) * d.world_size
-        lr = lr_at(self.step, t)
+        lr = lr_at(self.step, t, self.lr_anchor)
         logs: dict = {"lr": lr}
         ok = True
         for phase in self.phases:
@@ -519,7 +560,8 @@ class Trainer:
         state = {"step": self.step, "data_position": {"step": self.step, "seed": self.cfg.train.seed},
                  "skipped_steps": self.skipped, "bad_streak": self.bad_streak, "best": self.best,
                  "world_size": self.dist.world_size, "optimizer_groups": opt_groups,
-                 "optimizer": self.cfg.train.optimizer, "budget": self.budget_plan,
+                 "optimizer": self.cfg.train.optimizer, "lr_anchor": self.lr_anchor,
+                 "budget": self.budget.state() if self.budget is not None else None,
                  "precision": self.precision_record}
 
         def write(folder: Path) -> None:
@@ -577,10 +619,32 @@ class Trainer:
             ck.set_rng_state(ck.read_tensors(folder / "rng.safetensors"), state["rng"])
         self.step = state["step"]
         self.skipped, self.bad_streak, self.best = state["skipped_steps"], state["bad_streak"], state["best"]
-        self.budget_plan = state.get("budget")
+        self.lr_anchor = state.get("lr_anchor")
         if self.precision_pending and state.get("precision"):  # the choice this run timed when it started
             self.precision_record = state["precision"]
             self.precision, self.precision_reason = self.precision_record["precision"], self.precision_record["reason"]
             self.precision_pending = False
+        if t.budget_minutes and state.get("budget"):
+            self.budget = budget.Budget(t.budget_minutes, self.started, state["budget"])
+            if self.budget.planned and self.budget.following:
+                self._follow_plan(folder)
         if self.dist.is_main:
             print(f"tetragen: resuming {self.run_dir} from step {self.step}", file=sys.stderr)
+
+    def _follow_plan(self, folder: Path) -> None:
+        """A resumed budgeted run takes its step count and warm-up from its latest plan (the run's config.json may
+        hold a re-plan made after the checkpoint, or lag behind one); unless this command line asked for another
+        train.max_steps or warm-up than either config.json holds: then that schedule rules and the plan is no longer
+        checked."""
+        t, latest = self.cfg.train, self.budget.current
+        saved = set()
+        for path in (self.run_dir / "config.json", folder / "config.json"):
+            try:
+                train = json.loads(path.read_text(encoding="utf-8"))["train"]
+                saved.add((train["max_steps"], train["warmup_steps"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+        if (t.max_steps, t.warmup_steps) in saved:
+            t.max_steps, t.warmup_steps = latest["max_steps"], latest["warmup_steps"]
+        else:
+            self.budget.following = False
