@@ -1,9 +1,10 @@
 """Run config: layering, overrides, validation, shipped YAML files and presets."""
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from tetragen.config import build_run_config, validate_cross
+from tetragen.config import TrainConfig, build_run_config, validate_cross
 from tetragen.errors import UserError
 from tetragen.registry import get_family, list_families
 
@@ -45,12 +46,26 @@ def test_cross_checks():
         validate_cross(cfg)
 
 
+COMMON_TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
 @pytest.mark.parametrize("family", list_families())
 def test_every_family_has_the_common_train_keys_and_valid_presets(family):
     f = get_family(family)
-    for name in f.presets:
+    assert f.presets, f"{family} has no preset"
+    for name, preset in f.presets.items():
         cfg = build_run_config(family, preset=name)
         validate_cross(cfg)
+        # the train section is the one every family shares: the same keys, and the preset's values in them
+        assert type(cfg.train) is TrainConfig and set(cfg.to_dict()["train"]) == COMMON_TRAIN_KEYS
+        assert set(preset.get("train", {})) <= COMMON_TRAIN_KEYS, name
+        for key, value in preset.get("train", {}).items():
+            assert getattr(cfg.train, key) == value, f"{family} preset {name}: train.{key}"
+        # and every common key takes an override the same way in every family
+        over = build_run_config(family, preset=name, overrides=["train.lr=0.00123", "train.precision=auto",
+                                                                "train.budget_minutes=2", "train.seed=7"])
+        assert (over.train.lr, over.train.precision, over.train.budget_minutes, over.train.seed) == \
+            (0.00123, "auto", 2.0, 7)
 
 
 SHIPPED = sorted((ROOT / "configs").rglob("*.yaml"))
