@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# the modalities' own tiny example data (a play-like corpus, labelled shapes as PNGs)
+from tetragen.modalities.image.show import make_image_folder  # noqa: F401 - used by tests
+from tetragen.modalities.text.show import make_corpus  # noqa: F401 - used by tests
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
@@ -31,38 +35,11 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
 
 
-def make_corpus(n_lines: int = 600, seed: int = 0) -> str:
-    """A deterministic play-like text: enough structure for a tiny model to learn something in a few steps."""
-    import random
-    rng = random.Random(seed)
-    names = ["ROMEO", "JULIET", "NURSE", "MERCUTIO", "TYBALT"]
-    words = "the and to of my in that is not with you be your for his this but he have as thou so him will what".split()
-    lines = []
-    for _ in range(n_lines):
-        lines.append(f"{rng.choice(names)}:\n" + " ".join(rng.choice(words) for _ in range(rng.randint(4, 12))) + ".\n")
-    return "\n".join(lines)
-
-
 @pytest.fixture
 def corpus(tmp_path) -> Path:
     path = tmp_path / "corpus.txt"
     path.write_text(make_corpus(), encoding="utf-8")
     return path
-
-
-def make_image_folder(root: Path, n_per_class: int = 12, size: int = 28, seed: int = 0) -> Path:
-    """Three classes of 28x28 grey shapes (disc, square, bar) at random places, as PNG files in class folders."""
-    import numpy as np
-    from PIL import Image
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    for c, name in enumerate(["disc", "square", "bar"]):
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for i in range(n_per_class):
-            cy, cx = rng.integers(size // 3, 2 * size // 3, 2)
-            shape = [(yy - cy) ** 2 + (xx - cx) ** 2 < 36, (abs(yy - cy) < 5) & (abs(xx - cx) < 5), abs(xx - cx) < 2][c]
-            Image.fromarray(np.where(shape, 255, 0).astype(np.uint8)).save(root / name / f"{i:03d}.png")
-    return root
 
 
 @pytest.fixture

@@ -125,7 +125,7 @@ def test_fill_mask_puts_the_predictable_token_first(tmp_path):
                               "train.eval_tokens=256"])
     mlm = tetragen.load(run)
     for text, want in [("abc[MASK]eab", "d"), ("cdea[MASK]cd", "b"), ("[MASK]bcdea", "a"), ("bcde[MASK]", "a")]:
-        (token, prob), *_ = mlm.fill_mask(text, top_k=3)
+        [[(token, prob), *_]] = mlm.fill_mask(text, top_k=3)
         assert token == want and prob > 0.5, (text, mlm.fill_mask(text, top_k=3))
 
 
@@ -136,7 +136,7 @@ def test_fill_mask_cli_and_python_agree(bert_run):
     assert len(lines) == 3
     probs = [float(ln.split()[0]) for ln in lines]
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
-    top = tetragen.load(bert_run).fill_mask("ROMEO:\nthe [MASK]nd", top_k=3)
+    [top] = tetragen.load(bert_run).fill_mask("ROMEO:\nthe [MASK]nd", top_k=3)  # one list per [MASK]
     assert [json.dumps(t) for t, _ in top] == [ln.split(None, 1)[1] for ln in lines]
     assert all(t not in (PAD, MASK, CLS) for t, _ in top)
     two = tetragen.load(bert_run).fill_mask("[MASK]OMEO: [MASK]", top_k=2)
@@ -164,7 +164,7 @@ def test_bert_with_bpe_tokenizer(tmp_path, corpus):
                 "data.tokenizer=bpe", "data.vocab_size=300")
     assert r.returncode == 0, r.stderr
     assert json.loads((run / "tokenizer.json").read_text())["model"]["type"] == "BPE"
-    top = tetragen.load(run).fill_mask("ROMEO: the [MASK] and", top_k=4)
+    [top] = tetragen.load(run).fill_mask("ROMEO: the [MASK] and", top_k=4)
     assert len(top) == 4 and all(0 <= p <= 1 for _, p in top)
 
 

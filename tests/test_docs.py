@@ -249,7 +249,8 @@ def check_synopsis(cmd: Command, known: dict) -> None:
 
 def check_prose(name: str, text: str, known: dict) -> None:
     """Keys, verbs, flags and routes quoted in backticks outside code blocks."""
-    from tetragen.serve.app import ROUTES
+    from tetragen.serve.app import served_routes
+    routes = served_routes()
     _, prose = split_page(text)
     bench_flags = {f for script in (ROOT / "bench").glob("*.py")
                    for f in re.findall(r"add_argument\(\s*\"(--[a-z0-9-]+)\"", script.read_text(encoding="utf-8"))}
@@ -273,7 +274,7 @@ def check_prose(name: str, text: str, known: dict) -> None:
         for flag in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", span):
             assert flag in all_flags, f"{where}: no tetragen verb (nor bench/ script) has the flag {flag}"
         if span.startswith("/v1/") or span in ("/health", "/metrics"):
-            assert span in ROUTES, f"{where}: the server has no route {span}; it has: {', '.join(ROUTES)}"
+            assert span in routes, f"{where}: the server has no route {span}; it has: {', '.join(routes)}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -313,13 +314,13 @@ def _family_of(argv: list[str], path: tuple[str, ...], cwd: Path) -> str | None:
     from tetragen.registry import get_family, list_families
     if path == ("train",):
         name = argv[1] if len(argv) > 1 else None
-        return get_family(name).data_kind if name in list_families() else None
+        return get_family(name).makes if name in list_families() else None
     if path == ("tokenizer", "train"):
         return "text"
     positional = [a for a in argv[len(path):] if not a.startswith("-")]
     config = cwd / positional[0] / "config.json" if positional else None
     if config is not None and config.is_file():
-        return get_family(json.loads(config.read_text())["family"]).data_kind
+        return get_family(json.loads(config.read_text())["family"]).makes
     return None
 
 

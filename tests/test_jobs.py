@@ -8,7 +8,7 @@ import pytest
 from tetragen import files
 from tetragen.jobs import showcase
 from tetragen.jobs.showcase import Job, choose_families
-from tetragen.registry import get_family, list_families
+from tetragen.registry import get_family, get_showcase, list_families
 from tetragen.train import checkpoint as ck
 
 from .conftest import make_corpus, make_image_folder, one_line_error, run_cli
@@ -27,7 +27,7 @@ def test_every_family_has_a_showcase_and_components_come_first():
     everything = choose_families(None, default_only=False)
     assert set(everything) == set(list_families())
     for name in everything:  # a run built from another run's components is trained after them
-        for component in get_family(name).showcase.components.values():
+        for component in get_showcase(name).components.values():
             assert everything.index(component) < everything.index(name)
     assert choose_families(["t2i"], default_only=True) == ["vqvae", "t2i"]
 
@@ -65,9 +65,9 @@ def test_quickstart_trains_evaluates_and_reports(quickstart):
             res["steps"] < plan[0]["max_steps"] and f"train.budget_minutes={res['budget_minutes']:g} (overrun" in
             r.stderr), (name, r.stderr)
         assert res["metrics"] and res["eval_lines"], name
-    assert "val_bpc" in state["results"]["gpt"]["metrics"] and state["results"]["gpt"]["texts"][0]["text"]
-    assert state["results"]["bert"]["texts"][0]["candidates"]  # fill-mask answers
-    assert "fid" in state["results"]["cgan"]["metrics"] and state["results"]["cgan"]["grids"]
+    assert "val_bpc" in state["results"]["gpt"]["metrics"] and state["results"]["gpt"]["shown"][0]["text"]
+    assert state["results"]["bert"]["shown"][0]["candidates"]  # fill-mask answers
+    assert "fid" in state["results"]["cgan"]["metrics"] and state["results"]["cgan"]["shown"]
     html = (out / "report.html").read_text()
     assert html.count("<img") == html.count("src='data:image/png;base64,")  # self-contained: every image inlined
     assert html.count("<img") >= 1 + 3  # the cgan grid and a curve per family
@@ -114,7 +114,7 @@ def test_bench_ranks_image_and_text_families_with_the_same_budget(corpus, images
     assert t2i_row.split("|")[2].strip() != "—"  # the prior has a FID
     assert (out / "bench.html").is_file() and (out / "report.html").is_file()
     t2i = next(res for res in doc["results"] if res["family"] == "t2i")
-    assert len(t2i["grids"]) == len(get_family("t2i").showcase.prompts)  # a grid per prompt
+    assert len(t2i["shown"]) == len(get_showcase("t2i").prompts)  # a grid per prompt
 
 
 @pytest.mark.parametrize("args,needles", [

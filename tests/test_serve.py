@@ -226,6 +226,27 @@ def test_images_from_a_prompt_a_class_name_or_nothing(client, live):
                  param="model")
 
 
+@pytest.mark.parametrize("model", ["t2i", "cgan"])
+def test_concurrent_image_requests_are_drawn_together_and_stay_seeded(live, model):
+    """Requests arriving together share forward passes, and a seeded request's images are the ones it gets alone."""
+    prompts = {"t2i": ["a large disc", "a bar", "a small square", "a disc"], "cgan": ["disc", "bar", "square", ""]}
+    asks = [{"model": model, "prompt": prompts[model][k % 4], "n": 1 + k % 3, "seed": 100 + k} for k in range(8)]
+    alone = [post(live, "/v1/images/generations", a).json()["data"] for a in asks]
+
+    def batches() -> tuple[float, float]:
+        text = httpx.get(f"{live.url}/metrics", headers={"Authorization": f"Bearer {KEY}"}).text
+        count = float(re.search(rf'tetragen_batch_size_count{{model="{model}"}} (\S+)', text).group(1))
+        rows = float(re.search(rf'tetragen_batch_size_sum{{model="{model}"}} (\S+)', text).group(1))
+        return count, rows
+    before = batches()
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda a: post(live, "/v1/images/generations", a).json()["data"], asks))
+    after = batches()
+    assert together == alone  # same seeds and prompts, the same PNGs, whatever was drawn beside them
+    draws, rows = after[0] - before[0], after[1] - before[1]
+    assert rows == sum(a["n"] for a in asks) and draws < len(asks), (draws, rows)  # fewer draws than requests
+
+
 def test_fill_mask_and_classify(live):
     r = post(live, "/v1/fill-mask", {"model": "bert", "text": ["the [MASK] and", "a [MASK] b [MASK]"], "top_k": 3})
     data = r.json()["data"]
@@ -332,7 +353,7 @@ class Gate:
     """A stand-in unconditional image model (the `Samples` Protocol) whose `sample` waits for `release` (or fails):
     queueing, timeouts and bugs on cue."""
     capabilities = frozenset({"sample"})
-    classes, num_classes, conditional, assets = [], 0, False, None
+    classes, num_classes, conditional, assets, batch_size = [], 0, False, None, 16
 
     def __init__(self, fail: bool = False):
         self.config, self.model, self.fail = SimpleNamespace(family="dcgan"), None, fail
@@ -350,12 +371,12 @@ class Gate:
     def interpolate(self, seed_a, seed_b, steps=8, label=None):
         raise NotImplementedError
 
-    def sample(self, n, *, seed=None, labels=None):
+    def sample(self, n=None, *, seed=None, seeds=None, labels=None):
         self.started.set()
         self.release.wait(20)
         if self.fail:
             raise RuntimeError("secret internal detail")
-        return np.zeros((n, 4, 4, 1), np.uint8)
+        return np.zeros((len(seeds) if seeds is not None else n, 4, 4, 1), np.uint8)
 
 
 def test_queue_full_is_429_with_retry_after_and_timeout_is_504():

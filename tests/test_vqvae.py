@@ -363,4 +363,4 @@ def test_cli_trains_evaluates_and_reconstructs_a_vqvae_run(images, tmp_path):
     assert m["recon_n"] == 3 and 0 < m["codebook_usage"] <= 1 and m["ref_blur_fid"] >= 0
     r = run_cli("reconstruct", str(run), "--n", "3", "--out", str(tmp_path / "pairs.png"))
     assert r.returncode == 0 and (tmp_path / "pairs.png").is_file(), r.stderr
-    one_line_error(run_cli("sample", str(run), "--n", "2", "--out", str(tmp_path / "s.png")), "does not draw images")
+    one_line_error(run_cli("sample", str(run), "--n", "2", "--out", str(tmp_path / "s.png")), "does not draw samples")

@@ -1,42 +1,37 @@
-"""What `tetragen.load(run_dir)` returns: a family's pipeline, and the protocol every pipeline follows.
+"""What `tetragen.load(run_dir)` returns: a family's pipeline, and the typed capabilities every pipeline offers.
 
-The CLI, the server and the evaluators use a loaded run only through this protocol; they ask `capabilities` what a
-run can do rather than probing its attributes. A family's pipeline also has the methods its capabilities name:
+Each capability is a `typing.Protocol` declaring every attribute its callers read. A pipeline lists the capabilities
+of its run in `capabilities` (a masked LM without a classifier cannot classify, though its class has the method),
+and callers ask `require(pipe, name)` — which checks both that name and the Protocol with `isinstance` — before they
+use it. Shared code never probes a pipeline or a model with `hasattr`/`getattr`.
 
-| capability    | method                                                                               |
-|---------------|--------------------------------------------------------------------------------------|
-| `generate`    | `stream(prompt, max_new_tokens, ...)` / `generate(...)`: text from a text prompt      |
-| `fill_mask`   | `fill_mask(text, top_k)`: candidates for each `[MASK]`                                |
-| `classify`    | `classify(text)`: the probability of each label                                        |
-| `classify_images` | `classify(images)`: the most likely class of each image                           |
-| `sample`      | `sample(n, seed=, labels=)`: new images; `interpolate(seed_a, seed_b, steps)`          |
-| `prompt`      | `sample(n, prompt=..., seed=)`: images from a text prompt                              |
-| `reconstruct` | `reconstruct(images, labels)`: images through the model and back                     |
-| `encode`      | `interpolate_images(images, steps)`: a walk between the codes of real images          |
-| `tokenize`    | `encode(images) -> token ids`, `decode(ids) -> images`                                |
+| capability        | Protocol           | what a run with it does                                                   |
+|-------------------|--------------------|---------------------------------------------------------------------------|
+| `generate`        | `GeneratesText`    | `generate(prompt, max_new_tokens, ...)` / `stream(...)`: text from a prompt |
+| `fill_mask`       | `FillsMasks`       | `fill_mask(text, top_k)`: candidates for each `[MASK]`, one list per mask |
+| `classify`        | `ClassifiesText`   | `classify(text)`: the probability of each label                           |
+| `classify_images` | `ClassifiesImages` | `classify(images)`: the most likely class of each image                   |
+| `sample`          | `Samples`          | `sample(n, seed=|seeds=, labels=)`: new content; `interpolate(a, b)`      |
+| `prompt`          | `Prompts`          | `sample(n, prompt=|prompts=, seed=|seeds=)`: content from a text prompt   |
+| `reconstruct`     | `Reconstructs`     | `reconstruct(items, labels)`: content through the model and back          |
+| `encode`          | `Encodes`          | `interpolate_images(items, steps)`: a walk between real items' codes      |
+| `tokenize`        | `Tokenizes`        | `encode(items) -> token ids`, `decode(ids) -> items`                      |
+
+A family's capability that no server route or job knows yet is still usable from Python and the CLI; a new kind
+of content adds its routes and report blocks in its modality (tetragen/registry.py), not here.
 """
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 import torch
 
 from .errors import UserError
 
-CAPABILITIES = {  # name -> what a run with it does, as it reads after "does not"
-    "generate": "write text from a prompt",
-    "fill_mask": "fill in [MASK]s",
-    "classify": "classify text",
-    "classify_images": "classify images",
-    "sample": "draw images",
-    "prompt": "draw images from a text prompt",
-    "reconstruct": "reconstruct images",
-    "encode": "place real images in a latent space",
-    "tokenize": "turn images into tokens and back",
-}
 
-
+@runtime_checkable
 class Pipeline(Protocol):
+    """What every loaded run has."""
     config: Any                      # the run's RunConfig
     model: torch.nn.Module
     assets: Any                      # what the run keeps beside its weights (tokenizer, class names)
@@ -44,16 +39,117 @@ class Pipeline(Protocol):
 
     def evaluate(self, data, *, n: int, seed: int, iw_samples: int) -> tuple[dict, list[str]]:
         """The run's metrics on `data` and the lines `tetragen eval` prints for them. `n`, `seed`: samples scored
-        by image metrics; `iw_samples`: importance samples of likelihood bounds (where the model has one)."""
+        by sample metrics; `iw_samples`: importance samples of likelihood bounds (where the model has one)."""
+
+
+@runtime_checkable
+class GeneratesText(Pipeline, Protocol):
+    tokenizer: Any                   # encode(text) -> ids, decode(ids) -> text
+
+    def generate(self, prompt: str = "", max_new_tokens: int = 200, **sampling) -> str: ...
+
+    def stream(self, prompt: str = "", max_new_tokens: int = 200, **sampling) -> Iterator[str]: ...
+
+
+@runtime_checkable
+class FillsMasks(Pipeline, Protocol):
+    tokenizer: Any
+
+    def fill_mask(self, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]: ...
+
+
+@runtime_checkable
+class ClassifiesText(Pipeline, Protocol):
+    tokenizer: Any
+
+    def classify(self, text: str) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class ClassifiesImages(Pipeline, Protocol):
+    def classify(self, images) -> Any: ...
+
+
+@runtime_checkable
+class Samples(Pipeline, Protocol):
+    """Draws new content from noise; a class-conditional one (`conditional`) in a class of `classes`. Sample i comes
+    from seeds[i] (or seed + i) and its own class alone, computed in forward passes of exactly `batch_size` rows,
+    so it is the same whatever else is drawn with it (the server batches requests on this)."""
+    classes: list[str]
+    num_classes: int
+    conditional: bool
+    batch_size: int
+
+    def sample(self, n: int | None = None, *, seed: int | None = None, seeds=None, labels=None) -> Any: ...
+
+    def class_index(self, label) -> int: ...
+
+    def labels_for(self, n: int, labels=None) -> torch.Tensor | None: ...
+
+    def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, label=None) -> Any: ...
+
+
+@runtime_checkable
+class Prompts(Pipeline, Protocol):
+    """Draws content from a text prompt (or from its classes' prompts: `labels_for`): sample i from prompts[i] (or
+    `prompt` for all) and seeds[i] (or seed + i) alone, in forward passes of exactly `batch_size` rows."""
+    num_classes: int
+    batch_size: int
+
+    def sample(self, n: int | None = None, *, seed: int | None = None, seeds=None, labels=None,
+               prompt: str | None = None, prompts=None, **sampling) -> Any: ...
+
+    def labels_for(self, n: int, labels=None) -> torch.Tensor | None: ...
+
+
+@runtime_checkable
+class Reconstructs(Pipeline, Protocol):
+    def reconstruct(self, items, labels=None) -> Any: ...
+
+
+@runtime_checkable
+class Encodes(Pipeline, Protocol):
+    def interpolate_images(self, items, steps: int = 8, *, labels=None, label=None) -> Any: ...
+
+
+@runtime_checkable
+class Tokenizes(Pipeline, Protocol):
+    def encode(self, items) -> Any: ...
+
+    def decode(self, ids) -> Any: ...
+
+
+# name -> (what a run with it does, as it reads after "does not"; its Protocol)
+CAPABILITY_TYPES: dict[str, tuple[str, type]] = {
+    "generate": ("write text from a prompt", GeneratesText),
+    "fill_mask": ("fill in [MASK]s", FillsMasks),
+    "classify": ("classify text", ClassifiesText),
+    "classify_images": ("classify images", ClassifiesImages),
+    "sample": ("draw samples", Samples),
+    "prompt": ("draw from a text prompt", Prompts),
+    "reconstruct": ("reconstruct its inputs", Reconstructs),
+    "encode": ("place real inputs in a latent space", Encodes),
+    "tokenize": ("turn its inputs into tokens and back", Tokenizes),
+}
+CAPABILITIES = {name: what for name, (what, _) in CAPABILITY_TYPES.items()}
 
 
 def require(pipe: Pipeline, capability: str, run: Any, instead: str = "") -> None:
     """A one-line UserError unless the loaded run at `run` has `capability`; it names the families that have it
-    and, with `instead`, what to do."""
+    and, with `instead`, what to do. A run that lists a capability its pipeline does not implement is a bug in its
+    family, reported as such."""
+    what, protocol = CAPABILITY_TYPES[capability]
     if capability in pipe.capabilities:
+        if not isinstance(pipe, protocol):
+            raise TypeError(f"the {pipe.config.family} family lists {capability!r} but its pipeline "
+                            f"{type(pipe).__name__} does not implement {protocol.__name__}")
         return
     from .registry import families_with
     takers = [f for f in families_with(capability) if f != pipe.config.family]
     can = f" ({', '.join(takers)} runs do)" if takers else ""
     rest = f"; {instead}" if instead else ""
-    raise UserError(f"{run}: a {pipe.config.family} run does not {CAPABILITIES[capability]}{can}{rest}")
+    raise UserError(f"{run}: a {pipe.config.family} run does not {what}{can}{rest}")
+
+
+__all__ = ["CAPABILITIES", "CAPABILITY_TYPES", "ClassifiesImages", "ClassifiesText", "Encodes", "FillsMasks",
+           "GeneratesText", "Pipeline", "Prompts", "Reconstructs", "Samples", "Tokenizes", "require"]

@@ -1,10 +1,20 @@
-"""The family registry: every model family registers itself here by name.
+"""The registries: every kind of content (a modality) and every model family registers itself here by name.
 
-A family is a plain record of functions and classes (`Family`); the trainer, the CLI, the Python API and the
-evaluators only ever talk to a family through it (and to a loaded run through the pipeline protocol in
-tetragen/pipeline.py), so adding a family is one folder under tetragen/families/ with one `register_family` call.
-The built-in families are found by walking that package; families from other packages register through the
-`tetragen.families` entry-point group (each entry point names a module that calls `register_family`).
+Two records, and shared code (api, train/, cli/, serve/, jobs/) talks to the content and the models only through
+them, so that a new kind of content is one folder and a new family is one folder:
+
+1. A **modality** (`Modality`, one folder under tetragen/modalities/) is a kind of content: text, images, and in
+   time sound, music, video. It owns what is the same for every family that makes that content: its named datasets,
+   the files a user gets (`writers`, chosen by `--out`'s suffix), the metric it is compared by (`headline`, lower is
+   better) and its leaderboard columns, what a job asks a trained run and how the report shows the answer
+   (`show`, `html`), and its server routes (`routes`). Add a modality first.
+2. A **family** (`Family`, one folder under tetragen/families/) is a model: its config, network, objective,
+   pipeline, and the modality it `makes` (and the one its prompts are in, `reads`). How the quickstart and the
+   bench train and show it is its `Showcase` (`register_showcase`), kept apart from the model contract.
+
+The built-ins are found by walking those two packages; other packages register through the `tetragen.modalities`
+and `tetragen.families` entry-point groups (each entry point names a module that calls `register_modality` or
+`register_family`). A loaded run is used through the capability Protocols of tetragen/pipeline.py.
 """
 from __future__ import annotations
 
@@ -57,7 +67,7 @@ class Family:
     # read_assets(run_dir, run_config) -> what a run keeps beside its weights to be used again (a tokenizer, the
     # class names), checked against the config
     read_assets: Callable[..., Any]
-    data_kind: str                    # "text" or "image": the kind of data the family trains on
+    makes: str                        # the modality of what the family makes and trains on ("text", "image")
     primary_metric: str               # lower is better; picks the "best" checkpoint
     presets: dict[str, dict] = field(default_factory=dict)  # name -> {"model": {...}, "train": {...}}
     default_preset: str = ""
@@ -85,19 +95,96 @@ class Family:
     components: dict[str, str] = field(default_factory=dict)
     # `tetragen export --format NAME`: NAME -> write(pipeline, folder) (the folder exists and is empty)
     exporters: dict[str, Callable[[Any, Path], None]] = field(default_factory=dict)
-    # how the quickstart and the bench train and show this family; None: they leave it out
-    showcase: Showcase | None = None
+    reads: str = ""                   # the modality of its prompts ("text" for a prompt-to-image prior); "": none
 
 
+@dataclass(frozen=True)
+class Modality:
+    """A kind of content. Every hook takes and returns plain values (arrays, paths, dicts), never a family."""
+    name: str
+    description: str
+    # metric keys, the first one a result has is its headline: the one lower-is-better figure it is ranked by
+    headline: tuple[str, ...]
+    # the leaderboard's columns: title -> (metric key, format); a result without the metric shows "—"
+    columns: dict[str, tuple[str, str]]
+    # how to read its figures, printed under its leaderboard and the report's summary
+    note: str
+    # datasets() -> the named datasets of this kind (tetragen.data.sources.NamedDataset): `data ls`, `data fetch`,
+    # and the ones a job looks for
+    datasets: Callable[[], list]
+    # example(folder) -> a --data source: writes a tiny labelled dataset of this kind into `folder` (tests, docs)
+    example: Callable[[Path], str]
+    # `--out` suffix -> write(path, output): the files a user gets; output is what the pipeline returned
+    writers: dict[str, Callable[[Path, Any], None]]
+    # show(pipe, prompts, folder, data) -> (items, speed): what a job asks a trained run of this kind; each item a
+    # JSON-able dict (its files under `folder`), speed {"unit", "value"} or {}
+    show: Callable[..., tuple[list[dict], dict]]
+    # html(item, job_folder) -> the report's HTML block for one item of `show`, self-contained (files inlined)
+    html: Callable[[dict, Path], str]
+    # commands(run, prompt, capabilities) -> the CLI lines that ask a run of this kind what the report shows
+    commands: Callable[[str, str, Any], list[str]] = lambda run, prompt, capabilities: []
+    # capability -> the server routes that serve it (model cards, the playground, the report's serve line)
+    routes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # add_routes(app): mounts those routes on the server's FastAPI app; None: none
+    add_routes: Callable[[Any], None] | None = None
+    # card(pipe) -> what a model card adds for a run of this kind (its classes, its context); None: nothing
+    card: Callable[[Any], dict] | None = None
+    # what `--data KIND=SOURCE` of a job means for this kind, for its help
+    data_help: str = ""
+
+
+_MODALITIES: dict[str, Modality] = {}
 _FAMILIES: dict[str, Family] = {}
+_SHOWCASES: dict[str, Showcase] = {}
 _LOADED = False
+
+
+def register_modality(modality: Modality) -> Modality:
+    if modality.name in _MODALITIES:
+        raise ValueError(f"modality {modality.name!r} registered twice")
+    _MODALITIES[modality.name] = modality
+    return modality
+
+
+def get_modality(name: str) -> Modality:
+    _load_builtin()
+    if name not in _MODALITIES:
+        raise UserError(f"unknown kind of content {name!r}; known: {', '.join(list_modalities())}")
+    return _MODALITIES[name]
+
+
+def list_modalities() -> list[str]:
+    _load_builtin()
+    return sorted(_MODALITIES)
+
+
+def modality_of(family: str) -> Modality:
+    """The modality a family makes."""
+    return get_modality(get_family(family).makes)
 
 
 def register_family(family: Family) -> Family:
     if family.name in _FAMILIES:
         raise ValueError(f"family {family.name!r} registered twice")
+    for kind in (family.makes, family.reads):
+        if kind and kind not in _MODALITIES and _LOADED:
+            raise ValueError(f"family {family.name!r}: no modality {kind!r} is registered; register it first")
     _FAMILIES[family.name] = family
     return family
+
+
+def register_showcase(family: str, showcase: Showcase) -> Showcase:
+    """How the quickstart and the bench train and show `family` (kept apart from its model contract)."""
+    if family in _SHOWCASES:
+        raise ValueError(f"showcase of {family!r} registered twice")
+    _SHOWCASES[family] = showcase
+    return showcase
+
+
+def get_showcase(family: str) -> Showcase | None:
+    """The family's showcase; None: the quickstart and the bench leave it out."""
+    _load_builtin()
+    return _SHOWCASES.get(family)
 
 
 def get_family(name: str) -> Family:
@@ -118,13 +205,16 @@ def families_with(capability: str) -> list[str]:
 
 
 def _load_builtin() -> None:
-    # Imported by name rather than by an import statement: the families import this module to register, and this
-    # module knows no family.
+    # Imported by name rather than by an import statement: the modalities and families import this module to
+    # register, and this module knows none of them. Modalities first: a family names the modality it makes.
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    importlib.import_module(f"{__package__}.families")
     from importlib.metadata import entry_points
+    importlib.import_module(f"{__package__}.modalities")
+    for ep in entry_points(group="tetragen.modalities"):
+        ep.load()
+    importlib.import_module(f"{__package__}.families")
     for ep in entry_points(group="tetragen.families"):
         ep.load()

@@ -86,7 +86,8 @@ def preset_table(family) -> list[str]:
 
 
 def family_facts(family) -> list[str]:
-    facts = [f"- data: {family.data_kind}",
+    from tetragen.registry import get_showcase
+    facts = [f"- data: {family.makes}",
              f"- default preset: `{family.default_preset or '(none)'}`; presets: "
              + ", ".join(f"`{p}`" for p in sorted(family.presets)),
              f"- the best checkpoint (`RUN/checkpoints/best`) is the one with the lowest `{family.primary_metric}`",
@@ -101,7 +102,7 @@ def family_facts(family) -> list[str]:
         facts.append(f"- `--init-from`: {family.importer.what}")
     if family.exporters:
         facts.append("- `tetragen export --format`: " + ", ".join(f"`{k}`" for k in sorted(family.exporters)))
-    show = family.showcase
+    show = get_showcase(family.name)
     if show is not None:
         after = ", ".join(f"`{c}`" for c in show.components.values())
         facts.append(f"- `tetragen quickstart` / `tetragen bench`: trained on "
@@ -116,13 +117,13 @@ def family_facts(family) -> list[str]:
 def jobs_table() -> list[str]:
     """What `tetragen quickstart` and `tetragen bench` train, in the order they train it."""
     from tetragen.jobs.showcase import choose_families
-    from tetragen.registry import get_family
+    from tetragen.registry import get_family, get_showcase
     default = set(choose_families(None, default_only=True))
     lines = ["| family | data (the first one at hand) | preset | in the quickstart by default | weight of its share |",
              "|---|---|---|---|---:|"]
     for name in choose_families(None, default_only=False):
         family = get_family(name)
-        show = family.showcase
+        show = get_showcase(family.name)
         lines.append(f"| [{name}](docs/{name}.md) | " + " or ".join(f"`{d}`" for d in show.data)
                      + f" | `{show.preset or family.default_preset}` | {'yes' if name in default else 'no'} | "
                      f"{_number(show.weight)} |")
@@ -132,7 +133,7 @@ def jobs_table() -> list[str]:
 def block(name: str) -> str:
     """The generated text of block `name` (without its markers)."""
     from tetragen.config import DataConfig, FinetuneConfig, TrainConfig
-    from tetragen.registry import get_family, list_families
+    from tetragen.registry import get_family, get_showcase, list_families
     shared = {"train": TrainConfig, "data": DataConfig, "finetune": FinetuneConfig}
     if name in shared:
         lines = key_table(shared[name], name)

@@ -1,5 +1,5 @@
 """`tetragen bench`: every chosen family trained for the same budget on the same data, evaluated with `tetragen
-eval`, and ranked in two leaderboards (image families, text families): bench.md, bench.json, bench.html."""
+eval`, and ranked in one leaderboard per kind of content (image families, text families, ...): bench.md, bench.json, bench.html."""
 from __future__ import annotations
 
 import platform

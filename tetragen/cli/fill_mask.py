@@ -32,8 +32,7 @@ def run(args) -> int:
         print(f"tetragen: warning: {unknown} distinct character(s) of the text are not in the model's vocabulary "
               f"and are read as unknown", file=sys.stderr)
     with printed_warnings():
-        result = pipe.fill_mask(args.text, top_k=args.top_k)
-    per_mask = [result] if result and isinstance(result[0], tuple) else result
+        per_mask = pipe.fill_mask(args.text, top_k=args.top_k)
     if args.json:
         print(json.dumps([[{"token": t, "prob": p} for t, p in cands] for cands in per_mask], ensure_ascii=False))
         return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..errors import Interrupted, UserError
 from ..jobs.report import headline, servable, write_report
 from ..jobs.showcase import EVAL_N, Job, choose_families, machine
+from ..registry import get_modality, list_modalities
 
 REPORT = "report.html"
 
@@ -30,10 +31,11 @@ def add_job_arguments(p, default_families: str, default_out: str) -> None:
     p.add_argument("--families", default=None,
                    help=f"comma-separated families (default: {default_families}; components are added)")
     p.add_argument("--data", action="append", default=[], metavar="KIND=SOURCE",
-                   help="train every family of a kind on SOURCE instead of its built-in data, e.g. "
-                        "image=path/to/folder or text=corpus.txt (repeatable)")
+                   help="train every family that makes a kind of content on SOURCE instead of its built-in data, "
+                        "e.g. " + " or ".join(get_modality(m).data_help for m in list_modalities()
+                                               if get_modality(m).data_help) + " (repeatable)")
     p.add_argument("--preset", default=None, help="every family's preset (default: each family's showcase preset)")
-    p.add_argument("--eval-n", type=int, default=EVAL_N, help=f"image runs: samples scored (default {EVAL_N})")
+    p.add_argument("--eval-n", type=int, default=EVAL_N, help=f"generative runs: samples scored by the evaluator (default {EVAL_N})")
     p.add_argument("--out", default=default_out, help=f"the job's folder (default {default_out})")
     p.add_argument("--seed", type=int, default=1337, help="seed of every run (default 1337)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -43,8 +45,9 @@ def parse_data(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
         kind, sep, source = item.partition("=")
-        if not sep or kind not in ("image", "text") or not source:
-            raise UserError(f"--data {item}: give KIND=SOURCE with KIND image or text, e.g. image=./my-images")
+        if not sep or kind not in list_modalities() or not source:
+            raise UserError(f"--data {item}: give KIND=SOURCE with KIND one of {', '.join(list_modalities())}, "
+                            f"e.g. image=./my-images")
         out[kind] = source
     return out
 

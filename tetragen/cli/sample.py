@@ -15,7 +15,8 @@ import sys
 from .. import api
 from ..errors import UserError
 from ..pipeline import require
-from ..sample.images import check_output, write_npz, write_png
+from ..registry import get_family, modality_of
+from ..sample.images import check_output
 from .options import add_device, printed_warnings
 
 MAX_SEED = (1 << 63) - 1
@@ -73,7 +74,12 @@ def run(args) -> int:
         raise UserError("--images and --seed2: a walk goes between two test images or two seeds; give one of them")
     if args.images is not None and min(args.images) < 0:
         raise UserError(f"--images {args.images[0]} {args.images[1]}: test-split indices start at 0")
-    out = check_output(args.out, overwrite=args.overwrite)
+    family = api.read_run_config(args.run_dir).family
+    if "sample" not in get_family(family).capabilities:  # says which families sample, before --out is judged
+        require(api.load(args.run_dir, device=args.device), "sample", args.run_dir)
+    writers = modality_of(family).writers  # the files of the run's kind of content, by --out's suffix
+    out = check_output(args.out, overwrite=args.overwrite, suffixes=tuple(writers))
+    write = writers[out.suffix.lower()]
     pipe = api.load(args.run_dir, device=args.device)
     require(pipe, "sample", args.run_dir)
     prompted = {"--prompt": args.prompt, "--class-prompts": args.class_prompts or None,
@@ -82,7 +88,7 @@ def run(args) -> int:
     if asked and "prompt" not in pipe.capabilities:
         require(pipe, "prompt", args.run_dir, f"{asked[0]} is for models that draw from a text prompt")
     if "prompt" in pipe.capabilities and not args.interpolate:
-        return _sample_prompted(args, pipe, out)
+        return _sample_prompted(args, pipe, out, write)
     label = pipe.class_index(args.label) if args.label is not None else None  # checks it before any work
     image_walk = args.interpolate and "encode" in pipe.capabilities and args.seed2 is None
     if args.images is not None and not image_walk:
@@ -111,18 +117,16 @@ def run(args) -> int:
         labels = pipe.labels_for(args.n, label)
         images = pipe.sample(args.n, seed=args.seed, labels=labels)
         what = f"{args.n} images"
-    if out.suffix.lower() == ".npz":
-        write_npz(out, images, labels.numpy() if labels is not None else None)
-    else:
-        # a grid with one column per class reads best when the classes cycle
-        columns = (pipe.num_classes if pipe.conditional and label is None and not args.interpolate
-                   and args.n >= pipe.num_classes and pipe.num_classes <= 16 else None)
-        write_png(out, images, columns=walk_steps if args.interpolate else columns)
+    # a grid with one column per class reads best when the classes cycle
+    columns = (pipe.num_classes if pipe.conditional and label is None and not args.interpolate
+               and args.n >= pipe.num_classes and pipe.num_classes <= 16 else None)
+    write(out, images, labels=labels.numpy() if labels is not None else None,
+          columns=walk_steps if args.interpolate else columns)
     print(f"wrote {what} to {out}", file=sys.stderr)
     return 0
 
 
-def _sample_prompted(args, pipe, out) -> int:
+def _sample_prompted(args, pipe, out, write) -> int:
     """A model that draws from text: --prompt for every image, or the classes' prompts (--class-prompts, --class
     K, or by default every class in turn)."""
     labels = None if args.prompt is not None else pipe.labels_for(args.n, args.label)
@@ -130,12 +134,9 @@ def _sample_prompted(args, pipe, out) -> int:
         images = pipe.sample(args.n, seed=args.seed, prompt=args.prompt, labels=labels,
                              guidance_scale=args.guidance_scale, steps=args.steps, temperature=args.temperature,
                              top_k=args.top_k)
-    if out.suffix.lower() == ".npz":
-        write_npz(out, images, labels.numpy() if labels is not None else None)
-    else:
-        columns = pipe.num_classes if labels is not None and args.label is None and 1 < pipe.num_classes <= 16 \
-            and args.n >= pipe.num_classes else None
-        write_png(out, images, columns=columns)
+    columns = pipe.num_classes if labels is not None and args.label is None and 1 < pipe.num_classes <= 16 \
+        and args.n >= pipe.num_classes else None
+    write(out, images, labels=labels.numpy() if labels is not None else None, columns=columns)
     what = f"{args.n} images of {args.prompt!r}" if args.prompt is not None else f"{args.n} class-prompted images"
     print(f"wrote {what} to {out}", file=sys.stderr)
     return 0

@@ -1,5 +1,5 @@
-"""`tetragen bench`'s tables: one leaderboard for image families and one for text families, as Markdown, JSON and
-HTML, from the results of a job in which every family had the same budget."""
+"""`tetragen bench`'s tables: one leaderboard per kind of content (its modality's columns, ranked by its headline
+metric), as Markdown, JSON and HTML, from the results of a job in which every family had the same budget."""
 from __future__ import annotations
 
 import html
@@ -7,21 +7,9 @@ import json
 from pathlib import Path
 
 from .. import files
+from ..registry import get_family, get_modality, list_modalities
+from .report import STYLE, headline
 from .showcase import Result
-
-# column title -> (metric key or a function of the result, format); a family without the metric shows "—"
-IMAGE_COLUMNS = {
-    "FID": ("fid", "{:.2f}"),
-    "KID": ("kid", "{:.4f}"),
-    "class/prompt acc": ("class_acc", "{:.3f}"),
-    "NLL bound (nats/img)": ("neg_elbo", "{:.1f}"),
-    "recon MSE": ("recon_mse", "{:.5f}"),
-}
-TEXT_COLUMNS = {
-    "bits/char": ("val_bpc", "{:.4f}"),
-    "val loss": ("val_loss", "{:.4f}"),
-    "masked acc": ("val_accuracy", "{:.3f}"),
-}
 
 
 def rows(results: list[Result], columns: dict) -> list[list[str]]:
@@ -38,16 +26,17 @@ def rows(results: list[Result], columns: dict) -> list[list[str]]:
 
 
 def tables(results: list[Result]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, rows) of each leaderboard with at least one family; image rows sorted by FID, text rows by
-    bits per character (families without it last)."""
-    from ..registry import get_family
+    """(title, header, rows) of each leaderboard with at least one family, one per modality: rows ranked by the
+    headline metric (lower is better; families without it last)."""
     tail = ["generation", "parameters", "steps", "training", "precision"]
     out = []
-    for kind, columns, key in (("image", IMAGE_COLUMNS, "fid"), ("text", TEXT_COLUMNS, "val_bpc")):
-        chosen = [r for r in results if get_family(r.family).data_kind == kind]
-        chosen.sort(key=lambda r: (key not in r.metrics, r.metrics.get(key, 0.0)))
+    for kind in list_modalities():
+        modality = get_modality(kind)
+        chosen = [r for r in results if get_family(r.family).makes == kind]
+        chosen.sort(key=lambda r: (headline(r)[0] != modality.headline[0], headline(r)[1] is None,
+                                   headline(r)[1] or 0.0))
         if chosen:
-            out.append((f"{kind} families", ["family", *columns, *tail], rows(chosen, columns)))
+            out.append((f"{kind} families", ["family", *modality.columns, *tail], rows(chosen, modality.columns)))
     return out
 
 
@@ -65,12 +54,12 @@ def write_bench(out: Path, results: list[Result], meta: dict) -> list[Path]:
                                                                          for h in header) + "</tr>" +
                     "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table)
                     + "</table>")
-    md.append("FID/KID in tetragen's evaluator (lower is better); bits per character on the validation split.")
+    kinds = dict.fromkeys(get_family(r.family).makes for r in results)
+    md.append("; ".join(f"{k}: {get_modality(k).note}" for k in kinds) + ".")
     doc = {**meta, "results": [r.__dict__ for r in results]}
     paths = [out / "bench.md", out / "bench.json", out / "bench.html"]
     files.write_text(paths[0], "\n".join(md) + "\n")
     files.write_text(paths[1], json.dumps(doc, indent=1) + "\n")
-    from .report import STYLE
     files.write_text(paths[2], f"<!doctype html><html><head><meta charset='utf-8'><title>tetragen bench</title>"
                                f"<style>{STYLE}</style></head><body><h1>tetragen bench</h1><p>"
                                + html.escape(" · ".join(md[2:4])) + "</p>" + "".join(body) + "</body></html>")

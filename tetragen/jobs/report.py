@@ -1,7 +1,7 @@
 """The report of a job (`tetragen quickstart`, `tetragen bench`): one self-contained HTML file.
 
-Per family: what it was asked and answered (generated text, filled masks, sample grids, a grid per prompt), its
-loss and metric curves (matplotlib PNGs), the final metrics with the evaluator's scale references, training time and
+Per family: what it was asked and answered, shown by its kind of content (the modality's `html`: generated text,
+sample grids, ...), its loss and metric curves (matplotlib PNGs), the final metrics with the evaluator's scale references, training time and
 steps, and the commands that reproduce, sample from and serve it; then one summary table across families. Every
 image is inlined as a data: URL, so the file can be mailed or opened anywhere without its folder.
 """
@@ -14,8 +14,8 @@ import shlex
 from pathlib import Path
 
 from .. import files
-from ..registry import get_family
-from .showcase import EVAL_IW, EVAL_N, EVAL_TOKENS, SAMPLE_SEED, Result, read_metrics
+from ..registry import get_family, get_modality, get_showcase, list_modalities, modality_of
+from .showcase import EVAL_IW, EVAL_N, EVAL_TOKENS, Result, read_metrics
 
 STYLE = """
 body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:1.5em;color:#1d2330;background:#fafbfc}
@@ -54,14 +54,13 @@ def write_report(path: Path, title: str, results: list[Result], out: Path, *, in
 
 def servable(results: list[Result]) -> list[Result]:
     """The results whose runs `tetragen serve` has a route for (an image tokenizer has none)."""
-    from ..serve.app import CAPABILITY_ROUTES
-    return [r for r in results if get_family(r.family).capabilities & set(CAPABILITY_ROUTES)]
+    return [r for r in results if get_family(r.family).capabilities & set(modality_of(r.family).routes)]
 
 
 def headline(r: Result) -> tuple[str, float | None]:
-    """The one metric a family is compared by in the summary: FID for image generators, bits per character for
-    text, reconstruction MSE for tokenizers, else the family's primary metric."""
-    for key in ("fid", "val_bpc", "recon_mse", "val_loss"):
+    """The one lower-is-better metric a family is compared by: the first of its modality's headline metrics that
+    the run has, else the family's primary metric."""
+    for key in modality_of(r.family).headline:
         if key in r.metrics:
             return key, r.metrics[key]
     key = get_family(r.family).primary_metric
@@ -72,18 +71,19 @@ def summary_table(results: list[Result]) -> str:
     rows = []
     for r in results:
         key, value = headline(r)
-        extra = ", ".join(f"{k} {r.metrics[k]:.3f}" for k in ("class_acc", "kid", "val_accuracy", "neg_elbo",
-                                                               "codebook_usage") if k in r.metrics)
+        also = [k for k, _ in modality_of(r.family).columns.values() if k != key and k in r.metrics]
+        extra = ", ".join(f"{k} {r.metrics[k]:.3f}" for k in also)
         speed = f"{r.per_s['value']:.1f} {r.per_s['unit']}" if r.per_s else ""
         rows.append(f"<tr><td><a href='#{r.family}'>{r.family}</a></td><td>{_e(r.data)}</td>"
                     f"<td>{_e(key)}</td><td class='n'>{_num(value)}</td><td>{_e(extra)}</td>"
                     f"<td class='n'>{r.steps}</td><td class='n'>{r.train_s / 60:.1f} min</td>"
                     f"<td class='n'>{r.params / 1e6:.2f} M</td><td>{_e(r.precision)}</td><td>{_e(speed)}</td></tr>")
+    kinds = [get_modality(m) for m in list_modalities() if any(get_family(r.family).makes == m for r in results)]
+    notes = "; ".join(f"{m.name}: {m.note}" for m in kinds)
     return ("<h2>Summary</h2><table><tr><th>family</th><th>data</th><th>metric</th><th>value</th><th>also</th>"
             "<th>steps</th><th>training</th><th>parameters</th><th>precision</th><th>generation</th></tr>"
-            + "".join(rows) + "</table><p class='muted'>Lower is better for FID, bits per character, MSE and "
-            "losses; higher for accuracies. Image metrics are measured in tetragen's own evaluator (its scale "
-            "references are under each family).</p>")
+            + "".join(rows) + f"</table><p class='muted'>The metric is the lower-is-better headline of each kind of "
+            f"content ({_e(notes)}); accuracies are higher-is-better.</p>")
 
 
 def family_section(r: Result, out: Path) -> str:
@@ -92,17 +92,10 @@ def family_section(r: Result, out: Path) -> str:
              f"<p>{r.steps} steps in {r.train_s / 60:.1f} min (budget {r.budget_minutes:g} min, steps planned by "
              f"<code>train.budget_minutes</code>), evaluated in {r.eval_s:.0f} s; {r.params / 1e6:.2f} M parameters, "
              f"{_e(r.precision)}.</p>"]
-    for t in r.texts:
-        if "text" in t:
-            parts.append(f"<p>Prompt <code>{_e(t['prompt'] or '(none)')}</code>, seed {SAMPLE_SEED}:</p>"
-                         f"<pre><b>{_e(t['prompt'])}</b>{_e(t['text'])}</pre>")
-        else:
-            cands = "; ".join(", ".join(f"<code>{_e(tok)}</code> {p:.2f}" for tok, p in c) for c in t["candidates"])
-            parts.append(f"<p>Fill-mask <code>{_e(t['prompt'])}</code> → {cands}</p>")
-    for g in r.grids:
-        parts.append(f"<figure><img class='grid' alt='{_e(g['title'])}' src='{_png_url(out / g['file'])}'>"
-                     f"<figcaption>{_e(g['title'])} (seed {SAMPLE_SEED})</figcaption></figure>")
-    curves = curve_png(read_metrics(Path(r.run)), r.family)
+    modality = modality_of(r.family)
+    for item in r.shown:
+        parts.append(modality.html(item, out))
+    curves = curve_png(read_metrics(Path(r.run)), r.family, curve_metrics(r.family))
     if curves:
         parts.append(f"<figure><img class='curve' alt='training curves of {r.family}' "
                      f"src='data:image/png;base64,{base64.b64encode(curves).decode()}'>"
@@ -119,31 +112,29 @@ def family_section(r: Result, out: Path) -> str:
 def commands(r: Result) -> list[str]:
     """The commands that reproduce the run, evaluate it, ask it what the report shows and serve it."""
     q = shlex.quote
-    caps = get_family(r.family).capabilities
+    fam = get_family(r.family)
     lines = ["# reproduce", f"tetragen train {r.family} --data {q(r.data)} --preset {q(r.preset)} --out {q(r.run)} "
              + " ".join(q(o) for o in r.overrides) + f" train.budget_minutes={r.budget_minutes:g}",
              "# evaluate", f"tetragen eval {q(r.run)} --n {EVAL_N} --iw-samples {EVAL_IW} --eval-tokens {EVAL_TOKENS}", "# ask it"]
-    prompt = next((t["prompt"] for t in r.texts), "") or next(iter(get_family(r.family).showcase.prompts), "")
-    if "generate" in caps:
-        lines.append(f"tetragen generate {q(r.run)} --prompt {q(prompt)} --max-new-tokens 300 --seed {SAMPLE_SEED}")
-    if "fill_mask" in caps:
-        lines.append(f"tetragen fill-mask {q(r.run)} --text {q(prompt)}")
-    if "prompt" in caps:
-        lines.append(f"tetragen sample {q(r.run)} --prompt {q(prompt)} --n 16 --out prompted.png")
-    elif "sample" in caps:
-        lines.append(f"tetragen sample {q(r.run)} --n 64 --seed {SAMPLE_SEED} --out samples.png")
-    if "reconstruct" in caps:
-        lines.append(f"tetragen reconstruct {q(r.run)} --n 16 --out reconstructions.png")
+    prompt = next((t["prompt"] for t in r.shown if "prompt" in t), "") or next(iter(get_showcase(r.family).prompts), "")
+    lines += modality_of(r.family).commands(r.run, prompt, fam.capabilities)
     if servable([r]):
         lines += ["# serve", f"tetragen serve {q(r.run)}"]
     return lines
 
 
-CURVE_METRICS = ("fid", "val_bpc", "val_loss", "neg_elbo", "recon_mse", "test_nll", "class_acc", "val_accuracy")
 
 
-def curve_png(records: list[dict], family: str) -> bytes | None:
-    """Training losses (left) and validation metrics (right) by step, as PNG bytes; None without records."""
+def curve_metrics(family: str) -> list[str]:
+    """The validation metrics a family's curves show: its modality's headline and columns, then its primary metric."""
+    m = modality_of(family)
+    keys = [*m.headline, *(k for k, _ in m.columns.values()), get_family(family).primary_metric]
+    return list(dict.fromkeys(keys))
+
+
+def curve_png(records: list[dict], family: str, keys: list[str]) -> bytes | None:
+    """Training losses (left) and the first two of `keys` that the validation records have (right) by step, as PNG
+    bytes; None without records."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -152,7 +143,7 @@ def curve_png(records: list[dict], family: str) -> bytes | None:
     if not train:
         return None
     losses = sorted({k for r in train for k in r if k.startswith("loss") and isinstance(r[k], (int, float))})
-    metrics = [k for k in CURVE_METRICS if any(k in r for r in val)][:2]
+    metrics = [k for k in keys if any(k in r for r in val)][:2]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), dpi=90)
     for k in losses:
         pts = [(r["step"], r[k]) for r in train if k in r]
@@ -172,10 +163,6 @@ def curve_png(records: list[dict], family: str) -> bytes | None:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
-
-
-def _png_url(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
 def _num(v) -> str:

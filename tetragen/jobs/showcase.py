@@ -1,7 +1,8 @@
 """A job that trains several families for shares of one time budget on built-in data, evaluates each with
 `tetragen eval` and asks each what it learnt: `tetragen quickstart` and `tetragen bench` are such jobs.
 
-Each family says how it is shown in its registry record (`Showcase`: data, weight, preset, prompts, components). The
+Each family says how it is shown in its own registration (`register_showcase`: data, weight, preset, prompts,
+components), apart from its model contract. The
 job gives a family its weight's share of the time still left (so one that ends early leaves more to the next) and
 trains it with `train.budget_minutes`, which plans the step count so the schedule ends in time. A family built from
 another run (a prior over an image tokenizer) gets its component trained first, as a family of the job.
@@ -16,15 +17,12 @@ import json
 import platform
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .. import api, files
 from ..errors import UserError
-from ..registry import get_family, list_families
+from ..registry import get_family, get_showcase, list_families, modality_of
 
 JOB_FILE = "job.json"
 SHOW_DIR = "show"
@@ -32,7 +30,6 @@ MIN_MINUTES_PER_FAMILY, MAX_BUDGET_MINUTES = 0.1, 1440.0
 EVAL_N = 2000  # image runs: samples scored with FID/KID after training (as `tetragen eval --n 2000`)
 EVAL_IW = 10  # importance samples per test image for likelihood bounds (as `tetragen eval --iw-samples 10`)
 EVAL_TOKENS = 131072  # text runs: validation tokens scored after training (as `tetragen eval --eval-tokens`)
-SAMPLE_SEED = 1
 
 
 @dataclass
@@ -51,9 +48,14 @@ class Result:
     precision: str = ""
     metrics: dict = field(default_factory=dict)
     eval_lines: list[str] = field(default_factory=list)
-    texts: list[dict] = field(default_factory=list)  # {"prompt", "text"} or {"prompt", "candidates"}
-    grids: list[dict] = field(default_factory=list)  # {"title", "file"} (a PNG under show/FAMILY/)
+    # what it was asked and answered, as its modality's `show` made it (files under show/FAMILY/)
+    shown: list[dict] = field(default_factory=list)
     per_s: dict = field(default_factory=dict)  # {"unit": ..., "value": ...}: generation speed, measured here
+
+    @classmethod
+    def of(cls, doc: dict) -> "Result":
+        """A result from job.json; fields this tetragen does not know (an older job's) are left out."""
+        return cls(**{k: v for k, v in doc.items() if k in cls.__dataclass_fields__})
 
 
 def check_budget(minutes: float, families: int, *, each: bool) -> float:
@@ -70,9 +72,9 @@ def choose_families(asked: list[str] | None, *, default_only: bool) -> list[str]
     """The families of a job in training order: `asked` (every family with a showcase when None and not
     `default_only`; the quickstart's own set when `default_only`), each preceded by the families its components
     come from."""
-    shown = [n for n in list_families() if get_family(n).showcase is not None]
+    shown = [n for n in list_families() if get_showcase(n) is not None]
     if asked is None:
-        asked = [n for n in shown if get_family(n).showcase.quickstart or not default_only]
+        asked = [n for n in shown if get_showcase(n).quickstart or not default_only]
     for name in asked:
         if name not in list_families():
             raise UserError(f"--families: unknown family {name!r}; the families are: {', '.join(shown)}")
@@ -82,20 +84,20 @@ def choose_families(asked: list[str] | None, *, default_only: bool) -> list[str]
     chosen: list[str] = []
 
     def add(name: str) -> None:
-        for component in get_family(name).showcase.components.values():
+        for component in get_showcase(name).components.values():
             add(component)
         if name not in chosen:
             chosen.append(name)
     for name in asked:
         add(name)
-    order = {n: (get_family(n).showcase.order, n) for n in chosen}
+    order = {n: (get_showcase(n).order, n) for n in chosen}
     # components stay before what is built from them: their order is lower by construction of the records
     return sorted(chosen, key=lambda n: order[n])
 
 
-def pick_data(names: tuple[str, ...], override: str | None, data_kind: str) -> str:
-    """The data of a family's run: `override` (the job's --data for this kind) or the first named dataset at hand,
-    else the last one named (its loader fetches it, or says in one line how to get it)."""
+def pick_data(names: tuple[str, ...], override: str | None) -> str:
+    """The data of a family's run: `override` (the job's --data for its kind of content) or the first named
+    dataset at hand, else the last one named (its loader fetches it, or says in one line how to get it)."""
     if override:
         return override
     from ..data.catalog import at_hand
@@ -112,7 +114,7 @@ class Job:
                  seed: int = 1337, data: dict[str, str] | None = None, preset: str | None = None,
                  each: bool = False, eval_n: int = EVAL_N, progress: bool = True):
         """`each`: every family gets the whole budget (a bench) rather than a share of it (the quickstart).
-        `data`: data kind ("text", "image") -> the source every family of that kind trains on instead of its own.
+        `data`: a modality's name -> the source every family that makes it trains on instead of its own.
         `preset`: every family's preset instead of its showcase's."""
         self.kind, self.out, self.seed, self.each = kind, Path(out), seed, each
         self.budget_minutes = check_budget(budget_minutes, len(families), each=each)
@@ -152,7 +154,7 @@ class Job:
 
     def result(self, family: str) -> Result | None:
         r = self.state["results"].get(family)
-        return Result(**r) if r else None
+        return Result.of(r) if r else None
 
     # -- running ----------------------------------------------------------------------------------------------------
     def run(self, on_start=None) -> list[Result]:
@@ -171,7 +173,7 @@ class Job:
             elapsed = before + time.perf_counter() - t0
             left = max(0.0, 60 * self.budget_minutes - elapsed)
             todo = [n for n in self.families[i:] if n not in self.state["results"]]
-            weights = {n: get_family(n).showcase.weight for n in todo}
+            weights = {n: get_showcase(n).weight for n in todo}
             share = 60 * self.budget_minutes if self.each else left * weights[name] / sum(weights.values())
             if on_start is not None:  # a bench's families each take the whole budget
                 on_start(i, name, elapsed, 60 * self.budget_minutes * len(todo) if self.each else left)
@@ -187,19 +189,19 @@ class Job:
 
     def _one(self, name: str, share_s: float) -> Result:
         fam = get_family(name)
-        show = fam.showcase
+        show = get_showcase(name)
         run = self.out / name
         # the family's time less what evaluating and showing it take: the most that any family done so far took (a
         # fifth of the share before any is done). What a family leaves unused goes to the next ones, so only the last
         # family's overrun would outlast the budget, and the largest reserve keeps it inside
-        done = [Result(**r) for r in self.state["results"].values()]
+        done = [Result.of(r) for r in self.state["results"].values()]
         spent = self.state["spent_s"]
         overhead = max((spent.get(r.family, 0.0) - r.train_s for r in done), default=0.2 * share_s)
         train_min = max(60 * MIN_MINUTES_PER_FAMILY, share_s - overhead) / 60
         overrides = [*show.overrides, f"train.seed={self.seed}"]
         for key, component in show.components.items():
             overrides.append(f"{key}={(self.out / component).resolve()}")
-        data = pick_data(show.data, self.data.get(fam.data_kind), fam.data_kind)
+        data = pick_data(show.data, self.data.get(fam.makes))
         preset = self.preset or show.preset or fam.default_preset
         # a resumed family keeps the budget it planned with; a fresh one gets its share now
         cfg_file = run / "config.json"
@@ -240,60 +242,10 @@ def read_metrics(run: Path) -> list[dict]:
 
 
 def show_what_it_learnt(pipe, prompts: tuple[str, ...], folder: Path, result: Result, data: str) -> None:
-    """Ask a trained run what its capabilities let it answer, and keep the answers (text in `result`, image grids as
-    PNGs in `folder`); the speed of each kind of generation is measured here too."""
-    from ..sample.images import write_png
+    """Ask a trained run what its kind of content lets it answer (its modality's `show`), keeping the answers in
+    `result` and their files in `folder`; the speed of generation is measured there too."""
     folder.mkdir(parents=True, exist_ok=True)
-    caps = pipe.capabilities
-
-    def grid(title: str, images: np.ndarray, stem: str, columns: int | None = None) -> None:
-        path = folder / f"{stem}.png"
-        write_png(path, images, columns=columns)
-        result.grids.append({"title": title, "file": str(path.relative_to(folder.parent.parent))})
-
-    if "generate" in caps:
-        t0, n = time.perf_counter(), 0
-        for p in prompts or ("",):
-            text = pipe.generate(p, 300, temperature=0.8, seed=SAMPLE_SEED)
-            result.texts.append({"prompt": p, "text": text})
-            n += 300
-        result.per_s = {"unit": "tokens/s", "value": n / (time.perf_counter() - t0)}
-    if "fill_mask" in caps:
-        for p in prompts:
-            with warnings.catch_warnings():  # longer than a small model's context: it reads the words nearest the mask
-                warnings.simplefilter("ignore")
-                answer = pipe.fill_mask(p, top_k=5)
-            result.texts.append({"prompt": p, "candidates": [[[tok, float(prob)] for tok, prob in cands]
-                                                             for cands in _as_lists(answer)]})
-    if "prompt" in caps:
-        t0, n = time.perf_counter(), 0
-        for k, p in enumerate(prompts):
-            grid(f"“{p}”", pipe.sample(16, prompt=p, seed=SAMPLE_SEED), f"prompt_{k}", columns=8)
-            n += 16
-        result.per_s = {"unit": "images/s", "value": n / (time.perf_counter() - t0)}
-    elif "sample" in caps:
-        classes = getattr(pipe, "classes", None) or []
-        conditional = bool(getattr(pipe, "conditional", False))
-        columns = len(classes) if conditional and classes else 8
-        n = columns * 4 if conditional else 32
-        t0 = time.perf_counter()
-        images = pipe.sample(n, seed=SAMPLE_SEED)
-        result.per_s = {"unit": "images/s", "value": n / (time.perf_counter() - t0)}
-        title = ("samples, one column per class (" + ", ".join(classes) + ")") if conditional else "samples"
-        grid(title, images, "samples", columns=columns)
-    if "reconstruct" in caps and "sample" not in caps:  # a tokenizer: test images beside their reconstructions
-        cfg = pipe.config
-        cfg.data.source = data
-        test = api.load_data(cfg, pipe.assets).test.images[:16]
-        grid("test images (top) and their reconstructions (bottom)",
-             np.concatenate([test, pipe.reconstruct(test)]), "reconstructions", columns=16)
-
-
-def _as_lists(answer) -> list[list[tuple[str, float]]]:
-    """fill_mask's answer as one candidate list per [MASK]."""
-    if answer and isinstance(answer[0], tuple):
-        return [answer]
-    return list(answer)
+    result.shown, result.per_s = modality_of(pipe.config.family).show(pipe, prompts, folder, data)
 
 
 def machine() -> dict:

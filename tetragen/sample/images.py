@@ -34,7 +34,7 @@ class ImagePipeline:
     def __init__(self, model, classes: Sequence[str], config, *, batch_size: int = 256):
         self.model, self.classes, self.config = model.eval(), list(classes), config
         self.assets = self.classes
-        self.num_classes = int(getattr(model, "num_classes", 0))
+        self.num_classes = int(model.num_classes)  # every image generator has it (0: unconditional)
         self.batch_size = batch_size
 
     @property
@@ -231,7 +231,7 @@ def save_preview(model, data, cfg, stem: Path) -> None:
     n = cfg.model.preview_images
     if n <= 0:
         return
-    pipe = ImagePipeline(model, getattr(data, "classes", []), cfg)
+    pipe = ImagePipeline(model, data.classes, cfg)
     columns = pipe.num_classes if pipe.conditional and pipe.num_classes <= 16 else None
     stem.parent.mkdir(parents=True, exist_ok=True)
     write_png(stem.with_suffix(".png"), pipe.sample(n, seed=0), columns)

@@ -2,7 +2,10 @@
 
     app = create_app({"baby": tetragen.load("runs/baby")}, api_key="secret")
 
-Routes are chosen by what a run can do (`pipe.capabilities`, tetragen/pipeline.py), never by its family:
+Routes are chosen by what a run can do (`pipe.capabilities`, tetragen/pipeline.py), never by its family. Each kind
+of content declares the routes of its capabilities (`Modality.routes`) and mounts the ones it serves itself
+(`Modality.add_routes`, e.g. tetragen/modalities/image/serve.py); this module is the server around them: its own
+routes, the request edge, body parsing, errors, metrics and the model workers. Today's routes:
 
 | route                          | capability          | body (schemas.py)                                           |
 |--------------------------------|---------------------|-------------------------------------------------------------|
@@ -15,10 +18,6 @@ Routes are chosen by what a run can do (`pipe.capabilities`, tetragen/pipeline.p
 | GET  /health                   |                     | 503 while the models load, then 200                         |
 | GET  /metrics                  |                     | Prometheus text format                                      |
 | GET  /                         |                     | the playground page (static/index.html, app.js, style.css)  |
-
-Images: a model that draws from text gets the prompt; a class-conditional one reads the prompt as a class name
-(case-insensitive; an empty prompt cycles through the classes); an unconditional one ignores it and says so in the
-response's `warnings`.
 
 Seeds: choice i of a request with `seed` s is generated with seed s + i (prompt j of a list of prompts with n choices
 each is choices j*n .. j*n+n-1), so a seeded request gives the same output on every call whatever else the server
@@ -62,20 +61,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import UserError
 from ..pipeline import require
+from ..registry import get_modality, list_modalities, modality_of
 from ..sample.tokens import SamplingParams
 from . import schemas as S
 from .batching import Closed, ModelWorker, QueueFull, Sequence
 
 log = logging.getLogger("tetragen.serve")
 
-ROUTES = ("/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/images/generations", "/v1/fill-mask",
-          "/v1/classify", "/health", "/metrics", "/")
+OWN_ROUTES = ("/v1/models", "/health", "/metrics", "/")  # the server's own; the rest are the modalities'
 OPEN_ROUTES = ("/health",)  # answered without an API key, as are the playground's files
-# the routes that serve each capability, for the model cards (and the playground, which reads them)
-CAPABILITY_ROUTES = {"generate": ("/v1/completions", "/v1/chat/completions"), "prompt": ("/v1/images/generations",),
-                     "sample": ("/v1/images/generations",), "fill_mask": ("/v1/fill-mask",),
-                     "classify": ("/v1/classify",)}
-TEXT_CAPABILITIES = {"generate", "fill_mask", "classify"}
 PAGE_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
               ".css": "text/css; charset=utf-8"}
 # the page loads its own script and style only; generated images arrive as data: URLs
@@ -190,7 +184,7 @@ class _Edge:
         scope["tetragen.request_id"] = rid
         scope["tetragen.receive"] = receive  # for draining a body refused as too large
         path = scope.get("path", "")
-        route = (path if path in ROUTES else "/v1/models/{id}" if path.startswith("/v1/models/")
+        route = (path if path in server.routes else "/v1/models/{id}" if path.startswith("/v1/models/")
                  else "/static/{file}" if path in server.page else "other")
         started, status = time.monotonic(), [0]
 
@@ -271,6 +265,12 @@ def _too_large(limits: Limits) -> APIError:
                          f"prompts)", code="body_too_large")
 
 
+def served_routes() -> tuple[str, ...]:
+    """Every route the server answers: its own and those of every kind of content."""
+    return tuple(dict.fromkeys([*OWN_ROUTES, *(r for m in list_modalities() for rs in get_modality(m).routes.values()
+                                                for r in rs)]))
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the playground page
 
@@ -304,6 +304,7 @@ class _Server:
         self.ready, self.load_error = False, None
         self.created = int(time.time())
         self.page = page_files()
+        self.routes = served_routes()  # the metrics' route labels
         self._loading: threading.Thread | None = None
 
     def start(self) -> None:
@@ -345,13 +346,20 @@ class _Server:
             raise APIError(503, "the models are still loading; retry shortly", type="server_error",
                            code="not_ready", headers={"Retry-After": "1"})
 
-    def model(self, name: str, *capabilities: str):
-        """The pipeline and worker of model `name`, which must have one of `capabilities`."""
+    def model(self, name: str, *capabilities: str, kind: str | None = None):
+        """The pipeline and worker of model `name`, which must have one of `capabilities` and, with `kind`, make
+        that kind of content (a route of one modality does not serve another's models)."""
         self.check_ready()
         pipe = self.models.get(name)
         if pipe is None:
             raise APIError(404, f"model {name!r} not found; this server has: {', '.join(sorted(self.models))}",
                            param="model", code="model_not_found")
+        makes = modality_of(pipe.config.family)
+        if kind is not None and makes.name != kind:
+            elsewhere = sorted({r for c in pipe.capabilities for r in makes.routes.get(c, ())})
+            raise APIError(400, f"model {name!r} makes {makes.name}, not {kind}"
+                                + (f"; use {' or '.join(elsewhere)}" if elsewhere else ""),
+                           param="model", code="model_not_supported")
         if capabilities and not (set(capabilities) & pipe.capabilities):
             try:
                 require(pipe, capabilities[0], f"model {name!r}")
@@ -412,13 +420,13 @@ def _validation_error(schema: type[BaseModel], e: ValidationError) -> APIError:
     return APIError(422, f"{path}: {err['msg'][0].lower()}{err['msg'][1:]}", param=top, code="invalid_type")
 
 
-def _at_most(field: str, value: int, hi: int, lo: int = 0) -> None:
+def at_most(field: str, value: int, hi: int, lo: int = 0) -> None:
     if not lo <= value <= hi:
         raise APIError(400, f"{field}: {value} is out of range; allowed {lo} to {hi} on this server", param=field,
                        code="out_of_range")
 
 
-def _count(field: str, items: list, hi: int) -> None:
+def count_items(field: str, items: list, hi: int) -> None:
     """A list field of 1 to `hi` items (prompts, texts)."""
     if not items:
         raise APIError(400, f"{field}: an empty list; give at least one", param=field, code="invalid_value")
@@ -549,9 +557,21 @@ class _Generation:
             return index, kind, value
 
 
-async def _await_job(request: Request, worker: ModelWorker, fn: Callable[[], Any], deadline: float):
+async def await_job(request: Request, worker: ModelWorker, fn: Callable[[], Any], deadline: float):
+    """fn() run in the model's worker thread, awaited until `deadline` (504 past it; a client that hangs up
+    cancels it)."""
+    return await _await(request, worker, lambda: worker.run(fn), deadline)
+
+
+async def await_rows(request: Request, worker: ModelWorker, items: list, draw, deadline: float):
+    """A request's rows drawn by the model's worker with other requests' rows (`ModelWorker.rows`): (this request's
+    outputs, notes), awaited as `await_job`."""
+    return await _await(request, worker, lambda: worker.rows(items, draw), deadline)
+
+
+async def _await(request: Request, worker: ModelWorker, submit, deadline: float):
     try:
-        future = worker.run(fn)
+        future = submit()
     except QueueFull:
         raise _queue_full(worker) from None
     except Closed:
@@ -640,17 +660,24 @@ def create_app(models: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *, a
     for path, (content, kind) in server.page.items():
         page_route(path, content, kind)
 
+    for name in list_modalities():  # each kind of content mounts its own routes
+        if get_modality(name).add_routes is not None:
+            get_modality(name).add_routes(app)
+
     def _model_card(name, pipe) -> dict:
-        """OpenAI's model object, plus what the model does: its family, capabilities and routes, its context in
-        tokens (text models) and its class names (class-conditional image models, whose prompt is a class name)."""
+        """OpenAI's model object, plus what the model does: its family, the kind of content it makes, its
+        capabilities and routes, its context in tokens (batched text models) and what its modality adds (the class
+        names of a class-conditional image model, whose prompt is a class name)."""
+        modality = modality_of(pipe.config.family)
         card = {"id": name, "object": "model", "created": server.created, "owned_by": "tetragen",
                 "family": pipe.config.family, "capabilities": sorted(pipe.capabilities),
-                "routes": sorted({r for c in pipe.capabilities for r in CAPABILITY_ROUTES.get(c, ())})}
+                "makes": modality.name,
+                "routes": sorted({r for c in pipe.capabilities for r in modality.routes.get(c, ())})}
         context = server.workers[name].context
-        if context is not None and pipe.capabilities & TEXT_CAPABILITIES:
+        if context is not None:
             card["context"] = context
-        if "sample" in pipe.capabilities and "prompt" not in pipe.capabilities and getattr(pipe, "conditional", False):
-            card["classes"] = list(pipe.classes)
+        if modality.card is not None:  # what its kind of content adds (a class-conditional model's classes, ...)
+            card.update(modality.card(pipe))
         return card
 
     @app.get("/v1/models")
@@ -674,9 +701,9 @@ def create_app(models: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *, a
         refused = body.unsupported()
         if refused:
             raise APIError(400, refused[1], param=refused[0], code="unsupported")
-        _at_most("max_tokens", max_tokens, lim.max_tokens)
-        _at_most("n", body.n, lim.max_n, 1)
-        _count(prompt_field, prompts, lim.max_prompts)
+        at_most("max_tokens", max_tokens, lim.max_tokens)
+        at_most("n", body.n, lim.max_n, 1)
+        count_items(prompt_field, prompts, lim.max_prompts)
         params = SamplingParams(body.temperature, body.top_k, body.top_p, body.min_p, body.repetition_penalty)
         encoded = [pipe.tokenizer.encode(p or "\n") for p in prompts]
         for j, ids in enumerate(encoded):
@@ -797,7 +824,7 @@ def create_app(models: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *, a
                           server.limits.chat_max_tokens)
         field = "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
         try:
-            _at_most("max_tokens", max_tokens, server.limits.max_tokens)
+            at_most("max_tokens", max_tokens, server.limits.max_tokens)
         except APIError as e:
             e.message, e.param = e.message.replace("max_tokens", field, 1), field
             raise
@@ -824,51 +851,7 @@ def create_app(models: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *, a
                 "usage": usage(prompt_tokens, tokens)}
 
     # ------------------------------------------------------------------------------------------------------------
-    # images, fill-mask, classify: one job in the model's worker
-
-    @app.post("/v1/images/generations")
-    async def images(request: Request):
-        started = time.monotonic()
-        body = await parse(request, S.ImageRequest)
-        pipe, worker = server.model(body.model, "prompt", "sample")
-        _at_most("n", body.n, server.limits.max_images, 1)
-        if body.response_format == "url":
-            raise APIError(400, "response_format: 'url' is not served (tetragen keeps no image store); use "
-                                "'b64_json'", param="response_format", code="unsupported")
-        seed = body.seed if body.seed is not None else secrets.randbits(63)
-
-        def draw():
-            notes = []
-            if "prompt" in pipe.capabilities:
-                images, notes = with_warnings(lambda: pipe.sample(body.n, prompt=body.prompt, seed=seed))
-                used = [body.prompt] * body.n
-            elif getattr(pipe, "conditional", False):
-                classes = list(getattr(pipe, "classes", []))
-                if body.prompt.strip():
-                    k = pipe.class_index(body.prompt.strip())
-                    images, used = pipe.sample(body.n, seed=seed, labels=k), [classes[k]] * body.n
-                else:  # every class in turn
-                    labels = pipe.labels_for(body.n)
-                    images, used = pipe.sample(body.n, seed=seed, labels=labels), [classes[int(k)] for k in labels]
-            else:
-                images, used = pipe.sample(body.n, seed=seed), [""] * body.n
-                if body.prompt:
-                    notes.append(f"model {body.model!r} is an unconditional {pipe.config.family} model: the prompt "
-                                 f"was ignored")
-            return images, used, notes
-        try:
-            images, used, notes = await _await_job(request, worker, draw, started + server.limits.timeout_s)
-        except UserError as e:
-            raise user_error(e, {"class": "prompt", "prompt": "prompt", "n": "n"}) from None
-        h, w = images.shape[1:3]
-        if body.size not in (None, "auto", f"{w}x{h}"):
-            raise APIError(400, f"size: {body.size!r}; model {body.model!r} draws {w}x{h} images only (or leave "
-                                f"size out)", param="size", code="invalid_value")
-        out = {"created": int(time.time()), "model": body.model, "output_format": "png",
-               "data": [{"b64_json": _png(im), "revised_prompt": u} for im, u in zip(images, used)]}
-        if notes:
-            out["warnings"] = notes
-        return out
+    # fill-mask, classify: one job in the model's worker
 
     @app.post("/v1/fill-mask")
     async def fill_mask(request: Request):
@@ -876,17 +859,16 @@ def create_app(models: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *, a
         body = await parse(request, S.FillMaskRequest)
         pipe, worker = server.model(body.model, "fill_mask")
         texts = body.texts()
-        _count("text", texts, server.limits.max_prompts)
+        count_items("text", texts, server.limits.max_prompts)
         try:
-            results = await _await_job(request, worker,
+            results = await await_job(request, worker,
                                        lambda: [with_warnings(lambda t=t: pipe.fill_mask(t, body.top_k))
                                                 for t in texts],
                                        started + server.limits.timeout_s)
         except UserError as e:
             raise user_error(e, {"text": "text", "top-k": "top_k"}) from None
         data = []
-        for i, (text, (r, notes)) in enumerate(zip(texts, results)):
-            per_mask = [r] if r and isinstance(r[0], tuple) else r
+        for i, (text, (per_mask, notes)) in enumerate(zip(texts, results)):
             item = {"index": i, "text": text,
                     "masks": [[{"token": t, "score": p} for t, p in cands] for cands in per_mask]}
             if notes:
@@ -900,9 +882,9 @@ def create_app(models: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *, a
         body = await parse(request, S.ClassifyRequest)
         pipe, worker = server.model(body.model, "classify")
         texts = body.texts()
-        _count("text", texts, server.limits.max_prompts)
+        count_items("text", texts, server.limits.max_prompts)
         try:
-            results = await _await_job(request, worker,
+            results = await await_job(request, worker,
                                        lambda: [with_warnings(lambda t=t: pipe.classify(t)) for t in texts],
                                        started + server.limits.timeout_s)
         except UserError as e:
@@ -916,14 +898,6 @@ def create_app(models: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *, a
         return {"object": "list", "model": body.model, "data": data}
 
     return app
-
-
-def _png(image: np.ndarray) -> str:
-    """uint8 (H, W, C) -> base64 of a PNG (grey when C is 1)."""
-    from PIL import Image
-    buf = io.BytesIO()
-    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 __all__ = ["APIError", "Limits", "Metrics", "create_app"]

@@ -4,8 +4,11 @@ Every model has one `ModelWorker`: a thread that owns the model, so nothing runs
 two requests touch one model at once. Text generation is decoded for all running requests of the model together,
 one token per step: a new request is prefilled on its own and joins the batch at the next step, a finished or
 cancelled one (a client that hung up) leaves it and frees its slot. Each sequence keeps its own sampling settings,
-random generator, stop strings, length and context window. Other work (images, fill-mask, classify) runs in the
-same thread between decoding steps.
+random generator, stop strings, length and context window. Requests for samples of fixed shape (images, and every
+kind of content whose rows each have their own seed) are batched across requests too: `rows(items, draw)` queues a
+request's rows, and the worker draws the rows of every queued request with the same `draw` function in one call of
+at most `max_batch` rows (a request larger than that alone). Other work (fill-mask, classify) runs in the same
+thread between decoding steps.
 
 The decoding itself belongs to the model's family: a pipeline that offers batched decoding
 (`tetragen.sample.tokens.BatchedDecoding`) hands the worker a `SlotDecoder`, one slot per sequence. A `generate`
@@ -28,6 +31,7 @@ from typing import Any, Callable
 
 import torch
 
+from ..errors import UserError
 from ..sample.tokens import BatchedDecoding, SamplingParams, next_tokens, settled
 
 log = logging.getLogger("tetragen.serve")
@@ -105,6 +109,15 @@ class _Job:
     future: concurrent.futures.Future
 
 
+@dataclass
+class _Rows:
+    """One request's rows for a batched draw: `draw(pipe, rows, block) -> (outputs, notes)`, one output per row,
+    drawn in forward passes of exactly `block` rows."""
+    items: list
+    draw: Callable[[Any, list], tuple[list, list[str]]]
+    future: concurrent.futures.Future
+
+
 class ModelWorker:
     """The thread that runs everything for one model: batched text generation and one-off jobs.
 
@@ -123,7 +136,7 @@ class ModelWorker:
         self.decoder = pipe.slot_decoder(max_batch) if batched else None
         self.context = self.decoder.context if self.decoder is not None else None  # tokens a prompt may have
         self._pending: collections.deque[Sequence] = collections.deque()
-        self._jobs: collections.deque[_Job] = collections.deque()
+        self._jobs: collections.deque[_Job | _Rows] = collections.deque()
         self._active: dict[int, Sequence] = {}
         self._running = 0
         self._cond = threading.Condition()
@@ -156,6 +169,20 @@ class ModelWorker:
         self.observe("queue", self.name, self.queue_depth())
         return job.future
 
+    def rows(self, items: list, draw: Callable[..., tuple[list, list[str]]]) -> concurrent.futures.Future:
+        """Queue a request's rows (each with its own seed and condition) to be drawn with other requests' rows of
+        the same `draw`, a module-level function: draw(pipe, rows, block) -> (one output per row, notes), in forward
+        passes of exactly `block` (= max_batch) rows, so that a row's output depends on that row alone whatever
+        else is drawn with it. The future gets (this request's outputs, the notes of its call). When a merged draw
+        fails with a UserError, each request is drawn again alone, so that one bad request fails alone."""
+        job = _Rows(list(items), draw, concurrent.futures.Future())
+        with self._cond:
+            self._admit_check()
+            self._jobs.append(job)
+            self._cond.notify()
+        self.observe("queue", self.name, self.queue_depth())
+        return job.future
+
     def _admit_check(self) -> None:
         if self._closed:
             raise Closed(self.name)
@@ -181,7 +208,13 @@ class ModelWorker:
                     # an idle worker gives companions a moment to arrive, so that they decode together from step 1
                     self._cond.wait_for(lambda: len(self._pending) >= self.max_batch or self._closed,
                                         timeout=self.max_wait)
+                elif not self._active and self._jobs and isinstance(self._jobs[0], _Rows) and self.max_wait > 0:
+                    # rows: the same moment for other requests' rows to join the draw
+                    self._cond.wait_for(lambda: self._queued_rows(self._jobs[0].draw) >= self.max_batch
+                                        or self._closed, timeout=self.max_wait)
                 job = self._jobs.popleft() if self._jobs else None
+                if isinstance(job, _Rows):
+                    job = self._take_rows(job)
                 joining = []
                 while self._pending and len(self._active) + len(joining) < self.max_batch:
                     seq = self._pending.popleft()
@@ -208,7 +241,49 @@ class ModelWorker:
                 self.observe("running", self.name, self._running)
         self._fail_all(Closed(self.name))
 
-    def _run_job(self, job: _Job) -> None:
+    def _queued_rows(self, draw) -> int:
+        return sum(len(j.items) for j in self._jobs if isinstance(j, _Rows) and j.draw is draw)
+
+    def _take_rows(self, first: _Rows) -> list[_Rows]:
+        """`first` and the queued requests with the same draw whose rows fit beside it in max_batch rows, in order
+        (called with the lock held)."""
+        taken, count = [first], len(first.items)
+        for job in list(self._jobs):
+            if isinstance(job, _Rows) and job.draw is first.draw and count + len(job.items) <= self.max_batch:
+                self._jobs.remove(job)
+                taken.append(job)
+                count += len(job.items)
+        return taken
+
+    def _run_rows(self, jobs: list[_Rows]) -> None:
+        jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]  # a client that hung up: not drawn
+        if not jobs:
+            return
+        try:
+            outputs, notes = jobs[0].draw(self.pipe, [item for j in jobs for item in j.items], self.max_batch)
+        except UserError as e:
+            if len(jobs) == 1:
+                jobs[0].future.set_exception(e)
+                return
+            for j in jobs:  # which request was it: each drawn alone, so that only a bad one fails
+                try:
+                    j.future.set_result(j.draw(self.pipe, j.items, self.max_batch))
+                except BaseException as e:  # noqa: BLE001 - handed to the caller
+                    j.future.set_exception(e)
+            return
+        except BaseException as e:  # noqa: BLE001 - handed to the callers
+            for j in jobs:
+                j.future.set_exception(e)
+            return
+        self.observe("batch", self.name, len(outputs))
+        start = 0
+        for j in jobs:
+            j.future.set_result((outputs[start:start + len(j.items)], notes))
+            start += len(j.items)
+
+    def _run_job(self, job: _Job | list[_Rows]) -> None:
+        if isinstance(job, list):
+            return self._run_rows(job)
         if not job.future.set_running_or_notify_cancel():
             return
         try:
@@ -291,4 +366,4 @@ class ModelWorker:
         for seq in [*self._active.values(), *waiting]:
             self._end(seq, "error", error)
         for job in jobs:
-            job.future.cancel()
+            job.future.cancel()  # a request's rows, as any job

@@ -55,8 +55,8 @@ class MaskedLM:
 
     @torch.no_grad()
     def fill_mask(self, text: str, top_k: int = 5):
-        """The `top_k` most likely tokens, with probabilities, for the [MASK] in `text`: a list of (token, prob);
-        with several [MASK]s, one such list per [MASK], in order. Special tokens are never proposed. A text longer
+        """The `top_k` most likely tokens, with probabilities, for each [MASK] in `text`: one list of (token, prob)
+        per [MASK], in order (a list of one list for one [MASK]). Special tokens are never proposed. A text longer
         than the model's context is read in the window of it centred on its [MASK]s (with a warning)."""
         if top_k < 1:
             raise UserError(f"--top-k: {top_k} must be at least 1")
@@ -74,7 +74,7 @@ class MaskedLM:
         top = probs.topk(min(top_k, probs.size(-1)), dim=-1)
         out = [[(self.tokenizer.token_str(int(i)), float(p)) for p, i in zip(ps, idx)]
                for ps, idx in zip(top.values, top.indices)]
-        return out[0] if len(out) == 1 else out
+        return out
 
     @staticmethod
     def _window(ids: list[int], positions: list[int], block: int) -> tuple[list[int], list[int]]:

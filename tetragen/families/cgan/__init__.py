@@ -1,6 +1,6 @@
 """cGAN: class-conditional DCGAN (conditional batch norm in G, projection discriminator)."""
 from ...data.images import load_run_images, read_run_classes
-from ...registry import Family, Showcase, register_family
+from ...registry import Family, Showcase, register_family, register_showcase
 from .config import PRESETS, CGANConfig
 from .model import build
 from .objective import evaluate, objective
@@ -16,14 +16,14 @@ register_family(Family(
     pipeline=ImagePipeline,
     load_data=load_run_images,
     read_assets=read_run_classes,
-    data_kind="image",
+    makes="image",
     primary_metric="fid",
     presets=PRESETS,
     default_preset="fmnist",
     preview=save_preview,
     capabilities=frozenset({"sample"}),
-    showcase=Showcase(
-        data=("fashion-mnist",), weight=2.0, order=40,
-        overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
-    ),
+))
+register_showcase("cgan", Showcase(
+    data=("fashion-mnist",), weight=2.0, order=40,
+    overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
 ))

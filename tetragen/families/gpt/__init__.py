@@ -1,6 +1,6 @@
 """GPT: decoder-only causal transformer language model."""
 from ...data.text import load_lm_data, read_run_tokenizer
-from ...registry import Family, Importer, Showcase, register_family
+from ...registry import Family, Importer, Showcase, register_family, register_showcase
 from .config import PRESETS, GPTConfig
 from .hf import check_vocabulary, init_overrides, read_gpt2_weights, write_hf
 from .model import GPT
@@ -17,7 +17,7 @@ register_family(Family(
     pipeline=TextGenerator,
     load_data=load_lm_data,
     read_assets=read_run_tokenizer,
-    data_kind="text",
+    makes="text",
     primary_metric="val_loss",
     presets=PRESETS,
     default_preset="baby",
@@ -25,9 +25,9 @@ register_family(Family(
     lora_targets=("c_attn", "c_proj"),
     importer=Importer("a Hugging Face GPT-2 folder", init_overrides, read_gpt2_weights, check_vocabulary),
     exporters={"hf": write_hf},
-    showcase=Showcase(
-        data=("tinyshakespeare", "shakespeare"), weight=2.5, preset="fast", order=10,
-        overrides=("train.eval_every=200", "train.eval_tokens=32768", "train.log_every=20"),
-        prompts=("ROMEO:", "JULIET:\nO ")
-    ),
+))
+register_showcase("gpt", Showcase(
+    data=("tinyshakespeare", "shakespeare"), weight=2.5, preset="fast", order=10,
+    overrides=("train.eval_every=200", "train.eval_tokens=32768", "train.log_every=20"),
+    prompts=("ROMEO:", "JULIET:\nO ")
 ))

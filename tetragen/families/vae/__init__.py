@@ -1,6 +1,6 @@
 """VAE: convolutional variational autoencoder for images (beta, KL warm-up, free bits)."""
 from ...data.images import load_run_images, read_run_classes
-from ...registry import Family, Showcase, register_family
+from ...registry import Family, Showcase, register_family, register_showcase
 from .config import PRESETS, VAEConfig
 from .model import VAE
 from .objective import evaluate, objective
@@ -16,14 +16,14 @@ register_family(Family(
     pipeline=VAEPipeline,
     load_data=load_run_images,
     read_assets=read_run_classes,
-    data_kind="image",
+    makes="image",
     primary_metric="neg_elbo",
     presets=PRESETS,
     default_preset="fmnist",
     preview=save_preview,
     capabilities=frozenset({"sample", "reconstruct", "encode"}),
-    showcase=Showcase(
-        data=("fashion-mnist",), weight=1.5, order=50,
-        overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
-    ),
+))
+register_showcase("vae", Showcase(
+    data=("fashion-mnist",), weight=1.5, order=50,
+    overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
 ))

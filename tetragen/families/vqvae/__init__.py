@@ -1,6 +1,6 @@
 """VQ-VAE: an image tokenizer (convolutional encoder, vector-quantised codebook, convolutional decoder)."""
 from ...data.images import load_run_images, read_run_classes
-from ...registry import Family, Showcase, register_family
+from ...registry import Family, Showcase, register_family, register_showcase
 from .config import PRESETS, VQVAEConfig
 from .model import VQVAE
 from .objective import evaluate, objective
@@ -16,14 +16,14 @@ register_family(Family(
     pipeline=VQTokenizerPipeline,
     load_data=load_run_images,
     read_assets=read_run_classes,
-    data_kind="image",
+    makes="image",
     primary_metric="recon_mse",
     presets=PRESETS,
     default_preset="fmnist",
     preview=save_preview,
     capabilities=VQTokenizerPipeline.capabilities,
-    showcase=Showcase(
-        data=("fashion-mnist",), weight=1.5, order=60,
-        overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
-    ),
+))
+register_showcase("vqvae", Showcase(
+    data=("fashion-mnist",), weight=1.5, order=60,
+    overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
 ))

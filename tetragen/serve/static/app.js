@@ -16,12 +16,13 @@ const state = {
 
 const $ = (id) => document.getElementById(id);
 
-// what each panel needs among a model's capabilities, and how the model list describes it
+// what each panel needs: the kind of content a model makes (its card's `makes`) and one of its capabilities; and
+// how the model list describes it. A model of a kind no panel shows is listed with its routes.
 const PANELS = [
-  {id: "text", label: "Text", wants: ["generate"]},
-  {id: "images", label: "Images", wants: ["prompt", "sample"]},
-  {id: "fill-mask", label: "Fill mask", wants: ["fill_mask"]},
-  {id: "classify", label: "Classify", wants: ["classify"]},
+  {id: "text", label: "Text", makes: "text", wants: ["generate"]},
+  {id: "images", label: "Images", makes: "image", wants: ["prompt", "sample"]},
+  {id: "fill-mask", label: "Fill mask", makes: "text", wants: ["fill_mask"]},
+  {id: "classify", label: "Classify", makes: "text", wants: ["classify"]},
 ];
 
 function accepts(card) {
@@ -237,7 +238,7 @@ function choose(id) {
   if (card.context) about.push(`context ${card.context} tokens`);
   $("model-about").replaceChildren(...about.map((t, i) => chip(t, i === 0 ? "family" : "")));
   const caps = new Set(card.capabilities);
-  const panels = PANELS.filter((p) => p.wants.some((c) => caps.has(c)));
+  const panels = PANELS.filter((p) => p.makes === card.makes && p.wants.some((c) => caps.has(c)));
   const tabs = $("tabs");
   tabs.replaceChildren();
   for (const p of panels) {
