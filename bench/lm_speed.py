@@ -56,7 +56,9 @@ def make_trainer(data: str, overrides: list[str], run_dir: Path) -> Trainer:
     cfg = build_run_config("gpt", preset="baby", overrides=overrides)
     cfg.data.source = data
     validate_cross(cfg)
-    return Trainer(cfg, api.load_data(cfg), run_dir, progress=False)
+    trainer = Trainer(cfg, api.load_data(cfg), run_dir, progress=False)
+    trainer.settle_precision()  # precision=auto times the model's own steps before the first one
+    return trainer
 
 
 def run_steps(trainer: Trainer, n: int) -> float:

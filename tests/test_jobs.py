@@ -57,13 +57,14 @@ def test_quickstart_trains_evaluates_and_reports(quickstart):
     assert tuple(state["results"]) == QUICK_FAMILIES
     for name, res in state["results"].items():
         records = [json.loads(ln) for ln in (out / name / "metrics.jsonl").read_text().splitlines()]
-        plan = [x for x in records if x["split"] == "budget"]
-        assert len(plan) == 1, name
-        # trained to its planned schedule, unless the machine slowed down so much that the budget's hard stop came
-        # first (which the run says)
-        assert res["steps"] == plan[0]["max_steps"] or (
-            res["steps"] < plan[0]["max_steps"] and f"train.budget_minutes={res['budget_minutes']:g} (overrun" in
+        plan = [x for x in records if x["split"] == "budget" and x["event"] != "end"]
+        assert plan and plan[0]["event"] == "plan", name  # then any re-plans
+        # trained to its last planned schedule, unless the machine slowed down so much that the budget's hard stop
+        # came first (which the run says)
+        assert res["steps"] == plan[-1]["max_steps"] or (
+            res["steps"] < plan[-1]["max_steps"] and f"train.budget_minutes={res['budget_minutes']:g} (overrun" in
             r.stderr), (name, r.stderr)
+        assert 0 < res["budget_used"] <= 1.2, name  # the share of its budget the run used, as its report shows
         assert res["metrics"] and res["eval_lines"], name
     assert "val_bpc" in state["results"]["gpt"]["metrics"] and state["results"]["gpt"]["shown"][0]["text"]
     assert state["results"]["bert"]["shown"][0]["candidates"]  # fill-mask answers

@@ -47,9 +47,9 @@ class TrainConfig:
     keep_last: int = option(2, "step checkpoints kept (the best one is kept apart)", min=1)
     log_every: int = option(10, "append training metrics every N steps", min=1)
     seed: int = option(1337, "seed for initialisation, batches and dropout", min=0)
-    precision: str = option("fp32", "compute precision for training; auto: bf16 where it is faster (CUDA from "
-                                     "compute capability 8.0; CPUs with AMX; AVX-512-bf16 CPUs when a short matmul "
-                                     "probe finds it faster), else fp32",
+    precision: str = option("fp32", "compute precision for training; auto: bf16 where a few timed training "
+                                     "steps of the model itself run faster in it (CUDA from compute capability 8.0; "
+                                     "on a CPU with bf16 instructions, timed before the first step), else fp32",
                             choices=["fp32", "bf16", "auto"])
     compile: bool = option(False, "compile the model with torch.compile")
     ema_decay: float = option(0.0, "keep an exponential moving average of the weights (0: off)", min=0.0, max=0.99999)
@@ -59,7 +59,9 @@ class TrainConfig:
     budget_minutes: float = option(0.0, "fit the whole run to N minutes on this machine, loading the data included: "
                                         "time its first steps and one evaluation, then set train.max_steps so that "
                                         "the schedule, the evaluations and the final checkpoint end inside the "
-                                        "budget (0: train.max_steps as given)", min=0.0, max=10080.0)
+                                        "budget, and plan again at a quarter, half, three quarters and 90% of it "
+                                        "when the speed departs from the plan (0: train.max_steps as given)",
+                                 min=0.0, max=10080.0)
     max_bad_steps: int = option(5, "abort after this many consecutive non-finite steps", min=1)
     device: str = option("auto", "where to train", choices=["auto", "cpu", "cuda"])
 

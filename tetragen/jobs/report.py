@@ -76,12 +76,12 @@ def summary_table(results: list[Result]) -> str:
         speed = f"{r.per_s['value']:.1f} {r.per_s['unit']}" if r.per_s else ""
         rows.append(f"<tr><td><a href='#{r.family}'>{r.family}</a></td><td>{_e(r.data)}</td>"
                     f"<td>{_e(key)}</td><td class='n'>{_num(value)}</td><td>{_e(extra)}</td>"
-                    f"<td class='n'>{r.steps}</td><td class='n'>{r.train_s / 60:.1f} min</td>"
+                    f"<td class='n'>{r.steps}</td><td class='n'>{r.train_s / 60:.1f} min ({r.budget_used:.0%})</td>"
                     f"<td class='n'>{r.params / 1e6:.2f} M</td><td>{_e(r.precision)}</td><td>{_e(speed)}</td></tr>")
     kinds = [get_modality(m) for m in list_modalities() if any(get_family(r.family).makes == m for r in results)]
     notes = "; ".join(f"{m.name}: {m.note}" for m in kinds)
     return ("<h2>Summary</h2><table><tr><th>family</th><th>data</th><th>metric</th><th>value</th><th>also</th>"
-            "<th>steps</th><th>training</th><th>parameters</th><th>precision</th><th>generation</th></tr>"
+            "<th>steps</th><th>training (share of its budget used)</th><th>parameters</th><th>precision</th><th>generation</th></tr>"
             + "".join(rows) + f"</table><p class='muted'>The metric is the lower-is-better headline of each kind of "
             f"content ({_e(notes)}); accuracies are higher-is-better.</p>")
 
@@ -89,9 +89,9 @@ def summary_table(results: list[Result]) -> str:
 def family_section(r: Result, out: Path) -> str:
     fam = get_family(r.family)
     parts = [f"<h2 id='{r.family}'>{r.family} <span class='muted'>— {_e(fam.description)}</span></h2>",
-             f"<p>{r.steps} steps in {r.train_s / 60:.1f} min (budget {r.budget_minutes:g} min, steps planned by "
-             f"<code>train.budget_minutes</code>), evaluated in {r.eval_s:.0f} s; {r.params / 1e6:.2f} M parameters, "
-             f"{_e(r.precision)}.</p>"]
+             f"<p>{r.steps} steps in {r.train_s / 60:.1f} min (budget {r.budget_minutes:g} min, "
+             f"{r.budget_used:.0%} of it used; steps planned by <code>train.budget_minutes</code>), evaluated in "
+             f"{r.eval_s:.0f} s; {r.params / 1e6:.2f} M parameters, {_e(r.precision)}.</p>"]
     modality = modality_of(r.family)
     for item in r.shown:
         parts.append(modality.html(item, out))

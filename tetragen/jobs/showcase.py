@@ -46,6 +46,7 @@ class Result:
     steps: int = 0
     params: int = 0
     precision: str = ""
+    budget_used: float = 0.0  # the share of its training budget the run used (its last "budget" record)
     metrics: dict = field(default_factory=dict)
     eval_lines: list[str] = field(default_factory=list)
     # what it was asked and answered, as its modality's `show` made it (files under show/FAMILY/)
@@ -224,6 +225,8 @@ class Job:
         result.steps = max((r["step"] for r in records if r.get("split") == "val"), default=0)
         result.params = sum(p.numel() for p in pipe.model.parameters())
         result.precision = next((r.get("precision", "") for r in reversed(records) if r.get("split") == "train"), "")
+        result.budget_used = next((r["budget_used"] for r in reversed(records)
+                                   if r.get("split") == "budget" and "budget_used" in r), 0.0)
         show_what_it_learnt(pipe, show.prompts, self.out / SHOW_DIR / name, result, data)
         return result
 
