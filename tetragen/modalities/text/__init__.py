@@ -7,6 +7,12 @@ chat (`generate`), with fill-mask and classify beside them.
 from ...registry import Modality, register_modality
 from .show import commands, datasets, example, html, show, write_txt
 
+
+def add_routes(app) -> None:
+    from .serve import add_routes  # the server's own imports (FastAPI) only when a server starts
+    add_routes(app)
+
+
 register_modality(Modality(
     name="text",
     description="text: a corpus in, text out (language models, masked LMs, classifiers)",
@@ -22,5 +28,6 @@ register_modality(Modality(
     commands=commands,
     routes={"generate": ("/v1/completions", "/v1/chat/completions"), "fill_mask": ("/v1/fill-mask",),
             "classify": ("/v1/classify",)},
+    add_routes=add_routes,
     data_help="text=corpus.txt",
 ))
