@@ -161,13 +161,7 @@ class ModelWorker:
 
     def run(self, fn: Callable[[], Any]) -> concurrent.futures.Future:
         """Run `fn()` in the worker thread; its result (or exception) comes back in the future."""
-        job = _Job(fn, concurrent.futures.Future())
-        with self._cond:
-            self._admit_check()
-            self._jobs.append(job)
-            self._cond.notify()
-        self.observe("queue", self.name, self.queue_depth())
-        return job.future
+        return self._queue(_Job(fn, concurrent.futures.Future()))
 
     def rows(self, items: list, draw: Callable[..., tuple[list, list[str]]]) -> concurrent.futures.Future:
         """Queue a request's rows (each with its own seed and condition) to be drawn with other requests' rows of
@@ -175,7 +169,9 @@ class ModelWorker:
         passes of exactly `block` (= max_batch) rows, so that a row's output depends on that row alone whatever
         else is drawn with it. The future gets (this request's outputs, the notes of its call). When a merged draw
         fails with a UserError, each request is drawn again alone, so that one bad request fails alone."""
-        job = _Rows(list(items), draw, concurrent.futures.Future())
+        return self._queue(_Rows(list(items), draw, concurrent.futures.Future()))
+
+    def _queue(self, job: _Job | _Rows) -> concurrent.futures.Future:
         with self._cond:
             self._admit_check()
             self._jobs.append(job)

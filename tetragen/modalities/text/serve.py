@@ -188,47 +188,38 @@ def add_routes(app) -> None:
     # ------------------------------------------------------------------------------------------------------------
     # fill-mask, classify: one job in the model's worker
 
-    @app.post("/v1/fill-mask")
-    async def fill_mask(request: Request):
+    async def per_text(request: Request, schema, capability: str, answer, shape, fields: dict) -> dict:
+        """A request of texts answered one by one in a job of the model's worker: answer(pipe, body, text), and
+        shape(text, answer) -> the item of each text in the response list."""
         started = time.monotonic()
-        body = await parse(request, S.FillMaskRequest)
-        pipe, worker = server.model(body.model, "fill_mask")
+        body = await parse(request, schema)
+        pipe, worker = server.model(body.model, capability)
         texts = body.texts()
         count_items("text", texts, server.limits.max_prompts)
         try:
             results = await await_job(request, worker,
-                                       lambda: [with_warnings(lambda t=t: pipe.fill_mask(t, body.top_k))
-                                                for t in texts],
+                                       lambda: [with_warnings(lambda t=t: answer(pipe, body, t)) for t in texts],
                                        started + server.limits.timeout_s)
         except UserError as e:
-            raise user_error(e, {"text": "text", "top-k": "top_k"}) from None
+            raise user_error(e, fields) from None
         data = []
-        for i, (text, (per_mask, notes)) in enumerate(zip(texts, results)):
-            item = {"index": i, "text": text,
-                    "masks": [[{"token": t, "score": p} for t, p in cands] for cands in per_mask]}
+        for i, (text, (result, notes)) in enumerate(zip(texts, results)):
+            item = {"index": i, **shape(text, result)}
             if notes:
                 item["warnings"] = notes
             data.append(item)
         return {"object": "list", "model": body.model, "data": data}
 
+    @app.post("/v1/fill-mask")
+    async def fill_mask(request: Request):
+        return await per_text(
+            request, S.FillMaskRequest, "fill_mask", lambda pipe, body, t: pipe.fill_mask(t, body.top_k),
+            lambda text, per_mask: {"text": text, "masks": [[{"token": t, "score": p} for t, p in cands]
+                                                            for cands in per_mask]},
+            {"text": "text", "top-k": "top_k"})
+
     @app.post("/v1/classify")
     async def classify(request: Request):
-        started = time.monotonic()
-        body = await parse(request, S.ClassifyRequest)
-        pipe, worker = server.model(body.model, "classify")
-        texts = body.texts()
-        count_items("text", texts, server.limits.max_prompts)
-        try:
-            results = await await_job(request, worker,
-                                       lambda: [with_warnings(lambda t=t: pipe.classify(t)) for t in texts],
-                                       started + server.limits.timeout_s)
-        except UserError as e:
-            raise user_error(e, {"text": "text"}) from None
-        data = []
-        for i, (probs, notes) in enumerate(results):
-            item = {"index": i, "label": next(iter(probs)), "scores": probs}
-            if notes:
-                item["warnings"] = notes
-            data.append(item)
-        return {"object": "list", "model": body.model, "data": data}
+        return await per_text(request, S.ClassifyRequest, "classify", lambda pipe, body, t: pipe.classify(t),
+                              lambda text, probs: {"label": next(iter(probs)), "scores": probs}, {"text": "text"})
 
