@@ -9,9 +9,11 @@ generated tokens/s, p50/p99 latency and time to first token, errors (5xx, and an
 peak resident memory (VmHWM) at the end of the level. The bench is bounded: each level lasts `--seconds`, then
 every client finishes its request in flight.
 
-With `--image-run RUN` (an image run: a prompt -> image `t2i`, or a GAN/VAE) the same server process also answers
-`/v1/images/generations` (one image per request, a prompt drawn from --image-prompts, base64 PNG) at 1, 4 and 16
-clients: requests/s, latency p50/p99, errors, peak RSS (section serve_load_images).
+With `--parts images --image-run RUN` (an image run: a prompt -> image `t2i`, or a GAN/VAE) a server of that run
+answers `/v1/images/generations` (one image per request, a prompt drawn from --image-prompts, base64 PNG) at 1, 4
+and 16 clients, once drawing the images of concurrent requests together (the server's default) and once one request
+at a time (`--max-batch 1`): images/s, latency p50/p99, errors, peak RSS, and the ratio of images/s at 16 clients
+(section serve_load_images).
 
     python bench/serve_load.py                 # writes the serve_load section of bench/RESULTS.md
     python bench/serve_load.py --parts images --image-run runs/quickstart/t2i
@@ -150,16 +152,17 @@ async def image_level(url: str, clients: int, prompts: list[str], seconds: float
             "lat_p99": float(np.percentile(lat, 99))}
 
 
-def measure_images(run: Path, prompts: list[str], seconds: float) -> list[dict]:
-    server = Server(run, 1, name="img")
+def measure_images(run: Path, prompts: list[str], seconds: float, max_batch: int) -> list[dict]:
+    server = Server(run, max_batch, name="img")
     rows = []
     try:
         for c in (1, 4, 16):
             r = asyncio.run(image_level(server.url, c, prompts, seconds))
             r["peak_rss_mb"] = peak_rss_mb(server.proc.pid)
+            r["max_batch"] = max_batch
             rows.append(r)
-            print(f"images, {c} clients: {r['req_per_s']:.2f} req/s, latency p99 {r['lat_p99']:.3f} s, "
-                  f"5xx {r['server_errors']}, other errors {r['other_errors']}", flush=True)
+            print(f"images, max_batch {max_batch}, {c} clients: {r['req_per_s']:.2f} images/s, latency p99 "
+                  f"{r['lat_p99']:.3f} s, 5xx {r['server_errors']}, other errors {r['other_errors']}", flush=True)
     finally:
         server.stop()
     return rows
@@ -238,22 +241,32 @@ def main() -> None:
 def images(args, seconds: float) -> None:
     import tetragen
     pipe = tetragen.load(args.image_run)
-    rows = measure_images(args.image_run, args.image_prompts.split("|"), seconds)
+    batch = args.max_batch or 16
+    prompts = args.image_prompts.split("|")
+    batched = measure_images(args.image_run, prompts, seconds, batch)
+    alone = measure_images(args.image_run, prompts, seconds, 1)
+    ratio = batched[-1]["req_per_s"] / max(alone[-1]["req_per_s"], 1e-9)
+    print(f"images at 16 clients: {ratio:.2f}x the images/s of one request at a time; p99 latency "
+          f"{batched[-1]['lat_p99']:.3f} s (batched) vs {alone[-1]['lat_p99']:.3f} s", flush=True)
     if args.quick:
         return
-    errors = sum(r["server_errors"] for r in rows)
+    errors = sum(r["server_errors"] for r in batched + alone)
     body = ["## Serving images under load (`bench/serve_load.py --parts images`)", "", *header(),
             f"- server: `tetragen serve img={args.image_run}` ({pipe.config.family}, "
             f"{sum(p.numel() for p in pipe.model.parameters()) / 1e6:.2f} M parameters; a separate process on the "
             f"same 2 cores as the clients); each client posts `/v1/images/generations` for one image (base64 "
-            f"PNG, prompts {args.image_prompts.replace('|', ', ')}) back to back for {seconds:g} s per level; image "
-            f"requests run one at a time in the model's worker", "",
-            "| clients | requests ok | requests/s | latency p50 / p99 | 5xx | other errors | server peak RSS |",
-            "|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        body.append(f"| {r['clients']} | {r['ok']} | {r['req_per_s']:.2f} | {r['lat_p50']:.3f} / {r['lat_p99']:.3f} s "
-                    f"| {r['server_errors']} | {r['other_errors']} | {r['peak_rss_mb']:.0f} MB |")
-    body += ["", f"Server errors (5xx) at every level: {errors}."]
+            f"PNG, prompts {args.image_prompts.replace('|', ', ')}, its own seed) back to back for {seconds:g} s "
+            f"per level; the images of concurrent requests drawn together (`--max-batch {batch}`, forward passes "
+            f"of {batch} rows) and one request at a time (`--max-batch 1`)", "",
+            "| --max-batch | clients | images ok | images/s | latency p50 / p99 | 5xx | other errors | "
+            "server peak RSS |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in batched + alone:
+        body.append(f"| {r['max_batch']} | {r['clients']} | {r['ok']} | {r['req_per_s']:.2f} | "
+                    f"{r['lat_p50']:.3f} / {r['lat_p99']:.3f} s | {r['server_errors']} | {r['other_errors']} | "
+                    f"{r['peak_rss_mb']:.0f} MB |")
+    body += ["", f"At 16 clients, drawing requests together served **{ratio:.2f}x** the images/s of one request at a "
+                 f"time, with p99 latency {batched[-1]['lat_p99']:.3f} s against {alone[-1]['lat_p99']:.3f} s. "
+                 f"Server errors (5xx) at every level: {errors}."]
     write_section("serve_load_images", "\n".join(body))
     print("wrote the serve_load_images section of bench/RESULTS.md")
 

@@ -132,7 +132,7 @@ class T2IPipeline(ImagePipeline):
                                                steps=steps, generators=gens)
             codes.append(out[:k].cpu())
         grid = torch.cat(codes).view(n, c.grid_h, c.grid_w)
-        return self.assets.image_tokenizer.decode(grid)
+        return self.assets.image_tokenizer.decode(grid, block=self.batch_size)  # the prior's fixed shape
 
     def evaluate(self, data, *, n: int = 10000, seed: int = 0, **_) -> tuple[dict, list[str]]:
         """FID/KID and prompted-class accuracy of n class-prompted samples (every class in turn) against the test

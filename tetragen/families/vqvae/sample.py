@@ -69,8 +69,9 @@ class VQTokenizerPipeline:
         return reconstruct_images(self.model, self._check_images(images), self.device, self.batch_size)[1]
 
     @torch.no_grad()
-    def decode(self, indices) -> np.ndarray:
-        """Token indices (N, h, w) (NumPy or torch, integers in [0, codebook_size)) -> uint8 images (N, H, W, C)."""
+    def decode(self, indices, block: int | None = None) -> np.ndarray:
+        """Token indices (N, h, w) (NumPy or torch, integers in [0, codebook_size)) -> uint8 images (N, H, W, C), in
+        forward passes of exactly `block` grids (default: batch_size)."""
         idx = torch.as_tensor(np.asarray(indices) if not torch.is_tensor(indices) else indices)
         if idx.dtype.is_floating_point or idx.dtype == torch.bool or tuple(idx.shape[1:]) != self.token_shape:
             raise UserError(f"indices: expected integers shaped (N, {', '.join(map(str, self.token_shape))}), got "
@@ -78,7 +79,7 @@ class VQTokenizerPipeline:
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.codebook_size):
             raise UserError(f"indices: values from {int(idx.min())} to {int(idx.max())}; the codebook has codes 0 to "
                             f"{self.codebook_size - 1}")
-        idx, bs = idx.long(), self.batch_size
+        idx, bs = idx.long(), block or self.batch_size
         # blocks of exactly batch_size grids (the last one padded): CPU matrix products round differently at other
         # batch sizes, and a sampler's image must not depend on what else it was drawn with
         out = []
