@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -104,6 +105,35 @@ def test_the_server_routes_it_by_its_kind_of_content(points, tmp_path):
         other = client.post("/v1/images/generations", json={"model": "toy", "prompt": ""})
         assert other.status_code == 400 and "makes points, not image" in other.json()["error"]["message"]
         assert "/v1/points" in client.get("/metrics").text
+
+
+def test_the_playground_shows_its_own_panel(points, tmp_path, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tetragen.serve import create_app
+
+    from .test_serve import LiveServer
+    tetragen.train("blobfit", points, tmp_path / "run", preset="tiny", progress=False)
+    server = LiveServer(create_app({"toy": tetragen.load(tmp_path / "run")})).wait_ready()
+    try:
+        page = httpx.get(server.url + "/").text
+        assert '<script src="/static/modality-points.js" defer></script>' in page
+        assert httpx.get(server.url + "/static/modality-points.js").status_code == 200
+        browser.get(server.url + "/")
+        wait = WebDriverWait(browser, 30)
+        model = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "button.model[data-model='toy']"))
+        assert "2-D points" in model.text  # the panel's own description in the model list
+        model.click()
+        assert browser.find_element(By.ID, "panel-points").is_displayed()
+        browser.find_element(By.ID, "points-draw").click()
+        out = wait.until(lambda d: d.find_element(By.ID, "points-out").text or None)
+        shown = [[float(v) for v in ln.split(", ")] for ln in out.splitlines()]
+        body = {"model": "toy", "n": 5, "label": "east", "seed": 1}
+        asked = httpx.post(server.url + "/v1/points", json=body).json()["points"]  # the API's, same seed
+        assert len(shown) == 5 and np.allclose(shown, asked, atol=1e-3)
+    finally:
+        server.close()
 
 
 def test_quickstart_and_bench_train_and_report_it(tmp_path):

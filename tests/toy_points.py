@@ -185,7 +185,8 @@ MODALITY = registry.Modality(
     datasets=lambda: [NamedDataset("blobs", "three 2-D Gaussian blobs", "made in memory", lambda: [],
                                    lambda: ([], "made in memory"))],
     example=example, writers={".png": scatter_png, ".npz": write_npz}, show=show, html=html, commands=commands,
-    routes={"sample": ("/v1/points",)}, add_routes=add_routes, card=card, data_help="points=points.npz")
+    routes={"sample": ("/v1/points",)}, add_routes=add_routes, card=card, data_help="points=points.npz",
+    playground=str(Path(__file__).with_name("toy_points.js")))
 
 
 # ----------------------------------------------------------------------------------------------------------------

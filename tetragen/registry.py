@@ -129,6 +129,9 @@ class Modality:
     add_routes: Callable[[Any], None] | None = None
     # card(pipe) -> what a model card adds for a run of this kind (its classes, its context); None: nothing
     card: Callable[[Any], dict] | None = None
+    # a JavaScript file that adds this kind's panels to the server's playground page
+    # (`tetragenPlayground.addPanel`, tetragen/serve/static/app.js); "": none of its own
+    playground: str = ""
     # what `--data KIND=SOURCE` of a job means for this kind, for its help
     data_help: str = ""
 

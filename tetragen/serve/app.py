@@ -45,7 +45,7 @@ import uuid
 import warnings
 import weakref
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any, Callable, Mapping
 
 from fastapi import FastAPI, Request
@@ -269,8 +269,10 @@ def served_routes() -> tuple[str, ...]:
 # the playground page
 
 def page_files() -> dict[str, tuple[bytes, str]]:
-    """The playground's files, {URL path: (content, media type)}, read once from the package's static/ folder;
-    "/" is index.html. Only these exact paths are served: no part of a request's path reaches the file system."""
+    """The playground's files, {URL path: (content, media type)}, read once from the package's static/ folder and
+    from each kind of content's own panel script (`Modality.playground`, served as /static/modality-KIND.js and
+    loaded by the page after app.js); "/" is index.html. Only these exact paths are served: no part of a request's
+    path reaches the file system."""
     from importlib import resources
     folder = resources.files(__package__) / "static"
     files = {}
@@ -278,7 +280,16 @@ def page_files() -> dict[str, tuple[bytes, str]]:
         kind = PAGE_TYPES.get(PurePath(entry.name).suffix)
         if kind and entry.is_file():
             files[f"/static/{entry.name}"] = (entry.read_bytes(), kind)
+    scripts = []
+    for name in list_modalities():
+        script = get_modality(name).playground
+        if script:
+            files[f"/static/modality-{name}.js"] = (Path(script).read_bytes(), PAGE_TYPES[".js"])
+            scripts.append(f'<script src="/static/modality-{name}.js" defer></script>')
     if "/static/index.html" in files:
+        page, kind = files["/static/index.html"]
+        app_js = b'<script src="/static/app.js" defer></script>'
+        files["/static/index.html"] = (page.replace(app_js, app_js + "".join(scripts).encode()), kind)
         files["/"] = files["/static/index.html"]
     return files
 

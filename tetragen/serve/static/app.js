@@ -25,9 +25,18 @@ const PANELS = [
   {id: "classify", label: "Classify", makes: "text", wants: ["classify"]},
 ];
 
+// The plug-in point of a kind of content: its own script (Modality.playground, loaded after this one) adds panels
+// with addPanel({id, label, makes, wants, describe(card) -> text for the model list, build(form, kit)}). build
+// fills the panel's empty <form>; kit holds what the page's own panels use: call(method, path, body) through the
+// API with the key, model() the chosen model's card, showError, clearError, and onSubmit(action) for its form.
+window.tetragenPlayground = {
+  addPanel(panel) { PANELS.push(panel); },
+};
+
 function accepts(card) {
   const caps = new Set(card.capabilities);
-  const out = [];
+  const out = PANELS.filter((p) => p.describe && p.makes === card.makes && p.wants.some((c) => caps.has(c)))
+    .map((p) => p.describe(card));
   if (caps.has("generate")) out.push("a text prompt → text");
   if (caps.has("prompt")) out.push("a text prompt → images");
   else if (caps.has("sample")) {
@@ -607,7 +616,23 @@ function onSubmit(action) {
   };
 }
 
+// the panels kinds of content added: each gets its form, built by its own script
+function buildPanels() {
+  const kit = {call, model: () => state.model, showError, clearError, onSubmit};
+  for (const p of PANELS.filter((q) => q.build)) {
+    const form = document.createElement("form");
+    form.id = `panel-${p.id}`;
+    form.className = "panel";
+    form.dataset.panel = p.id;
+    form.noValidate = true;
+    form.hidden = true;
+    $("no-panel").before(form);
+    p.build(form, kit);
+  }
+}
+
 function init() {
+  buildPanels();
   $("key-form").addEventListener("submit", (e) => {
     e.preventDefault();
     state.key = $("api-key").value.trim();
