@@ -12,7 +12,7 @@ every client finishes its request in flight.
 With `--parts images --image-run RUN` (an image run: a prompt -> image `t2i`, or a GAN/VAE) a server of that run
 answers `/v1/images/generations` (one image per request, a prompt drawn from --image-prompts, base64 PNG) at 1, 4
 and 16 clients, once drawing the images of concurrent requests together (the server's default) and once one request
-at a time (`--max-batch 1`): images/s, latency p50/p99, errors, peak RSS, and the ratio of images/s at 16 clients
+at a time (`--max-rows 1`): images/s, latency p50/p99, errors, peak RSS, and the ratio of images/s at 16 clients
 (section serve_load_images).
 
     python bench/serve_load.py                 # writes the serve_load section of bench/RESULTS.md
@@ -65,10 +65,11 @@ def peak_rss_mb(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, run: Path, max_batch: int, name: str = "gpt"):
+    def __init__(self, run: Path, max_batch: int, name: str = "gpt", max_rows: int | None = None):
         self.port = free_port()
+        rows = ["--max-rows", str(max_rows)] if max_rows is not None else []
         self.proc = subprocess.Popen([sys.executable, "-m", "tetragen", "serve", f"{name}={run}", "--port",
-                                      str(self.port), "--max-batch", str(max_batch), "--max-queue", "256"],
+                                      str(self.port), "--max-batch", str(max_batch), "--max-queue", "256", *rows],
                                      cwd=ROOT, stderr=subprocess.PIPE, text=True)
         self.url = f"http://127.0.0.1:{self.port}"
         import httpx
@@ -152,16 +153,16 @@ async def image_level(url: str, clients: int, prompts: list[str], seconds: float
             "lat_p99": float(np.percentile(lat, 99))}
 
 
-def measure_images(run: Path, prompts: list[str], seconds: float, max_batch: int) -> list[dict]:
-    server = Server(run, max_batch, name="img")
+def measure_images(run: Path, prompts: list[str], seconds: float, max_rows: int) -> list[dict]:
+    server = Server(run, 16, name="img", max_rows=max_rows)
     rows = []
     try:
         for c in (1, 4, 16):
             r = asyncio.run(image_level(server.url, c, prompts, seconds))
             r["peak_rss_mb"] = peak_rss_mb(server.proc.pid)
-            r["max_batch"] = max_batch
+            r["max_rows"] = max_rows
             rows.append(r)
-            print(f"images, max_batch {max_batch}, {c} clients: {r['req_per_s']:.2f} images/s, latency p99 "
+            print(f"images, max_rows {max_rows}, {c} clients: {r['req_per_s']:.2f} images/s, latency p99 "
                   f"{r['lat_p99']:.3f} s, 5xx {r['server_errors']}, other errors {r['other_errors']}", flush=True)
     finally:
         server.stop()
@@ -223,6 +224,8 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=64, help="new tokens per request")
     ap.add_argument("--max-batch", type=int, default=None, help="the batching server's --max-batch (default: "
                                                                 "the server's own default)")
+    ap.add_argument("--max-rows", type=int, default=8, help="--parts images: the batching server's --max-rows "
+                                                                 "(default 8, the server's own)")
     ap.add_argument("--parts", nargs="+", default=["text"], choices=["text", "images"])
     ap.add_argument("--image-run", type=Path, default=None, help="--parts images: the image run to serve")
     ap.add_argument("--image-prompts", default="a pair of trousers|a dark sneaker|a large light pullover|a small bag",
@@ -241,7 +244,7 @@ def main() -> None:
 def images(args, seconds: float) -> None:
     import tetragen
     pipe = tetragen.load(args.image_run)
-    batch = args.max_batch or 16
+    batch = args.max_rows
     prompts = args.image_prompts.split("|")
     batched = measure_images(args.image_run, prompts, seconds, batch)
     alone = measure_images(args.image_run, prompts, seconds, 1)
@@ -256,12 +259,12 @@ def images(args, seconds: float) -> None:
             f"{sum(p.numel() for p in pipe.model.parameters()) / 1e6:.2f} M parameters; a separate process on the "
             f"same 2 cores as the clients); each client posts `/v1/images/generations` for one image (base64 "
             f"PNG, prompts {args.image_prompts.replace('|', ', ')}, its own seed) back to back for {seconds:g} s "
-            f"per level; the images of concurrent requests drawn together (`--max-batch {batch}`, forward passes "
-            f"of {batch} rows) and one request at a time (`--max-batch 1`)", "",
-            "| --max-batch | clients | images ok | images/s | latency p50 / p99 | 5xx | other errors | "
+            f"per level; the images of concurrent requests drawn together (`--max-rows {batch}`, forward passes "
+            f"of {batch} rows) and one request at a time (`--max-rows 1`)", "",
+            "| --max-rows | clients | images ok | images/s | latency p50 / p99 | 5xx | other errors | "
             "server peak RSS |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in batched + alone:
-        body.append(f"| {r['max_batch']} | {r['clients']} | {r['ok']} | {r['req_per_s']:.2f} | "
+        body.append(f"| {r['max_rows']} | {r['clients']} | {r['ok']} | {r['req_per_s']:.2f} | "
                     f"{r['lat_p50']:.3f} / {r['lat_p99']:.3f} s | {r['server_errors']} | {r['other_errors']} | "
                     f"{r['peak_rss_mb']:.0f} MB |")
     body += ["", f"At 16 clients, drawing requests together served **{ratio:.2f}x** the images/s of one request at a "

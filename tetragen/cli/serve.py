@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
                    help="require `Authorization: Bearer KEY` (default: $TETRAGEN_API_KEY; unset: no key)")
     p.add_argument("--max-batch", type=int, default=16,
                    help="sequences of one model decoded together (default 16)")
+    p.add_argument("--max-rows", type=int, default=8,
+                   help="images (samples of a fixed shape) of one model drawn together, in forward passes of exactly "
+                        "this many rows (default 8)")
     p.add_argument("--max-wait-ms", type=float, default=2.0,
                    help="how long an idle model waits for more requests before it starts a batch (default 2)")
     p.add_argument("--max-queue", type=int, default=64,
@@ -92,8 +95,8 @@ def run(args) -> int:
     runs = parse_runs(args.runs)
     for name, path in runs.items():
         api.read_run_config(path)  # a folder that is not a run stops here, before the port opens
-    limits = Limits(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                    timeout_s=args.timeout)
+    limits = Limits(max_batch=args.max_batch, max_rows=args.max_rows, max_wait_ms=args.max_wait_ms,
+                    max_queue=args.max_queue, timeout_s=args.timeout)
     limits.check()
     api.check_device(args.device)
     if args.threads is not None and args.threads < 1:

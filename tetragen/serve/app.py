@@ -77,6 +77,7 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 class Limits:
     """What the server accepts and how it queues; `tetragen serve` flags set the first three."""
     max_batch: int = 16             # sequences of one model decoded together (bench/serve_load.py: 16 vs 8)
+    max_rows: int = 8               # rows of fixed-shape samples (images) of one model drawn together
     max_wait_ms: float = 2.0        # an idle model waits this long for companions before it starts a batch
     max_queue: int = 64             # waiting sequences and jobs per model before 429
     max_body_bytes: int = 1 << 20   # larger bodies: 413
@@ -88,7 +89,7 @@ class Limits:
     timeout_s: float = 120.0        # from arrival to the last token: 504 beyond
 
     def check(self) -> None:
-        for name in ("max_batch", "max_queue", "max_body_bytes", "max_tokens", "chat_max_tokens", "max_n",
+        for name in ("max_batch", "max_rows", "max_queue", "max_body_bytes", "max_tokens", "chat_max_tokens", "max_n",
                      "max_prompts", "max_images"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')}: {getattr(self, name)} must be at least 1")
@@ -319,7 +320,8 @@ class _Server:
                 models = dict(self.loader())
                 for name, pipe in models.items():
                     self.workers[name] = ModelWorker(
-                        name, pipe, max_batch=self.limits.max_batch, max_wait_ms=self.limits.max_wait_ms,
+                        name, pipe, max_batch=self.limits.max_batch, max_rows=self.limits.max_rows,
+                        max_wait_ms=self.limits.max_wait_ms,
                         max_queue=self.limits.max_queue, observe=self.metrics.observe)
                 self.models = models
                 self.ready = True

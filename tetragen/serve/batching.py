@@ -7,7 +7,7 @@ cancelled one (a client that hung up) leaves it and frees its slot. Each sequenc
 random generator, stop strings, length and context window. Requests for samples of fixed shape (images, and every
 kind of content whose rows each have their own seed) are batched across requests too: `rows(items, draw)` queues a
 request's rows, and the worker draws the rows of every queued request with the same `draw` function in one call of
-at most `max_batch` rows (a request larger than that alone). Other work (fill-mask, classify) runs in the same
+at most `max_rows` rows (a request larger than that alone), in forward passes of exactly `max_rows` rows. Other work (fill-mask, classify) runs in the same
 thread between decoding steps.
 
 The decoding itself belongs to the model's family: a pipeline that offers batched decoding
@@ -121,16 +121,19 @@ class _Rows:
 class ModelWorker:
     """The thread that runs everything for one model: batched text generation and one-off jobs.
 
-    `max_batch`: sequences decoded together; `max_wait_ms`: how long an idle worker waits for more requests to
+    `max_batch`: sequences decoded together; `max_rows`: rows of fixed-shape samples (images) drawn together;
+    `max_wait_ms`: how long an idle worker waits for more requests to
     arrive before it starts a batch; `max_queue`: waiting requests (sequences not yet in the batch, and jobs) beyond
     which `submit` raises QueueFull. `observe(event, model, value)` receives metrics from the worker thread:
     ("batch", size) per decoding step, ("tokens", n) per finished sequence, ("queue", depth) when it changes,
     ("running", n) after each step."""
 
-    def __init__(self, name: str, pipe, *, max_batch: int = 16, max_wait_ms: float = 2.0, max_queue: int = 64,
+    def __init__(self, name: str, pipe, *, max_batch: int = 16, max_rows: int = 8, max_wait_ms: float = 2.0,
+                 max_queue: int = 64,
                  observe: Callable[[str, str, float], None] | None = None):
         self.name, self.pipe = name, pipe
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait_ms / 1000.0, max_queue
+        self.max_rows = max_rows
         self.observe = observe or (lambda *a: None)
         batched = "generate" in pipe.capabilities and isinstance(pipe, BatchedDecoding)
         self.decoder = pipe.slot_decoder(max_batch) if batched else None
@@ -166,7 +169,7 @@ class ModelWorker:
     def rows(self, items: list, draw: Callable[..., tuple[list, list[str]]]) -> concurrent.futures.Future:
         """Queue a request's rows (each with its own seed and condition) to be drawn with other requests' rows of
         the same `draw`, a module-level function: draw(pipe, rows, block) -> (one output per row, notes), in forward
-        passes of exactly `block` (= max_batch) rows, so that a row's output depends on that row alone whatever
+        passes of exactly `block` (= max_rows) rows, so that a row's output depends on that row alone whatever
         else is drawn with it. The future gets (this request's outputs, the notes of its call). When a merged draw
         fails with a UserError, each request is drawn again alone, so that one bad request fails alone."""
         return self._queue(_Rows(list(items), draw, concurrent.futures.Future()))
@@ -206,7 +209,7 @@ class ModelWorker:
                                         timeout=self.max_wait)
                 elif not self._active and self._jobs and isinstance(self._jobs[0], _Rows) and self.max_wait > 0:
                     # rows: the same moment for other requests' rows to join the draw
-                    self._cond.wait_for(lambda: self._queued_rows(self._jobs[0].draw) >= self.max_batch
+                    self._cond.wait_for(lambda: self._queued_rows(self._jobs[0].draw) >= self.max_rows
                                         or self._closed, timeout=self.max_wait)
                 job = self._jobs.popleft() if self._jobs else None
                 if isinstance(job, _Rows):
@@ -241,11 +244,11 @@ class ModelWorker:
         return sum(len(j.items) for j in self._jobs if isinstance(j, _Rows) and j.draw is draw)
 
     def _take_rows(self, first: _Rows) -> list[_Rows]:
-        """`first` and the queued requests with the same draw whose rows fit beside it in max_batch rows, in order
+        """`first` and the queued requests with the same draw whose rows fit beside it in max_rows rows, in order
         (called with the lock held)."""
         taken, count = [first], len(first.items)
         for job in list(self._jobs):
-            if isinstance(job, _Rows) and job.draw is first.draw and count + len(job.items) <= self.max_batch:
+            if isinstance(job, _Rows) and job.draw is first.draw and count + len(job.items) <= self.max_rows:
                 self._jobs.remove(job)
                 taken.append(job)
                 count += len(job.items)
@@ -256,14 +259,14 @@ class ModelWorker:
         if not jobs:
             return
         try:
-            outputs, notes = jobs[0].draw(self.pipe, [item for j in jobs for item in j.items], self.max_batch)
+            outputs, notes = jobs[0].draw(self.pipe, [item for j in jobs for item in j.items], self.max_rows)
         except UserError as e:
             if len(jobs) == 1:
                 jobs[0].future.set_exception(e)
                 return
             for j in jobs:  # which request was it: each drawn alone, so that only a bad one fails
                 try:
-                    j.future.set_result(j.draw(self.pipe, j.items, self.max_batch))
+                    j.future.set_result(j.draw(self.pipe, j.items, self.max_rows))
                 except BaseException as e:  # noqa: BLE001 - handed to the caller
                     j.future.set_exception(e)
             return
