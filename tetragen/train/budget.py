@@ -46,16 +46,27 @@ class Timing:
 
 
 def steps_that_fit(budget_minutes: float, elapsed_s: float, step: int, timing: Timing, eval_every: int) -> int:
-    """The step count whose steps from `step`, their evaluations and the final one end at TARGET of the budget; at
-    least one more step, however little time is left."""
-    left = TARGET * 60 * budget_minutes - elapsed_s - timing.eval  # the final evaluation is always run
-    more = math.floor(left / max(timing.per_step(eval_every), 1e-9)) if left > 0 else 0
-    return step + max(1, more)
+    """The step count whose steps from `step`, their periodic evaluations and the final one end at TARGET of the
+    budget; at least one more step, however little time is left."""
+    goal = TARGET * 60 * budget_minutes
+    # the most that can fit: every step without its evaluations; then the largest count whose end is in time
+    hi = step + max(1, math.floor((goal - elapsed_s - timing.eval) / max(timing.step, 1e-9)))
+    lo = step + 1
+    if projected_end(elapsed_s, step, lo, timing, eval_every) > goal:
+        return lo
+    while lo < hi:  # projected_end grows with the count
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if projected_end(elapsed_s, step, mid, timing, eval_every) <= goal else (lo, mid - 1)
+    return lo
 
 
 def projected_end(elapsed_s: float, step: int, max_steps: int, timing: Timing, eval_every: int) -> float:
-    """The budget time (s) at which a run at `step` would finish `max_steps` at `timing`'s speed."""
-    return elapsed_s + (max_steps - step) * timing.per_step(eval_every) + timing.eval
+    """The budget time (s) at which a run at `step` would finish `max_steps` at `timing`'s speed: its steps, the
+    periodic evaluations that fall on them (every `eval_every`-th step before the last) and the final one. Counted
+    one by one rather than spread over the steps, so that a run near its end does not save time for an evaluation
+    that will not come."""
+    periodic = max(0, (max_steps - 1) // eval_every - step // eval_every) if eval_every else 0
+    return elapsed_s + (max_steps - step) * timing.step + (periodic + 1) * timing.eval
 
 
 @dataclass
