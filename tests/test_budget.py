@@ -31,9 +31,16 @@ def test_plan_fills_the_time_left_with_steps_and_evaluations():
     assert budget.projected_end(10.5, 5, p.max_steps + 1, timing, 100) > budget.TARGET * 60
     # only the final evaluation when eval_every=0: 46.3 s / 0.1 s
     assert budget.plan(1.0, 10.5, 5, timing, eval_every=0, warmup_steps=50).max_steps == 5 + 462
-    # a warm-up longer than the run is cut to a tenth of it
+    # a warm-up longer than the run is cut to a tenth of it; the count ending nearest 98% (5.88 s) is taken, a
+    # little past it (5.9 s) rather than further before it (5.8 s)
     short = budget.plan(0.1, 1.0, 5, budget.Timing(0.1, 0.5), eval_every=0, warmup_steps=100)
-    assert short.max_steps == 5 + 43 and short.warmup_steps == 4
+    assert short.max_steps == 5 + 44 and short.warmup_steps == 4
+    # an evaluation is a step in time: past the next periodic one when that ends nearer the target. 60 s, 49 s gone,
+    # 0.0676 s steps, 9.9 s evaluations every 400 steps: ending at step 800 (85.9 s) leaves 9.7 s unused; one more
+    # step brings the evaluation at step 800 and ends at 95.9 s, and 812 steps end at 96.7 s, within 1% of 95.6 s
+    vae = budget.plan(97.56 / 60, 49.0, 401, budget.Timing(0.0676, 9.9), eval_every=400, warmup_steps=0)
+    end = budget.projected_end(49.0, 401, vae.max_steps, budget.Timing(0.0676, 9.9), 400)
+    assert vae.max_steps > 800 and abs(end - budget.TARGET * 97.56) <= budget.TOLERANCE * 97.56
     # a plan shorter than the configured schedule keeps the warm-up's share of it: 50 of 1000 steps -> 20 of 400
     shorter = budget.plan(1.0, 10.5, 5, timing, eval_every=100, warmup_steps=50, configured_steps=1000)
     assert shorter.warmup_steps == 20

@@ -46,18 +46,26 @@ class Timing:
 
 
 def steps_that_fit(budget_minutes: float, elapsed_s: float, step: int, timing: Timing, eval_every: int) -> int:
-    """The step count whose steps from `step`, their periodic evaluations and the final one end at TARGET of the
-    budget; at least one more step, however little time is left."""
-    goal = TARGET * 60 * budget_minutes
-    # the most that can fit: every step without its evaluations; then the largest count whose end is in time
-    hi = step + max(1, math.floor((goal - elapsed_s - timing.eval) / max(timing.step, 1e-9)))
-    lo = step + 1
-    if projected_end(elapsed_s, step, lo, timing, eval_every) > goal:
+    """The step count whose steps from `step`, their periodic evaluations and the final one end nearest TARGET of
+    the budget, at most TOLERANCE past it (where a check would plan again); at least one more step, however little
+    time is left.
+
+    An evaluation is a step in time: one more step may bring one more periodic evaluation. So the count ending
+    last before TARGET may leave most of an evaluation's time unused, while a count past the next evaluation ends
+    nearer TARGET, a little after it; the nearer of the two is taken."""
+    def last_within(limit: float) -> int:
+        hi = step + max(1, math.floor((limit - elapsed_s - timing.eval) / max(timing.step, 1e-9)))
+        lo = step + 1
+        if projected_end(elapsed_s, step, lo, timing, eval_every) > limit:
+            return lo
+        while lo < hi:  # projected_end grows with the count
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if projected_end(elapsed_s, step, mid, timing, eval_every) <= limit else (lo, mid - 1)
         return lo
-    while lo < hi:  # projected_end grows with the count
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if projected_end(elapsed_s, step, mid, timing, eval_every) <= goal else (lo, mid - 1)
-    return lo
+    goal = TARGET * 60 * budget_minutes
+    under, over = last_within(goal), last_within(goal + TOLERANCE * 60 * budget_minutes)
+    miss = [abs(projected_end(elapsed_s, step, n, timing, eval_every) - goal) for n in (under, over)]
+    return over if miss[1] < miss[0] else under
 
 
 def projected_end(elapsed_s: float, step: int, max_steps: int, timing: Timing, eval_every: int) -> float:
