@@ -5,6 +5,8 @@ shipped feature network (tetragen/eval/image.py: FID, KID, class accuracy, refer
 (reconstruction MSE for a tokenizer), its files are PNG grids and .npz arrays, its report block is a sample grid,
 and its route is OpenAI's `/v1/images/generations`.
 """
+from pathlib import Path
+
 from ...registry import Modality, register_modality
 from .show import card, commands, datasets, example, html, show, write_npz_output, write_png_output
 
@@ -31,5 +33,6 @@ register_modality(Modality(
     routes={"prompt": ("/v1/images/generations",), "sample": ("/v1/images/generations",)},
     add_routes=add_routes,
     card=card,
+    playground=str(Path(__file__).with_name("playground.js")),
     data_help="image=path/to/folder",
 ))

@@ -4,6 +4,8 @@ Its datasets are text corpora (tetragen/data/text.py), its headline is bits per 
 its report block is the generated text (or a masked text's candidates), and its routes are OpenAI's completions and
 chat (`generate`), with fill-mask and classify beside them.
 """
+from pathlib import Path
+
 from ...registry import Modality, register_modality
 from .show import commands, datasets, example, html, show, write_txt
 
@@ -29,5 +31,6 @@ register_modality(Modality(
     routes={"generate": ("/v1/completions", "/v1/chat/completions"), "fill_mask": ("/v1/fill-mask",),
             "classify": ("/v1/classify",)},
     add_routes=add_routes,
+    playground=str(Path(__file__).with_name("playground.js")),
     data_help="text=corpus.txt",
 ))

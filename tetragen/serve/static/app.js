@@ -11,41 +11,22 @@ const state = {
   model: null,        // the chosen model's card
   panel: null,
   busy: null,         // the AbortController of the request in flight
-  chat: [],           // the conversation so far: {role, content}
 };
 
 const $ = (id) => document.getElementById(id);
 
-// what each panel needs: the kind of content a model makes (its card's `makes`) and one of its capabilities; and
-// how the model list describes it. A model of a kind no panel shows is listed with its routes.
-const PANELS = [
-  {id: "text", label: "Text", makes: "text", wants: ["generate"]},
-  {id: "images", label: "Images", makes: "image", wants: ["prompt", "sample"]},
-  {id: "fill-mask", label: "Fill mask", makes: "text", wants: ["fill_mask"]},
-  {id: "classify", label: "Classify", makes: "text", wants: ["classify"]},
-];
-
-// The plug-in point of a kind of content: its own script (Modality.playground, loaded after this one) adds panels
-// with addPanel({id, label, makes, wants, describe(card) -> text for the model list, build(form, kit)}). build
-// fills the panel's empty <form>; kit holds what the page's own panels use: call(method, path, body) through the
-// API with the key, model() the chosen model's card, showError, clearError, and onSubmit(action) for its form.
-window.tetragenPlayground = {
-  addPanel(panel) { PANELS.push(panel); },
-};
+// The panels, one list for every kind of content. Each kind's own script (Modality.playground: text, images, ...,
+// loaded after this one) adds its panels with tetragenPlayground.addPanel({id, label, makes, wants, html,
+// describe(card), build(form, kit), choose(card), fields}): a panel shows for a model that makes `makes` and has one
+// of the capabilities in `wants`; `html` fills its <form id="panel-ID">, then `build` wires it; `describe` says in
+// the model list what the model takes; `choose` runs when a model is chosen; `fields` maps a request field to the
+// input an error about it marks. kit: what the page's panels share (below).
+const PANELS = [];
 
 function accepts(card) {
   const caps = new Set(card.capabilities);
-  const out = PANELS.filter((p) => p.describe && p.makes === card.makes && p.wants.some((c) => caps.has(c)))
-    .map((p) => p.describe(card));
-  if (caps.has("generate")) out.push("a text prompt → text");
-  if (caps.has("prompt")) out.push("a text prompt → images");
-  else if (caps.has("sample")) {
-    out.push(card.classes ? `a class name (${card.classes.length} classes) → images`
-                          : "nothing (unconditional) → images");
-  }
-  if (caps.has("fill_mask")) out.push("text with [MASK] → candidates");
-  if (caps.has("classify")) out.push("text → label scores");
-  return out;
+  return PANELS.filter((p) => p.describe && p.makes === card.makes && p.wants.some((c) => caps.has(c)))
+    .map((p) => p.describe(card)).filter(Boolean);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -121,9 +102,6 @@ async function stream(path, body, onEvent, signal) {
 // ---------------------------------------------------------------------------------------------------------------
 // errors
 
-const FIELD_INPUTS = {max_tokens: "max-tokens", max_completion_tokens: "max-tokens", temperature: "temperature",
-                      top_p: "top-p", top_k: "top-k", seed: "seed", stop: "stop", n: "image-n"};
-
 function showError(e) {
   if (e instanceof PageError) {
     e = new ApiError(0, {message: e.message, type: "page_error", param: null, code: null});
@@ -136,9 +114,8 @@ function showError(e) {
   $("error-detail").textContent = [err.type, err.code, err.param && `param: ${err.param}`].filter(Boolean).join(" · ");
   $("error").hidden = false;
   document.querySelectorAll(".invalid").forEach((el) => el.classList.remove("invalid"));
-  const input = err.param && state.panel && (state.panel === "images" && err.param === "seed" ? "image-seed"
-    : state.panel === "images" && err.param === "prompt" ? "image-prompt"
-    : state.panel === "fill-mask" && err.param === "top_k" ? "mask-top-k" : FIELD_INPUTS[err.param]);
+  const panel = PANELS.find((p) => p.id === state.panel);
+  const input = err.param && panel && (panel.fields || {})[err.param];
   if (input && $(input)) $(input).classList.add("invalid");
 }
 
@@ -236,7 +213,6 @@ function choose(id) {
   const card = state.models.find((m) => m.id === id);
   if (!card) return;
   if (state.busy) state.busy.abort();
-  if (!state.model || state.model.id !== id) state.chat = [];
   state.model = card;
   clearError();
   document.querySelectorAll(".model").forEach((b) => b.classList.toggle("selected", b.dataset.model === id));
@@ -262,8 +238,7 @@ function choose(id) {
   }
   tabs.hidden = panels.length < 2;
   $("no-panel").hidden = panels.length > 0;
-  prepareImages(card);
-  renderChat();
+  for (const p of PANELS) if (p.choose) p.choose(card);
   showPanel(panels.length ? panels[0].id : null);
 }
 
@@ -289,142 +264,6 @@ function numberField(id) {
   return value;
 }
 
-function stops() {
-  const lines = $("stop").value.split("\n").filter((l) => l !== "");
-  const out = lines.map((l) => l.replace(/\\n/g, "\n").replace(/\\t/g, "\t"));
-  return out.length ? out : undefined;
-}
-
-function sampling() {
-  const body = {
-    model: state.model.id,
-    max_tokens: numberField("max-tokens"),
-    temperature: Number($("temperature").value),
-    top_p: Number($("top-p").value),
-    top_k: numberField("top-k"),
-    seed: numberField("seed"),
-    stop: stops(),
-    stream: true,
-    stream_options: {include_usage: true},
-  };
-  for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
-  return body;
-}
-
-function chatMode() {
-  return $("mode-chat").checked;
-}
-
-function setMode() {
-  const chat = chatMode();
-  $("chat-area").hidden = !chat;
-  $("chat-clear").hidden = !chat;
-  $("output").hidden = chat;
-  $("prompt-label").textContent = chat ? "Message" : "Prompt";
-  $("generate").textContent = chat ? "Send" : "Generate";
-}
-
-function renderChat(streaming) {
-  const log = $("chat-log");
-  log.replaceChildren();
-  const messages = streaming ? [...state.chat, streaming] : state.chat;
-  for (const m of messages) {
-    const el = document.createElement("div");
-    el.className = `message ${m.role}`;
-    const who = document.createElement("div");
-    who.className = "who";
-    who.textContent = m.role;
-    const text = document.createElement("div");
-    text.className = "text";
-    text.textContent = m.content;
-    el.append(who, text);
-    if (m === streaming) el.classList.add("streaming");
-    log.append(el);
-  }
-  log.scrollTop = log.scrollHeight;
-  return log.lastElementChild;
-}
-
-function finishLine(finish, tokens, seconds) {
-  const parts = [];
-  if (finish) parts.push(`finish_reason: ${finish}`);
-  if (tokens !== undefined) parts.push(`${tokens} token${tokens === 1 ? "" : "s"}`);
-  parts.push(`${seconds.toFixed(2)} s`);
-  if (tokens && seconds > 0) parts.push(`${(tokens / seconds).toFixed(0)} tokens/s`);
-  return parts.join(" · ");
-}
-
-async function generate() {
-  if (state.busy) return;
-  clearError();
-  const chat = chatMode();
-  const body = sampling();
-  const prompt = $("prompt").value;
-  const output = $("output");
-  let text = "", finish = null, tokens, chunks = 0;
-  let bubble = null;
-  const reply = {role: "assistant", content: ""};
-  if (chat) {
-    const system = $("system").value.trim();
-    body.messages = [...(system ? [{role: "system", content: system}] : []), ...state.chat,
-                     {role: "user", content: prompt}];
-    state.chat.push({role: "user", content: prompt});
-    bubble = renderChat(reply);
-    $("prompt").value = "";
-  } else {
-    body.prompt = prompt;
-    $("output-prompt").textContent = prompt;
-    $("output-text").textContent = "";
-  }
-  output.dataset.state = "streaming";
-  output.dataset.chunks = "0";
-  $("text-meta").textContent = "";
-  const started = performance.now();
-  const controller = new AbortController();
-  busy(controller, "generate", "stop-button");
-  try {
-    await stream(chat ? "/v1/chat/completions" : "/v1/completions", body, (doc) => {
-      if (doc.usage) tokens = doc.usage.completion_tokens;
-      for (const choice of doc.choices || []) {
-        const piece = chat ? (choice.delta && choice.delta.content) || "" : choice.text || "";
-        if (piece) {
-          text += piece;
-          chunks += 1;
-          output.dataset.chunks = String(chunks);
-          if (chat) {
-            reply.content = text;
-            bubble.querySelector(".text").textContent = text;
-          } else {
-            $("output-text").textContent = text;
-          }
-        }
-        if (choice.finish_reason) finish = choice.finish_reason;
-      }
-    }, controller.signal);
-    output.dataset.state = "done";
-    output.dataset.finish = finish || "";
-    if (chat) {
-      state.chat.push(reply);
-      renderChat();
-    }
-    $("text-meta").textContent = finishLine(finish, tokens, (performance.now() - started) / 1000);
-  } catch (e) {
-    if (chat) {
-      if (text) state.chat.push(reply);
-      renderChat();
-    }
-    if (e.name === "AbortError") {
-      output.dataset.state = "stopped";
-      $("text-meta").textContent = `stopped · ${((performance.now() - started) / 1000).toFixed(2)} s`;
-    } else {
-      output.dataset.state = "error";
-      showError(e);
-    }
-  } finally {
-    idle("generate", "stop-button");
-  }
-}
-
 function busy(controller, ...buttons) {
   state.busy = controller;
   const [go, stop] = buttons;
@@ -440,173 +279,6 @@ function idle(...buttons) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// images
-
-function prepareImages(card) {
-  const caps = new Set(card.capabilities);
-  const prompted = caps.has("prompt");
-  const classes = !prompted && card.classes;
-  $("image-prompt-field").hidden = !prompted;
-  $("image-class-field").hidden = !classes;
-  $("image-note").hidden = prompted || !!classes;
-  $("image-note").textContent = "This model is unconditional: it draws without a prompt.";
-  const select = $("image-class");
-  select.replaceChildren();
-  if (classes) {
-    const every = document.createElement("option");
-    every.value = "";
-    every.textContent = "every class in turn";
-    select.append(every);
-    for (const c of classes) {
-      const o = document.createElement("option");
-      o.value = c;
-      o.textContent = c;
-      select.append(o);
-    }
-  }
-  $("image-grid").replaceChildren();
-  $("image-grid").dataset.state = "idle";
-  $("image-meta").textContent = "";
-}
-
-async function draw() {
-  if (state.busy) return;
-  clearError();
-  const card = state.model;
-  const caps = new Set(card.capabilities);
-  const body = {model: card.id, n: numberField("image-n"), seed: numberField("image-seed"),
-                response_format: "b64_json"};
-  if (caps.has("prompt")) body.prompt = $("image-prompt").value;
-  else if (card.classes) body.prompt = $("image-class").value;
-  for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
-  const grid = $("image-grid");
-  grid.dataset.state = "drawing";
-  grid.classList.add("waiting");
-  $("image-meta").textContent = "drawing…";
-  const started = performance.now();
-  const controller = new AbortController();
-  busy(controller, "draw");
-  try {
-    const doc = await (await call("POST", "/v1/images/generations", body, controller.signal)).json();
-    const figures = doc.data.map((d, i) => {
-      const fig = document.createElement("figure");
-      const img = document.createElement("img");
-      img.src = `data:image/png;base64,${d.b64_json}`;
-      img.alt = d.revised_prompt ? `${d.revised_prompt} (${i + 1})` : `sample ${i + 1}`;
-      fig.append(img);
-      if (d.revised_prompt) {
-        const cap = document.createElement("figcaption");
-        cap.textContent = d.revised_prompt;
-        fig.append(cap);
-      }
-      return fig;
-    });
-    grid.replaceChildren(...figures);
-    grid.dataset.state = "done";
-    const notes = doc.warnings ? ` · ${doc.warnings.join("; ")}` : "";
-    const n = figures.length;
-    const seconds = ((performance.now() - started) / 1000).toFixed(2);
-    $("image-meta").textContent = `${n} image${n === 1 ? "" : "s"} · ${seconds} s${notes}`;
-  } catch (e) {
-    grid.dataset.state = "error";
-    $("image-meta").textContent = "";
-    if (e.name !== "AbortError") showError(e);
-  } finally {
-    grid.classList.remove("waiting");
-    idle("draw");
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// fill-mask and classify
-
-function bar(label, score) {
-  const row = document.createElement("div");
-  row.className = "bar-row";
-  const name = document.createElement("span");
-  name.className = "bar-label";
-  name.textContent = label;
-  const track = document.createElement("span");
-  track.className = "bar-track";
-  const fill = document.createElement("span");
-  fill.className = "bar-fill";
-  fill.style.width = `${Math.max(0, Math.min(1, score)) * 100}%`;
-  track.append(fill);
-  const value = document.createElement("span");
-  value.className = "bar-value";
-  value.textContent = score.toFixed(3);
-  row.append(name, track, value);
-  return row;
-}
-
-function visible(token) {
-  return token.replace(/ /g, "␣").replace(/\n/g, "↵") || "∅";
-}
-
-async function fillMask() {
-  if (state.busy) return;
-  clearError();
-  const body = {model: state.model.id, text: $("mask-text").value, top_k: numberField("mask-top-k")};
-  if (body.top_k === undefined) delete body.top_k;
-  const out = $("mask-results");
-  out.dataset.state = "working";
-  const controller = new AbortController();
-  busy(controller, "fill");
-  try {
-    const doc = await (await call("POST", "/v1/fill-mask", body, controller.signal)).json();
-    const masks = doc.data[0].masks;
-    const groups = masks.map((cands, i) => {
-      const group = document.createElement("div");
-      group.className = "result-group";
-      const h = document.createElement("h3");
-      h.textContent = masks.length > 1 ? `[MASK] ${i + 1}` : "[MASK]";
-      group.append(h, ...cands.map((c) => bar(visible(c.token), c.score)));
-      return group;
-    });
-    out.replaceChildren(...groups);
-    out.dataset.state = "done";
-  } catch (e) {
-    out.dataset.state = "error";
-    if (e.name !== "AbortError") showError(e);
-  } finally {
-    idle("fill");
-  }
-}
-
-async function classify() {
-  if (state.busy) return;
-  clearError();
-  const body = {model: state.model.id, text: $("classify-text").value};
-  const out = $("classify-results");
-  out.dataset.state = "working";
-  const controller = new AbortController();
-  busy(controller, "classify");
-  try {
-    const doc = await (await call("POST", "/v1/classify", body, controller.signal)).json();
-    const item = doc.data[0];
-    const scores = Object.entries(item.scores).sort((a, b) => b[1] - a[1]);
-    const group = document.createElement("div");
-    group.className = "result-group";
-    const h = document.createElement("h3");
-    h.textContent = `label: ${item.label}`;
-    group.append(h, ...scores.map(([label, score]) => bar(label, score)));
-    if (item.warnings) {
-      const note = document.createElement("p");
-      note.className = "note";
-      note.textContent = item.warnings.join("; ");
-      group.append(note);
-    }
-    out.replaceChildren(group);
-    out.dataset.state = "done";
-  } catch (e) {
-    out.dataset.state = "error";
-    if (e.name !== "AbortError") showError(e);
-  } finally {
-    idle("classify");
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 
 // a form's submit runs `action` here, in the page; whatever it fails with is shown
 function onSubmit(action) {
@@ -616,18 +288,18 @@ function onSubmit(action) {
   };
 }
 
-// the panels kinds of content added: each gets its form, built by its own script
+// each panel gets its form, filled and wired by its own script
 function buildPanels() {
-  const kit = {call, model: () => state.model, showError, clearError, onSubmit};
-  for (const p of PANELS.filter((q) => q.build)) {
+  for (const p of PANELS) {
     const form = document.createElement("form");
     form.id = `panel-${p.id}`;
     form.className = "panel";
     form.dataset.panel = p.id;
     form.noValidate = true;
     form.hidden = true;
+    form.innerHTML = p.html || "";
     $("no-panel").before(form);
-    p.build(form, kit);
+    if (p.build) p.build(form, kit);
   }
 }
 
@@ -639,21 +311,13 @@ function init() {
     connect();
   });
   $("error-close").addEventListener("click", clearError);
-  $("panel-text").addEventListener("submit", onSubmit(generate));
-  $("panel-images").addEventListener("submit", onSubmit(draw));
-  $("panel-fill-mask").addEventListener("submit", onSubmit(fillMask));
-  $("panel-classify").addEventListener("submit", onSubmit(classify));
-  $("stop-button").addEventListener("click", () => state.busy && state.busy.abort());
-  $("chat-clear").addEventListener("click", () => { state.chat = []; renderChat(); });
-  for (const radio of document.querySelectorAll("input[name=mode]")) radio.addEventListener("change", setMode);
-  for (const id of ["temperature", "top-p"]) {
-    $(id).addEventListener("input", () => { $(`${id}-value`).textContent = $(id).value; });
-  }
-  $("prompt").addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) $("panel-text").requestSubmit();
-  });
-  setMode();
   connect();
 }
+
+// What the panels share, the plug-in point of the page: the scripts of the kinds of content, loaded after this one,
+// add their panels here and use the same API calls, errors and state as the page.
+const kit = {$, state, call, stream, showError, clearError, numberField, PageError, busy, idle, onSubmit, chip,
+             model: () => state.model};
+window.tetragenPlayground = {kit, addPanel(panel) { PANELS.push(panel); }};
 
 document.addEventListener("DOMContentLoaded", init);
