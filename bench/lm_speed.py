@@ -37,15 +37,12 @@ os.environ.setdefault("TETRAGEN_NO_PROGRESS", "1")
 
 from tetragen import api  # noqa: E402
 from tetragen.config import build_run_config, validate_cross  # noqa: E402
-from tetragen.train.precision import bf16_decision  # noqa: E402
 from tetragen.train.trainer import Trainer  # noqa: E402
 
 from _results import header, write_section  # noqa: E402
 
 FAST_PATH = ["train.precision=auto", "train.compile=true"]  # bf16 where the CPU has it natively, else fp32
 TARGET_LOSS = 1.70
-BF16_FAST, BF16_WHY = bf16_decision(torch.device("cpu"))
-FAST_NAME = ("bf16" if BF16_FAST else "fp32") + " + compile"
 END_ONLY = ["train.eval_every=0", "train.save_every=0"]  # evaluate and checkpoint once, at the end
 
 
@@ -71,10 +68,11 @@ def run_steps(trainer: Trainer, n: int) -> float:
 
 
 def throughput(data: str, *, warmup: int, steps: int, rounds: int) -> dict:
-    paths = {"fp32 eager": [], FAST_NAME: FAST_PATH}
+    """Tokens/s of fp32 eager and of the fast path, named by the precision its own `auto` settled on."""
     out: dict = {}
     with tempfile.TemporaryDirectory(prefix="lm_speed_tp_") as tmp:
-        trainers = {name: make_trainer(data, ov, Path(tmp) / str(i)) for i, (name, ov) in enumerate(paths.items())}
+        fast = make_trainer(data, FAST_PATH, Path(tmp) / "fast")
+        trainers = {"fp32 eager": make_trainer(data, [], Path(tmp) / "eager"), f"{fast.precision} + compile": fast}
         for name, tr in trainers.items():
             out[name] = {"warmup_s": run_steps(tr, warmup), "rounds": []}
         for _ in range(rounds):  # alternate, so that a burst of outside load hits both paths alike
@@ -86,7 +84,8 @@ def throughput(data: str, *, warmup: int, steps: int, rounds: int) -> dict:
     for name, r in out.items():
         r["tok_s"] = steps * tokens_per_step / min(r["rounds"])
         r["tok_s_median"] = steps * tokens_per_step / statistics.median(r["rounds"])
-    return {"paths": out, "tokens_per_step": tokens_per_step, "flops_per_token": flops_per_token}
+    return {"paths": out, "tokens_per_step": tokens_per_step, "flops_per_token": flops_per_token,
+            "fast": f"{fast.precision} + compile", "fast_why": fast.precision_reason}
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
@@ -155,7 +154,8 @@ def main() -> None:
     print(f"matmul peak here: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s", flush=True)
     print(f"throughput: baby model, batch 12, {rounds} alternating rounds of {steps} steps", flush=True)
     tp = throughput(args.data, warmup=warmup, steps=steps, rounds=rounds)
-    eager, fast = tp["paths"]["fp32 eager"], tp["paths"][FAST_NAME]
+    fast_name = tp["fast"]
+    eager, fast = tp["paths"]["fp32 eager"], tp["paths"][fast_name]
     ratio = fast["tok_s"] / eager["tok_s"]
     mfu = fast["tok_s"] * tp["flops_per_token"] / (args.peak_gflops * 1e9)
     mfu_eager = eager["tok_s"] * tp["flops_per_token"] / (args.peak_gflops * 1e9)
@@ -189,11 +189,11 @@ def main() -> None:
     for name, r in tp["paths"].items():
         m = r["tok_s"] * tp["flops_per_token"] / (args.peak_gflops * 1e9)
         lines.append(f"| {name} | {r['tok_s']:.0f} | {r['tok_s_median']:.0f} | {100 * m:.1f}% |")
-    lines += ["", f"Speed-up of {FAST_NAME} over fp32 eager: **{ratio:.2f}x**. Matmul peak measured on this machine "
+    lines += ["", f"Speed-up of {fast_name} over fp32 eager: **{ratio:.2f}x**. Matmul peak measured on this machine "
                   f"in the same run: {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.1f} GFLOP/s bf16 (2048^3 products;"
-                  f" train.precision=auto: {BF16_WHY}); "
-                  f"MFU of the fast path against this machine's {FAST_NAME.split()[0]} peak: "
-                  f"**{100 * fast['tok_s'] * tp['flops_per_token'] / (peak[FAST_NAME.split()[0]] * 1e9):.1f}%**."]
+                  f" train.precision=auto: {tp['fast_why']}); "
+                  f"MFU of the fast path against this machine's {fast_name.split()[0]} peak: "
+                  f"**{100 * fast['tok_s'] * tp['flops_per_token'] / (peak[fast_name.split()[0]] * 1e9):.1f}%**."]
     if runs:
         lines += ["", "Wall time to quality: each training is `python -m tetragen train gpt --data "
                       f"{args.data} ...` in a subprocess, timed from outside (start-up, compilation with an empty "

@@ -266,7 +266,7 @@ def test_cuda_precision_follows_compute_capability(monkeypatch):
     from tetragen.train import precision
     for capability, fast in [((7, 5), False), ((8, 0), True), ((9, 0), True)]:
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device, c=capability: c)
-        assert precision.bf16_decision(torch.device("cuda"))[0] is fast
+        assert precision.bf16_support(torch.device("cuda"))[0] is fast
 
 
 def test_gradient_accumulation_matches_one_big_batch(corpus, tmp_path):

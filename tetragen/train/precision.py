@@ -112,36 +112,3 @@ def choose(fp32_s: float, bf16_s: float, why: str) -> tuple[str, str]:
     rule = "" if fast else f"; bf16 must be {PROBE_MARGIN:g}x as fast to be taken"
     return ("bf16" if fast else "fp32"), (f"auto: {why}; a training step of this model took {fp32_s * 1000:.1f} ms "
                                           f"in fp32 and {bf16_s * 1000:.1f} ms in bf16 ({speedup:.2f}x){rule}")
-
-
-def measure_bf16_speedup(n: int = 512, reps: int = 8) -> float:
-    """fp32 time / bf16 time of an (n, n) @ (n, n) matmul on this CPU, with the threads torch uses now (best of
-    `reps` after a warm-up): a guess for tools that label results before any model exists; a run's `auto` times the
-    model instead."""
-    def best(dtype) -> float:
-        g = torch.Generator().manual_seed(0)
-        a, b = torch.randn(n, n, generator=g).to(dtype), torch.randn(n, n, generator=g).to(dtype)
-        a @ b
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            a @ b
-            times.append(time.perf_counter() - t0)
-        return min(times)
-    return best(torch.float32) / best(torch.bfloat16)
-
-
-@functools.lru_cache(maxsize=None)
-def _matmul_guess() -> tuple[bool, str]:
-    speedup = measure_bf16_speedup()
-    return speedup >= PROBE_MARGIN, f"measured {speedup:.2f}x fp32 on a 512^2 matmul"
-
-
-def bf16_decision(device: torch.device) -> tuple[bool, str]:
-    """(whether bf16 is likely the faster choice on `device`, why), without a model: where bf16_support cannot tell,
-    a matmul probe guesses (bench/lm_speed.py labels its runs with it). A run with `auto` times its own steps."""
-    fast, why = bf16_support(device)
-    if fast is not None:
-        return fast, why
-    guess, measured = _matmul_guess()
-    return guess, f"{why}, {measured}"
