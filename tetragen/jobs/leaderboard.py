@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import files
 from ..registry import get_family, get_modality, list_modalities
-from .report import STYLE, headline
+from .report import STYLE, headline, metric_notes
 from .showcase import Result
 
 
@@ -54,8 +54,7 @@ def write_bench(out: Path, results: list[Result], meta: dict) -> list[Path]:
                                                                          for h in header) + "</tr>" +
                     "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table)
                     + "</table>")
-    kinds = dict.fromkeys(get_family(r.family).makes for r in results)
-    md.append("; ".join(f"{k}: {get_modality(k).note}" for k in kinds) + ".")
+    md.append(metric_notes(results) + ".")
     doc = {**meta, "results": [r.__dict__ for r in results]}
     paths = [out / "bench.md", out / "bench.json", out / "bench.html"]
     files.write_text(paths[0], "\n".join(md) + "\n")

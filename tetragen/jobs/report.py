@@ -67,6 +67,12 @@ def headline(r: Result) -> tuple[str, float | None]:
     return key, r.metrics.get(key)
 
 
+def metric_notes(results: list[Result]) -> str:
+    """How to read the figures of each kind of content among `results` ("image: FID/KID in ...; text: ...")."""
+    return "; ".join(f"{m}: {get_modality(m).note}" for m in list_modalities()
+                     if any(get_family(r.family).makes == m for r in results))
+
+
 def summary_table(results: list[Result]) -> str:
     rows = []
     for r in results:
@@ -78,8 +84,7 @@ def summary_table(results: list[Result]) -> str:
                     f"<td>{_e(key)}</td><td class='n'>{_num(value)}</td><td>{_e(extra)}</td>"
                     f"<td class='n'>{r.steps}</td><td class='n'>{r.train_s / 60:.1f} min ({r.budget_used:.0%})</td>"
                     f"<td class='n'>{r.params / 1e6:.2f} M</td><td>{_e(r.precision)}</td><td>{_e(speed)}</td></tr>")
-    kinds = [get_modality(m) for m in list_modalities() if any(get_family(r.family).makes == m for r in results)]
-    notes = "; ".join(f"{m.name}: {m.note}" for m in kinds)
+    notes = metric_notes(results)
     return ("<h2>Summary</h2><table><tr><th>family</th><th>data</th><th>metric</th><th>value</th><th>also</th>"
             "<th>steps</th><th>training (share of its budget used)</th><th>parameters</th><th>precision</th><th>generation</th></tr>"
             + "".join(rows) + f"</table><p class='muted'>The metric is the lower-is-better headline of each kind of "
