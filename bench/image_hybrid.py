@@ -102,13 +102,13 @@ def eval_prior(info: dict, args) -> dict:
     pipe = tetragen.load(info["out"])
     data = load_data(pipe.config, pipe.assets)
     info["epochs"] = info["steps"] * pipe.config.train.batch_size / len(data.pool)  # training images seen / there
-    info.update(evaluate_images(pipe, data, n=args.eval_samples, seed=0))
+    info.update(evaluate_images(pipe, data.images, n=args.eval_samples, seed=0))
     t0 = time.perf_counter()
     pipe.sample(200, seed=0)
     info["images_per_s"] = 200 / (time.perf_counter() - t0)
     info.update(adherence(pipe, args))
     held = CaptionBuilder(pipe.classes, "held-out")
-    ev = load_evaluator(data)
+    ev = load_evaluator(data.images)
     n = args.attribute_samples * pipe.num_classes
     labels = np.arange(n) % pipe.num_classes
     images = pipe.sample(n, prompt=[held.class_prompt(int(k)) for k in labels], seed=7)

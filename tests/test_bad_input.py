@@ -191,15 +191,15 @@ def test_unknown_preset_on_resume_keeps_run(run, corpus):
 
 
 def test_unknown_family(corpus, tmp_path):
-    r = run_cli("train", "diffusion", "--data", str(corpus), "--out", str(tmp_path / "out"), *TINY)
-    assert_user_error(r, "unknown family", "diffusion", "gpt")
+    r = run_cli("train", "flowmatcher", "--data", str(corpus), "--out", str(tmp_path / "out"), *TINY)
+    assert_user_error(r, "unknown family", "flowmatcher", "gpt")
     assert not (tmp_path / "out").exists()
 
 
 def test_unknown_family_on_resume_keeps_run(run, corpus):
     before = snapshot(run)
-    r = run_cli("train", "diffusion", "--data", str(corpus), "--out", str(run), "--resume")
-    assert_user_error(r, "unknown family", "diffusion")
+    r = run_cli("train", "flowmatcher", "--data", str(corpus), "--out", str(run), "--resume")
+    assert_user_error(r, "unknown family", "flowmatcher")
     assert snapshot(run) == before
 
 

@@ -175,7 +175,7 @@ def test_references_are_positive_and_cached_beside_the_evaluator(shapes, monkeyp
 
 
 def test_box_blur_averages_the_3x3_neighbourhood():
-    from tetragen.eval.image import box_blur
+    from tetragen.data.images import box_blur
     x = np.zeros((1, 5, 5, 1), dtype=np.uint8)
     x[0, 2, 2, 0] = 180
     out = box_blur(x)[0, :, :, 0]
@@ -222,7 +222,7 @@ def test_evaluate_images_reports_everything(shapes):
     for key in ["fid", "kid", "kid_std", "class_acc", "ref_train_fid", "ref_blur_fid", "evaluator_test_acc"]:
         assert isinstance(m[key], float), key
     assert m["evaluator_test_acc"] == ev.test_acc and m["feature_dim"] == TINY["feature_dim"]
-    text = "\n".join(report_lines(data.name, m))
+    text = "\n".join(report_lines(data, m))
     assert "FID" in text and "3x3-blur" in text and "class accuracy" in text and "test accuracy" in text
     assert json.loads(json.dumps(m)) == m
 

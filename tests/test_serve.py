@@ -356,7 +356,7 @@ class Gate:
     classes, num_classes, conditional, assets, batch_size = [], 0, False, None, 16
 
     def __init__(self, fail: bool = False):
-        self.config, self.model, self.fail = SimpleNamespace(family="dcgan"), None, fail
+        self.config, self.model, self.fail = SimpleNamespace(family="dcgan", data=SimpleNamespace(kind="")), None, fail
         self.started, self.release = threading.Event(), threading.Event()
 
     def evaluate(self, data, *, n, seed, iw_samples):

@@ -9,7 +9,7 @@ import torch
 
 from .config import RunConfig, build_run_config, validate_cross
 from .errors import UserError
-from .registry import get_family, list_families
+from .registry import get_family, list_families, run_modality
 from .train import checkpoint as ck
 from .train import finetune as ft_module
 
@@ -145,7 +145,11 @@ def load(run_dir: str | Path, *, device: str = "cpu", ema: bool | None = None):
         tensors = ck.read_tensors(weights)
     model = ft_module.structure_for(family.build(cfg.model), cfg, tensors)
     ck.load_weights(model, weights, tensors)
-    return family.pipeline(model.to(where), assets, cfg)
+    pipe = family.pipeline(model.to(where), assets, cfg)
+    made = run_modality(cfg)  # a family that learns grids, trained on another kind: that kind's content comes out
+    if made.name != family.makes and made.grids is not None and made.grids.adapt is not None:
+        pipe = made.grids.adapt(pipe, run_dir)
+    return pipe
 
 
 def check_device(name: str) -> torch.device:

@@ -70,6 +70,8 @@ class TrainConfig:
 class DataConfig:
     """What to train on and how it is split and tokenized."""
     source: str = option("", "dataset name or path to a .txt file / folder (set by --data)")
+    kind: str = option("", "the kind of content the data is (image, sound, ...); empty: found from --data when the "
+                           "run starts, then kept")
     val_fraction: float = option(0.1, "fraction held out for validation: the end of a text corpus; the last of "
                                       "each class of an image folder (a named image set keeps its own test split)",
                                  min=0.0, max=0.5, min_exclusive=True)

@@ -96,6 +96,23 @@ class Family:
     # `tetragen export --format NAME`: NAME -> write(pipeline, folder) (the folder exists and is empty)
     exporters: dict[str, Callable[[Any, Path], None]] = field(default_factory=dict)
     reads: str = ""                   # the modality of its prompts ("text" for a prompt-to-image prior); "": none
+    # True: the family learns fixed-size 8-bit grids (H, W, C) and so trains on every modality that has a grid form
+    # (`Modality.grids`: images, and spectrograms of sound); what a run made is then the modality of its data
+    grids: bool = False
+
+
+@dataclass(frozen=True)
+class GridForm:
+    """How a kind of content is learnt as fixed-size 8-bit grids (H, W, C), the tensors the image families' models
+    see: an image is one, a sound is its log-mel spectrogram. Every family with `grids=True` then trains on it."""
+    # claims(source) -> whether a `--data` source is of this kind (one of its named datasets, a folder of its files)
+    claims: Callable[[str], bool]
+    # read(run_config, assets) -> the run's data (tetragen/data/grids.py `GridData`); a new run (assets None) may
+    # set the model config's shape keys from the data, a trained run's shape is checked against it
+    read: Callable[..., Any]
+    # adapt(pipe, run_dir) -> what `tetragen.load` returns for a run of this kind made by a family whose own
+    # content is another (its samples turned into this kind's content); None: the family's pipeline as it is
+    adapt: Callable[[Any, Path], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +151,8 @@ class Modality:
     playground: str = ""
     # what `--data KIND=SOURCE` of a job means for this kind, for its help
     data_help: str = ""
+    # how families that learn grids learn this kind (`Family.grids`); None: they do not
+    grids: GridForm | None = None
 
 
 _MODALITIES: dict[str, Modality] = {}
@@ -162,8 +181,21 @@ def list_modalities() -> list[str]:
 
 
 def modality_of(family: str) -> Modality:
-    """The modality a family makes."""
+    """The modality a family makes (a run of it may make another: `run_modality`)."""
     return get_modality(get_family(family).makes)
+
+
+def run_modality(cfg) -> Modality:
+    """The modality a run makes: the kind of its data (data.kind, set when it was first loaded), else what its
+    family makes."""
+    return get_modality(cfg.data.kind or get_family(cfg.family).makes)
+
+
+def makers_of(kind: str) -> list[str]:
+    """The families whose runs can make `kind`: those that make it, and those that learn grids when it has a grid
+    form."""
+    form = get_modality(kind).grids is not None
+    return [n for n in list_families() if _FAMILIES[n].makes == kind or (form and _FAMILIES[n].grids)]
 
 
 def register_family(family: Family) -> Family:

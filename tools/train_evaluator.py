@@ -28,12 +28,8 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)  # the same arithmetic on any machine with the same kernels
     data = load_image_data(args.dataset, 28, 1)
-    digest = classifier.data_digest(data)
-    folder = classifier.SHIPPED / classifier.dataset_key(data, digest)
-    settings = classifier.EvaluatorConfig()
-    want = {"format": classifier.FORMAT_VERSION, "dataset": str(data.name), "data_sha256": digest,
-            "image_shape": [int(s) for s in data.image_shape], "classes": list(data.classes),
-            "settings": vars(settings)}
+    want, settings = classifier.wanted(data)
+    folder = classifier.SHIPPED / classifier.dataset_key(data, want["data_sha256"])
     ev = classifier._train(data, folder, want, settings, torch.device("cpu"), verbose=True)
     sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")),

@@ -15,7 +15,7 @@ import sys
 from .. import api
 from ..errors import UserError
 from ..pipeline import require
-from ..registry import get_family, modality_of
+from ..registry import get_family, run_modality
 from ..sample.images import check_output
 from .options import add_device, printed_warnings
 
@@ -74,10 +74,10 @@ def run(args) -> int:
         raise UserError("--images and --seed2: a walk goes between two test images or two seeds; give one of them")
     if args.images is not None and min(args.images) < 0:
         raise UserError(f"--images {args.images[0]} {args.images[1]}: test-split indices start at 0")
-    family = api.read_run_config(args.run_dir).family
-    if "sample" not in get_family(family).capabilities:  # says which families sample, before --out is judged
+    run_config = api.read_run_config(args.run_dir)
+    if "sample" not in get_family(run_config.family).capabilities:  # says which families sample, before --out is judged
         require(api.load(args.run_dir, device=args.device), "sample", args.run_dir)
-    writers = modality_of(family).writers  # the files of the run's kind of content, by --out's suffix
+    writers = run_modality(run_config).writers  # the files of the run's kind of content, by --out's suffix
     out = check_output(args.out, overwrite=args.overwrite, suffixes=tuple(writers))
     write = writers[out.suffix.lower()]
     pipe = api.load(args.run_dir, device=args.device)

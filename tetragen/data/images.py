@@ -20,7 +20,6 @@ import gzip
 import hashlib
 import json
 import sys
-import weakref
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 
 from ..errors import UserError
 from ..files import replace_atomically
+from . import grids
 from .sources import FileSet, apt_command, cache_dir
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -321,11 +321,6 @@ def conversion_notice(root, shape: FolderShape, size: int, channels: int, change
     return f"tetragen: {root}: {shape.describe()} -> training at {size}x{size}x{channels}{done}; {change}"
 
 
-# The model configs of trained runs (read_run_classes sees every one: resume, fine-tune, load), by id: their shape
-# is fixed by their weights, so a folder never resets it, even where sample or reconstruct load data without assets.
-_RUN_MODELS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-
-
 def fit_model_to_folder(cfg) -> None:
     """A new run on an image folder takes its shape from the images: model.channels left at its default becomes 3
     when any image is in colour, and model.image_size left at its default becomes the images' side (the median of
@@ -334,7 +329,7 @@ def fit_model_to_folder(cfg) -> None:
     config keeps no record of which keys the user gave, so a key at its default counts as not given.)"""
     root = Path(cfg.data.source).expanduser()
     m = cfg.model
-    if not root.is_dir() or _RUN_MODELS.get(id(m)) is m:
+    if not root.is_dir() or grids.is_trained(m):
         return
     shape = scan_folder(root)
     if not shape.count:
@@ -373,7 +368,11 @@ def labelled_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarra
 
 
 class ImageData:
+    """A dataset of images: uint8 (N, H, W, C) grids as they are (tetragen/data/grids.py `GridData`)."""
+    kind = "image"
     unit = "img"
+    item = "image"
+    references_named = {"train": "train vs test", "blur": "3x3-blur vs test"}
 
     def __init__(self, name: str, train: ImageSet, test: ImageSet):
         self.name, self.train, self.test = name, train, test
@@ -389,17 +388,8 @@ class ImageData:
         self.labelled = labelled_subset(self.train.labels, fraction, seed)
         self.unlabelled = np.setdiff1d(np.arange(len(self.train.labels)), self.labelled)
 
-    @staticmethod
-    def to_model(images: np.ndarray) -> torch.Tensor:
-        """uint8 (N, H, W, C) -> float (N, C, H, W) in [-1, 1]."""
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-        return x / 127.5 - 1.0
-
-    @staticmethod
-    def to_uint8(x: torch.Tensor) -> np.ndarray:
-        """float (N, C, H, W) in [-1, 1] -> uint8 (N, H, W, C)."""
-        x = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-        return x.permute(0, 2, 3, 1).cpu().numpy()
+    to_model = staticmethod(grids.to_model)
+    to_uint8 = staticmethod(grids.to_uint8)
 
     def count(self, batch: dict) -> int:
         return int(batch["x"].shape[0]) + (int(batch["x_u"].shape[0]) if "x_u" in batch else 0)
@@ -423,6 +413,41 @@ class ImageData:
     def save_assets(self, folder: Path) -> None:
         (Path(folder) / "classes.json").write_text(json.dumps({"classes": self.classes,
                                                                 "image_shape": list(self.image_shape)}))
+
+    # what the image evaluator reads: the images themselves, real or generated
+    def eval_inputs(self, split: str, idx: np.ndarray | None = None) -> np.ndarray:
+        images = (self.train if split == "train" else self.test).images
+        return images if idx is None else images[idx]
+
+    @property
+    def eval_shape(self) -> tuple:
+        return tuple(self.image_shape)
+
+    def eval_front(self):
+        from ..eval.classifier import ImageFront
+        return ImageFront()
+
+    def eval_identity(self) -> dict:
+        return {}
+
+    def scored(self, images: np.ndarray) -> np.ndarray:
+        return images
+
+    def references(self, real_idx: np.ndarray, train_idx: np.ndarray) -> dict[str, np.ndarray]:
+        """The train split (what a perfect generator would score) and the test images blurred with a 3x3 box filter
+        (a visibly degraded generator)."""
+        return {"train": self.train.images[train_idx], "blur": box_blur(self.test.images[real_idx])}
+
+    def evaluator(self, device, settings=None):
+        from ..eval.classifier import load_evaluator
+        return load_evaluator(self, device, settings)
+
+
+def box_blur(images: np.ndarray) -> np.ndarray:
+    """3x3 box filter on uint8 (N, H, W, C); at the borders each pixel averages the neighbours inside the image."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    x = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def test_batches(data: ImageData, device, limit: int = 0, batch_size: int = 500):
@@ -455,53 +480,22 @@ def load_image_data(source: str, image_size: int, channels: int, val_fraction: f
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# what an image family's run reads: the Family record's load_data and read_assets for image models
-#
-# An image family's model config has `image_size` and `channels`, and a conditional one `num_classes` (0: from the
-# data); a family with a `semi_supervised` hook learns from partly labelled data (data.label_fraction < 1).
+# what a run on images reads (the image modality's GridForm; tetragen/data/grids.py does the rest)
 
-def load_run_images(cfg, assets=None, task: str = "lm") -> ImageData:
+def claims(source: str) -> bool:
+    """Whether a --data source is images: Fashion-MNIST, or a folder with image files in it."""
+    if source in IMAGE_DATASETS:
+        return True
+    p = Path(source).expanduser()
+    return p.is_dir() and any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.rglob("*") if q.is_file())
+
+
+def read_run_images(cfg, assets=None) -> ImageData:
     """The images a run config asks for; a new run on a folder takes model.channels and model.image_size from it
-    (`fit_model_to_folder`); fills in model.num_classes and keeps only data.label_fraction of the training labels
-    when asked."""
-    from ..config import apply_label_fraction
-    m = cfg.model
+    (`fit_model_to_folder`)."""
     if assets is None:
         fit_model_to_folder(cfg)
-    data = load_image_data(cfg.data.source, m.image_size, m.channels, cfg.data.val_fraction)
-    if getattr(m, "num_classes", None) == 0:  # conditional models: the class count comes from the data
-        m.num_classes = len(data.classes)
-    elif getattr(m, "num_classes", len(data.classes)) < len(data.classes):
-        raise UserError(f"model.num_classes={m.num_classes} but {cfg.data.source} has {len(data.classes)} classes; "
-                        f"leave model.num_classes at 0 to take it from the data")
-    if len(data.classes) < 2 and cfg.train.eval_samples > 0:
-        # FID/KID are measured in the features of an evaluator trained to tell the data's classes apart
-        print(f"tetragen: {cfg.data.source} has one class, so this run reports no FID/KID (tetragen's evaluator "
-              f"learns its features from class labels; put the images in class sub-folders to get them); "
-              f"train.eval_samples set to 0", file=sys.stderr)
-        cfg.train.eval_samples = 0
-    elif len(data.test.labels) < 2 and cfg.train.eval_samples > 0:  # FID compares two sets of at least 2 images
-        print(f"tetragen: {cfg.data.source} gives its test split {len(data.test.labels)} image, so this run reports "
-              f"no FID/KID (they need at least 2; add images or raise data.val_fraction); train.eval_samples set "
-              f"to 0", file=sys.stderr)
-        cfg.train.eval_samples = 0
-    if cfg.data.label_fraction < 1.0:  # semi-supervised: most training images lose their label
-        apply_label_fraction(cfg)
-        if len(data.classes) < 2:
-            raise UserError(f"data.label_fraction={cfg.data.label_fraction}: {cfg.data.source} has no class labels "
-                            f"(one class: put the images in class sub-folders); leave data.label_fraction at 1.0")
-        data.keep_labels(cfg.data.label_fraction, cfg.train.seed)
-    return data
+    return load_image_data(cfg.data.source, cfg.model.image_size, cfg.model.channels, cfg.data.val_fraction)
 
 
-def read_run_classes(run_dir: Path, cfg=None, base=None) -> list[str]:
-    """The class names an image run keeps (classes.json). Marks `cfg` as a trained run's: its shape is its
-    weights', and a folder never resets it."""
-    from ..files import read_json
-    if cfg is not None:
-        _RUN_MODELS[id(cfg.model)] = cfg.model
-    path = Path(run_dir) / "classes.json"
-    classes = read_json(path).get("classes")
-    if not isinstance(classes, list):
-        raise UserError(f"{path}: no 'classes' list; the run folder is incomplete")
-    return classes
+load_run_images, read_run_classes = grids.load_run_grids, grids.read_run_classes  # TEMPORARY: until diffusion lands

@@ -90,22 +90,30 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
     return images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+class ImageFront(nn.Module):
+    """What the image evaluator reads, as the classifier's input: uint8 images (N, H, W, C) -> `to_float`."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return to_float(images)
+
+
 class FeatureExtractor(nn.Module):
     """The `feature=` module handed to torchmetrics' FID and KID.
 
-    It takes what `update` is given, unchanged: uint8 tensors shaped (N, H, W, C), values 0..255 (so the metrics are
-    built with `normalize=False`, torchmetrics' setting for integer input), and returns float32 features (N, D) from
-    the classifier's penultimate layer. `num_features` spares torchmetrics a probe forward pass.
+    It takes what `update` is given, unchanged (for images uint8 tensors shaped (N, H, W, C), values 0..255, so the
+    metrics are built with `normalize=False`, torchmetrics' setting for integer input; for sounds float waveforms),
+    turns it into the classifier's input with the data's `front`, and returns float32 features (N, D) from the
+    classifier's penultimate layer. `num_features` spares torchmetrics a probe forward pass.
     """
 
-    def __init__(self, classifier: ImageClassifier):
+    def __init__(self, classifier: ImageClassifier, front: nn.Module):
         super().__init__()
-        self.classifier = classifier.eval()
+        self.classifier, self.front = classifier.eval(), front
         self.num_features = classifier.body[-2].out_features
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier.features(to_float(images)).float()
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.classifier.features(self.front(inputs)).float()
 
     def train(self, mode: bool = True):  # metrics call .train(); the classifier stays in eval mode (BN, dropout)
         super().train(mode)
@@ -136,19 +144,20 @@ class Evaluator:
         cache, also for a shipped evaluator, whose folder inside the package is never written."""
         return cache_dir() / "evaluators" / self.folder.name
 
-    def predict(self, images: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
-        """Predicted class ids (N,) for uint8 images (N, H, W, C)."""
-        return predict(self.classifier.to(device), images, torch.device(device))
+    def predict(self, inputs: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
+        """Predicted class ids (N,) for what the evaluator reads (uint8 images (N, H, W, C), waveforms)."""
+        return predict(self.classifier.to(device), inputs, torch.device(device), front=self.features.front)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # where it lives
 
 def data_digest(data) -> str:
-    """A fingerprint of the training and test images, labels and class names: the cache is valid for this data only."""
+    """A fingerprint of what the evaluator reads of the training and test items, their labels and the class names:
+    the cache is valid for this data only."""
     h = hashlib.sha256(json.dumps([data.classes, list(data.image_shape)]).encode())
-    for part in (data.train, data.test):
-        h.update(np.ascontiguousarray(part.images).data)
+    for split, part in (("train", data.train), ("test", data.test)):
+        h.update(np.ascontiguousarray(data.eval_inputs(split)).data)
         h.update(np.ascontiguousarray(part.labels.astype(np.int64)).data)
     return h.hexdigest()
 
@@ -166,28 +175,34 @@ def evaluator_dir(data, digest: str | None = None) -> Path:
 
 def load_evaluator(data, device: torch.device | str = "cpu", settings: EvaluatorConfig | None = None,
                    *, verbose: bool = True) -> Evaluator:
-    """The evaluator for `data` (an `ImageData`): read from the cache, or trained and cached first."""
-    settings = settings or EvaluatorConfig()
-    if len(data.classes) < 2:
-        raise UserError(f"{data.name}: image evaluation trains a classifier for its features and needs at least 2 "
-                        f"classes (sub-folders); this data has {len(data.classes)}")
-    digest = data_digest(data)
-    folder = evaluator_dir(data, digest)
-    want = {"format": FORMAT_VERSION, "dataset": str(data.name), "data_sha256": digest,
-            "image_shape": [int(s) for s in data.image_shape], "classes": list(data.classes),
-            "settings": dataclasses.asdict(settings)}
+    """The evaluator for `data` (a `GridData`): read from the cache, or trained and cached first."""
+    want, settings = wanted(data, settings)
+    folder = evaluator_dir(data, want["data_sha256"])
+    front = data.eval_front()
     for place in (SHIPPED / folder.name, folder):
-        cached = _read(place, want)
+        cached = _read(place, want, front)
         if cached is not None:
             return cached
     return _train(data, folder, want, settings, torch.device(device), verbose)
+
+
+def wanted(data, settings: EvaluatorConfig | None = None) -> tuple[dict, EvaluatorConfig]:
+    """The config.json an evaluator of `data` with `settings` has: a cached or shipped one is used only when equal."""
+    settings = settings or EvaluatorConfig()
+    if len(data.classes) < 2:
+        raise UserError(f"{data.name}: evaluation trains a classifier for its features and needs at least 2 "
+                        f"classes (sub-folders); this data has {len(data.classes)}")
+    want = {"format": FORMAT_VERSION, "dataset": str(data.name), "data_sha256": data_digest(data),
+            "image_shape": [int(s) for s in data.eval_shape], "classes": list(data.classes),
+            "settings": dataclasses.asdict(settings), **data.eval_identity()}
+    return want, settings
 
 
 def _build(config: dict) -> ImageClassifier:
     return ImageClassifier(tuple(config["image_shape"]), len(config["classes"]), EvaluatorConfig(**config["settings"]))
 
 
-def _read(folder: Path, want: dict) -> Evaluator | None:
+def _read(folder: Path, want: dict, front: nn.Module = ImageFront()) -> Evaluator | None:
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
@@ -202,28 +217,31 @@ def _read(folder: Path, want: dict) -> Evaluator | None:
         print(f"tetragen: evaluator cache {folder} is unreadable ({type(e).__name__}); retraining", file=sys.stderr)
         return None
     model.eval()
-    return Evaluator(model, FeatureExtractor(model), folder, config, metrics)
+    return Evaluator(model, FeatureExtractor(model, front), folder, config, metrics)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 1000) -> np.ndarray:
-    """Class ids (N,) that `model` (on `device`) predicts for uint8 images (N, H, W, C)."""
+def predict(model: nn.Module, inputs: np.ndarray, device: torch.device, batch_size: int = 1000,
+            front: nn.Module = ImageFront()) -> np.ndarray:
+    """Class ids (N,) that `model` (on `device`) predicts for what the evaluator reads (uint8 images (N, H, W, C)
+    by default; `front` makes the classifier's input of them)."""
     model.eval()
-    out = [model(to_float(torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).to(device)))
-           .argmax(-1).cpu() for i in range(0, len(images), batch_size)]
+    out = [model(front(torch.from_numpy(np.ascontiguousarray(inputs[i:i + batch_size])).to(device)))
+           .argmax(-1).cpu() for i in range(0, len(inputs), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
 
 
-def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, device: torch.device) -> float:
-    return float((predict(model, images, device) == labels).mean()) if len(labels) else 0.0
+def accuracy(model: nn.Module, inputs: np.ndarray, labels: np.ndarray, device: torch.device,
+             front: nn.Module = ImageFront()) -> float:
+    return float((predict(model, inputs, device, front=front) == labels).mean()) if len(labels) else 0.0
 
 
 def _train(data, folder: Path, config: dict, s: EvaluatorConfig, device: torch.device, verbose: bool) -> Evaluator:
     say = (lambda msg: print(f"tetragen: {msg}", file=sys.stderr)) if verbose else (lambda msg: None)
-    say(f"training the image evaluator for {data.name} ({s.epochs} epochs on {len(data.train.labels)} training "
-        f"images; once, then cached in {folder})")
+    say(f"training the evaluator for {data.name} ({s.epochs} epochs on {len(data.train.labels)} training "
+        f"{data.item}s; once, then cached in {folder})")
     t0 = time.perf_counter()
-    images, labels = data.train.images, data.train.labels
+    inputs, labels, front = data.eval_inputs("train"), data.train.labels, data.eval_front()
     steps_per_epoch = max(1, math.ceil(len(labels) / s.batch_size))
     total = steps_per_epoch * s.epochs
     # fixed seed, and the caller's RNG streams left as they were (training-time evaluation must not perturb them)
@@ -239,7 +257,7 @@ def _train(data, folder: Path, config: dict, s: EvaluatorConfig, device: torch.d
             order = rng.permutation(len(labels))
             for i in range(steps_per_epoch):
                 idx = np.sort(order[i * s.batch_size:(i + 1) * s.batch_size])
-                x = to_float(torch.from_numpy(images[idx]).to(device)).contiguous(memory_format=torch.channels_last)
+                x = front(torch.from_numpy(inputs[idx]).to(device)).contiguous(memory_format=torch.channels_last)
                 y = torch.from_numpy(labels[idx]).to(device)
                 loss = F.cross_entropy(model(x), y)
                 opt.zero_grad(set_to_none=True)
@@ -249,14 +267,14 @@ def _train(data, folder: Path, config: dict, s: EvaluatorConfig, device: torch.d
             say(f"evaluator epoch {epoch + 1}/{s.epochs}: loss {loss.item():.3f}")
     train_seconds = time.perf_counter() - t0
     model.eval()
-    metrics = {"test_acc": accuracy(model, data.test.images, data.test.labels, device),
-               "train_acc_sample": accuracy(model, images[:5000], labels[:5000], device),
+    metrics = {"test_acc": accuracy(model, data.eval_inputs("test"), data.test.labels, device, front),
+               "train_acc_sample": accuracy(model, inputs[:5000], labels[:5000], device, front),
                "train_seconds": round(train_seconds, 2), "device": str(device),
                "feature_dim": s.feature_dim, "test_images": int(len(data.test.labels))}
     say(f"evaluator trained in {train_seconds:.1f}s: test accuracy {metrics['test_acc']:.4f}")
     _write_folder(folder, config, model, metrics)
     model.cpu()
-    return Evaluator(model, FeatureExtractor(model), folder, config, metrics)
+    return Evaluator(model, FeatureExtractor(model, front), folder, config, metrics)
 
 
 def _write_folder(folder: Path, config: dict, model: nn.Module, metrics: dict) -> None:

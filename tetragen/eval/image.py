@@ -1,23 +1,25 @@
-"""Image metrics for every image family: FID, KID and class accuracy of samples, with two scale references.
+"""Sample metrics for every family that learns grids (tetragen/data/grids.py): FID, KID and class accuracy of
+samples, with reference rows that give them a scale. Images are grids as they are; a sound is scored as the audio
+its spectrogram becomes: what is compared is always what the data's evaluator reads (`GridData.scored`).
 
 FID (Heusel et al. 2017, https://arxiv.org/abs/1706.08500) and KID (Binkowski et al. 2018,
 https://arxiv.org/abs/1801.01401) are torchmetrics' `FrechetInceptionDistance` and `KernelInceptionDistance`, given
-tetragen's own evaluator (eval/classifier.py) as the `feature=` module: features are its penultimate layer (128-d by
-default), not Inception-v3's. Images go to `update` as uint8 tensors (N, H, W, C) and the extractor converts them
-itself, so both metrics are built with `normalize=False`.
+the data's own evaluator (eval/classifier.py) as the `feature=` module: features are its penultimate layer (128-d by
+default), not Inception-v3's. Inputs go to `update` as the evaluator reads them (uint8 (N, H, W, C) images, float
+waveforms) and the extractor converts them itself, so both metrics are built with `normalize=False`.
 
-The real set is the data's test split (a fixed-seed subset of n images when it is larger). A FID means little
-alone, so two references at the same n are computed once per evaluator and cached beside it (references.json):
-train split vs test split (what a perfect generator would score) and test images blurred with a 3x3 box filter vs
-test (a visibly degraded "generator").
+The real set is the data's test split (a fixed-seed subset of n items when it is larger). A FID means little
+alone, so reference sets at the same n are scored once per evaluator and cached beside it (references.json): the
+train split vs the test split (what a perfect generator would score) and the data's degraded copies of the test
+items (for images, a 3x3 box blur: a visibly degraded "generator").
 
 Everything here depends only on the sampling interface, never on a family:
 
     sample(n, *, seed=None, labels=None) -> np.ndarray uint8 (n, H, W, C)
 
 `labels` is an int64 array (n,) of class ids for conditional models (the classes cycle evenly: 0, 1, ..., K-1, 0, ...)
-and None otherwise. `tetragen.load(run_dir)` returns, for an image family, an object with that `.sample` plus
-`.classes`, `.conditional`, `.config` and `.model` (see `ImageSampler`).
+and None otherwise. `tetragen.load(run_dir)` returns, for a family that learns grids, an object with that `.sample`
+plus `.classes`, `.conditional`, `.config` and `.model` (see `ImageSampler`).
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from ..files import write_json
-from .classifier import Evaluator, EvaluatorConfig, load_evaluator
+from .classifier import Evaluator, EvaluatorConfig
 
 SampleFn = Callable[..., np.ndarray]  # sample(n, *, seed=None, labels=None) -> uint8 (n, H, W, C)
 KID_SUBSET_SIZE = 1000
@@ -60,13 +62,6 @@ def class_cycle(n: int, num_classes: int) -> np.ndarray:
     return np.arange(n, dtype=np.int64) % num_classes
 
 
-def box_blur(images: np.ndarray) -> np.ndarray:
-    """3x3 box filter on uint8 (N, H, W, C); at the borders each pixel averages the neighbours inside the image."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
-    x = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
 def subset(count: int, n: int, seed: int) -> np.ndarray:
     """Indices of n of `count` items (all of them when n >= count), drawn with a fixed seed, in order."""
     if n >= count:
@@ -74,18 +69,23 @@ def subset(count: int, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(count)[:n])
 
 
-def real_images(data, n: int, seed: int) -> np.ndarray:
-    """The real set: n test images (all of them when there are fewer), a fixed-seed subset. FID needs two, so a test
-    split of one image is refused in one line."""
+def real_index(data, n: int, seed: int) -> np.ndarray:
+    """The real set: n test items (all of them when there are fewer), a fixed-seed subset. FID needs two, so a test
+    split of one item is refused in one line."""
     count = len(data.test.labels)
     if count < 2:
-        raise UserError(f"{data.name}: its test split has {count} image, and FID/KID need at least 2; add images "
+        raise UserError(f"{data.name}: its test split has {count} {data.item}, and FID/KID need at least 2; add more "
                         f"(the last data.val_fraction of each class is the test split) or raise data.val_fraction")
-    return data.test.images[subset(count, n, seed)]
+    return subset(count, n, seed)
+
+
+def real_images(data, n: int, seed: int) -> np.ndarray:
+    """The real set as the evaluator reads it (`real_index`)."""
+    return data.eval_inputs("test", real_index(data, n, seed))
 
 
 class Distances:
-    """torchmetrics FID and KID over one real and one generated set, both fed uint8 (N, H, W, C) in chunks."""
+    """torchmetrics FID and KID over one real and one generated set, both fed as the evaluator reads them."""
 
     def __init__(self, evaluator: Evaluator, n_real: int, n_fake: int, device: torch.device | str):
         from torchmetrics.image.fid import FrechetInceptionDistance
@@ -128,7 +128,7 @@ def _rng_scope(device: torch.device | str):
 def image_metrics(sample: SampleFn, data, *, n: int = 10000, device: torch.device | str = "cpu",
                   conditional: bool = False, seed: int = 0, evaluator: Evaluator | None = None,
                   batch_size: int = 500) -> dict:
-    """Score n samples against the test split of `data` (an `ImageData`).
+    """Score n samples against the test split of `data` (a `GridData`).
 
     `sample(k, seed=s, labels=y)` is called in chunks of `batch_size` (seeds seed, seed+1, ...). Returns {"fid",
     "kid", "kid_std"} (+ "class_acc" when `conditional`: the fraction of samples the evaluator assigns to the class
@@ -140,16 +140,16 @@ def image_metrics(sample: SampleFn, data, *, n: int = 10000, device: torch.devic
     labels = class_cycle(n, len(data.classes)) if conditional else None
     correct = 0
     with _rng_scope(device):  # training the evaluator on first use must not move the caller's RNG either
-        ev = evaluator or load_evaluator(data, device)
+        ev = evaluator or data.evaluator(device)
         dist = Distances(ev, len(real), n, device)
         dist.update(real, real=True)
         for i, start in enumerate(range(0, n, batch_size)):
             k = min(batch_size, n - start)
             asked = labels[start:start + k] if conditional else None
-            images = _check_samples(sample(k, seed=seed + i, labels=asked), k, tuple(data.image_shape))
-            dist.update(images, real=False)
+            heard = data.scored(_check_samples(sample(k, seed=seed + i, labels=asked), k, tuple(data.image_shape)))
+            dist.update(heard, real=False)
             if conditional:
-                correct += int((ev.predict(images, device) == asked).sum())
+                correct += int((ev.predict(heard, device) == asked).sum())
         out = dist.compute(seed)
     if conditional:
         out["class_acc"] = correct / n
@@ -158,7 +158,8 @@ def image_metrics(sample: SampleFn, data, *, n: int = 10000, device: torch.devic
 
 @torch.no_grad()
 def reference_metrics(data, evaluator: Evaluator, n: int, device: torch.device | str = "cpu", seed: int = 0) -> dict:
-    """FID/KID of the train split vs the test split and of 3x3-blurred test images vs the test images, at n.
+    """FID/KID of each of the data's reference sets (`GridData.references`: the train split, degraded copies of the
+    test items) vs the test items, at n: {"n_real", "n_train", "<name>_fid", "<name>_kid", "<name>_kid_std"}.
 
     Computed once per (evaluator, n, seed) and cached in the evaluator's cache folder as references.json.
     """
@@ -171,11 +172,12 @@ def reference_metrics(data, evaluator: Evaluator, n: int, device: torch.device |
         cache = {}
     if isinstance(cache.get(key), dict):
         return cache[key]
-    real = real_images(data, n, seed)
-    train = data.train.images[subset(len(data.train.labels), n, seed + 1)]
-    refs = {"n_real": int(len(real)), "n_train": int(len(train))}
+    idx = real_index(data, n, seed)
+    real = data.eval_inputs("test", idx)
+    train_idx = subset(len(data.train.labels), n, seed + 1)
+    refs = {"n_real": int(len(real)), "n_train": int(len(train_idx))}
     with _rng_scope(device):
-        for name, fake in (("train", train), ("blur", box_blur(real))):
+        for name, fake in data.references(idx, train_idx).items():
             dist = Distances(evaluator, len(real), len(fake), device)
             dist.update(real, real=True)
             dist.update(fake, real=False)
@@ -189,19 +191,20 @@ def reference_metrics(data, evaluator: Evaluator, n: int, device: torch.device |
 @torch.no_grad()
 def reconstruction_distances(reconstruct, data, *, n: int, device, seed: int = 0, evaluator=None,
                              batch_size: int = 500) -> dict:
-    """FID/KID of the reconstructions of n test images (a fixed-seed subset; all when the split is smaller) against
-    those same images, in the features of tetragen's evaluator for `data` (trained and cached on first use):
+    """FID/KID of the reconstructions of n test items (a fixed-seed subset; all when the split is smaller) against
+    those same items, in the features of the data's evaluator (trained and cached on first use):
     {"recon_fid", "recon_kid", "recon_kid_std", "recon_n"}. `reconstruct(uint8 (k, H, W, C)) -> uint8 (k, H, W, C)`.
     Torch's RNG is left as it was (the evaluator's training and KID's subsets draw from it)."""
     check_n(n, "n")
-    real = real_images(data, n, seed)
+    idx = real_index(data, n, seed)
+    grids, real = data.test.images[idx], data.eval_inputs("test", idx)
     device = torch.device(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        ev = evaluator or load_evaluator(data, device)
+        ev = evaluator or data.evaluator(device)
         dist = Distances(ev, len(real), len(real), device)
         dist.update(real, real=True)
-        for i in range(0, len(real), batch_size):
-            dist.update(reconstruct(real[i:i + batch_size]), real=False)
+        for i in range(0, len(grids), batch_size):
+            dist.update(data.scored(reconstruct(grids[i:i + batch_size])), real=False)
         out = dist.compute(seed)
     return {"recon_fid": out["fid"], "recon_kid": out["kid"], "recon_kid_std": out["kid_std"],
             "recon_n": float(len(real))}
@@ -212,30 +215,50 @@ def evaluate_images(sampler: ImageSampler, data, *, n: int = 10000, device: torc
     """Everything `tetragen eval` reports for an image run: the sample metrics, both references and the
     evaluator's own test accuracy, as one flat dict of numbers (plus the evaluator's cache folder)."""
     check_n(n)
-    real_images(data, n, seed)  # a test split too small to score is refused before the evaluator is trained
-    ev = load_evaluator(data, device, evaluator_settings)
+    real_index(data, n, seed)  # a test split too small to score is refused before the evaluator is trained
+    ev = data.evaluator(device, evaluator_settings)
     conditional = bool(sampler.conditional)
     if conditional and list(sampler.classes) != list(data.classes):
         print(f"tetragen: the run's classes differ from those of {data.name}; class accuracy is skipped",
               file=sys.stderr)
         conditional = False
     out = image_metrics(sampler.sample, data, n=n, device=device, conditional=conditional, seed=seed, evaluator=ev)
-    refs = reference_metrics(data, ev, n, device, seed)
-    return {**out, "n": n, "n_real": refs["n_real"],
-            "ref_train_fid": refs["train_fid"], "ref_blur_fid": refs["blur_fid"],
-            "ref_train_kid": refs["train_kid"], "ref_blur_kid": refs["blur_kid"],
-            "evaluator_test_acc": ev.test_acc, "feature_dim": ev.feature_dim, "evaluator": str(ev.folder)}
+    return {**out, "n": n, **reference_rows(data, ev, n, device, seed), **evaluator_rows(ev)}
 
 
-def report_lines(data_name: str, m: dict, what: str = "samples") -> list[str]:
-    """The human-readable form of `evaluate_images`' result (`what` the scored images are)."""
-    lines = [f"{data_name}, {m['n']} {what} vs {m['n_real']} test images (lower is better)",
-             f"FID {m['fid']:.3f}   references: train vs test {m['ref_train_fid']:.3f}, "
-             f"3x3-blur vs test {m['ref_blur_fid']:.3f}",
-             f"KID {m['kid']:.5f} ± {m['kid_std']:.5f}   references: train vs test {m['ref_train_kid']:.5f}, "
-             f"3x3-blur vs test {m['ref_blur_kid']:.5f}"]
+def reference_rows(data, evaluator: Evaluator, n: int, device, seed: int = 0) -> dict:
+    """The reference figures as a result's keys: ref_<name>_fid and ref_<name>_kid per reference set, and n_real."""
+    refs = reference_metrics(data, evaluator, n, device, seed)
+    out = {"n_real": refs["n_real"]}
+    for name in data.references_named:
+        out.update({f"ref_{name}_fid": refs[f"{name}_fid"], f"ref_{name}_kid": refs[f"{name}_kid"]})
+    return out
+
+
+def evaluator_rows(evaluator: Evaluator) -> dict:
+    return {"evaluator_test_acc": evaluator.test_acc, "feature_dim": evaluator.feature_dim,
+            "evaluator": str(evaluator.folder)}
+
+
+def reference_lines(data, m: dict, prefix: str = "") -> list[str]:
+    """FID and KID of `m` (keys prefix + "fid", ...) beside the data's reference rows."""
+    named = data.references_named
+    fid = ", ".join(f"{title} {m[f'ref_{name}_fid']:.3f}" for name, title in named.items())
+    kid = ", ".join(f"{title} {m[f'ref_{name}_kid']:.5f}" for name, title in named.items())
+    return [f"FID {m[prefix + 'fid']:.3f}   references: {fid}",
+            f"KID {m[prefix + 'kid']:.5f} ± {m[prefix + 'kid_std']:.5f}   references: {kid}"]
+
+
+def report_lines(data, m: dict, what: str = "samples") -> list[str]:
+    """The human-readable form of `evaluate_images`' result (`what` the scored items are)."""
+    lines = [f"{data.name}, {m['n']} {what} vs {m['n_real']} test {data.item}s (lower is better)",
+             *reference_lines(data, m)]
     if "class_acc" in m:
         lines.append(f"class accuracy {m['class_acc']:.4f} (the evaluator's reading of the asked class)")
-    lines.append(f"evaluator: tetragen's CNN, {m['feature_dim']}-d penultimate features, "
-                 f"test accuracy {m['evaluator_test_acc']:.4f} ({m['evaluator']})")
+    lines.append(evaluator_line(m))
     return lines
+
+
+def evaluator_line(m: dict) -> str:
+    return (f"evaluator: tetragen's CNN, {m['feature_dim']}-d penultimate features, "
+            f"test accuracy {m['evaluator_test_acc']:.4f} ({m['evaluator']})")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import files
 from ..registry import get_family, get_modality, list_modalities
-from .report import STYLE, headline, metric_notes
+from .report import STYLE, headline, made_by, metric_notes
 from .showcase import Result
 
 
@@ -32,7 +32,7 @@ def tables(results: list[Result]) -> list[tuple[str, list[str], list[list[str]]]
     out = []
     for kind in list_modalities():
         modality = get_modality(kind)
-        chosen = [r for r in results if get_family(r.family).makes == kind]
+        chosen = [r for r in results if made_by(r).name == kind]
         chosen.sort(key=lambda r: (headline(r)[0] != modality.headline[0], headline(r)[1] is None,
                                    headline(r)[1] or 0.0))
         if chosen:

@@ -14,7 +14,7 @@ import shlex
 from pathlib import Path
 
 from .. import files
-from ..registry import get_family, get_modality, get_showcase, list_modalities, modality_of
+from ..registry import get_family, get_modality, get_showcase, list_modalities
 from .showcase import EVAL_IW, EVAL_N, EVAL_TOKENS, Result, read_metrics
 
 STYLE = """
@@ -52,15 +52,20 @@ def write_report(path: Path, title: str, results: list[Result], out: Path, *, in
     return path
 
 
+def made_by(r: Result):
+    """The modality of what a result's run made."""
+    return get_modality(r.kind or get_family(r.family).makes)
+
+
 def servable(results: list[Result]) -> list[Result]:
     """The results whose runs `tetragen serve` has a route for (an image tokenizer has none)."""
-    return [r for r in results if get_family(r.family).capabilities & set(modality_of(r.family).routes)]
+    return [r for r in results if get_family(r.family).capabilities & set(made_by(r).routes)]
 
 
 def headline(r: Result) -> tuple[str, float | None]:
     """The one lower-is-better metric a family is compared by: the first of its modality's headline metrics that
     the run has, else the family's primary metric."""
-    for key in modality_of(r.family).headline:
+    for key in made_by(r).headline:
         if key in r.metrics:
             return key, r.metrics[key]
     key = get_family(r.family).primary_metric
@@ -70,14 +75,14 @@ def headline(r: Result) -> tuple[str, float | None]:
 def metric_notes(results: list[Result]) -> str:
     """How to read the figures of each kind of content among `results` ("image: FID/KID in ...; text: ...")."""
     return "; ".join(f"{m}: {get_modality(m).note}" for m in list_modalities()
-                     if any(get_family(r.family).makes == m for r in results))
+                     if any(made_by(r).name == m for r in results))
 
 
 def summary_table(results: list[Result]) -> str:
     rows = []
     for r in results:
         key, value = headline(r)
-        also = [k for k, _ in modality_of(r.family).columns.values() if k != key and k in r.metrics]
+        also = [k for k, _ in made_by(r).columns.values() if k != key and k in r.metrics]
         extra = ", ".join(f"{k} {r.metrics[k]:.3f}" for k in also)
         speed = f"{r.per_s['value']:.1f} {r.per_s['unit']}" if r.per_s else ""
         rows.append(f"<tr><td><a href='#{r.family}'>{r.family}</a></td><td>{_e(r.data)}</td>"
@@ -97,10 +102,10 @@ def family_section(r: Result, out: Path) -> str:
              f"<p>{r.steps} steps in {r.train_s / 60:.1f} min (budget {r.budget_minutes:g} min, "
              f"{r.budget_used:.0%} of it used; steps planned by <code>train.budget_minutes</code>), evaluated in "
              f"{r.eval_s:.0f} s; {r.params / 1e6:.2f} M parameters, {_e(r.precision)}.</p>"]
-    modality = modality_of(r.family)
+    modality = made_by(r)
     for item in r.shown:
         parts.append(modality.html(item, out))
-    curves = curve_png(read_metrics(Path(r.run)), r.family, curve_metrics(r.family))
+    curves = curve_png(read_metrics(Path(r.run)), r.family, curve_metrics(r))
     if curves:
         parts.append(f"<figure><img class='curve' alt='training curves of {r.family}' "
                      f"src='data:image/png;base64,{base64.b64encode(curves).decode()}'>"
@@ -122,7 +127,7 @@ def commands(r: Result) -> list[str]:
              + " ".join(q(o) for o in r.overrides) + f" train.budget_minutes={r.budget_minutes:g}",
              "# evaluate", f"tetragen eval {q(r.run)} --n {EVAL_N} --iw-samples {EVAL_IW} --eval-tokens {EVAL_TOKENS}", "# ask it"]
     prompt = next((t["prompt"] for t in r.shown if "prompt" in t), "") or next(iter(get_showcase(r.family).prompts), "")
-    lines += modality_of(r.family).commands(r.run, prompt, fam.capabilities)
+    lines += made_by(r).commands(r.run, prompt, fam.capabilities)
     if servable([r]):
         lines += ["# serve", f"tetragen serve {q(r.run)}"]
     return lines
@@ -130,10 +135,10 @@ def commands(r: Result) -> list[str]:
 
 
 
-def curve_metrics(family: str) -> list[str]:
-    """The validation metrics a family's curves show: its modality's headline and columns, then its primary metric."""
-    m = modality_of(family)
-    keys = [*m.headline, *(k for k, _ in m.columns.values()), get_family(family).primary_metric]
+def curve_metrics(r: Result) -> list[str]:
+    """The validation metrics a run's curves show: its modality's headline and columns, then its primary metric."""
+    m = made_by(r)
+    keys = [*m.headline, *(k for k, _ in m.columns.values()), get_family(r.family).primary_metric]
     return list(dict.fromkeys(keys))
 
 

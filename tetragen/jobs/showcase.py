@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import api, files
 from ..errors import UserError
-from ..registry import get_family, get_showcase, list_families, modality_of
+from ..registry import get_family, get_showcase, list_families, run_modality
 
 JOB_FILE = "job.json"
 SHOW_DIR = "show"
@@ -47,6 +47,7 @@ class Result:
     params: int = 0
     precision: str = ""
     budget_used: float = 0.0  # the share of its training budget the run used (its last "budget" record)
+    kind: str = ""  # the kind of content the run made (its data's); "": what its family makes
     metrics: dict = field(default_factory=dict)
     eval_lines: list[str] = field(default_factory=list)
     # what it was asked and answered, as its modality's `show` made it (files under show/FAMILY/)
@@ -227,6 +228,7 @@ class Job:
         result.precision = next((r.get("precision", "") for r in reversed(records) if r.get("split") == "train"), "")
         result.budget_used = next((r["budget_used"] for r in reversed(records)
                                    if r.get("split") == "budget" and "budget_used" in r), 0.0)
+        result.kind = run_modality(pipe.config).name
         show_what_it_learnt(pipe, show.prompts, self.out / SHOW_DIR / name, result, data)
         return result
 
@@ -248,7 +250,7 @@ def show_what_it_learnt(pipe, prompts: tuple[str, ...], folder: Path, result: Re
     """Ask a trained run what its kind of content lets it answer (its modality's `show`), keeping the answers in
     `result` and their files in `folder`; the speed of generation is measured there too."""
     folder.mkdir(parents=True, exist_ok=True)
-    result.shown, result.per_s = modality_of(pipe.config.family).show(pipe, prompts, folder, data)
+    result.shown, result.per_s = run_modality(pipe.config).show(pipe, prompts, folder, data)
 
 
 def machine() -> dict:

@@ -116,7 +116,7 @@ class ImagePipeline:
         tetragen's evaluator, with its scale references; returns (metrics, the lines `tetragen eval` prints)."""
         from ..eval.image import evaluate_images, report_lines
         metrics = evaluate_images(self, data, n=n, seed=seed, device=self.device)
-        return metrics, report_lines(data.name, metrics)
+        return metrics, report_lines(data, metrics)
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, label=None) -> np.ndarray:
         """`steps` images walking the latent space from seed_a's noise to seed_b's (spherical interpolation, which

@@ -56,7 +56,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import UserError
 from ..pipeline import require
-from ..registry import get_modality, list_modalities, modality_of
+from ..registry import get_modality, list_modalities, run_modality
 from . import schemas as S
 from .batching import Closed, ModelWorker, QueueFull, Sequence
 
@@ -361,7 +361,7 @@ class _Server:
         if pipe is None:
             raise APIError(404, f"model {name!r} not found; this server has: {', '.join(sorted(self.models))}",
                            param="model", code="model_not_found")
-        makes = modality_of(pipe.config.family)
+        makes = run_modality(pipe.config)
         if kind is not None and makes.name != kind:
             elsewhere = sorted({r for c in pipe.capabilities for r in makes.routes.get(c, ())})
             raise APIError(400, f"model {name!r} makes {makes.name}, not {kind}"
@@ -675,7 +675,7 @@ def create_app(models: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *, a
         """OpenAI's model object, plus what the model does: its family, the kind of content it makes, its
         capabilities and routes, its context in tokens (batched text models) and what its modality adds (the class
         names of a class-conditional image model, whose prompt is a class name)."""
-        modality = modality_of(pipe.config.family)
+        modality = run_modality(pipe.config)
         card = {"id": name, "object": "model", "created": server.created, "owned_by": "tetragen",
                 "family": pipe.config.family, "capabilities": sorted(pipe.capabilities),
                 "makes": modality.name,

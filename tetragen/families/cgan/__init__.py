@@ -1,5 +1,5 @@
 """cGAN: class-conditional DCGAN (conditional batch norm in G, projection discriminator)."""
-from ...data.images import load_run_images, read_run_classes
+from ...data.grids import load_run_grids, read_run_classes
 from ...registry import Family, Showcase, register_family, register_showcase
 from .config import PRESETS, CGANConfig
 from .model import build
@@ -14,9 +14,10 @@ register_family(Family(
     objective=objective,
     evaluate=evaluate,
     pipeline=ImagePipeline,
-    load_data=load_run_images,
+    load_data=load_run_grids,
     read_assets=read_run_classes,
     makes="image",
+    grids=True,
     primary_metric="fid",
     presets=PRESETS,
     default_preset="fmnist",

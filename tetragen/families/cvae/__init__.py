@@ -1,6 +1,6 @@
 """cVAE: class-conditional VAE (the class enters encoder and decoder); draws images of a chosen class. With
 data.label_fraction < 1 it learns from partly labelled data (M2) and classifies."""
-from ...data.images import load_run_images, read_run_classes
+from ...data.grids import load_run_grids, read_run_classes
 from ...registry import Family, Showcase, register_family, register_showcase
 from .config import PRESETS, CVAEConfig, semi_supervised
 from .model import build
@@ -16,9 +16,10 @@ register_family(Family(
     objective=objective,
     evaluate=evaluate,
     pipeline=VAEPipeline,
-    load_data=load_run_images,
+    load_data=load_run_grids,
     read_assets=read_run_classes,
     makes="image",
+    grids=True,
     primary_metric="neg_elbo",
     presets=PRESETS,
     default_preset="fmnist",

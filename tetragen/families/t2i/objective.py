@@ -18,6 +18,6 @@ def evaluate(model, data, cfg, device) -> dict:
     if cfg.train.eval_samples:
         from ...eval.image import image_metrics
         pipe = T2IPipeline(model, data.assets, cfg)
-        out.update(image_metrics(pipe.sample, data, n=cfg.train.eval_samples, device=device,
+        out.update(image_metrics(pipe.sample, data.images, n=cfg.train.eval_samples, device=device,
                                  conditional=pipe.conditional))
     return out

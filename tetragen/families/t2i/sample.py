@@ -138,9 +138,9 @@ class T2IPipeline(ImagePipeline):
         """FID/KID and prompted-class accuracy of n class-prompted samples (every class in turn) against the test
         split, in tetragen's evaluator, with its references; and the test image-token NLL."""
         from ...eval.image import evaluate_images, report_lines
-        metrics = evaluate_images(self, data, n=n, seed=seed, device=self.device)
+        metrics = evaluate_images(self, data.images, n=n, seed=seed, device=self.device)
         metrics["test_nll"] = test_nll(self.model, data, self.device)
-        lines = report_lines(data.name, metrics, what="class-prompted samples")
+        lines = report_lines(data.images, metrics, what="class-prompted samples")
         lines.insert(1, f"test NLL {metrics['test_nll']:.4f} nats per image token "
                         f"({self.config.model.prior} prior, {self.config.model.image_tokens} tokens per image)")
         return metrics, lines

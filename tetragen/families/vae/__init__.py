@@ -1,5 +1,5 @@
 """VAE: convolutional variational autoencoder for images (beta, KL warm-up, free bits)."""
-from ...data.images import load_run_images, read_run_classes
+from ...data.grids import load_run_grids, read_run_classes
 from ...registry import Family, Showcase, register_family, register_showcase
 from .config import PRESETS, VAEConfig
 from .model import VAE
@@ -14,9 +14,10 @@ register_family(Family(
     objective=objective,
     evaluate=evaluate,
     pipeline=VAEPipeline,
-    load_data=load_run_images,
+    load_data=load_run_grids,
     read_assets=read_run_classes,
     makes="image",
+    grids=True,
     primary_metric="neg_elbo",
     presets=PRESETS,
     default_preset="fmnist",

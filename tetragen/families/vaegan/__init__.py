@@ -1,5 +1,5 @@
 """VAE-GAN: a VAE whose reconstruction error is measured in a discriminator's features, plus an adversarial term."""
-from ...data.images import load_run_images, read_run_classes
+from ...data.grids import load_run_grids, read_run_classes
 from ...registry import Family, Showcase, register_family, register_showcase
 from .config import PRESETS, VAEGANConfig
 from .model import VAEGAN
@@ -15,9 +15,10 @@ register_family(Family(
     objective=objective,
     evaluate=evaluate,
     pipeline=VAEGANPipeline,
-    load_data=load_run_images,
+    load_data=load_run_grids,
     read_assets=read_run_classes,
     makes="image",
+    grids=True,
     # recon_mse: the one number every evaluation has (FID needs train.eval_samples > 0), so checkpoints/best exists
     # for every run. It picks the checkpoint that reconstructs best pixel by pixel, which is not what the adversarial
     # term aims at (sharpness); compare sample quality by the fid beside it.

@@ -1,5 +1,5 @@
 """VQGAN: the vqvae image tokenizer trained with a patch discriminator as well (Esser et al. 2021, arXiv:2012.09841)."""
-from ...data.images import load_run_images, read_run_classes
+from ...data.grids import load_run_grids, read_run_classes
 from ...registry import Family, Showcase, register_family, register_showcase
 from .config import PRESETS, VQGANConfig
 from .model import VQGAN
@@ -15,9 +15,10 @@ register_family(Family(
     objective=objective,
     evaluate=evaluate,
     pipeline=VQTokenizerPipeline,
-    load_data=load_run_images,
+    load_data=load_run_grids,
     read_assets=read_run_classes,
     makes="image",
+    grids=True,
     # recon_mse, as for vqvae: every evaluation has it; it rewards pixel accuracy, not the sharpness the GAN term
     # aims at, so compare runs by the recon FID beside it too
     primary_metric="recon_mse",

@@ -16,8 +16,7 @@ import torch
 
 from ...data.images import ImageData
 from ...errors import UserError
-from ...eval.classifier import load_evaluator
-from ...eval.image import check_n, reference_metrics
+from ...eval.image import check_n, evaluator_line, evaluator_rows, reference_lines, reference_rows
 from ...sample.images import pad_rows, write_png
 from .objective import reconstruct_images, reconstruction_distances, test_metrics
 
@@ -104,22 +103,18 @@ class VQTokenizerPipeline:
         check_n(n)
         device = self.device
         m = test_metrics(self.model, data, device)
-        ev = load_evaluator(data, device)
+        ev = data.evaluator(device)
         m.update(reconstruction_distances(self.reconstruct, data, n=n, device=device, seed=seed, evaluator=ev))
-        refs = reference_metrics(data, ev, int(m["recon_n"]), device, seed)
-        m.update({"ref_train_fid": refs["train_fid"], "ref_blur_fid": refs["blur_fid"],
-                  "ref_train_kid": refs["train_kid"], "ref_blur_kid": refs["blur_kid"],
-                  "evaluator_test_acc": ev.test_acc})
+        m.update({**reference_rows(data, ev, int(m["recon_n"]), device, seed), **evaluator_rows(ev)})
         k, (h, w) = self.codebook_size, self.token_shape
-        lines = [f"{data.name}, {int(m['test_images'])} test images as {h}x{w} tokens from {k} codes",
+        fid, kid = reference_lines(data, m, prefix="recon_")
+        lines = [f"{data.name}, {int(m['test_images'])} test {data.item}s as {h}x{w} tokens from {k} codes",
                  f"recon MSE {m['recon_mse']:.5f} (grey values in [0, 1], lower is better)",
-                 f"recon FID {m['recon_fid']:.3f} ({int(m['recon_n'])} reconstructions vs the same test images)   "
-                 f"references: train vs test {m['ref_train_fid']:.3f}, 3x3-blur vs test {m['ref_blur_fid']:.3f}",
-                 f"recon KID {m['recon_kid']:.5f} ± {m['recon_kid_std']:.5f}   references: train vs test "
-                 f"{m['ref_train_kid']:.5f}, 3x3-blur vs test {m['ref_blur_kid']:.5f}",
+                 f"recon {fid} ({int(m['recon_n'])} reconstructions vs the same test {data.item}s)",
+                 f"recon {kid}",
                  f"codebook usage {m['codebook_usage']:.1%} ({round(m['codebook_usage'] * k)} of {k} codes), "
                  f"perplexity {m['codebook_perplexity']:.1f} (at most {k})",
-                 f"evaluator: tetragen's CNN, test accuracy {ev.test_acc:.4f} ({ev.folder})"]
+                 evaluator_line(m)]
         return m, lines
 
 

@@ -7,7 +7,8 @@ and its route is OpenAI's `/v1/images/generations`.
 """
 from pathlib import Path
 
-from ...registry import Modality, register_modality
+from ...data.images import claims, read_run_images
+from ...registry import GridForm, Modality, register_modality
 from .show import card, commands, datasets, example, html, show, write_npz_output, write_png_output
 
 
@@ -35,4 +36,5 @@ register_modality(Modality(
     card=card,
     playground=str(Path(__file__).with_name("playground.js")),
     data_help="image=path/to/folder",
+    grids=GridForm(claims=claims, read=read_run_images),
 ))
