@@ -49,6 +49,9 @@ class Showcase:
     components: dict[str, str] = field(default_factory=dict)
     quickstart: bool = True           # among the families `tetragen quickstart` trains by default
     order: int = 100                  # the job trains and reports families by this, then by name
+    # the family trained ("": the showcase's own name); one family may be shown on several kinds of content
+    family: str = ""
+    kind: str = ""                    # the kind of content of its data ("": what the family makes)
 
 
 @dataclass(frozen=True)
@@ -208,18 +211,29 @@ def register_family(family: Family) -> Family:
     return family
 
 
-def register_showcase(family: str, showcase: Showcase) -> Showcase:
-    """How the quickstart and the bench train and show `family` (kept apart from its model contract)."""
-    if family in _SHOWCASES:
-        raise ValueError(f"showcase of {family!r} registered twice")
-    _SHOWCASES[family] = showcase
+def register_showcase(name: str, showcase: Showcase) -> Showcase:
+    """How the quickstart and the bench train and show a family (kept apart from its model contract), by the name
+    a job lists it under: the family's name, or another one for a second showcase of it (`Showcase.family`)."""
+    if name in _SHOWCASES:
+        raise ValueError(f"showcase {name!r} registered twice")
+    _SHOWCASES[name] = showcase
     return showcase
 
 
-def get_showcase(family: str) -> Showcase | None:
-    """The family's showcase; None: the quickstart and the bench leave it out."""
+def get_showcase(name: str) -> Showcase | None:
+    """The showcase of that name; None: the quickstart and the bench have none."""
     _load_builtin()
-    return _SHOWCASES.get(family)
+    return _SHOWCASES.get(name)
+
+
+def list_showcases() -> list[str]:
+    _load_builtin()
+    return sorted(_SHOWCASES)
+
+
+def showcase_family(name: str) -> str:
+    """The family a showcase trains."""
+    return get_showcase(name).family or name
 
 
 def get_family(name: str) -> Family:

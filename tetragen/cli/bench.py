@@ -33,7 +33,7 @@ def run(args) -> int:
         raise Interrupted(e.signum, f"{e}; or run the same `tetragen bench` again: it resumes") from None
     meta = {"budget_minutes": args.budget_minutes, "seed": args.seed, "families": families,
             "machine": machine(), "python": platform.python_version(), "eval_n": args.eval_n,
-            "precision": {r.family: r.precision for r in results}}
+            "precision": {r.name: r.precision for r in results}}
     paths = write_bench(out, results, meta)
     write_report(out / "report.html", "tetragen bench", results, out, machine=meta["machine"],
                  intro=f"Every family trained for {args.budget_minutes:g} minutes on this machine.")

@@ -86,7 +86,7 @@ def run(args) -> int:
     print()
     for r in results:
         key, value = headline(r)
-        print(f"{r.family:8s} {key} {value:.4f}  ({r.steps} steps, {r.train_s / 60:.1f} min, {r.budget_used:.0%} of its "
+        print(f"{r.name:8s} {key} {value:.4f}  ({r.steps} steps, {r.train_s / 60:.1f} min, {r.budget_used:.0%} of its "
               f"budget)")
     print(f"\nreport: {report}")
     print("serve:  tetragen serve " + " ".join(shlex.quote(r.run) for r in servable(results)))

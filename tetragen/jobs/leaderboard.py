@@ -15,7 +15,7 @@ from .showcase import Result
 def rows(results: list[Result], columns: dict) -> list[list[str]]:
     out = []
     for r in results:
-        cells = [r.family]
+        cells = [r.name]
         for key, fmt in columns.values():
             v = r.metrics.get(key)
             cells.append(fmt.format(v) if isinstance(v, (int, float)) else "—")

@@ -85,7 +85,7 @@ def summary_table(results: list[Result]) -> str:
         also = [k for k, _ in made_by(r).columns.values() if k != key and k in r.metrics]
         extra = ", ".join(f"{k} {r.metrics[k]:.3f}" for k in also)
         speed = f"{r.per_s['value']:.1f} {r.per_s['unit']}" if r.per_s else ""
-        rows.append(f"<tr><td><a href='#{r.family}'>{r.family}</a></td><td>{_e(r.data)}</td>"
+        rows.append(f"<tr><td><a href='#{r.name}'>{r.name}</a></td><td>{_e(r.data)}</td>"
                     f"<td>{_e(key)}</td><td class='n'>{_num(value)}</td><td>{_e(extra)}</td>"
                     f"<td class='n'>{r.steps}</td><td class='n'>{r.train_s / 60:.1f} min ({r.budget_used:.0%})</td>"
                     f"<td class='n'>{r.params / 1e6:.2f} M</td><td>{_e(r.precision)}</td><td>{_e(speed)}</td></tr>")
@@ -98,16 +98,16 @@ def summary_table(results: list[Result]) -> str:
 
 def family_section(r: Result, out: Path) -> str:
     fam = get_family(r.family)
-    parts = [f"<h2 id='{r.family}'>{r.family} <span class='muted'>— {_e(fam.description)}</span></h2>",
+    parts = [f"<h2 id='{r.name}'>{r.name} <span class='muted'>— {_e(fam.description)}</span></h2>",
              f"<p>{r.steps} steps in {r.train_s / 60:.1f} min (budget {r.budget_minutes:g} min, "
              f"{r.budget_used:.0%} of it used; steps planned by <code>train.budget_minutes</code>), evaluated in "
              f"{r.eval_s:.0f} s; {r.params / 1e6:.2f} M parameters, {_e(r.precision)}.</p>"]
     modality = made_by(r)
     for item in r.shown:
         parts.append(modality.html(item, out))
-    curves = curve_png(read_metrics(Path(r.run)), r.family, curve_metrics(r))
+    curves = curve_png(read_metrics(Path(r.run)), r.name, curve_metrics(r))
     if curves:
-        parts.append(f"<figure><img class='curve' alt='training curves of {r.family}' "
+        parts.append(f"<figure><img class='curve' alt='training curves of {r.name}' "
                      f"src='data:image/png;base64,{base64.b64encode(curves).decode()}'>"
                      f"<figcaption>training loss and validation metrics by step</figcaption></figure>")
     parts.append("<table><tr><th>metric</th><th>value</th></tr>" + "".join(
@@ -126,7 +126,7 @@ def commands(r: Result) -> list[str]:
     lines = ["# reproduce", f"tetragen train {r.family} --data {q(r.data)} --preset {q(r.preset)} --out {q(r.run)} "
              + " ".join(q(o) for o in r.overrides) + f" train.budget_minutes={r.budget_minutes:g}",
              "# evaluate", f"tetragen eval {q(r.run)} --n {EVAL_N} --iw-samples {EVAL_IW} --eval-tokens {EVAL_TOKENS}", "# ask it"]
-    prompt = next((t["prompt"] for t in r.shown if "prompt" in t), "") or next(iter(get_showcase(r.family).prompts), "")
+    prompt = next((t["prompt"] for t in r.shown if "prompt" in t), "") or next(iter(get_showcase(r.name).prompts), "")
     lines += made_by(r).commands(r.run, prompt, fam.capabilities)
     if servable([r]):
         lines += ["# serve", f"tetragen serve {q(r.run)}"]

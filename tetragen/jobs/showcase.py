@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import api, files
 from ..errors import UserError
-from ..registry import get_family, get_showcase, list_families, run_modality
+from ..registry import get_family, get_showcase, list_showcases, run_modality, showcase_family
 
 JOB_FILE = "job.json"
 SHOW_DIR = "show"
@@ -48,6 +48,11 @@ class Result:
     precision: str = ""
     budget_used: float = 0.0  # the share of its training budget the run used (its last "budget" record)
     kind: str = ""  # the kind of content the run made (its data's); "": what its family makes
+    showcase: str = ""  # the name the job lists it under ("": the family's)
+
+    @property
+    def name(self) -> str:
+        return self.showcase or self.family
     metrics: dict = field(default_factory=dict)
     eval_lines: list[str] = field(default_factory=list)
     # what it was asked and answered, as its modality's `show` made it (files under show/FAMILY/)
@@ -74,15 +79,12 @@ def choose_families(asked: list[str] | None, *, default_only: bool) -> list[str]
     """The families of a job in training order: `asked` (every family with a showcase when None and not
     `default_only`; the quickstart's own set when `default_only`), each preceded by the families its components
     come from."""
-    shown = [n for n in list_families() if get_showcase(n) is not None]
+    shown = list_showcases()
     if asked is None:
         asked = [n for n in shown if get_showcase(n).quickstart or not default_only]
     for name in asked:
-        if name not in list_families():
-            raise UserError(f"--families: unknown family {name!r}; the families are: {', '.join(shown)}")
         if name not in shown:
-            raise UserError(f"--families: the {name} family has no built-in showcase; the families are: "
-                            f"{', '.join(shown)}")
+            raise UserError(f"--families: unknown family {name!r}; the families are: {', '.join(shown)}")
     chosen: list[str] = []
 
     def add(name: str) -> None:
@@ -190,30 +192,30 @@ class Job:
         return [self.result(n) for n in self.families]
 
     def _one(self, name: str, share_s: float) -> Result:
-        fam = get_family(name)
         show = get_showcase(name)
+        fam = get_family(showcase_family(name))
         run = self.out / name
         # the family's time less what evaluating and showing it take: the most that any family done so far took (a
         # fifth of the share before any is done). What a family leaves unused goes to the next ones, so only the last
         # family's overrun would outlast the budget, and the largest reserve keeps it inside
         done = [Result.of(r) for r in self.state["results"].values()]
         spent = self.state["spent_s"]
-        overhead = max((spent.get(r.family, 0.0) - r.train_s for r in done), default=0.2 * share_s)
+        overhead = max((spent.get(r.name, 0.0) - r.train_s for r in done), default=0.2 * share_s)
         train_min = max(60 * MIN_MINUTES_PER_FAMILY, share_s - overhead) / 60
         overrides = [*show.overrides, f"train.seed={self.seed}"]
         for key, component in show.components.items():
             overrides.append(f"{key}={(self.out / component).resolve()}")
-        data = pick_data(show.data, self.data.get(fam.makes))
+        data = pick_data(show.data, self.data.get(show.kind or fam.makes))
         preset = self.preset or show.preset or fam.default_preset
         # a resumed family keeps the budget it planned with; a fresh one gets its share now
         cfg_file = run / "config.json"
         resuming = cfg_file.is_file() and bool(files.step_dirs(run))
         if resuming:
             train_min = json.loads(cfg_file.read_text(encoding="utf-8"))["train"].get("budget_minutes", train_min)
-        result = Result(family=name, run=str(run), data=data, preset=preset, overrides=overrides,
-                        budget_minutes=round(train_min, 3))
+        result = Result(family=fam.name, run=str(run), data=data, preset=preset, overrides=overrides,
+                        budget_minutes=round(train_min, 3), showcase=name if name != fam.name else "")
         t0 = time.perf_counter()
-        api.train(name, data, run, preset=preset, overrides=[*overrides, f"train.budget_minutes={train_min:.3f}"],
+        api.train(fam.name, data, run, preset=preset, overrides=[*overrides, f"train.budget_minutes={train_min:.3f}"],
                   resume=resuming, overwrite=not resuming and run.exists(), progress=self.progress)
         result.train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
