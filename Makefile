@@ -11,7 +11,7 @@ SHELL  := /bin/bash
 # pip's notes about index folders that do not exist on this machine are noise
 QUIET  := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: quickstart test test-slow bench clean-venv browser
+.PHONY: quickstart test test-slow bench clean-venv browser sound
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 
 quickstart: $(STAMP)
 	$(VENV)/bin/tetragen data fetch fashion-mnist
+	$(VENV)/bin/tetragen data fetch spoken-words
 	$(VENV)/bin/tetragen quickstart
 
 # The playground's browser test drives Debian's chromium through its chromedriver. Where they are missing and this is
@@ -35,7 +36,16 @@ browser:
 	  else echo "no chromium + chromedriver, and not root with apt: tests/test_playground.py will be skipped"; fi; \
 	fi
 
-test: $(STAMP) browser
+# The sound tests synthesise words with Debian's espeak-ng: installed here where this is root with apt (the tests
+# install it the same way, and fail saying how where they cannot).
+sound:
+	@if ! command -v espeak-ng >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing espeak-ng (apt) for the sound tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng; } \
+	    >/dev/null || echo "could not install espeak-ng"; \
+	fi
+
+test: $(STAMP) browser sound
 	$(PY) -m pytest
 
 test-slow: $(STAMP)

@@ -79,7 +79,8 @@ def run(args) -> int:
         require(api.load(args.run_dir, device=args.device), "sample", args.run_dir)
     writers = run_modality(run_config).writers  # the files of the run's kind of content, by --out's suffix
     out = check_output(args.out, overwrite=args.overwrite, suffixes=tuple(writers))
-    write = writers[out.suffix.lower()]
+    folder = "/" in writers and (str(args.out).endswith(("/", "\\")) or out.is_dir())  # one file per sample
+    write = writers["/" if folder else out.suffix.lower()]
     pipe = api.load(args.run_dir, device=args.device)
     require(pipe, "sample", args.run_dir)
     prompted = {"--prompt": args.prompt, "--class-prompts": args.class_prompts or None,
@@ -116,7 +117,7 @@ def run(args) -> int:
     else:
         labels = pipe.labels_for(args.n, label)
         images = pipe.sample(args.n, seed=args.seed, labels=labels)
-        what = f"{args.n} images"
+        what = f"{args.n} samples"
     # a grid with one column per class reads best when the classes cycle
     columns = (pipe.num_classes if pipe.conditional and label is None and not args.interpolate
                and args.n >= pipe.num_classes and pipe.num_classes <= 16 else None)
@@ -137,6 +138,6 @@ def _sample_prompted(args, pipe, out, write) -> int:
     columns = pipe.num_classes if labels is not None and args.label is None and 1 < pipe.num_classes <= 16 \
         and args.n >= pipe.num_classes else None
     write(out, images, labels=labels.numpy() if labels is not None else None, columns=columns)
-    what = f"{args.n} images of {args.prompt!r}" if args.prompt is not None else f"{args.n} class-prompted images"
+    what = f"{args.n} samples of {args.prompt!r}" if args.prompt is not None else f"{args.n} class-prompted samples"
     print(f"wrote {what} to {out}", file=sys.stderr)
     return 0

@@ -122,6 +122,21 @@ def load_run_grids(cfg, assets=None, task: str = "lm"):
     return data
 
 
+def held_out(labels: np.ndarray, num_classes: int, val_fraction: float) -> np.ndarray:
+    """Which items of a user's folder are its test split (a bool mask): the last `val_fraction` of each class, in
+    the folder's sorted order; the last items overall when the classes are too small for a per-class share."""
+    test = np.zeros(len(labels), dtype=bool)
+    for c in range(num_classes):
+        idx = np.flatnonzero(labels == c)
+        n_test = int(len(idx) * val_fraction)
+        if n_test:
+            test[idx[-n_test:]] = True
+    if test.all() or not test.any():
+        test[:] = False
+        test[-max(1, int(len(labels) * val_fraction)):] = True
+    return test
+
+
 def to_model(grids: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, C) -> float (N, C, H, W) in [-1, 1]."""
     x = torch.from_numpy(np.ascontiguousarray(grids)).permute(0, 3, 1, 2).float()

@@ -190,15 +190,7 @@ def image_folder(root: Path, size: int, channels: int, val_fraction: float) -> t
     if skipped:
         print(f"tetragen: skipped {len(skipped)} undecodable image(s) in {root}: {skipped[0]}"
               + (" ..." if len(skipped) > 1 else ""), file=sys.stderr)
-    test_mask = np.zeros(len(labels), dtype=bool)
-    for c in range(len(classes)):
-        idx = np.flatnonzero(labels == c)
-        n_test = int(len(idx) * val_fraction)
-        if n_test:
-            test_mask[idx[-n_test:]] = True
-    if test_mask.all() or not test_mask.any():
-        test_mask[:] = False
-        test_mask[-max(1, int(len(labels) * val_fraction)):] = True
+    test_mask = grids.held_out(labels, len(classes), val_fraction)
     train = ImageSet(images[~test_mask], labels[~test_mask], classes, skipped)
     test = ImageSet(images[test_mask], labels[test_mask], classes, skipped)
     return train, test

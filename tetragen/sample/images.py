@@ -195,10 +195,18 @@ def image_grid(images: np.ndarray, columns: int | None = None, pad: int = 2) -> 
 
 
 def check_output(path: str | Path, *, overwrite: bool = False, suffixes=(".png", ".npz")) -> Path:
-    """Refuse an output path before any work: unknown suffix, missing folder, or an existing file."""
+    """Refuse an output path before any work: unknown suffix, missing folder, or an existing file. Where "/" is
+    among the suffixes, a path ending in "/" (or an empty folder) is a folder to write one file per sample into."""
     p = Path(path)
+    if "/" in suffixes and (str(path).endswith(("/", "\\")) or p.is_dir()):
+        if p.is_dir() and any(p.iterdir()):
+            raise UserError(f"--out {path}: the folder is not empty; give a new or empty folder")
+        if not p.parent.is_dir():
+            raise UserError(f"--out {path}: the folder {p.parent} does not exist; create it first")
+        return p
     if p.suffix.lower() not in suffixes:
-        raise UserError(f"--out {path}: unknown file type {p.suffix or '(none)'!r}; use {' or '.join(suffixes)}")
+        named = [s if s != "/" else "a folder (ending in /)" for s in suffixes]
+        raise UserError(f"--out {path}: unknown file type {p.suffix or '(none)'!r}; use {' or '.join(named)}")
     if not p.parent.is_dir():
         raise UserError(f"--out {path}: the folder {p.parent} does not exist; create it first")
     if p.is_dir():

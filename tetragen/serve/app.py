@@ -66,8 +66,9 @@ OWN_ROUTES = ("/v1/models", "/health", "/metrics", "/")  # the server's own; the
 OPEN_ROUTES = ("/health",)  # answered without an API key, as are the playground's files
 PAGE_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
               ".css": "text/css; charset=utf-8"}
-# the page loads its own script and style only; generated images arrive as data: URLs
-PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+# the page loads its own script and style only; generated images arrive as data: URLs, generated sound as data: URLs too
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self' data:; "
+                                           "object-src 'none'; "
                                            "base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

@@ -167,8 +167,9 @@ def griffin_lim(db: torch.Tensor, settings: MelSettings = MelSettings(), n_iter:
     """Log-mel dB (N, n_mels, frames) -> waves (N, clip), batched and deterministic for a given seed.
 
     The first magnitudes come from the pseudo-inverse of the filterbank (clamped at zero); the phase starts random
-    (from a torch.Generator seeded with `seed`) and is refined by fast Griffin-Lim. A mel picture says less than
-    the linear magnitudes the pseudo-inverse guesses, so each iteration rescales the bins of the current estimate
+    (one draw from a torch.Generator seeded with `seed`, the same for every row) and is refined by fast
+    Griffin-Lim. A mel picture says less than the linear magnitudes the pseudo-inverse guesses, so each iteration
+    rescales the bins of the current estimate
     towards the wanted band powers (a multiplicative update, as in non-negative least squares) rather than forcing
     the first guess back on it: the iterations then converge to a sound whose mel spectrogram matches, which
     forcing the guess never does. Bands at db_min or below (level 0 of a picture) are taken as silent. The frame
@@ -184,7 +185,9 @@ def griffin_lim(db: torch.Tensor, settings: MelSettings = MelSettings(), n_iter:
     power = torch.einsum("fm,nmt->nft", _mel_inverse(settings).to(device), wanted).clamp_min(0.0)
     magnitude = torch.cat([power, power[..., -1:]], dim=-1).sqrt()            # (N, F, frames + 1): + the free frame
     generator = torch.Generator().manual_seed(seed)
-    spec = torch.polar(magnitude, 2 * math.pi * torch.rand(magnitude.shape, generator=generator).to(device))
+    # one phase draw for every row: a row's sound depends on its own picture alone, whatever else is in the batch
+    phase = 2 * math.pi * torch.rand(magnitude.shape[1:], generator=generator).to(device)
+    spec = torch.polar(magnitude, phase.expand_as(magnitude))
     ratio = torch.ones(magnitude.shape[0], bank.shape[0], magnitude.shape[2], device=device)  # wanted / current
     previous = torch.zeros_like(spec)
 

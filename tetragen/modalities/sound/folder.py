@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ...errors import UserError
+from ...data.grids import held_out
 from .audio import AudioFileError, MelSettings, SoundSet, fit_length, read_audio, resample
 
 SUFFIXES = {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".w64",
@@ -121,15 +122,7 @@ def sound_folder(root: Path, settings: MelSettings = MelSettings(),
     if unmatched:
         print(f"tetragen: {root / CAPTIONS_FILE}: {unmatched} caption(s) name no file that was read", file=sys.stderr)
     labels_arr = np.array(labels, dtype=np.int64)
-    test = np.zeros(len(labels_arr), dtype=bool)
-    for c in range(len(classes)):
-        idx = np.flatnonzero(labels_arr == c)
-        n_test = int(len(idx) * val_fraction)
-        if n_test:
-            test[idx[-n_test:]] = True
-    if test.all() or not test.any():  # classes too small for a per-class share: the last files overall
-        test[:] = False
-        test[-max(1, int(len(labels_arr) * val_fraction)):] = True
+    test = held_out(labels_arr, len(classes), val_fraction)
     stacked = np.stack(waves)
     sets = []
     for mask in (~test, test):
