@@ -16,9 +16,10 @@ Substitutions that make the commands tiny and offline (docs/README.md lists them
 - Every page runs in an empty temporary folder of its own, so `runs/...`, `grid.png` and the like land there.
 - `--data NAME` (a named dataset) or `--data PATH` where no earlier command wrote PATH: synthetic data of the same
   kind, made once per session: a folder of 28x28 grey shapes in 3 classes (conftest.make_image_folder), a play-like
-  corpus (conftest.make_corpus), or a `text,label` CSV for `.csv`/`.jsonl`. The kind comes from the name, the
-  suffix (`.txt`: text), or else the command's family (`train FAMILY`, or the family of the run it reads).
-- quickstart and bench: `--data image=...`/`text=...` likewise, and a job without them gets both.
+  corpus (conftest.make_corpus), a folder of WAV clips in 3 classes (the sound modality's example), or a
+  `text,label` CSV for `.csv`/`.jsonl`. The kind comes from the name (the modality that lists it), the suffix
+  (`.txt`: text), or else the command's family (`train FAMILY`, or the run it reads).
+- quickstart and bench: `--data image=...`/`text=...`/`sound=...` likewise, and a job without them gets all three.
 - `--preset NAME` -> `--preset tiny`; a new `tetragen train` without a preset, quickstart and bench get it too.
 - `train.max_steps=N` -> 8; with `--resume`, the run's saved `train.max_steps` + 4 (an extension stays one).
 - `--config FILE`: the file from the repository root, followed by `train.max_steps=8 train.warmup_steps=2`.
@@ -285,6 +286,10 @@ class Data:
     images: Path
     corpus: Path
     rows: Path
+    sound: Path
+
+    def of(self, kind: str | None) -> Path:
+        return {"text": self.corpus, "sound": self.sound}.get(kind, self.images)
 
 
 def make_rows(path: Path) -> Path:
@@ -303,7 +308,9 @@ def docs_data(tmp_path_factory) -> Data:
     root = tmp_path_factory.mktemp("docs_data")
     corpus = root / "corpus.txt"
     corpus.write_text(make_corpus(), encoding="utf-8")
-    return Data(make_image_folder(root / "images"), corpus, make_rows(root / "rows.csv"))
+    from tetragen.registry import get_modality
+    sound = Path(get_modality("sound").example(root / "sound"))
+    return Data(make_image_folder(root / "images"), corpus, make_rows(root / "rows.csv"), sound)
 
 
 def _value(argv: list[str], flag: str) -> str | None:
@@ -314,20 +321,23 @@ def _family_of(argv: list[str], path: tuple[str, ...], cwd: Path) -> str | None:
     from tetragen.registry import get_family, list_families
     if path == ("train",):
         name = argv[1] if len(argv) > 1 else None
-        return get_family(name).makes if name in list_families() else None
+        if name not in list_families():
+            return None
+        return get_family(name).makes
     if path == ("tokenizer", "train"):
         return "text"
     positional = [a for a in argv[len(path):] if not a.startswith("-")]
     config = cwd / positional[0] / "config.json" if positional else None
     if config is not None and config.is_file():
-        return get_family(json.loads(config.read_text())["family"]).makes
+        doc = json.loads(config.read_text())
+        return doc.get("data", {}).get("kind") or get_family(doc["family"]).makes
     return None
 
 
 def substitute(argv: list[str], cwd: Path, data: Data, known: dict) -> list[str]:
     """The tiny, offline version of a documented command (the rules are at the top of this file)."""
-    from tetragen.data.images import IMAGE_DATASETS
-    from tetragen.data.text import DATASETS as TEXT_DATASETS
+    from tetragen.registry import get_modality, list_modalities
+    kind_of_name = {d.name: m for m in list_modalities() for d in get_modality(m).datasets()}
     argv = [piece for tok in argv for piece in (tok.split("=", 1) if tok.startswith("--") and "=" in tok else [tok])]
     path = verb_path(argv, known)
     kind = _family_of(argv, path, cwd)
@@ -335,16 +345,16 @@ def substitute(argv: list[str], cwd: Path, data: Data, known: dict) -> list[str]
     resume = "--resume" in argv
 
     def data_for(value: str, kind: str | None) -> str:
-        if value not in IMAGE_DATASETS and value not in TEXT_DATASETS and (cwd / value).exists():
+        if value not in kind_of_name and (cwd / value).exists():
             return value
         suffix = Path(value).suffix
         if suffix in (".csv", ".jsonl"):
             return str(data.rows)
-        if value in IMAGE_DATASETS:
-            return str(data.images)
-        if value in TEXT_DATASETS or suffix == ".txt" or kind == "text":
+        if value in kind_of_name:
+            return str(data.of(kind_of_name[value]))
+        if suffix == ".txt":
             return str(data.corpus)
-        return str(data.images)
+        return str(data.of(kind))
 
     def value(flag: str, given: str) -> str:
         if flag == "--data":
@@ -399,7 +409,7 @@ def substitute(argv: list[str], cwd: Path, data: Data, known: dict) -> list[str]
         if "--eval-n" not in out:
             out += ["--eval-n", "20"]
         given = {_value(out[j:], "--data").partition("=")[0] for j, t in enumerate(out) if t == "--data"}
-        for source_kind, source in (("image", data.images), ("text", data.corpus)):
+        for source_kind, source in (("image", data.images), ("text", data.corpus), ("sound", data.sound)):
             if source_kind not in given:
                 out += ["--data", f"{source_kind}={source}"]
     return out + tail

@@ -8,7 +8,7 @@ import pytest
 from tetragen import files
 from tetragen.jobs import showcase
 from tetragen.jobs.showcase import Job, choose_families
-from tetragen.registry import get_family, get_showcase, list_families
+from tetragen.registry import get_family, get_showcase, list_families, list_modalities, showcase_family
 from tetragen.train import checkpoint as ck
 
 from .conftest import make_corpus, make_image_folder, one_line_error, run_cli
@@ -21,11 +21,17 @@ def job_args(corpus, images, out, *extra):
     return ["--data", f"text={corpus}", "--data", f"image={images}", "--out", str(out), *TINY_JOB, *extra]
 
 
+def run_kind(name: str) -> str:
+    return get_showcase(name).kind or get_family(showcase_family(name)).makes
+
+
 def test_every_family_has_a_showcase_and_components_come_first():
     default = choose_families(None, default_only=True)
     assert {"gpt", "bert", "dcgan", "cgan", "vae", "t2i"} <= set(default)  # one of each family, the hybrid too
+    # every kind of content a family makes is in the default set
+    assert {run_kind(n) for n in default} == set(list_modalities())
     everything = choose_families(None, default_only=False)
-    assert set(everything) == set(list_families())
+    assert {showcase_family(n) for n in everything} == set(list_families())
     for name in everything:  # a run built from another run's components is trained after them
         for component in get_showcase(name).components.values():
             assert everything.index(component) < everything.index(name)

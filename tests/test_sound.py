@@ -15,6 +15,7 @@ import tetragen
 from tetragen.api import load_data
 from tetragen.config import build_run_config
 from tetragen.errors import UserError
+from tetragen.registry import get_family, list_families
 from tetragen.modalities.sound.show import make_sound_folder
 from tetragen.serve.app import Limits, create_app
 from tetragen.train.trainer import Trainer
@@ -173,3 +174,26 @@ def test_the_playground_plays_the_apis_wav_and_draws_its_spectrogram(live, brows
     problems = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"
                 and "status of 401" not in e["message"]]
     assert not problems, problems
+
+
+GRID_FAMILIES = [n for n in list_families() if get_family(n).grids]
+
+
+@pytest.mark.parametrize("family", GRID_FAMILIES)
+def test_every_family_that_learns_grids_trains_on_sound_and_makes_clips(family, sound_run, tmp_path, monkeypatch):
+    """No family names sound: each one trains on the sound example through the modality, and a run that draws gives
+    clips (a tokenizer gives back pictures of its test clips)."""
+    root, folder = sound_run
+    monkeypatch.setenv("TETRAGEN_CACHE", str(root / "cache"))
+    cfg = build_run_config(family, preset="tiny", overrides=["train.max_steps=1", "train.eval_every=0",
+                                                             "train.eval_samples=0"])
+    cfg.data.source = str(folder)
+    Trainer(cfg, load_data(cfg), tmp_path / family, progress=False).fit()
+    pipe = tetragen.load(tmp_path / family)
+    assert pipe.config.data.kind == "sound"
+    if pipe.capabilities & {"sample", "prompt"}:
+        sound = pipe.sample(2, seed=0)
+        assert sound.waves.shape == (2, 16000) and sound.sample_rate == 16000
+    else:
+        data = load_data(pipe.config, pipe.assets)
+        assert pipe.reconstruct(data.test.images[:2]).shape == (2, 64, 64, 1)

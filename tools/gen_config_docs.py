@@ -119,12 +119,14 @@ def jobs_table() -> list[str]:
     from tetragen.jobs.showcase import choose_families
     from tetragen.registry import get_family, get_showcase
     default = set(choose_families(None, default_only=True))
-    lines = ["| family | data (the first one at hand) | preset | in the quickstart by default | weight of its share |",
+    from tetragen.registry import showcase_family
+    lines = ["| showcase | data (the first one at hand) | preset | in the quickstart by default | weight of its share |",
              "|---|---|---|---|---:|"]
     for name in choose_families(None, default_only=False):
-        family = get_family(name)
-        show = get_showcase(family.name)
-        lines.append(f"| [{name}](docs/{name}.md) | " + " or ".join(f"`{d}`" for d in show.data)
+        family = get_family(showcase_family(name))
+        show = get_showcase(name)
+        shown = name if name == family.name else f"{name} ({family.name})"
+        lines.append(f"| [{shown}](docs/{family.name}.md) | " + " or ".join(f"`{d}`" for d in show.data)
                      + f" | `{show.preset or family.default_preset}` | {'yes' if name in default else 'no'} | "
                      f"{_number(show.weight)} |")
     return lines

@@ -28,3 +28,8 @@ register_showcase("cgan", Showcase(
     data=("fashion-mnist",), weight=2.0, order=40,
     overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
 ))
+register_showcase("cgan-words", Showcase(
+    family="cgan", kind="sound", data=("spoken-words",), preset="words", weight=2.0, order=45,
+    prompts=("seven", "yes", "stop", "left"),
+    overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
+))

@@ -15,4 +15,7 @@ class CGANConfig(DCGANConfig):
 
 
 # The same recipes as DCGAN's (tiny for tests, fmnist for Fashion-MNIST on a CPU); num_classes comes from the data.
+# `words` is for sound: spectrograms are 64x64 pictures, so the widths are halved to keep a step cheap on a CPU.
 PRESETS = copy.deepcopy(DCGAN_PRESETS)
+PRESETS["words"] = copy.deepcopy(PRESETS["fmnist"])
+PRESETS["words"]["model"].update(g_width=16, d_width=16)

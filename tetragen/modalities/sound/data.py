@@ -11,6 +11,8 @@ noise at 10 dB SNR (an audibly degraded "generator").
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -21,7 +23,8 @@ import torch.nn as nn
 from ...data.grids import is_trained
 from ...data.images import ImageData, ImageSet
 from ...errors import UserError
-from ...files import read_json, write_json
+from ...data.sources import cache_dir
+from ...files import read_json, replace_atomically, write_json
 from .audio import MelSettings, SoundSet, from_grid, griffin_lim, log_mel, to_grid
 from .drums import DATASETS as DRUM_DATASETS
 from .drums import drums
@@ -46,10 +49,23 @@ def vocode(grids: np.ndarray, settings: MelSettings, n_iter: int = GRIFFIN_LIM_I
 
 
 def pictures(waves: np.ndarray, settings: MelSettings) -> np.ndarray:
-    """float waves (N, clip) -> uint8 log-mel pictures (N, n_mels, frames, 1)."""
-    out = [to_grid(log_mel(torch.from_numpy(np.ascontiguousarray(waves[i:i + CHUNK])), settings), settings)
+    """float waves (N, clip) -> uint8 log-mel pictures (N, n_mels, frames, 1), cached by the waves' and the
+    settings' digest (a set's STFTs cost seconds every time a run, its evaluation and its report read it)."""
+    waves = np.ascontiguousarray(waves, dtype=np.float32)
+    key = hashlib.sha256(waves.data)
+    key.update(json.dumps(settings.to_dict(), sort_keys=True).encode())
+    cached = cache_dir() / "sound-pictures" / f"{key.hexdigest()[:32]}.npy"
+    if cached.is_file():
+        try:
+            return np.load(cached, allow_pickle=False)
+        except (OSError, ValueError):
+            pass  # a damaged cache is made again
+    out = [to_grid(log_mel(torch.from_numpy(waves[i:i + CHUNK]), settings), settings)
            for i in range(0, len(waves), CHUNK)]
-    return np.concatenate(out) if out else np.zeros((0, settings.n_mels, settings.frames, 1), np.uint8)
+    grids = np.concatenate(out) if out else np.zeros((0, settings.n_mels, settings.frames, 1), np.uint8)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomically(cached, lambda tmp: np.save(tmp, grids, allow_pickle=False))
+    return grids
 
 
 class LogMelFront(nn.Module):

@@ -97,7 +97,9 @@ def show(pipe, prompts: tuple[str, ...], folder: Path, data: str) -> tuple[list[
     folder.mkdir(parents=True, exist_ok=True)
     if "prompt" not in pipe.capabilities and "sample" not in pipe.capabilities:
         return [], {}
-    asked = list(prompts) or (list(pipe.classes) if pipe.conditional else [""])
+    if pipe.conditional and not pipe.reads_text:  # a job's own data may not have the showcase's words
+        prompts = tuple(p for p in prompts if _names_a_class(pipe, p))
+    asked = list(prompts) or (list(pipe.classes)[:8] if pipe.conditional else [""])
     items, made, spent = [], 0.0, 0.0
     for k, prompt in enumerate(asked):
         t0 = time.perf_counter()
@@ -111,6 +113,14 @@ def show(pipe, prompts: tuple[str, ...], folder: Path, data: str) -> tuple[list[
         items.append({"title": f"“{prompt}”" if prompt else "samples", "prompt": prompt,
                       "file": str(wav.relative_to(rel)), "picture": str(png.relative_to(rel))})
     return items, ({"unit": "s of audio/s", "value": made / spent} if spent else {})
+
+
+def _names_a_class(pipe, prompt: str) -> bool:
+    try:
+        pipe.class_of_prompt(prompt)
+    except UserError:
+        return False
+    return True
 
 
 def html(item: dict, out: Path) -> str:
