@@ -1,0 +1,34 @@
+"""Diffusion: a U-Net or DiT denoiser in pixel space, trained by flow matching (or eps / v prediction), sampled by
+Euler, Heun or DPM-Solver++ with classifier-free guidance; img2img, inpainting and seed walks."""
+from ...data.grids import load_run_grids, read_run_classes
+from ...registry import Family, Showcase, register_family, register_showcase
+from .config import PRESETS, DiffusionConfig
+from .model import Diffusion
+from .objective import evaluate, objective
+from .sample import DiffusionPipeline, save_preview
+
+register_family(Family(
+    name="diffusion",
+    description="pixel-space diffusion (U-Net or DiT denoiser, flow matching); draws images of a class in a few "
+                "solver steps, edits and inpaints images",
+    config=DiffusionConfig,
+    build=Diffusion,
+    objective=objective,
+    evaluate=evaluate,
+    pipeline=DiffusionPipeline,
+    load_data=load_run_grids,
+    read_assets=read_run_classes,
+    makes="image",
+    grids=True,
+    primary_metric="fid",
+    presets=PRESETS,
+    default_preset="fmnist",
+    preview=save_preview,
+    capabilities=frozenset({"sample"}),
+))
+register_showcase("diffusion", Showcase(
+    data=("fashion-mnist",), weight=2.0, order=45, quickstart=False,
+    # no FID while training: each sample is a guided solve of several network evaluations, so scoring 1000 of them
+    # would take a short budget's training time (the evaluation after training scores its samples)
+    overrides=("train.eval_samples=0", "train.eval_every=0", "train.save_every=400")
+))

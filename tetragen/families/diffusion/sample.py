@@ -1,0 +1,251 @@
+"""What `tetragen.load(run)` returns for a diffusion run: images from noise, edits of given images, seed walks.
+
+    pipe = tetragen.load("runs/diffusion")
+    images = pipe.sample(16, seed=0, labels="Sneaker")                       # uint8 (16, 28, 28, 1)
+    images = pipe.sample(16, seed=0, steps=8, sampler="heun", guidance_scale=2.0)
+    edited = pipe.edit(images, strength=0.5, seed=1, labels="Sneaker")      # img2img (SDEdit)
+    filled = pipe.edit(images, mask=hole, seed=1, labels="Sneaker")         # inpainting: mask 1 = draw anew
+    walk = pipe.interpolate(0, 1, steps=8, label=3)                          # 8 images from seed 0's to seed 1's
+
+The sampler (euler, heun, dpm++), its number of steps and the guidance scale are chosen at sampling time; their
+defaults are the run's `model.sampler`, `model.sample_steps` and `model.guidance_scale`. Every image has a seed of its
+own (`seeds=[...]`, or seed, seed + 1, ...): its starting noise comes from a CPU generator seeded with it alone, the
+solvers draw nothing else, and the network runs on blocks of exactly `batch_size` images (the last one padded), so
+an image is the same alone or beside any others.
+
+img2img (SDEdit, Meng et al. 2021, arXiv:2108.01073) noises the given image to time `strength` with the row's noise
+and solves from there to 0 in ceil(steps * strength) steps: 0 returns the image, 1 draws a new one. Inpainting
+(`mask`, 1 where pixels are drawn anew) does the same and, after every step, puts the known pixels back, noised to
+the step's time with that same noise (the replacement method; Song et al. 2020, arXiv:2011.13456, appendix); the
+known pixels of the result are the given ones, exactly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ...data.grids import to_model, to_uint8
+from ...errors import UserError
+from ...sample.images import ImagePipeline, generators, pad_rows, row_seeds, slerp, write_png
+from .config import MAX_GUIDANCE, MAX_STEPS, SAMPLERS
+from .schedule import alpha_sigma
+from .solvers import SOLVERS, time_grid
+
+
+@dataclass(frozen=True)
+class Settings:
+    sampler: str
+    steps: int
+    guidance_scale: float
+
+
+class DiffusionPipeline(ImagePipeline):
+    """An image pipeline whose images are solved from noise; also `edit` (img2img, inpainting) and `interpolate`."""
+
+    capabilities = frozenset({"sample"})
+
+    def __init__(self, model, classes: Sequence[str], config, *, batch_size: int = 64):
+        super().__init__(model, classes, config, batch_size=batch_size)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # arguments
+
+    def settings(self, steps=None, sampler=None, guidance_scale=None, *, steps_name: str = "steps") -> Settings:
+        """The sampling settings, each defaulting to the run's, refused in one line when out of range."""
+        c = self.config.model
+        steps = c.sample_steps if steps is None else steps
+        sampler = c.sampler if sampler is None else sampler
+        if guidance_scale is not None and not self.conditional:
+            raise UserError(f"guidance_scale: this {self.config.family} model is unconditional (model.cond="
+                            f"{c.cond}), so there is nothing to guide; leave guidance_scale out")
+        guidance = c.guidance_scale if guidance_scale is None else guidance_scale
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_STEPS:
+            raise UserError(f"{steps_name}: {steps!r} is out of range; use an integer from 1 to {MAX_STEPS} "
+                            f"(default {c.sample_steps})")
+        if not isinstance(sampler, str) or sampler not in SOLVERS:
+            raise UserError(f"sampler: {sampler!r} is not a sampler; choose one of: {', '.join(SAMPLERS)}")
+        if isinstance(guidance, bool) or not isinstance(guidance, (int, float, np.floating, np.integer)) \
+                or not 0 <= guidance <= MAX_GUIDANCE:
+            raise UserError(f"guidance_scale: {guidance!r} is out of range; use 0 (unconditional) to "
+                            f"{MAX_GUIDANCE:g} (1: plain conditional, above 1: guided)")
+        return Settings(sampler, int(steps), float(guidance))
+
+    def noise(self, seeds: Sequence[int]) -> torch.Tensor:
+        """(len(seeds), C, H, W) standard normal noise, row i from a generator seeded with seeds[i] alone."""
+        size, _, channels = self.image_shape
+        return torch.stack([torch.randn(channels, size, size, generator=g) for g in generators(seeds)])
+
+    def _images(self, images) -> np.ndarray:
+        """Images to edit, checked: uint8 (N, H, W, C) of the run's shape ((N, H, W) for a grey model)."""
+        shape = self.image_shape
+        if isinstance(images, np.ndarray) and images.ndim == 3 and shape[2] == 1:
+            images = images[..., None]
+        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.shape[1:] != shape \
+                or images.ndim != 4 or not len(images):
+            got = (f"{images.dtype} {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__)
+            raise UserError(f"images: expected uint8 images shaped (N, {shape[0]}, {shape[1]}, {shape[2]}), the "
+                            f"run's size and channels, got {got}")
+        return images
+
+    def _mask(self, mask, n: int) -> torch.Tensor:
+        """A mask (H, W), (N, H, W) or (N, H, W, 1) of 0 (keep) and 1 (draw anew) -> float (N, 1, H, W)."""
+        size = self.image_shape[0]
+        m = np.asarray(mask)
+        if m.ndim == 4 and m.shape[-1] == 1:
+            m = m[..., 0]
+        if m.ndim == 2:
+            m = np.broadcast_to(m, (n, *m.shape))
+        if m.shape != (n, size, size):
+            raise UserError(f"mask: shaped {np.asarray(mask).shape}; give ({size}, {size}) for every image or "
+                            f"({n}, {size}, {size}), the images' size")
+        if m.dtype == bool:
+            m = m.astype(np.uint8)
+        if not np.issubdtype(m.dtype, np.number) or not np.isin(m, (0, 1)).all():
+            raise UserError("mask: must be binary, 0 where the image is kept and 1 where it is drawn anew (bool or "
+                            "0/1 values)")
+        return torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))[:, None]
+
+    # ------------------------------------------------------------------------------------------------------------
+    # the sampling loop
+
+    @torch.no_grad()
+    def _solve(self, start: torch.Tensor, labels: torch.Tensor | None, times: list[float], settings: Settings,
+               known: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
+        """Solve every row of `start` (N, C, H, W) at times[0] to times[-1], in blocks of exactly batch_size rows.
+        `known` = (x0, noise, mask), all (N, ...): inpainting's known pixels, put back after each step."""
+        out, bs, device = [], self.batch_size, self.device
+        objective, solver = self.config.model.objective, SOLVERS[settings.sampler]
+        g = settings.guidance_scale if self.conditional else 1.0
+        for i in range(0, len(start), bs):
+            k = len(start[i:i + bs])
+            x = pad_rows(start[i:i + bs], bs).to(device)
+            y = pad_rows(labels[i:i + bs], bs).to(device) if labels is not None else None
+            if y is not None and g != 1.0:
+                null = torch.full_like(y, self.model.null_class)
+                y = null if g == 0.0 else torch.cat([y, null])
+
+            def predict(x: torch.Tensor, t: float) -> torch.Tensor:
+                rows = len(y) if y is not None else len(x)
+                both = x if rows == len(x) else torch.cat([x, x])                # [conditional ; null] rows
+                out = self.model.predict(both, torch.full((rows,), t, device=device), y).float()
+                if rows == len(x):
+                    return out
+                cond, uncond = out.chunk(2)
+                return uncond + g * (cond - uncond)
+
+            project = None
+            if known is not None:
+                project = put_back(*(pad_rows(v[i:i + bs], bs).to(device) for v in known), objective)
+            x = solver(predict, x, times, objective, project)
+            out.append(to_uint8(x)[:k])
+        return np.concatenate(out)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # public API
+
+    def sample(self, n: int | None = None, *, seed: int | None = None, seeds: Sequence[int] | None = None,
+               labels=None, steps: int | None = None, sampler: str | None = None,
+               guidance_scale: float | None = None) -> np.ndarray:
+        """n images as uint8 (N, H, W, C), image i from seeds[i] (or seed + i; a fresh random seed when neither is
+        given; n may be left out with `seeds`). `labels`: None (classes cycle evenly), a class index or name for all,
+        or one per image (conditional models). `steps`, `sampler`, `guidance_scale`: the run's defaults when None."""
+        settings = self.settings(steps, sampler, guidance_scale)
+        seeds = row_seeds(n, seed, seeds)
+        return self._solve(self.noise(seeds), self.labels_for(len(seeds), labels), time_grid(1.0, settings.steps),
+                           settings)
+
+    def edit(self, images: np.ndarray, *, strength: float | None = None, mask=None, seed: int | None = None,
+             seeds: Sequence[int] | None = None, labels=None, steps: int | None = None, sampler: str | None = None,
+             guidance_scale: float | None = None) -> np.ndarray:
+        """Images uint8 (N, H, W, C) redrawn: noised to time `strength` in [0, 1] (default 1 with a mask, else
+        0.6) and solved back in ceil(steps * strength) steps; with `mask` ((H, W) or (N, H, W), 1 where pixels are
+        drawn anew, 0 where they are kept) only the masked pixels change. Image i uses seeds[i] (or seed + i) and
+        labels as in `sample` (give each image's class to keep it)."""
+        images = self._images(images)
+        strength = (1.0 if mask is not None else 0.6) if strength is None else strength
+        if isinstance(strength, bool) or not isinstance(strength, (int, float, np.floating, np.integer)) \
+                or not 0 <= strength <= 1:
+            raise UserError(f"strength: {strength!r} is out of range; use 0 (the image as it is) to 1 (drawn anew)")
+        settings = self.settings(steps, sampler, guidance_scale)
+        seeds = row_seeds(len(images), seed, seeds)
+        y = self.labels_for(len(images), labels)
+        keep = self._mask(mask, len(images)) if mask is not None else None
+        if strength == 0:
+            return images.copy()
+        x0, noise = to_model(images), self.noise(seeds)
+        alpha, sigma = alpha_sigma(float(strength), self.config.model.objective)
+        times = time_grid(float(strength), max(1, math.ceil(settings.steps * strength)))
+        known = (x0, noise, keep) if keep is not None else None
+        out = self._solve(alpha * x0 + sigma * noise, y, times, settings, known)
+        if keep is not None:  # the known pixels exactly as given
+            out = np.where(keep.permute(0, 2, 3, 1).numpy() > 0, out, images)
+        return out
+
+    def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, label=None, *, sample_steps: int | None = None,
+                    sampler: str | None = None, guidance_scale: float | None = None) -> np.ndarray:
+        """`steps` images from seed_a's image to seed_b's: their starting noises interpolated spherically (which
+        keeps the noise at the norm the model was trained on), each solved like `sample` (with `sample_steps`
+        sampler steps), in one class for a conditional model (`label`, default 0). uint8 (steps, H, W, C)."""
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
+            raise UserError(f"--steps: {steps} must be at least 2 (the two ends)")
+        settings = self.settings(sample_steps, sampler, guidance_scale, steps_name="sample_steps")
+        ends = self.noise([seed_a, seed_b])                                       # (2, C, H, W)
+        za, zb = ends.flatten(1)
+        walk = [za] + [slerp(za, zb, k / (steps - 1)) for k in range(1, steps - 1)] + [zb]  # exact ends
+        start = torch.stack(walk).view(steps, *ends.shape[1:])
+        y = self.labels_for(steps, label if label is not None else (0 if self.conditional else None))
+        return self._solve(start, y, time_grid(1.0, settings.steps), settings)
+
+    def evaluate(self, data, *, n: int = 10000, seed: int = 0, iw_samples: int = 100) -> tuple[dict, list[str]]:
+        """FID/KID (+ class accuracy) of n samples at the run's sampling defaults, with the evaluator's references;
+        and, for each step count of `model.eval_sweep`, `fid_steps{N}` (+ `class_acc_steps{N}`) of the same n
+        samples solved in N steps."""
+        from ...eval.image import image_metrics
+        metrics, lines = super().evaluate(data, n=n, seed=seed)
+        c = self.config.model
+        guided = f", guidance scale {c.guidance_scale:g}" if self.conditional else ""
+        lines.insert(1, f"sampler {c.sampler}, {c.sample_steps} steps{guided}")
+        sweep = c.sweep
+        if sweep:
+            ev = data.evaluator(self.device)
+            conditional = "class_acc" in metrics
+            parts = []
+            for steps in sweep:
+                def draw(k, seed=None, labels=None, steps=steps):
+                    return self.sample(k, seed=seed, labels=labels, steps=steps)
+                out = image_metrics(draw, data, n=n, device=self.device, conditional=conditional, seed=seed,
+                                    evaluator=ev)
+                metrics[f"fid_steps{steps}"] = out["fid"]
+                part = f"{steps}: {out['fid']:.3f}"
+                if conditional:
+                    metrics[f"class_acc_steps{steps}"] = out["class_acc"]
+                    part += f" (class accuracy {out['class_acc']:.4f})"
+                parts.append(part)
+            lines.append(f"FID by sampler steps ({c.sampler}): " + ", ".join(parts))
+        return metrics, lines
+
+
+def put_back(x0: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, objective: str):
+    """Inpainting's step hook: x at time s -> x where mask is 1, the known image x0 noised to s with `noise` where
+    it is 0."""
+    def project(x: torch.Tensor, s: float) -> torch.Tensor:
+        alpha, sigma = alpha_sigma(s, objective)
+        return mask * x + (1 - mask) * (alpha * x0 + sigma * noise)
+    return project
+
+
+def save_preview(model, data, cfg, stem: Path) -> None:
+    """A fixed-seed sample grid at `stem`.png, one column per class for a conditional model, written at each
+    evaluation."""
+    n = cfg.model.preview_images
+    if n <= 0:
+        return
+    pipe = DiffusionPipeline(model, data.classes, cfg, batch_size=min(n, 64))  # no padding rows to solve
+    columns = pipe.num_classes if pipe.conditional and pipe.num_classes <= 16 else None
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    write_png(stem.with_suffix(".png"), pipe.sample(n, seed=0), columns)
