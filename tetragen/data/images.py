@@ -489,5 +489,3 @@ def read_run_images(cfg, assets=None) -> ImageData:
         fit_model_to_folder(cfg)
     return load_image_data(cfg.data.source, cfg.model.image_size, cfg.model.channels, cfg.data.val_fraction)
 
-
-load_run_images, read_run_classes = grids.load_run_grids, grids.read_run_classes  # TEMPORARY: until diffusion lands
