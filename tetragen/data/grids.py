@@ -34,8 +34,9 @@ class GridData(Protocol):
     image_shape: tuple                # (H, W, C) of one grid
     train: object                     # .images uint8 (N, H, W, C), .labels int64 (N,)
     test: object
-    # what a line about this data calls one item ("image", "clip")
+    # what a line about this data calls one item ("image", "clip"), and the Fréchet distance ("FID", "FD (audio)")
     item: str
+    distance: str
     # reference set name -> how a line names it ("train vs test", "3x3-blur vs test")
     references_named: dict
 

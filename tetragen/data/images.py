@@ -364,6 +364,7 @@ class ImageData:
     kind = "image"
     unit = "img"
     item = "image"
+    distance = "FID"  # how a line names the Fréchet distance (the key stays "fid" for every kind)
     references_named = {"train": "train vs test", "blur": "3x3-blur vs test"}
 
     def __init__(self, name: str, train: ImageSet, test: ImageSet):

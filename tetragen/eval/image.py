@@ -245,7 +245,7 @@ def reference_lines(data, m: dict, prefix: str = "") -> list[str]:
     named = data.references_named
     fid = ", ".join(f"{title} {m[f'ref_{name}_fid']:.3f}" for name, title in named.items())
     kid = ", ".join(f"{title} {m[f'ref_{name}_kid']:.5f}" for name, title in named.items())
-    return [f"FID {m[prefix + 'fid']:.3f}   references: {fid}",
+    return [f"{data.distance} {m[prefix + 'fid']:.3f}   references: {fid}",
             f"KID {m[prefix + 'kid']:.5f} ± {m[prefix + 'kid_std']:.5f}   references: {kid}"]
 
 

@@ -27,7 +27,7 @@ register_modality(Modality(
     headline=("fid",),
     columns={"FD (audio)": ("fid", "{:.2f}"), "KID": ("kid", "{:.4f}"), "word/class acc": ("class_acc", "{:.3f}"),
              "NLL bound (nats/clip)": ("neg_elbo", "{:.1f}")},
-    note="Fréchet distance and KID in tetragen's audio evaluator, which hears the samples after Griffin-Lim "
+    note="Fréchet distance (FD) and KID in tetragen's audio evaluator, which hears the samples after Griffin-Lim "
          "(lower is better; the Griffin-Lim round trip and noise-added references are under each family)",
     datasets=lambda: list(NAMED),
     example=example,

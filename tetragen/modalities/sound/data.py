@@ -87,6 +87,7 @@ class SoundData(ImageData):
     kind = "sound"
     unit = "clip"
     item = "clip"
+    distance = "FD (audio)"
     references_named = {"train": "train vs test", "griffinlim": "Griffin-Lim round trip vs test",
                         "noise": f"noise at {NOISE_SNR_DB:g} dB SNR vs test"}
 
