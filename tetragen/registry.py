@@ -183,22 +183,11 @@ def list_modalities() -> list[str]:
     return sorted(_MODALITIES)
 
 
-def modality_of(family: str) -> Modality:
-    """The modality a family makes (a run of it may make another: `run_modality`)."""
-    return get_modality(get_family(family).makes)
-
-
 def run_modality(cfg) -> Modality:
     """The modality a run makes: the kind of its data (data.kind, set when it was first loaded), else what its
     family makes."""
     return get_modality(cfg.data.kind or get_family(cfg.family).makes)
 
-
-def makers_of(kind: str) -> list[str]:
-    """The families whose runs can make `kind`: those that make it, and those that learn grids when it has a grid
-    form."""
-    form = get_modality(kind).grids is not None
-    return [n for n in list_families() if _FAMILIES[n].makes == kind or (form and _FAMILIES[n].grids)]
 
 
 def register_family(family: Family) -> Family:

@@ -28,7 +28,7 @@ from ...files import read_json, replace_atomically, write_json
 from .audio import MelSettings, SoundSet, from_grid, griffin_lim, log_mel, to_grid
 from .drums import DATASETS as DRUM_DATASETS
 from .drums import drums
-from .folder import sound_files, sound_folder
+from .folder import sound_folder
 from .spoken_words import DATASETS as WORD_DATASETS
 from .spoken_words import spoken_words
 
@@ -178,6 +178,5 @@ def read_run_sound(cfg, assets=None) -> SoundData:
     root = Path(source).expanduser()
     if not root.is_dir():
         raise UserError(f"--data {source}: not a sound dataset ({', '.join(SOUND_DATASETS)}) or a folder")
-    sound_files(root)  # a folder without sound is refused in one line
     train, test = sound_folder(root, settings, cfg.data.val_fraction)
     return SoundData(str(root), train, test, settings)

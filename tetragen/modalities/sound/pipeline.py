@@ -79,10 +79,6 @@ class SoundPipeline:
                             f"names none of them; name one of: {', '.join(self.classes)}")
         return min(found)[1]
 
-    def grids(self, n: int | None = None, **kw) -> np.ndarray:
-        """The pictures themselves, uint8 (N, n_mels, frames, 1), from the family's own sampler."""
-        return self.inner.sample(n, **kw)
-
     def sample(self, n: int | None = None, *, seed: int | None = None, seeds=None, labels=None,
                prompt: str | None = None, prompts=None, **sampling) -> Sound:
         """n clips (sample i from seeds[i] or seed + i). `labels`: the class of each (or one for all); `prompt` /

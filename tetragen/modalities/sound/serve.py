@@ -23,12 +23,12 @@ from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import UserError
+from ...serve import schemas as S
 from ...serve.app import APIError, await_rows, parse, user_error
 from .audio import pcm_bytes, resample, wav_bytes
 
 FORMATS = ("wav", "pcm")
 PCM_RATE = 24000                     # OpenAI's pcm: 24 kHz, 16-bit, mono, little-endian
-MAX_SEED = (1 << 64) - 1
 
 
 class SpeechRequest(BaseModel):
@@ -41,7 +41,7 @@ class SpeechRequest(BaseModel):
     response_format: str = Field("wav", max_length=32)           # checked below, so the 400 names what is served
     speed: float = Field(1.0, ge=0.25, le=4.0)                   # OpenAI's range
     stream_format: Optional[Literal["audio"]] = None
-    seed: Optional[int] = Field(None, ge=0, le=MAX_SEED)
+    seed: Optional[int] = Field(None, ge=0, le=S.MAX_SEED)
 
 
 def add_routes(app) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import UserError
 from ...files import replace_atomically
 from ...sample.images import write_png
-from .audio import MelSettings, wav_bytes, write_wav
+from .audio import MelSettings, write_wav
 
 SEED = 1            # the seed of every shown sample
 GAP = 0.25          # seconds of silence between the clips of one .wav file
@@ -150,8 +150,3 @@ def commands(run: str, prompt: str, capabilities) -> list[str]:
         return [f"tetragen sample {q(run)} --n 8 --seed {SEED} --out samples.wav"]
     return []
 
-
-def wav_of(sound, index: int | None = None) -> bytes:
-    """One clip (or all, end to end) as the bytes of a WAV file."""
-    waves = sound.waves if index is None else sound.waves[index:index + 1]
-    return wav_bytes(one_file(waves, sound.sample_rate), sound.sample_rate)
