@@ -22,8 +22,8 @@ MAX_STEPS = 1000
 class DiffusionConfig:
     image_size: int = option(28, "image side in pixels (28 for Fashion-MNIST; left at 28, an image folder sets it "
                                  "to its images' side)", min=8)
-    channels: int = option(1, "image channels: 1 grey, 3 RGB (left at 1, an image folder sets 3 when any of its "
-                              "images is in colour)", choices=[1, 3])
+    channels: int = option(1, "channels of a grid: 1 grey, 3 RGB, or one per frame of a clip (set from the data: an "
+                              "image folder sets 3 when any of its images is in colour)", min=1)
     num_classes: int = option(0, "number of classes (0: taken from the data)", min=0)
     cond: str = option("class", "what the denoiser is told besides the time: the image's class (with classifier-free "
                                 "guidance at sampling) or nothing (unconditional)", choices=["class", "none"])
