@@ -16,6 +16,8 @@ use it. Shared code never probes a pipeline or a model with `hasattr`/`getattr`.
 | `reconstruct`     | `Reconstructs`     | `reconstruct(items, labels)`: content through the model and back          |
 | `encode`          | `Encodes`          | `interpolate_images(items, steps)`: a walk between real items' codes      |
 | `tokenize`        | `Tokenizes`        | `encode(items) -> token ids`, `decode(ids) -> items`                      |
+| `steer`           | `Steered`          | `sampling_options`: settings chosen at sampling time (sampler, steps, ...) |
+| `edit`            | `Edits`            | `edit(items, mask=, strength=)`: given content redrawn (img2img, inpaint) |
 
 A family's capability that no server route or job knows yet is still usable from Python and the CLI; a new kind
 of content adds its routes and report blocks in its modality (tetragen/registry.py), not here.
@@ -119,6 +121,32 @@ class Tokenizes(Pipeline, Protocol):
     def decode(self, ids) -> Any: ...
 
 
+@runtime_checkable
+class Steered(Pipeline, Protocol):
+    """Chooses how it samples at sampling time, without retraining (a diffusion model's solver, its step count, its
+    guidance). `sampling_options` maps each setting its `sample` (and `edit`) take as a keyword to a line of help
+    that gives its range and default; `check_sampling(**settings)` refuses a setting out of range in one
+    UserError that starts with the setting's name ("steps: 0 is out of range; ...") and returns every setting,
+    the run's defaults filled in."""
+    sampling_options: dict[str, str]
+
+    def check_sampling(self, **settings) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Edits(Pipeline, Protocol):
+    """Redraws given content: `edit(items, mask=..., strength=..., seed=|seeds=, labels=, **sampling)`: item i
+    noised to `strength` (0: as given, 1: drawn anew) and drawn back from there with seeds[i] (or seed + i); with
+    `mask` (1 where the item is drawn anew, 0 where it is kept) only the masked part changes. `read_edit_input`
+    reads a file (a path or its bytes) into what `edit` takes: an item of another size or mode converted to the
+    run's with a warning, a mask refused in one UserError (named by `name`) unless it is binary and of the run's
+    size."""
+    def read_edit_input(self, file, *, mask: bool = False, name: str = "") -> Any: ...
+
+    def edit(self, items, *, strength: float | None = None, mask=None, seed: int | None = None, seeds=None,
+             labels=None, **sampling) -> Any: ...
+
+
 # name -> (what a run with it does, as it reads after "does not"; its Protocol)
 CAPABILITY_TYPES: dict[str, tuple[str, type]] = {
     "generate": ("write text from a prompt", GeneratesText),
@@ -130,6 +158,8 @@ CAPABILITY_TYPES: dict[str, tuple[str, type]] = {
     "reconstruct": ("reconstruct its inputs", Reconstructs),
     "encode": ("place real inputs in a latent space", Encodes),
     "tokenize": ("turn its inputs into tokens and back", Tokenizes),
+    "steer": ("choose its sampler, steps or guidance at sampling time", Steered),
+    "edit": ("edit given inputs (img2img, inpainting)", Edits),
 }
 CAPABILITIES = {name: what for name, (what, _) in CAPABILITY_TYPES.items()}
 
@@ -152,4 +182,5 @@ def require(pipe: Pipeline, capability: str, run: Any, instead: str = "") -> Non
 
 
 __all__ = ["CAPABILITIES", "CAPABILITY_TYPES", "ClassifiesImages", "ClassifiesText", "Encodes", "FillsMasks",
-           "GeneratesText", "Pipeline", "Prompts", "Reconstructs", "Samples", "Tokenizes", "require"]
+           "Edits", "GeneratesText", "Pipeline", "Prompts", "Reconstructs", "Samples", "Steered", "Tokenizes",
+           "require"]

@@ -24,7 +24,7 @@ register_family(Family(
     presets=PRESETS,
     default_preset="fmnist",
     preview=save_preview,
-    capabilities=frozenset({"sample"}),
+    capabilities=frozenset({"sample", "steer", "edit"}),
 ))
 register_showcase("diffusion", Showcase(
     data=("fashion-mnist",), weight=2.0, order=45, quickstart=False,

@@ -33,6 +33,7 @@ from ...data.grids import to_model, to_uint8
 from ...errors import UserError
 from ...sample.images import ImagePipeline, generators, pad_rows, row_seeds, slerp, write_png
 from .config import MAX_GUIDANCE, MAX_STEPS, SAMPLERS
+from .inputs import read_image, read_mask
 from .schedule import alpha_sigma
 from .solvers import SOLVERS, time_grid
 
@@ -47,13 +48,52 @@ class Settings:
 class DiffusionPipeline(ImagePipeline):
     """An image pipeline whose images are solved from noise; also `edit` (img2img, inpainting) and `interpolate`."""
 
-    capabilities = frozenset({"sample"})
+    capabilities = frozenset({"sample", "steer", "edit"})
 
     def __init__(self, model, classes: Sequence[str], config, *, batch_size: int = 64):
         super().__init__(model, classes, config, batch_size=batch_size)
 
     # ------------------------------------------------------------------------------------------------------------
     # arguments
+
+    @property
+    def sampling_options(self) -> dict[str, dict]:
+        """The settings `sample` and `edit` take (the Steered capability): name -> its help, default and range.
+        An unconditional model has no guidance scale."""
+        c = self.config.model
+        options = {
+            "sampler": {"help": "the ODE solver: euler (1 network evaluation a step), heun (2), dpm++ "
+                                "(DPM-Solver++(2M), 1)", "default": c.sampler, "choices": list(SAMPLERS)},
+            "steps": {"help": "solver steps (an edit takes ceil(steps * strength) of them)",
+                      "default": c.sample_steps, "min": 1, "max": MAX_STEPS, "type": "int"},
+        }
+        if self.conditional:
+            options["guidance_scale"] = {"help": "classifier-free guidance: 0 unconditional, 1 plain conditional, "
+                                                 "above 1 guided (two evaluations a step unless 1)",
+                                         "default": c.guidance_scale, "min": 0.0, "max": MAX_GUIDANCE,
+                                         "type": "float"}
+        return options
+
+    def check_sampling(self, **settings) -> dict:
+        """The sampling settings (`sampling_options`), each defaulting to the run's, refused in one line that
+        starts with the setting's name when unknown or out of range."""
+        for name in settings:
+            if name not in self.sampling_options:
+                raise UserError(f"{name}: not a setting of this {self.config.family} model; it takes "
+                                f"{', '.join(self.sampling_options)}")
+        chosen = self.settings(settings.get("steps"), settings.get("sampler"), settings.get("guidance_scale"))
+        out = {"sampler": chosen.sampler, "steps": chosen.steps}
+        if self.conditional:
+            out["guidance_scale"] = chosen.guidance_scale
+        return out
+
+    def read_edit_input(self, file, *, mask: bool = False, name: str = ""):
+        """An image file (a path or its bytes) -> uint8 (1, H, W, C) in the run's shape (converted with a warning
+        where it differs); with `mask`, a mask file -> uint8 (H, W) of 0 (keep) and 1 (draw anew), refused unless
+        binary and of the run's size (inputs.py)."""
+        if mask:
+            return read_mask(file, self.image_shape[:2], name or "--mask")
+        return read_image(file, self.image_shape, name or "--init-image")[None]
 
     def settings(self, steps=None, sampler=None, guidance_scale=None, *, steps_name: str = "steps") -> Settings:
         """The sampling settings, each defaulting to the run's, refused in one line when out of range."""
