@@ -550,3 +550,106 @@ def test_serve_cli_starts_a_server_a_client_can_use(runs):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# sampling settings and image edits (a diffusion run: the `steer` and `edit` capabilities)
+
+@pytest.fixture(scope="module")
+def steered(runs, pipes):
+    """A server over a tiny diffusion run (it steers and edits) beside the cgan (it does neither)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TETRAGEN_CACHE", str(runs / "cache"))
+        train_tiny("diffusion", runs / "images", runs / "diffusion", "train.max_steps=2")
+    pipe = tetragen.load(runs / "diffusion")
+    server = LiveServer(create_app({"diffusion": pipe, "cgan": pipes["cgan"]}, api_key=KEY,
+                                   limits=Limits(max_wait_ms=20, max_rows=4))).wait_ready()
+    yield server, tetragen.load(runs / "diffusion")
+    server.close()
+
+
+def png_bytes(array) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_generations_take_steps_guidance_and_sampler_of_a_model_that_steers(steered):
+    live, pipe = steered
+    pipe.batch_size = 4  # the server's --max-rows
+    card = httpx.get(f"{live.url}/v1/models/diffusion", headers={"Authorization": f"Bearer {KEY}"}).json()
+    assert card["routes"] == ["/v1/images/edits", "/v1/images/generations"]
+    assert card["sampling"]["steps"]["max"] == 1000 and "heun" in card["sampling"]["sampler"]["choices"]
+    ask = {"model": "diffusion", "prompt": "disc", "n": 2, "seed": 4, "steps": 2, "guidance_scale": 2.0,
+           "sampler": "heun"}
+    r = post(live, "/v1/images/generations", ask)
+    assert r.status_code == 200, r.text
+    want = pipe.sample(seeds=[4, 5], labels="disc", steps=2, guidance_scale=2.0, sampler="heun")
+    assert all(np.array_equal(png(d["b64_json"]), w[..., 0]) for d, w in zip(r.json()["data"], want))
+    # requests with other settings drawn at the same time each get their own settings' images
+    asks = [{**ask, "steps": 1 + k % 2, "sampler": ["euler", "heun"][k % 2], "seed": k} for k in range(6)]
+    alone = [post(live, "/v1/images/generations", a).json()["data"] for a in asks]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda a: post(live, "/v1/images/generations", a).json()["data"], asks))
+    assert together == alone
+    for field, value, needle in (("steps", 0, ">= 1"), ("steps", 10 ** 6, "1 to 1000"),
+                                 ("guidance_scale", -1.0, ">= 0"), ("guidance_scale", 51.0, "0 (unconditional) to 50"),
+                                 ("sampler", "ddpm", "euler, heun, dpm++")):
+        openai_error(post(live, "/v1/images/generations", {**ask, field: value}), 400, field, needle, param=field)
+    for field, value in (("steps", 4), ("guidance_scale", 2.0), ("sampler", "euler")):
+        openai_error(post(live, "/v1/images/generations", {"model": "cgan", "prompt": "disc", field: value}), 400,
+                     f"{field}: model 'cgan': a cgan run does not choose its sampler", "(diffusion", param=field)
+
+
+def test_image_edits_with_the_openai_client(steered):
+    live, pipe = steered
+    pipe.batch_size = 4
+    client = openai.OpenAI(base_url=f"{live.url}/v1", api_key=KEY, max_retries=0, timeout=60)
+    image = np.zeros((28, 28), np.uint8)
+    image[8:20, 8:20] = 255
+    hole = np.zeros((28, 28), np.uint8)
+    hole[:, 14:] = 255
+    r = client.images.edit(model="diffusion", image=("in.png", png_bytes(image), "image/png"),
+                           mask=("mask.png", png_bytes(hole), "image/png"), prompt="square", n=2, size="28x28",
+                           response_format="b64_json", extra_body={"seed": 7, "steps": 2})
+    got = [png(d.b64_json) for d in r.data]
+    want = pipe.edit(np.repeat(image[None, ..., None], 2, 0), mask=hole // 255, seeds=[7, 8], labels="square",
+                     steps=2)
+    assert all(np.array_equal(g, w[..., 0]) for g, w in zip(got, want))
+    assert all(np.array_equal(g[:, :14], image[:, :14]) for g in got)  # the kept half as given
+    assert [d.revised_prompt for d in r.data] == ["square", "square"]
+    # img2img of a colour image of another size: converted, with a note
+    colour = np.full((32, 40, 3), 90, np.uint8)
+    r = httpx.post(f"{live.url}/v1/images/edits", headers={"Authorization": f"Bearer {KEY}"},
+                   files={"image": ("c.png", png_bytes(colour), "image/png")},
+                   data={"model": "diffusion", "strength": "0.5", "seed": "1", "steps": "2"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert "40x32 to 28x28" in r.json()["warnings"][0] and png(r.json()["data"][0]["b64_json"]).shape == (28, 28)
+
+
+def test_image_edit_errors_name_the_field(steered):
+    live, _ = steered
+    image = ("in.png", png_bytes(np.zeros((28, 28), np.uint8)), "image/png")
+
+    def edit(data, files=None, model="diffusion"):
+        return httpx.post(f"{live.url}/v1/images/edits", headers={"Authorization": f"Bearer {KEY}"},
+                          files=files if files is not None else {"image": image},
+                          data={"model": model, **data}, timeout=60)
+    openai_error(edit({"strength": "1.5"}), 400, "strength", param="strength")
+    openai_error(edit({"strength": "-0.5"}), 400, "strength", param="strength")
+    openai_error(edit({"steps": "0"}), 400, "steps", param="steps")
+    openai_error(edit({"guidance_scale": "-1"}), 400, "guidance_scale", param="guidance_scale")
+    openai_error(edit({"n": "many"}), 422, "n", param="n")
+    openai_error(edit({}, files={"mask": image}), 422, "image: required", param="image")
+    openai_error(edit({}, files={"image": ("x.png", b"not an image", "image/png")}), 400, "image: not an image",
+                 param="image")
+    grey = ("m.png", png_bytes(np.full((28, 28), 128, np.uint8)), "image/png")
+    openai_error(edit({}, files={"image": image, "mask": grey}), 400, "mask: the mask is not binary", param="mask")
+    small = ("m.png", png_bytes(np.zeros((14, 14), np.uint8)), "image/png")
+    openai_error(edit({}, files={"image": image, "mask": small}), 400, "model's size 28x28", param="mask")
+    openai_error(edit({"size": "64x64"}), 400, "28x28", param="size")
+    openai_error(edit({"prompt": "zebra"}), 400, "zebra", param="prompt")
+    openai_error(edit({}, model="cgan"), 400, "does not edit", "(diffusion", param="model")
+    r = httpx.post(f"{live.url}/v1/images/edits", headers={"Authorization": f"Bearer {KEY}"},
+                   json={"model": "diffusion"}, timeout=60)
+    openai_error(r, 400, "multipart/form-data")

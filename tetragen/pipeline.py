@@ -124,11 +124,12 @@ class Tokenizes(Pipeline, Protocol):
 @runtime_checkable
 class Steered(Pipeline, Protocol):
     """Chooses how it samples at sampling time, without retraining (a diffusion model's solver, its step count, its
-    guidance). `sampling_options` maps each setting its `sample` (and `edit`) take as a keyword to a line of help
-    that gives its range and default; `check_sampling(**settings)` refuses a setting out of range in one
-    UserError that starts with the setting's name ("steps: 0 is out of range; ...") and returns every setting,
-    the run's defaults filled in."""
-    sampling_options: dict[str, str]
+    guidance). `sampling_options` maps each setting its `sample` (and `edit`) take as a keyword to what a form or a
+    help line needs: {"help": text, "default": value, and "choices": [...] or "min"/"max" with "type" "int" or
+    "float"}; `check_sampling(**settings)` refuses a setting unknown or out of range in one UserError that starts
+    with the setting's name ("steps: 0 is out of range; ...") and returns every setting, the run's defaults filled
+    in."""
+    sampling_options: dict[str, dict]
 
     def check_sampling(self, **settings) -> dict[str, Any]: ...
 

@@ -3,7 +3,7 @@
 Its datasets are Fashion-MNIST and a user's folder of images (tetragen/data/images.py), its evaluator is the
 shipped feature network (tetragen/eval/image.py: FID, KID, class accuracy, reference rows), its headline is FID
 (reconstruction MSE for a tokenizer), its files are PNG grids and .npz arrays, its report block is a sample grid,
-and its route is OpenAI's `/v1/images/generations`.
+and its routes are OpenAI's `/v1/images/generations` and `/v1/images/edits`.
 """
 from pathlib import Path
 
@@ -31,7 +31,8 @@ register_modality(Modality(
     show=show,
     html=html,
     commands=commands,
-    routes={"prompt": ("/v1/images/generations",), "sample": ("/v1/images/generations",)},
+    routes={"prompt": ("/v1/images/generations",), "sample": ("/v1/images/generations",),
+            "edit": ("/v1/images/edits",)},
     add_routes=add_routes,
     card=card,
     playground=str(Path(__file__).with_name("playground.js")),

@@ -1,4 +1,13 @@
-"""The image modality's route: `POST /v1/images/generations` in OpenAI's shape, PNGs as b64_json.
+"""The image modality's routes, in OpenAI's shape, PNGs as b64_json:
+
+- `POST /v1/images/generations` (JSON): images from a prompt, a class or nothing; `steps`, `guidance_scale` and
+  `sampler` for a model that chooses them at sampling time (the `steer` capability: its card's `sampling` gives
+  their ranges), a 400 naming the field for any other.
+- `POST /v1/images/edits` (multipart form, as OpenAI's): the file `image` redrawn `n` times, at `strength` (0: as
+  given, 1: drawn anew), or only where the file `mask` says (white, or transparent with an alpha channel), with the
+  prompt or class as for generations and the same sampling fields; for a model that edits (the `edit` capability).
+  An image of another size or mode is converted, with a note in `warnings`; a mask is refused unless it is binary
+  and of the model's size.
 
 A model that draws from text gets the prompt; a class-conditional one reads the prompt as a class name
 (case-insensitive; an empty prompt cycles through the classes); an unconditional one ignores it and says so in the
@@ -13,17 +22,23 @@ context) goes to every request of that batch.
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
 import io
 import secrets
 import time
 
 import numpy as np
 from fastapi import Request
+from pydantic import ValidationError
 
 from ...errors import UserError
 from ...pipeline import require
 from ...serve import schemas as S
-from ...serve.app import APIError, at_most, await_rows, parse, user_error, with_warnings
+from ...serve.app import (APIError, BodyTooLarge, _validation_error, at_most, await_job, await_rows, drain, parse,
+                          user_error, with_warnings)
+
+SETTINGS = ("steps", "guidance_scale", "sampler")
 
 
 def add_routes(app) -> None:
@@ -37,27 +52,13 @@ def add_routes(app) -> None:
         if body.response_format == "url":
             raise APIError(400, "response_format: 'url' is not served (tetragen keeps no image store); use "
                                 "'b64_json'", param="response_format", code="unsupported")
+        settings = steering(pipe, body, body.model)
         seed = body.seed if body.seed is not None else secrets.randbits(63)
         seeds = [(seed + i) % (S.MAX_SEED + 1) for i in range(body.n)]
-        notes = []
         try:
-            if "prompt" in pipe.capabilities:
-                conditions, used = [body.prompt] * body.n, [body.prompt] * body.n
-            else:
-                require(pipe, "sample", f"model {body.model!r}")  # the Samples Protocol: classes, conditional
-                if not pipe.conditional:
-                    conditions, used = [None] * body.n, [""] * body.n
-                    if body.prompt:
-                        notes.append(f"model {body.model!r} is an unconditional {pipe.config.family} model: the "
-                                     f"prompt was ignored")
-                elif body.prompt.strip():
-                    k = pipe.class_index(body.prompt.strip())
-                    conditions, used = [k] * body.n, [pipe.classes[k]] * body.n
-                else:  # every class in turn
-                    conditions = [int(k) for k in pipe.labels_for(body.n)]
-                    used = [pipe.classes[k] for k in conditions]
-            images, drawn_notes = await await_rows(request, worker, list(zip(seeds, conditions)), draw,
-                                                   started + server.limits.timeout_s)
+            conditions, used, notes = conditions_of(pipe, body.prompt, body.n, body.model)
+            rows = [(s, c, settings) for s, c in zip(seeds, conditions)]
+            images, drawn_notes = await await_rows(request, worker, rows, draw, started + server.limits.timeout_s)
         except UserError as e:
             raise user_error(e, {"class": "prompt", "prompt": "prompt", "n": "n"}) from None
         notes += drawn_notes
@@ -72,20 +73,177 @@ def add_routes(app) -> None:
             out["warnings"] = notes
         return out
 
+    @app.post("/v1/images/edits")
+    async def edits(request: Request):
+        started = time.monotonic()
+        server = request.app.state.server
+        fields, files = await read_form(request)
+        body = form_body(fields)
+        pipe, worker = server.model(body.model, "edit", kind="image")
+        require(pipe, "edit", f"model {body.model!r}")  # the Edits Protocol
+        at_most("n", body.n, server.limits.max_images, 1)
+        if body.response_format == "url":
+            raise APIError(400, "response_format: 'url' is not served (tetragen keeps no image store); use "
+                                "'b64_json'", param="response_format", code="unsupported")
+        if "image" not in files:
+            raise APIError(422, "image: required; send the image to edit as the file field `image`", param="image",
+                           code="missing_field")
+        settings = dict(steering(pipe, body, body.model))
+        try:
+            image, notes = with_warnings(lambda: pipe.read_edit_input(files["image"], name="image"))
+        except UserError as e:
+            raise APIError(400, str(e), param="image", code="invalid_value") from None
+        mask = None
+        if "mask" in files:
+            try:
+                mask = pipe.read_edit_input(files["mask"], mask=True, name="mask")
+            except UserError as e:
+                raise APIError(400, str(e), param="mask", code="invalid_value") from None
+        h, w = image.shape[1:3]
+        if body.size not in (None, "auto", f"{w}x{h}"):
+            raise APIError(400, f"size: {body.size!r}; model {body.model!r} makes {w}x{h} images only (or leave "
+                                f"size out)", param="size", code="invalid_value")
+        seed = body.seed if body.seed is not None else secrets.randbits(63)
+        seeds = [(seed + i) % (S.MAX_SEED + 1) for i in range(body.n)]
+        try:
+            conditions, used, more = conditions_of(pipe, body.prompt, body.n, body.model)
+            condition = ({"prompt": conditions} if "prompt" in pipe.capabilities
+                         else {"labels": conditions} if conditions[0] is not None else {})
+            block = server.limits.max_rows
+
+            def job():
+                pipe.batch_size = block  # as every draw of this server: an image depends on its own row alone
+                return with_warnings(lambda: pipe.edit(np.repeat(image, body.n, axis=0), strength=body.strength,
+                                                       mask=mask, seeds=seeds, **condition, **settings))
+            images, drawn = await await_job(request, worker, job, started + server.limits.timeout_s)
+        except UserError as e:
+            raise setting_error(e) from None
+        notes = list(dict.fromkeys(notes + more + drawn))
+        out = {"created": int(time.time()), "model": body.model, "output_format": "png",
+               "data": [{"b64_json": png_b64(im), "revised_prompt": u} for im, u in zip(images, used)]}
+        if notes:
+            out["warnings"] = notes
+        return out
+
+
+def conditions_of(pipe, prompt: str, n: int, model: str) -> tuple[list, list[str], list[str]]:
+    """What each of n images is drawn from (a prompted model's prompt, a class index, or None), how the response
+    names it, and notes."""
+    if "prompt" in pipe.capabilities:
+        return [prompt] * n, [prompt] * n, []
+    require(pipe, "sample", f"model {model!r}")  # the Samples Protocol: classes, conditional
+    if not pipe.conditional:
+        notes = [f"model {model!r} is an unconditional {pipe.config.family} model: the prompt was ignored"] \
+            if prompt else []
+        return [None] * n, [""] * n, notes
+    if prompt.strip():
+        k = pipe.class_index(prompt.strip())
+        return [k] * n, [pipe.classes[k]] * n, []
+    conditions = [int(k) for k in pipe.labels_for(n)]  # every class in turn
+    return conditions, [pipe.classes[k] for k in conditions], []
+
+
+def steering(pipe, body, model: str) -> tuple:
+    """The request's sampling settings checked by a model that chooses them at sampling time (Steered), its
+    defaults filled in, as sorted (name, value) pairs (rows with equal settings are drawn together); () when the
+    request gives none. A 400 naming the field for a model that takes none, or that one, or a value out of its
+    range."""
+    given = body.steering()
+    if not given:
+        return ()
+    field = next(iter(given))
+    if "steer" not in pipe.capabilities:
+        try:
+            require(pipe, "steer", f"model {model!r}", f"leave {field} out")
+        except UserError as e:
+            raise APIError(400, f"{field}: {e}", param=field, code="unsupported") from None
+    require(pipe, "steer", f"model {model!r}")
+    for name in given:
+        if name not in pipe.sampling_options:
+            raise APIError(400, f"{name}: model {model!r} does not take it; it takes "
+                                f"{', '.join(pipe.sampling_options)}", param=name, code="unsupported")
+    try:
+        return tuple(sorted(pipe.check_sampling(**given).items()))
+    except UserError as e:
+        raise setting_error(e) from None
+
+
+def setting_error(e: UserError) -> APIError:
+    """A pipeline's UserError about a request field ("steps: ...", "strength: ...", "--class ...") as a 400 naming
+    it."""
+    message = " ".join(str(e).splitlines())
+    name = message.split(":", 1)[0].split(" ", 1)[0]
+    if name in (*SETTINGS, "strength", "mask", "image"):
+        return APIError(400, message, param=name, code="invalid_value")
+    return user_error(e, {"class": "prompt", "prompt": "prompt", "n": "n"})
+
 
 def draw(pipe, rows: list, block: int) -> tuple[list, list[str]]:
-    """Rows (seed, condition) of one or more requests -> (one uint8 (H, W, C) image per row, warnings), in forward
-    passes of exactly `block` rows. The condition is a prompt (a prompted model), a class index, or None."""
+    """Rows (seed, condition, settings) of one or more requests -> (one uint8 (H, W, C) image per row, warnings),
+    in forward passes of exactly `block` rows. The condition is a prompt (a prompted model), a class index, or None;
+    settings are the sampling settings as (name, value) pairs (rows of each settings are drawn together)."""
     pipe.batch_size = block  # the fixed shape of every forward pass: a row's image depends on that row alone
-    seeds = [seed for seed, _ in rows]
-    conditions = [c for _, c in rows]
-    if "prompt" in pipe.capabilities:
-        images, notes = with_warnings(lambda: pipe.sample(seeds=seeds, prompts=conditions))
-    elif pipe.conditional:
-        images, notes = pipe.sample(seeds=seeds, labels=conditions), []
-    else:
-        images, notes = pipe.sample(seeds=seeds), []
-    return list(images), list(dict.fromkeys(notes))
+    out, notes = [None] * len(rows), []
+    groups: dict[tuple, list[int]] = {}
+    for i, (_, _, settings) in enumerate(rows):
+        groups.setdefault(settings, []).append(i)
+    for settings, index in groups.items():
+        seeds = [rows[i][0] for i in index]
+        conditions = [rows[i][1] for i in index]
+        if "prompt" in pipe.capabilities:
+            images, said = with_warnings(lambda: pipe.sample(seeds=seeds, prompts=conditions, **dict(settings)))
+        elif pipe.conditional:
+            images, said = pipe.sample(seeds=seeds, labels=conditions, **dict(settings)), []
+        else:
+            images, said = pipe.sample(seeds=seeds, **dict(settings)), []
+        notes += said
+        for i, image in zip(index, images):
+            out[i] = image
+    return out, list(dict.fromkeys(notes))
+
+
+async def read_form(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
+    """A multipart/form-data body -> (its text fields, its files by field name); 413 over the server's cap, 400 not
+    a form. `image[]` (OpenAI's name for several images) reads as `image`; of a field given twice, the first."""
+    kind = request.headers.get("content-type", "")
+    if not kind.lower().startswith("multipart/form-data"):
+        raise APIError(400, f"the request body must be multipart/form-data (the image as a file field), not "
+                            f"{kind.split(';')[0] or 'untyped'}", code="invalid_body")
+    try:
+        raw = await request.body()
+    except BodyTooLarge as e:
+        if e.more:
+            await drain(request.scope["tetragen.receive"])
+        raise APIError(413, f"the request body is over {request.app.state.server.limits.max_body_bytes} bytes; "
+                            f"send a smaller image", code="body_too_large") from None
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + kind.encode("latin-1") + b"\r\n\r\n" + raw)
+    if not message.is_multipart():
+        raise APIError(400, "the request body is not a multipart form (no parts, or no boundary)",
+                       code="invalid_body")
+    fields, files = {}, {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        name = name[:-2] if name.endswith("[]") else name
+        payload = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None:
+            files.setdefault(name, payload)
+        else:
+            try:
+                fields.setdefault(name, payload.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise APIError(400, f"{name}: not UTF-8 text", param=name, code="invalid_value") from None
+    return fields, files
+
+
+def form_body(fields: dict[str, str]) -> S.ImageEditRequest:
+    """The form's text fields as the edit request (numbers read from their text); 400/422 as for JSON bodies."""
+    try:
+        return S.ImageEditRequest.model_validate(fields, strict=False)
+    except ValidationError as e:
+        raise _validation_error(S.ImageEditRequest, e) from None
 
 
 def png_b64(image: np.ndarray) -> str:

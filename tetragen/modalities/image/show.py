@@ -12,6 +12,7 @@ import numpy as np
 
 from ...data import images as image_data
 from ...data.sources import NamedDataset
+from ...pipeline import Steered
 from ...sample.images import write_npz, write_png
 
 SEED = 1  # the seed of every shown sample
@@ -101,10 +102,14 @@ def html(item: dict, out: Path) -> str:
 
 
 def card(pipe) -> dict:
-    """A class-conditional model's card lists its classes (its prompt is a class name)."""
+    """A class-conditional model's card lists its classes (its prompt is a class name); one that chooses how it
+    samples at sampling time lists those settings with their defaults and ranges (`sampling`)."""
+    out = {}
     if "sample" in pipe.capabilities and "prompt" not in pipe.capabilities and pipe.conditional:
-        return {"classes": list(pipe.classes)}
-    return {}
+        out["classes"] = list(pipe.classes)
+    if "steer" in pipe.capabilities and isinstance(pipe, Steered):
+        out["sampling"] = {name: dict(option) for name, option in pipe.sampling_options.items()}
+    return out
 
 
 def commands(run: str, prompt: str, capabilities) -> list[str]:
