@@ -11,7 +11,7 @@ SHELL  := /bin/bash
 # pip's notes about index folders that do not exist on this machine are noise
 QUIET  := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: quickstart test test-slow bench clean-venv browser sound
+.PHONY: quickstart test test-slow bench clean-venv browser sound music
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,17 @@ sound:
 	    >/dev/null || echo "could not install espeak-ng"; \
 	fi
 
-test: $(STAMP) browser sound
+# Music is rendered to WAV by Debian's fluidsynth with a General MIDI SoundFont: installed here where this is root with
+# apt (elsewhere a .wav output says in one line how to install them, and the tests that render fail saying so).
+music:
+	@if ! { command -v fluidsynth && test -f /usr/share/sounds/sf2/FluidR3_GM.sf2; } >/dev/null \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing fluidsynth and fluid-soundfont-gm (apt) for the music tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      fluidsynth fluid-soundfont-gm; } >/dev/null || echo "could not install fluidsynth and fluid-soundfont-gm"; \
+	fi
+
+test: $(STAMP) browser sound music
 	$(PY) -m pytest
 
 test-slow: $(STAMP)

@@ -102,6 +102,9 @@ class Family:
     # True: the family learns fixed-size 8-bit grids (H, W, C) and so trains on every modality that has a grid form
     # (`Modality.grids`: images, and spectrograms of sound); what a run made is then the modality of its data
     grids: bool = False
+    # True: the family learns token sequences and so trains on every modality that has a token form
+    # (`Modality.tokens`: music as frames of pitches); what a run made is then the modality of its data
+    tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,23 @@ class GridForm:
     read: Callable[..., Any]
     # adapt(pipe, run_dir) -> what `tetragen.load` returns for a run of this kind made by a family whose own
     # content is another (its samples turned into this kind's content); None: the family's pipeline as it is
+    adapt: Callable[[Any, Path], Any] | None = None
+
+
+@dataclass(frozen=True)
+class TokenForm:
+    """How a kind of content is learnt as token sequences, what the language-model families' models see: a piece of
+    music is its frames of pitches. Every family with `tokens=True` then trains on it."""
+    # claims(source) -> whether a `--data` source is of this kind (one of its named datasets, a file or a folder
+    # of its files)
+    claims: Callable[[str], bool]
+    # read(run_config, tokenizer, task) -> the run's data, what tetragen/data/text.py `load_lm_data` returns (batches,
+    # a tokenizer, save_assets); `tokenizer` None: a new run, given the kind's own tokenizer; else a trained run's
+    read: Callable[..., Any]
+    # tokenizer(path) -> the tokenizer a run of this kind keeps (its tokenizer.json)
+    tokenizer: Callable[[Path], Any]
+    # adapt(pipe, run_dir) -> what `tetragen.load` returns for a run of this kind made by a family whose own
+    # content is another (its token sequences turned into this kind's content); None: the family's pipeline
     adapt: Callable[[Any, Path], Any] | None = None
 
 
@@ -156,6 +176,8 @@ class Modality:
     data_help: str = ""
     # how families that learn grids learn this kind (`Family.grids`); None: they do not
     grids: GridForm | None = None
+    # how families that learn token sequences learn this kind (`Family.tokens`); None: they do not
+    tokens: TokenForm | None = None
 
 
 _MODALITIES: dict[str, Modality] = {}

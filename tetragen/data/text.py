@@ -17,7 +17,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -371,9 +371,37 @@ def fit_vocabulary(model_config, tokenizer, specials=()) -> None:
         model_config.special_ids = {t: tokenizer.special_id(t) for t in specials}
 
 
+def token_form(cfg):
+    """The token form (tetragen/registry.py `TokenForm`) of the kind of content a run's data is: the kind kept in
+    data.kind, else the one whose token form claims data.source (data.kind is then set to it); None: text."""
+    from ..registry import get_modality, list_modalities
+    if cfg.data.kind:
+        return get_modality(cfg.data.kind).tokens
+    for kind in list_modalities():
+        form = get_modality(kind).tokens
+        if form is not None and cfg.data.source and form.claims(cfg.data.source):
+            cfg.data.kind = kind
+            return form
+    return None
+
+
+@runtime_checkable
+class PieceData(Protocol):
+    """A language model's data made of whole pieces (a token form's): it scores a causal model itself, each piece
+    from its own start, in the figures its kind of content is compared by."""
+
+    def score(self, model, device, *, split: str = "valid", max_tokens: int = 0) -> dict: ...
+
+
 def load_lm_data(cfg, tokenizer=None, task: str = "lm", *, specials=()) -> TextData:
     """A language model's corpus for a run config, tokenized by `tokenizer` (a trained run's) when given, else by
-    the tokenizer data.tokenizer asks for."""
+    the tokenizer data.tokenizer asks for. Data of another kind that has a token form is read by that form."""
+    form = token_form(cfg)
+    if form is not None:
+        data = form.read(cfg, tokenizer, task)
+        data.tokenizer = data.tokenizer.with_specials(specials)  # their ids come after the kind's own
+        fit_vocabulary(cfg.model, data.tokenizer, specials)
+        return data
     if tokenizer is None:
         tokenizer = resolve_tokenizer(cfg.data.tokenizer)
     data = load_text_data(cfg.data.source, cfg.model.block_size, cfg.data.val_fraction, tokenizer,
@@ -388,7 +416,8 @@ def read_run_tokenizer(run_dir: Path, cfg, base=None):
     if it has exactly the model's vocabulary."""
     from .tokenizer import load_tokenizer
     run_dir = Path(run_dir)
-    tokenizer = load_tokenizer(run_dir / "tokenizer.json")
+    form = token_form(cfg)
+    tokenizer = (form.tokenizer if form is not None else load_tokenizer)(run_dir / "tokenizer.json")
     if base is not None and cfg.data.tokenizer != base.data.tokenizer:
         other = resolve_tokenizer(cfg.data.tokenizer)
         if other is None or other.vocab_size != base.model.vocab_size:

@@ -28,6 +28,7 @@ register_family(Family(
     tasks=("classify",),
     task_heads=("classifier.",),
     lora_targets=("c_attn", "c_proj"),
+    tokens=True,
 ))
 register_showcase("bert", Showcase(
     data=("tinyshakespeare", "shakespeare"), weight=2.0, order=20,

@@ -1,5 +1,5 @@
 """GPT: decoder-only causal transformer language model."""
-from ...data.text import load_lm_data, read_run_tokenizer
+from ...data.text import PieceData, load_lm_data, read_run_tokenizer
 from ...registry import Family, Importer, Showcase, register_family, register_showcase
 from .config import PRESETS, GPTConfig
 from .hf import check_vocabulary, init_overrides, read_gpt2_weights, write_hf
@@ -7,13 +7,21 @@ from .model import GPT
 from .objective import evaluate, objective
 from .sample import TextGenerator
 
+
+def evaluate_pieces(model, data, cfg, device) -> dict:
+    """Data made of pieces (music) scores the model piece by piece in its own figures; a corpus by windows."""
+    if isinstance(data, PieceData):
+        return data.score(model, device, split="valid", max_tokens=cfg.train.eval_tokens)
+    return evaluate(model, data, cfg, device)
+
+
 register_family(Family(
     name="gpt",
     description="GPT-style decoder-only transformer language model (causal self-attention); writes text from a prompt",
     config=GPTConfig,
     build=GPT,
     objective=objective,
-    evaluate=evaluate,
+    evaluate=evaluate_pieces,
     pipeline=TextGenerator,
     load_data=load_lm_data,
     read_assets=read_run_tokenizer,
@@ -25,6 +33,7 @@ register_family(Family(
     lora_targets=("c_attn", "c_proj"),
     importer=Importer("a Hugging Face GPT-2 folder", init_overrides, read_gpt2_weights, check_vocabulary),
     exporters={"hf": write_hf},
+    tokens=True,
 ))
 register_showcase("gpt", Showcase(
     data=("tinyshakespeare", "shakespeare"), weight=2.5, preset="fast", order=10,

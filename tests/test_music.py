@@ -1,0 +1,204 @@
+"""Music through the families that learn token sequences: the frame tokenization (its round trips through tokens and
+MIDI on the JSB Chorales training pieces), per-piece scoring that is the piano roll's NLL per frame, a gpt trained
+on a JSB-shaped file, sampled from Python and the CLI into MIDI / WAV / PNG / JSON, and evaluated."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tetragen
+from tetragen import api
+from tetragen.api import load_data
+from tetragen.config import build_run_config
+from tetragen.errors import UserError
+from tetragen.modalities.music.data import (claims, read_split_json, score_pieces, scored_positions,
+                                            windows)
+from tetragen.modalities.music.midi import midi_bytes, read_midi
+from tetragen.modalities.music.show import example
+from tetragen.modalities.music.tokens import MusicTokenizer, estimate_key, read_tokenizer
+from tetragen.registry import get_family, get_modality
+from tetragen.train.trainer import Trainer
+
+from .conftest import SHARED_DATA, run_cli
+
+JSB = SHARED_DATA / "jsb-chorales-quarter.json"
+
+
+@pytest.fixture(scope="module")
+def jsb():
+    return read_split_json(JSB, "bach chorale")
+
+
+@pytest.fixture(scope="module")
+def music_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("music")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TETRAGEN_CACHE", str(root / "cache"))
+        mp.setenv("TETRAGEN_NO_PROGRESS", "1")
+        source = example(root / "data")
+        cfg = build_run_config("gpt", preset="tiny", overrides=["train.max_steps=30", "train.eval_every=0"])
+        cfg.data.source = source
+        data = load_data(cfg)
+        Trainer(cfg, data, root / "gpt", progress=False).fit()
+        yield root, source
+
+
+def test_every_family_that_learns_tokens_opts_in_and_music_has_a_token_form():
+    assert get_family("gpt").tokens and get_family("bert").tokens
+    assert get_modality("music").tokens is not None and get_modality("text").tokens is None
+
+
+def test_frame_tokens_round_trip_every_jsb_training_piece(jsb):
+    tok = MusicTokenizer(["bach", "chorale"])
+    for piece in jsb.splits["train"]:
+        ids = tok.encode_piece(piece.frames, piece.prompt)
+        prompt, frames = tok.decode_piece(ids)
+        assert frames == piece.frames and prompt == piece.prompt
+        assert tok.encode(tok.decode(ids)) == ids  # the token text is a faithful spelling
+
+
+def test_tokens_to_midi_to_tokens_is_the_identity_on_the_jsb_training_pieces(jsb):
+    tok = MusicTokenizer()
+    for piece in jsb.splits["train"]:
+        frames, notices = read_midi(midi_bytes([piece.frames]), "piece")
+        assert tok.frame_ids(frames) == tok.frame_ids(piece.frames), piece.name
+        assert notices == []
+
+
+def test_the_standard_split_has_its_published_sizes_and_prompts_name_a_key(jsb):
+    assert [len(jsb.splits[s]) for s in ("train", "valid", "test")] == [229, 76, 77]
+    assert all(p.prompt.startswith("bach chorale in ") for p in jsb.splits["test"])
+    # a C major scale's notes and an A harmonic minor line are found in their keys
+    assert estimate_key([[60], [62], [64], [65], [67], [69], [71], [72], [67], [60]]) == (0, "major")
+    assert estimate_key([[57], [59], [60], [62], [64], [65], [68], [69], [64], [57]]) == (9, "minor")
+
+
+def test_unknown_prompt_words_still_tokenise():
+    tok = MusicTokenizer(["bach", "chorale"])
+    ids = tok.prompt_ids("Bach chorale in G minor, for banjo")
+    assert ids[0] == tok.bos and ids[-1] == tok.music
+    words = [tok.token_str(i) for i in ids[1:-1]]
+    assert words == ["bach", "chorale", "in", "g", "minor", "for", "<unk>"] or words[:5] == ["bach", "chorale", "in",
+                                                                                            "g", "minor"]
+    assert tok.unk in ids and tok.encode("Bb major") == [tok.index["bb"], tok.index["major"]]
+
+
+def test_sliding_windows_score_every_target_once_with_half_a_window_before_it():
+    for n, block in [(5, 8), (8, 8), (9, 8), (40, 8), (33, 6), (100, 16)]:
+        seen = []
+        for start, end, first in windows(n, block):
+            assert end - start <= block and first >= start
+            seen += list(range(first, end))
+            if start > 0:
+                assert first - start >= block // 2 - 1
+        assert seen == list(range(n))
+
+
+class _Bigram(torch.nn.Module):
+    """A causal model whose next-token logits depend on the current token alone: its exact likelihood of a piece is
+    known whatever the window."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.randn(vocab, vocab, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, x):
+        return self.table[x], None
+
+
+def test_scoring_is_the_likelihood_of_the_frames_alone_whatever_the_window(jsb):
+    tok = MusicTokenizer(["bach", "chorale"])
+    pieces = [tok.encode_piece(p.frames, p.prompt) for p in jsb.splits["test"][:6]]
+    model = _Bigram(tok.vocab_size)
+    exact = 0.0
+    frames = 0
+    for ids in pieces:
+        mask = scored_positions(ids, tok)
+        logp = F.log_softmax(model.table[torch.tensor(ids[:-1])], -1)
+        nll = -logp[torch.arange(len(ids) - 1), torch.tensor(ids[1:])]
+        exact += float(nll.detach()[torch.from_numpy(mask[1:])].sum())
+        frames += sum(1 for i, m in zip(ids, mask) if m and i == tok.frame)
+    for block in (16, 64, 4096):  # windows slide over the longer pieces at the first two
+        s = score_pieces(model, pieces, tok, block, "cpu")
+        assert math.isclose(s["nats"], exact, rel_tol=1e-5) and s["frames"] == frames
+    # nothing of the prompt or the piece's end is scored
+    assert s["tokens"] == sum(int(scored_positions(ids, tok).sum()) for ids in pieces)
+
+
+def test_claims_a_jsb_shaped_json_and_a_folder_of_midi_but_not_text(tmp_path):
+    (tmp_path / "a.txt").write_text("hello")
+    (tmp_path / "scores" / "reels").mkdir(parents=True)
+    (tmp_path / "scores" / "reels" / "one.mid").write_bytes(midi_bytes([[[60, 64], [62]]]))
+    assert claims(str(JSB)) and claims("jsb-chorales") and claims(str(tmp_path / "scores"))
+    assert not claims(str(tmp_path / "a.txt")) and not claims("tinyshakespeare")
+
+
+def test_a_gpt_trained_on_music_keeps_its_kind_tokenizer_and_styles(music_run):
+    root, _ = music_run
+    cfg = json.loads((root / "gpt" / "config.json").read_text())
+    assert cfg["data"]["kind"] == "music"
+    tok = read_tokenizer(root / "gpt" / "tokenizer.json")
+    assert "toy" in tok.words and cfg["model"]["vocab_size"] == tok.vocab_size
+    assert json.loads((root / "gpt" / "music.json").read_text())["styles"] == ["toy chorale"]
+    lines = [json.loads(x) for x in (root / "gpt" / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_nll_frame" in r for r in lines)
+
+
+def test_python_sample_draws_valid_scores_one_seed_per_piece(music_run):
+    root, _ = music_run
+    pipe = tetragen.load(root / "gpt")
+    assert {"sample", "prompt"} <= pipe.capabilities and pipe.classes == ["toy chorale"]
+    a = pipe.sample(3, seed=7, prompt="toy chorale in d major", max_frames=12)
+    b = pipe.sample(seeds=[8], prompt="toy chorale in d major", max_frames=12)
+    assert a.pieces[1] == b.pieces[0] and a.tokens[1] == b.tokens[0]  # a piece alone is the same as in a batch
+    for frames, prompt in zip(a.pieces, a.prompts):
+        assert 1 <= len(frames) <= 12 and prompt.startswith("toy chorale in d major")
+        assert all(f == sorted(set(f)) and all(21 <= p <= 108 for p in f) for f in frames)
+
+
+def test_eval_reports_nll_per_frame_token_and_note_and_statistics(music_run):
+    root, _ = music_run
+    metrics, lines = api.evaluate(root / "gpt", n=4)
+    assert metrics["test_nll_frame"] > metrics["test_nll_token"] > 0
+    assert math.isclose(metrics["test_nll_frame"] * metrics["test_frames"],
+                        metrics["test_nll_token"] * metrics["test_tokens"], rel_tol=1e-6)
+    for key in ("sample_pc_distance", "train_pc_distance", "sample_in_key", "sample_notes_per_frame"):
+        assert np.isfinite(metrics[key])
+    assert metrics["test_pc_distance"] == 0.0 and any("test_nll_frame" in ln for ln in lines)
+
+
+@pytest.mark.parametrize("suffix", [".mid", ".json", ".png", ".wav"])
+def test_cli_sample_writes_each_kind_of_file(music_run, tmp_path, suffix):
+    root, _ = music_run
+    out = tmp_path / f"x{suffix}"
+    r = run_cli("sample", str(root / "gpt"), "--prompt", "toy chorale", "--n", "2", "--seed", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    data = out.read_bytes()
+    if suffix == ".mid":
+        frames, _ = read_midi(data, "x.mid")
+        assert frames and data[:4] == b"MThd"
+    elif suffix == ".json":
+        doc = json.loads(data)
+        assert len(doc["pieces"]) == 2 and doc["pieces"][0]["tokens"].startswith("<bos> toy chorale")
+    elif suffix == ".png":
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert data[:4] == b"RIFF" and data[8:12] == b"WAVE" and len(data) > 10000
+    again = run_cli("sample", str(root / "gpt"), "--n", "1", "--out", str(out))
+    assert again.returncode != 0 and "already exists" in again.stderr and out.read_bytes() == data
+
+
+def test_a_text_tokenizer_cannot_read_music(music_run, tmp_path, corpus):
+    root, source = music_run
+    cfg = build_run_config("gpt", preset="tiny")
+    cfg.data.source = str(corpus)
+    text = load_data(cfg)
+    cfg2 = build_run_config("gpt", preset="tiny")
+    cfg2.data.source = source
+    with pytest.raises(UserError, match="cannot read music"):
+        load_data(cfg2, text.tokenizer)

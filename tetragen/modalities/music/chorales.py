@@ -1,0 +1,118 @@
+"""`bach-chorales`: the Bach chorales that ship inside music21's corpus (no download), read once into quarter-note
+frames and cached as JSON.
+
+Every corpus file named for a cantata movement (bwvN.M) is parsed, its repeats expanded, and read into frames
+(midi.py `stream_frames`). A chorale music21 cannot read or expand is skipped, counted and listed (in the cache's
+`skipped`, and in one line when the set is built). The split is by piece, fixed by `SPLIT_SEED`: 80% train, 10%
+validation, 10% test. Each piece's prompt is "bach chorale in KEY", its key estimated from its notes.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ...data.sources import NamedDataset, cache_dir
+from ...errors import UserError
+from ...files import write_text
+from .pieces import Collection, Piece, collection_from_json, collection_to_json, prompt_of
+from .midi import stream_frames
+
+NAME = "bach-chorales"
+STYLE = "bach chorale"
+SPLIT_SEED = 0
+FRACTIONS = (0.8, 0.1, 0.1)
+_CHORALE = re.compile(r"^bwv\d+\.\d+$")
+
+
+def _cache_file() -> Path:
+    import music21
+    return cache_dir() / NAME / f"chorales-music21-{music21.__version__}-split{SPLIT_SEED}.json"
+
+
+def chorale_paths() -> list[Path]:
+    """The corpus files of Bach's chorales (cantata movements, bwvN.M), one per movement, sorted."""
+    try:
+        from music21 import corpus
+    except ImportError:
+        raise UserError(f"{NAME}: needs the music21 package (pip install music21)") from None
+    found: dict[str, Path] = {}
+    for p in corpus.getComposer("bach"):
+        p = Path(p)
+        stem = p.name.split(".mxl")[0].split(".xml")[0].split(".krn")[0]
+        if _CHORALE.match(stem):
+            found.setdefault(stem, p)
+    return [found[k] for k in sorted(found)]
+
+
+def build(paths: list[Path]) -> Collection:
+    """Parse the chorales into frames, split by piece."""
+    from music21 import corpus
+    pieces, skipped = [], []
+    for p in paths:
+        try:
+            score = corpus.parse(str(p))
+            frames, notices = stream_frames(score, p.name)
+        except UserError as e:
+            skipped.append(f"{p.name}: {e}")
+            continue
+        except Exception as e:  # music21's own failures on a malformed file
+            skipped.append(f"{p.name}: {type(e).__name__}: {' '.join(str(e).split())[:80]}")
+            continue
+        if any("could not be expanded" in n for n in notices):
+            skipped.append(f"{p.name}: its repeats could not be expanded")
+            continue
+        pieces.append(Piece(frames, prompt_of(STYLE, frames), p.name))
+    if len(pieces) < 3:
+        raise UserError(f"{NAME}: only {len(pieces)} chorales could be read from music21's corpus; "
+                        f"skipped: {'; '.join(skipped[:3])}")
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(pieces))
+    n_train = max(1, int(round(len(pieces) * FRACTIONS[0])))
+    n_valid = max(1, int(round(len(pieces) * FRACTIONS[1])))
+    parts = np.split(order, [n_train, n_train + n_valid])
+    splits = {s: [pieces[i] for i in sorted(idx)] for s, idx in zip(("train", "valid", "test"), parts)}
+    return Collection(NAME, splits, [STYLE], skipped)
+
+
+def bach_chorales(limit: int = 0) -> Collection:
+    """The set, from its cache or parsed now (about a minute; `limit`: only the first chorales, uncached)."""
+    if limit:
+        return build(chorale_paths()[:limit])
+    cached = _cache_file()
+    if cached.is_file():
+        try:
+            return collection_from_json(json.loads(cached.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # rebuilt below
+    paths = chorale_paths()
+    print(f"tetragen: {NAME}: reading {len(paths)} chorales from music21's corpus once (about a minute) ...",
+          file=sys.stderr)
+    c = build(paths)
+    if c.skipped:
+        print(f"tetragen: {NAME}: {len(c.skipped)} chorales skipped: " + "; ".join(c.skipped), file=sys.stderr)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    write_text(cached, json.dumps(collection_to_json(c)))
+    return c
+
+
+def _locate() -> list[Path]:
+    try:
+        cached = _cache_file()
+    except ImportError:
+        raise UserError(f"{NAME}: needs the music21 package (pip install music21)") from None
+    if not cached.is_file():
+        raise UserError(f"{NAME}: not read yet; `tetragen data fetch {NAME}` reads it from music21's corpus")
+    return [cached]
+
+
+def _fetch() -> tuple[list[Path], str]:
+    c = bach_chorales()
+    return [_cache_file()], (f"read {sum(len(v) for v in c.splits.values())} chorales from music21's corpus"
+                             + (f", {len(c.skipped)} skipped" if c.skipped else ""))
+
+
+BACH = NamedDataset(NAME, "Bach's four-part chorales at quarter-note frames, split by piece 80/10/10",
+                    "music21's corpus (installed with tetragen), read on this machine", _locate, _fetch)

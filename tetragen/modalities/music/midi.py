@@ -1,0 +1,166 @@
+"""Scores in and out: quarter-note frames to a Standard MIDI File (mido) and back, and a user's .mid / .musicxml
+files read into frames.
+
+Frames to MIDI: a pitch held over consecutive frames is one note (the frame form cannot tell a held note from a
+repeated one), at `BPM` quarter notes a minute, every note at one velocity, the piece's end marked by the track's
+end, so `read_midi(write_midi(frames))` is `frames`. MIDI to frames: notes of every track and channel but the
+General MIDI drum channel are merged; a pitch is in frame k when it sounds at the frame's middle or starts inside
+the frame (a short note is not lost). Tempo changes move notes in time, not in beats, so frames ignore them (a notice
+says so). Pitches off the piano are dropped and counted; a file longer than `MAX_FRAMES` frames is cut there, with
+a notice; a file with no notes, or no MIDI at all, is refused in one line.
+"""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Sequence
+
+from ...errors import UserError
+from .tokens import HIGH, LOW
+
+TICKS = 480                  # ticks per quarter note of the files written
+BPM = 100
+VELOCITY = 80
+PROGRAM = 0                  # General MIDI acoustic grand piano
+DRUMS = 9                    # the General MIDI percussion channel (channel 10 counted from 1)
+MAX_FRAMES = 4096            # frames read from one file (about 41 minutes at 100 quarter notes a minute)
+MIDI_SUFFIXES = (".mid", ".midi")
+XML_SUFFIXES = (".musicxml", ".mxl", ".xml")
+SUFFIXES = MIDI_SUFFIXES + XML_SUFFIXES
+
+
+def midi_file(pieces: Sequence[Sequence[Sequence[int]]], *, gap: int = 2, bpm: int = BPM):
+    """A mido MidiFile of the pieces one after another, `gap` silent frames between them."""
+    import mido
+    events = []                                   # (tick, order, message): note-offs before note-ons at one tick
+    start = 0
+    for n, frames in enumerate(pieces):
+        held: dict[int, int] = {}                 # pitch -> frame where its note began
+        for k in range(len(frames) + 1):
+            now = set(frames[k]) if k < len(frames) else set()
+            for p in [p for p in held if p not in now]:
+                events.append(((start + k) * TICKS, 0, mido.Message("note_off", note=p, velocity=0)))
+                del held[p]
+            for p in sorted(now - set(held)):
+                held[p] = k
+                events.append(((start + k) * TICKS, 1, mido.Message("note_on", note=p, velocity=VELOCITY)))
+        start += len(frames) + (gap if n < len(pieces) - 1 else 0)
+    events.sort(key=lambda e: (e[0], e[1], e[2].note))
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0),
+                            mido.Message("program_change", program=PROGRAM, time=0)])
+    last = 0
+    for tick, _, msg in events:
+        track.append(msg.copy(time=tick - last))
+        last = tick
+    track.append(mido.MetaMessage("end_of_track", time=start * TICKS - last))
+    out = mido.MidiFile(ticks_per_beat=TICKS)
+    out.tracks.append(track)
+    return out
+
+
+def midi_bytes(pieces: Sequence[Sequence[Sequence[int]]], **kwargs) -> bytes:
+    buf = io.BytesIO()
+    midi_file(pieces, **kwargs).save(file=buf)
+    return buf.getvalue()
+
+
+def notes_to_frames(notes: list[tuple[int, float, float]], end: float, where: str) -> tuple[list[list[int]], list[str]]:
+    """Notes (pitch, onset, offset) in quarter notes -> (frames, notices). `end`: where the piece ends."""
+    notices = []
+    outside = [n for n in notes if not LOW <= n[0] <= HIGH]
+    if outside:
+        notices.append(f"{where}: {len(outside)} notes outside the piano's range {LOW}..{HIGH} dropped")
+        notes = [n for n in notes if LOW <= n[0] <= HIGH]
+    if not notes:
+        raise UserError(f"{where}: no notes{' on the piano' if outside else ''}; give a score with notes in it")
+    n_frames = max(math.ceil(end - 1e-9), math.floor(max(on for _, on, _ in notes)) + 1)
+    if n_frames > MAX_FRAMES:
+        notices.append(f"{where}: {n_frames} quarter-note frames; only the first {MAX_FRAMES} are read")
+        n_frames = MAX_FRAMES
+        notes = [n for n in notes if n[1] < MAX_FRAMES]
+    frames: list[set[int]] = [set() for _ in range(n_frames)]
+    for pitch, on, off in notes:
+        first = math.floor(on)
+        if first < n_frames:
+            frames[first].add(pitch)                          # it starts in this frame
+        k = max(first, math.ceil(on - 0.5))                    # then every frame whose middle it sounds at
+        while k < n_frames and k + 0.5 < off:
+            if k + 0.5 >= on:
+                frames[k].add(pitch)
+            k += 1
+    return [sorted(f) for f in frames], notices
+
+
+def read_midi(source, where: str = "") -> tuple[list[list[int]], list[str]]:
+    """A Standard MIDI File (a path or bytes) -> (its quarter-note frames, notices)."""
+    import mido
+    where = where or str(source)
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(source)) if isinstance(source, (bytes, bytearray)) \
+            else mido.MidiFile(str(source))
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as e:
+        raise UserError(f"{where}: not a readable MIDI file ({' '.join(str(e).split())[:100] or type(e).__name__})"
+                        ) from None
+    if mid.ticks_per_beat <= 0:
+        raise UserError(f"{where}: timed in SMPTE frames, not beats; save it with beat-based timing")
+    notices, tempos, drums = [], 0, 0
+    notes, open_notes, tick, end = [], {}, 0, 0
+    for msg in mido.merge_tracks(mid.tracks):
+        tick += msg.time
+        end = max(end, tick)
+        if msg.type == "set_tempo":
+            tempos += 1
+        elif msg.type in ("note_on", "note_off"):
+            if msg.channel == DRUMS:
+                drums += msg.type == "note_on" and msg.velocity > 0
+                continue
+            key = (msg.channel, msg.note)
+            if msg.type == "note_on" and msg.velocity > 0:
+                open_notes.setdefault(key, []).append(tick)
+            elif open_notes.get(key):
+                notes.append((msg.note, open_notes[key].pop(0) / mid.ticks_per_beat, tick / mid.ticks_per_beat))
+    notes += [(k[1], t / mid.ticks_per_beat, end / mid.ticks_per_beat) for k, ts in open_notes.items() for t in ts]
+    if tempos > 1:
+        notices.append(f"{where}: {tempos} tempo changes; frames follow the beat, so they are ignored")
+    if len(mid.tracks) > 1:
+        notices.append(f"{where}: {len(mid.tracks)} tracks merged into one score")
+    if drums:
+        notices.append(f"{where}: {drums} drum notes (channel 10) left out")
+    frames, more = notes_to_frames(notes, end / mid.ticks_per_beat, where)
+    return frames, notices + more
+
+
+def read_score(path: Path) -> tuple[list[list[int]], list[str]]:
+    """A MusicXML file (read by music21, repeats expanded where they can be) -> (frames, notices)."""
+    try:
+        from music21 import converter
+        score = converter.parse(str(path))
+    except Exception as e:  # music21 raises many kinds for a file it cannot read
+        raise UserError(f"{path}: not a score music21 can read ({' '.join(str(e).split())[:100]})") from None
+    return stream_frames(score, str(path))
+
+
+def stream_frames(score, where: str) -> tuple[list[list[int]], list[str]]:
+    """A music21 score -> (frames, notices)."""
+    notices = []
+    try:
+        score = score.expandRepeats()
+    except Exception:  # malformed repeats: the score as written
+        notices.append(f"{where}: its repeats could not be expanded; read as written")
+    notes = []
+    flat = score.flatten()
+    for n in flat.notes:
+        on = float(n.offset)
+        off = on + float(n.quarterLength)
+        for p in getattr(n, "pitches", ()):
+            notes.append((int(p.midi), on, off))
+    end = float(flat.highestTime)
+    frames, more = notes_to_frames(notes, end, where)
+    return frames, notices + more
+
+
+def read_file(path: Path) -> tuple[list[list[int]], list[str]]:
+    """A .mid or a MusicXML file -> (frames, notices)."""
+    path = Path(path)
+    return read_midi(path) if path.suffix.lower() in MIDI_SUFFIXES else read_score(path)

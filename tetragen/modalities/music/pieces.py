@@ -1,0 +1,42 @@
+"""Pieces of music as the modality keeps them: quarter-note frames with the prompt (style and key) each is learnt
+under, by split, and their cache form (JSON)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .tokens import estimate_key, key_name
+
+
+@dataclass
+class Piece:
+    frames: list[list[int]]
+    prompt: str                  # its style and key: "bach chorale in g minor"
+    name: str = ""
+
+    @property
+    def style(self) -> str:
+        return self.prompt.split(" in ")[0]
+
+
+@dataclass
+class Collection:
+    """The pieces of a source by split, and its styles (the classes a prompt names)."""
+    name: str
+    splits: dict[str, list[Piece]]
+    styles: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)     # pieces that could not be read, with why
+
+
+def prompt_of(style: str, frames) -> str:
+    return f"{style} in {key_name(*estimate_key(frames))}" if style else f"in {key_name(*estimate_key(frames))}"
+
+
+def collection_to_json(c: Collection) -> dict:
+    return {"name": c.name, "styles": c.styles, "skipped": c.skipped,
+            "splits": {s: [{"frames": p.frames, "prompt": p.prompt, "name": p.name} for p in ps]
+                       for s, ps in c.splits.items()}}
+
+
+def collection_from_json(doc: dict) -> Collection:
+    return Collection(doc["name"], {s: [Piece(p["frames"], p["prompt"], p.get("name", "")) for p in ps]
+                                    for s, ps in doc["splits"].items()}, doc.get("styles", []), doc.get("skipped", []))

@@ -1,0 +1,91 @@
+"""The music modality's route: `POST /v1/music/generations`, scores as JSON.
+
+Request: `model`, `prompt` (a style and key, "bach chorale in g minor"; empty: the model chooses), `n` pieces (1 to
+8), `seed` (piece i from seed + i), `max_frames` (quarter-note frames of each piece at most), `temperature`,
+`top_k`, `top_p`, `audio` (render each piece to WAV with fluidsynth; where it is missing the pieces come without
+and a warning says why). Response: `{"model", "seed", "data": [{"prompt", "frames", "tokens", "midi", "wav"}],
+"warnings"}` with `midi` and `wav` base64 (standard alphabet). Bad requests are 4xx JSON errors in OpenAI's shape.
+
+Rows of concurrent requests are drawn together (`ModelWorker.rows`), one row per piece with its own seed, so a seeded
+piece is the same whatever else is drawn beside it.
+"""
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from typing import Optional
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...errors import UserError
+from ...serve import schemas as S
+from ...serve.app import await_rows, parse, user_error
+from .midi import midi_bytes
+from .pipeline import MAX_FRAMES
+from .show import render_wav
+
+MAX_PIECES = 8
+MAX_REQUEST_FRAMES = 512
+
+
+class MusicRequest(BaseModel):
+    """POST /v1/music/generations."""
+    model_config = ConfigDict(strict=True, extra="forbid")
+    model: str = Field(min_length=1, max_length=256)
+    prompt: str = Field("", max_length=1000)
+    n: int = Field(1, ge=1, le=MAX_PIECES)
+    seed: Optional[int] = Field(None, ge=0, le=S.MAX_SEED - MAX_PIECES)
+    max_frames: int = Field(MAX_FRAMES, ge=1, le=MAX_REQUEST_FRAMES)
+    temperature: float = Field(1.0, ge=0.0, le=5.0)
+    top_k: int = Field(0, ge=0, le=1000)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    audio: bool = True
+
+
+def add_routes(app) -> None:
+    @app.post("/v1/music/generations")
+    async def generations(request: Request):
+        started = time.monotonic()
+        server = request.app.state.server
+        body = await parse(request, MusicRequest)
+        pipe, worker = server.model(body.model, "prompt", kind="music")
+        seed = body.seed if body.seed is not None else secrets.randbits(62)
+        settings = (body.prompt, body.max_frames, body.temperature, body.top_k, body.top_p)
+        rows = [(seed + i, settings) for i in range(body.n)]
+        try:
+            pieces, notes = await await_rows(request, worker, rows, draw, started + server.limits.timeout_s)
+        except UserError as e:
+            raise user_error(e) from None
+        warnings = list(notes)
+        data = []
+        for (frames, prompt, text) in pieces:
+            midi = midi_bytes([frames])
+            item = {"prompt": prompt, "frames": frames, "tokens": text,
+                    "midi": base64.b64encode(midi).decode(), "wav": None}
+            if body.audio:
+                try:
+                    item["wav"] = base64.b64encode(render_wav(midi)).decode()
+                except UserError as e:
+                    warnings.append(str(e))
+            data.append(item)
+        return {"object": "music.generation", "model": body.model, "seed": seed, "data": data,
+                "warnings": list(dict.fromkeys(warnings))}
+
+
+def draw(pipe, rows: list, block: int) -> tuple[list, list[str]]:
+    """Rows (seed, (prompt, max_frames, temperature, top_k, top_p)) of one or more requests -> (one (frames,
+    prompt as completed, token text) per row, warnings), the rows of each setting drawn in slots of `block` rows."""
+    pipe.batch_size = block
+    out: list = [None] * len(rows)
+    warnings: list[str] = []
+    groups: dict = {}
+    for i, (seed, settings) in enumerate(rows):
+        groups.setdefault(settings, []).append(i)
+    for (prompt, max_frames, temperature, top_k, top_p), idx in groups.items():
+        score = pipe.sample(seeds=[rows[i][0] for i in idx], prompt=prompt, max_frames=max_frames,
+                            temperature=temperature, top_k=top_k, top_p=top_p, warn=warnings.append)
+        for j, i in enumerate(idx):
+            out[i] = (score.pieces[j], score.prompts[j], score.text[j])
+    return out, warnings

@@ -1,0 +1,231 @@
+"""Music as tokens: the frame tokenization, whose likelihood of a piece is the likelihood of its piano roll.
+
+A piece is a prompt (its style and key, "bach chorale in g minor") and then, for each quarter-note frame, the MIDI
+pitches sounding in it in ascending order (one token each, the 88 piano keys 21..108) and an end-of-frame token:
+
+    <bos> bach chorale in g minor <music> 43 55 62 70 | 43 58 62 67 | ... <end>
+
+Pitches within a frame are strictly ascending, so a frame has exactly one spelling and the probability a causal
+model gives a frame's tokens (its pitches, then `|`) is the probability of that frame of the piano roll given the
+frames before it. Summed over a piece's frames and divided by their number it is the negative log-likelihood per
+frame of Boulanger-Lewandowski et al. (ICML 2012), https://arxiv.org/abs/1206.6392, the table JSB Chorales results
+are published in. The prompt is given, never scored; `<end>` (the piece's length) is left out of that figure too.
+
+Prompt words come from the training pieces' styles and every key name; a word the vocabulary lacks still tokenises,
+as `<unk>`. The tokenizer is saved as the run's tokenizer.json (`{"tetragen_tokenizer": "music-frames", ...}`).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ...errors import UserError
+
+LOW, HIGH = 21, 108                        # the piano's 88 keys, A0..C8
+UNK, BOS, MUSIC, FRAME, END = "<unk>", "<bos>", "<music>", "|", "<end>"
+CONTROL = (UNK, BOS, MUSIC, FRAME, END)
+KIND = "music-frames"
+
+# key names as prompt words (lower case; sharps and flats as music21 and most people write them)
+PITCH_CLASSES = ("c", "c#", "d", "eb", "e", "f", "f#", "g", "ab", "a", "bb", "b")
+ALIASES = {"db": "c#", "d#": "eb", "gb": "f#", "g#": "ab", "a#": "bb", "cb": "b", "fb": "e", "e#": "f", "b#": "c",
+           "c-sharp": "c#", "d-flat": "c#", "e-flat": "eb", "f-sharp": "f#", "a-flat": "ab", "b-flat": "bb",
+           "g-flat": "f#", "d-sharp": "eb", "g-sharp": "ab", "a-sharp": "bb", "major,": "major", "minor,": "minor"}
+KEY_WORDS = (*PITCH_CLASSES, "major", "minor", "in")
+
+
+def words_of(text: str) -> list[str]:
+    """A prompt as the words the tokenizer reads: lower case, split on spaces, key spellings made one."""
+    out = []
+    for w in re.split(r"[\s,;]+", text.strip().lower()):
+        if w:
+            out.append(ALIASES.get(w, w))
+    return out
+
+
+class MusicTokenizer:
+    """The frame tokenization's vocabulary: control tokens, the 88 pitches, prompt words, then special tokens a
+    family adds (a masked LM's [MASK])."""
+    kind = KIND
+    spaces_lead_tokens = False
+
+    def __init__(self, words: Iterable[str] = (), specials: Iterable[str] = ()):
+        words = sorted(set(words) | set(KEY_WORDS))
+        self.words = [w for w in words if w not in CONTROL and not _is_pitch(w)]
+        self.specials = list(specials)
+        self.tokens = [*CONTROL, *(str(p) for p in range(LOW, HIGH + 1)), *self.words, *self.specials]
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+        self.pitch0 = len(CONTROL)                      # the id of pitch LOW
+        self.unk, self.bos, self.music, self.frame, self.end = (self.index[t] for t in CONTROL)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # the interface every tokenizer of a run offers (tetragen/data/tokenizer.py)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokens)
+
+    def special_id(self, token: str) -> int | None:
+        return self.index[token] if token in self.specials else None
+
+    def with_specials(self, tokens: Iterable[str]) -> "MusicTokenizer":
+        missing = [t for t in tokens if t not in self.specials]
+        return self if not missing else MusicTokenizer(self.words, self.specials + missing)
+
+    def token_str(self, i: int) -> str:
+        return self.tokens[int(i)] if 0 <= int(i) < self.vocab_size else UNK
+
+    def encode(self, text: str) -> list[int]:
+        """Token text (as `decode` writes it, or a prompt) -> ids; an unknown word is `<unk>`."""
+        out = []
+        for w in text.split():
+            if w in self.index:
+                out.append(self.index[w])
+            else:
+                out += [self.index.get(v, self.unk) for v in words_of(w)]
+        return out
+
+    def encode_array(self, text: str) -> np.ndarray:
+        return np.asarray(self.encode(text), dtype=np.int64)
+
+    def count_unknown(self, text: str) -> int:
+        return sum(1 for i in self.encode(text) if i == self.unk)
+
+    def decode(self, ids) -> str:
+        """ids -> token text, one token per space-separated word (special ids left out)."""
+        special = set(range(self.vocab_size - len(self.specials), self.vocab_size))
+        return " ".join(self.tokens[i] for i in map(int, ids) if 0 <= i < self.vocab_size and i not in special)
+
+    def chars_per_token(self, ids) -> np.ndarray:
+        """Every token counts as one unit (tokens stand for notes and frame ends, not characters); specials none."""
+        ids = np.asarray(ids)
+        return np.where(ids >= self.vocab_size - len(self.specials), 0, 1)
+
+    def num_chars(self, ids) -> int:
+        return int(self.chars_per_token(ids).sum())
+
+    def to_dict(self) -> dict:
+        doc = {"tetragen_tokenizer": KIND, "words": self.words, "range": [LOW, HIGH]}
+        if self.specials:
+            doc["special"] = self.specials
+        return doc
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict()), encoding="utf-8")
+
+    # ------------------------------------------------------------------------------------------------------------
+    # pieces
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """`<bos>`, the prompt's words, `<music>`: what a piece starts with."""
+        return [self.bos, *(self.index.get(w, self.unk) for w in words_of(prompt)), self.music]
+
+    def frame_ids(self, frames: Sequence[Sequence[int]]) -> list[int]:
+        out = []
+        for frame in frames:
+            out += [self.pitch0 + p - LOW for p in sorted(set(frame))]
+            out.append(self.frame)
+        return out
+
+    def encode_piece(self, frames: Sequence[Sequence[int]], prompt: str = "") -> list[int]:
+        """A whole piece: prompt, frames, `<end>`. Pitches must be piano keys (the readers drop the others)."""
+        return [*self.prompt_ids(prompt), *self.frame_ids(frames), self.end]
+
+    def is_pitch(self, i: int) -> bool:
+        return self.pitch0 <= i < self.pitch0 + HIGH - LOW + 1
+
+    def decode_piece(self, ids) -> tuple[str, list[list[int]]]:
+        """ids of a piece (or its start) -> (its prompt's words, its frames). Reading stops at `<end>`; pitches
+        after the last `|` make a last frame; tokens that are no pitch inside the music are skipped."""
+        ids = [int(i) for i in ids]
+        start = ids.index(self.music) + 1 if self.music in ids else 0
+        prompt = " ".join(self.tokens[i] for i in ids[:start] if i not in (self.bos, self.music)
+                          and 0 <= i < self.vocab_size)
+        frames, frame = [], []
+        for i in ids[start:]:
+            if i == self.end:
+                break
+            if i == self.frame:
+                frames.append(sorted(set(frame)))
+                frame = []
+            elif self.is_pitch(i):
+                frame.append(i - self.pitch0 + LOW)
+        if frame:
+            frames.append(sorted(set(frame)))
+        return prompt, frames
+
+
+def _is_pitch(w: str) -> bool:
+    return w.isdigit() and LOW <= int(w) <= HIGH
+
+
+def read_tokenizer(path: Path) -> MusicTokenizer:
+    """The tokenizer a music run keeps (tokenizer.json)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: missing; the run folder is incomplete (copy tokenizer.json from the run's "
+                        f"checkpoints/ folder)")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable tokenizer file ({type(e).__name__})") from None
+    if not isinstance(doc, dict) or doc.get("tetragen_tokenizer") != KIND:
+        raise UserError(f"{path}: not a music tokenizer ({KIND}); the run folder's files come from different runs")
+    if doc.get("range") != [LOW, HIGH] or not isinstance(doc.get("words"), list):
+        raise UserError(f"{path}: a music tokenizer of another layout (range {doc.get('range')}); this tetragen "
+                        f"reads pitches {LOW}..{HIGH}")
+    return MusicTokenizer(doc["words"], doc.get("special", []))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# keys: a piece's prompt names its key, estimated from its notes where the source does not say it
+
+# Krumhansl-Kessler key profiles (Krumhansl 1990, "Cognitive Foundations of Musical Pitch"), from the tonic up
+MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10, 11)     # natural minor with the raised leading note
+
+
+def pitch_class_histogram(frames: Sequence[Sequence[int]]) -> np.ndarray:
+    h = np.zeros(12)
+    for frame in frames:
+        for p in frame:
+            h[p % 12] += 1
+    return h
+
+
+def estimate_key(frames: Sequence[Sequence[int]]) -> tuple[int, str]:
+    """(tonic pitch class, "major" | "minor"): the Krumhansl-Schmuckler key finder, the key profile that correlates
+    best with the piece's pitch-class counts."""
+    h = pitch_class_histogram(frames)
+    if not h.any():
+        return 0, "major"
+    best, key = -2.0, (0, "major")
+    for mode, profile in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
+        for tonic in range(12):
+            r = np.corrcoef(h, np.roll(profile, tonic))[0, 1]
+            if r > best:
+                best, key = r, (tonic, mode)
+    return key
+
+
+def key_name(tonic: int, mode: str) -> str:
+    return f"{PITCH_CLASSES[tonic % 12]} {mode}"
+
+
+def parse_key(text: str) -> tuple[int, str] | None:
+    """The key a prompt names ("... in g minor" -> (7, "minor")), or None."""
+    words = words_of(text)
+    for i, w in enumerate(words[:-1]):
+        if w in PITCH_CLASSES and words[i + 1] in ("major", "minor"):
+            return PITCH_CLASSES.index(w), words[i + 1]
+    return None
+
+
+def in_key(pitch: int, tonic: int, mode: str) -> bool:
+    return (pitch - tonic) % 12 in (MAJOR_SCALE if mode == "major" else MINOR_SCALE)
