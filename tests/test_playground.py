@@ -17,7 +17,7 @@ import pytest
 import tetragen
 from tetragen.serve import Limits, create_app
 
-from .test_serve import KEY, LiveServer, png, runs  # noqa: F401 - runs: the tiny runs of every kind (a fixture)
+from .test_serve import KEY, LiveServer, pipes, png, png_bytes, runs, steered  # noqa: F401 - fixtures
 
 MODELS = ("gpt", "bert", "cls", "dcgan", "cgan", "t2i")
 WAIT_S = 30  # generous on a loaded machine; each step takes well under a second when the machine is idle
@@ -212,3 +212,74 @@ def test_the_playground_streams_text_draws_images_and_shows_errors(live, browser
     assert not problems, problems
     for name in ("completion", "chat", "error", "images", "classify"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_the_image_panel_takes_sampling_settings_and_the_edit_tab_edits(steered, browser, tmp_path):
+    """A model that steers shows steps, guidance and sampler (the card's defaults as placeholders) and its images are
+    the API's for the same settings; one that edits gets an Edit tab: an uploaded image and mask, redrawn as the API
+    redraws them; a bad strength is the server's error, marking its field. A model that does neither shows neither."""
+    live, _ = steered
+    driver = browser
+    client = openai.OpenAI(base_url=f"{live.url}/v1", api_key=KEY, max_retries=0, timeout=60)
+    driver.get(f"{live.url}/")
+    wait_for(driver, lambda d: by_id(d, "key-form").is_displayed(), "the page did not ask for the API key")
+    fill(driver, "api-key", KEY)
+    by_id(driver, "key-submit").click()
+    wait_for(driver, lambda d: len(d.find_elements("css selector", ".model")) == 2, "no model list")
+
+    driver.find_element("css selector", '.model[data-model="cgan"]').click()
+    assert not by_id(driver, "image-sampling").is_displayed() and not by_id(driver, "tabs").is_displayed()
+
+    driver.find_element("css selector", '.model[data-model="diffusion"]').click()
+    assert by_id(driver, "image-sampling").is_displayed()
+    assert by_id(driver, "image-steps").get_attribute("placeholder") == "4"  # the tiny preset's default
+    fill(driver, "image-steps", 2)
+    fill(driver, "image-guidance", 2)
+    by_id(driver, "image-sampler").find_element("css selector", 'option[value="heun"]').click()
+    by_id(driver, "image-class").find_element("css selector", 'option[value="disc"]').click()
+    fill(driver, "image-n", 2)
+    fill(driver, "image-seed", 5)
+    by_id(driver, "draw").click()
+    wait_for(driver, lambda d: by_id(d, "image-grid").get_attribute("data-state") in ("done", "error"), "no images")
+    assert by_id(driver, "image-grid").get_attribute("data-state") == "done", text_of(driver, "error")
+    shown = [png(im.get_attribute("src").removeprefix("data:image/png;base64,"))
+             for im in driver.find_elements("css selector", "#image-grid img")]
+    direct = client.images.generate(model="diffusion", prompt="disc", n=2,
+                                    extra_body={"seed": 5, "steps": 2, "guidance_scale": 2.0, "sampler": "heun"})
+    assert len(shown) == 2 and all(np.array_equal(a, png(d.b64_json)) for a, d in zip(shown, direct.data))
+    driver.save_screenshot(str(tmp_path / "sampling.png"))
+
+    image = np.zeros((28, 28), np.uint8)
+    image[6:22, 6:22] = 255
+    hole = np.zeros((28, 28), np.uint8)
+    hole[:, 14:] = 255
+    (tmp_path / "in.png").write_bytes(png_bytes(image))
+    (tmp_path / "mask.png").write_bytes(png_bytes(hole))
+    by_id(driver, "tab-image-edit").click()
+    by_id(driver, "edit-image").send_keys(str(tmp_path / "in.png"))
+    by_id(driver, "edit-mask").send_keys(str(tmp_path / "mask.png"))
+    by_id(driver, "edit-class").find_element("css selector", 'option[value="square"]').click()
+    fill(driver, "edit-steps", 2)
+    fill(driver, "edit-n", 2)
+    fill(driver, "edit-seed", 7)
+    by_id(driver, "edit-go").click()
+    wait_for(driver, lambda d: by_id(d, "edit-grid").get_attribute("data-state") in ("done", "error"), "no edits")
+    assert by_id(driver, "edit-grid").get_attribute("data-state") == "done", text_of(driver, "error")
+    shown = [png(im.get_attribute("src").removeprefix("data:image/png;base64,"))
+             for im in driver.find_elements("css selector", "#edit-grid img")]
+    direct = client.images.edit(model="diffusion", image=("in.png", png_bytes(image), "image/png"),
+                                mask=("mask.png", png_bytes(hole), "image/png"), prompt="square", n=2,
+                                extra_body={"seed": 7, "steps": 2})
+    assert len(shown) == 2 and all(np.array_equal(a, png(d.b64_json)) for a, d in zip(shown, direct.data))
+    assert all(np.array_equal(a[:, :14], image[:, :14]) for a in shown)
+    driver.save_screenshot(str(tmp_path / "edit.png"))
+
+    fill(driver, "edit-strength", 1.5)
+    by_id(driver, "edit-go").click()
+    wait_for(driver, lambda d: by_id(d, "error").is_displayed(), "no error")
+    assert "strength" in text_of(driver, "error-message")
+    assert "invalid" in by_id(driver, "edit-strength").get_attribute("class")
+    problems = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"
+                and not ("Failed to load resource" in e["message"] and any(a in e["message"] for a in
+                                                                           ("status of 401", "status of 400")))]
+    assert not problems, problems

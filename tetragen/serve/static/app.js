@@ -57,11 +57,13 @@ async function errorOf(res) {
   return new ApiError(res.status, {message, type: null, param: null, code: null});
 }
 
+// `body`: an object sent as JSON, or a FormData sent as a multipart form (files: /v1/images/edits)
 async function call(method, path, body, signal) {
   let res;
+  const form = body instanceof FormData;
   try {
-    res = await fetch(path, {method, headers: headers(body !== undefined), signal,
-                             body: body === undefined ? undefined : JSON.stringify(body)});
+    res = await fetch(path, {method, headers: headers(body !== undefined && !form), signal,
+                             body: body === undefined || form ? body : JSON.stringify(body)});
   } catch (e) {
     if (e.name === "AbortError") throw e;
     throw new ApiError(0, {message: "the server cannot be reached; is `tetragen serve` still running?",
