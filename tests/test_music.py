@@ -202,3 +202,32 @@ def test_a_text_tokenizer_cannot_read_music(music_run, tmp_path, corpus):
     cfg2.data.source = source
     with pytest.raises(UserError, match="cannot read music"):
         load_data(cfg2, text.tokenizer)
+
+
+def test_bach_chorales_come_from_music21s_corpus_split_by_piece():
+    from tetragen.modalities.music.chorales import bach_chorales, chorale_names
+    names = chorale_names()
+    assert len(names) > 300 and len(set(names)) == len(names)
+    c = bach_chorales(limit=10)
+    sizes = [len(c.splits[s]) for s in ("train", "valid", "test")]
+    assert sum(sizes) + len(c.skipped) == 10 and min(sizes) >= 1
+    seen = [p.name for s in c.splits.values() for p in s]
+    assert len(set(seen)) == len(seen)  # a piece is in one split only
+    piece = c.splits["train"][0]
+    assert piece.prompt.startswith("bach chorale in ") and len(piece.frames) > 8
+    assert all(21 <= p <= 108 for f in piece.frames for p in f)
+    assert 3 <= max(len(f) for f in piece.frames) <= 6  # four voices, sometimes split or doubled
+
+
+def test_the_report_block_plays_the_wav_and_draws_the_piano_roll(music_run, tmp_path):
+    root, _ = music_run
+    modality = get_modality("music")
+    pipe = tetragen.load(root / "gpt")
+    folder = tmp_path / "job" / "gpt" / "shown"
+    items, speed = modality.show(pipe, ("toy chorale",), folder, "")
+    assert speed["unit"] == "notes/s" and speed["value"] > 0
+    block = modality.html(items[0], tmp_path / "job")
+    assert "<audio controls" in block and "data:audio/wav;base64," in block
+    assert "data:image/png;base64," in block and "data:audio/midi;base64," in block
+    assert modality.commands("runs/x", "toy chorale", pipe.capabilities)[0].startswith("tetragen sample runs/x")
+    assert modality.card(pipe)["styles"] == ["toy chorale"]

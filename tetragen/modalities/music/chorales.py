@@ -1,7 +1,7 @@
 """`bach-chorales`: the Bach chorales that ship inside music21's corpus (no download), read once into quarter-note
 frames and cached as JSON.
 
-Every corpus file named for a cantata movement (bwvN.M) is parsed, its repeats expanded, and read into frames
+Every chorale of music21's own list of them is parsed, its repeats expanded, and read into frames
 (midi.py `stream_frames`). A chorale music21 cannot read or expand is skipped, counted and listed (in the cache's
 `skipped`, and in one line when the set is built). The split is by piece, fixed by `SPLIT_SEED`: 80% train, 10%
 validation, 10% test. Each piece's prompt is "bach chorale in KEY", its key estimated from its notes.
@@ -9,7 +9,6 @@ validation, 10% test. Each piece's prompt is "bach chorale in KEY", its key esti
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -25,7 +24,6 @@ NAME = "bach-chorales"
 STYLE = "bach chorale"
 SPLIT_SEED = 0
 FRACTIONS = (0.8, 0.1, 0.1)
-_CHORALE = re.compile(r"^bwv\d+\.\d+$")
 
 
 def _cache_file() -> Path:
@@ -33,39 +31,34 @@ def _cache_file() -> Path:
     return cache_dir() / NAME / f"chorales-music21-{music21.__version__}-split{SPLIT_SEED}.json"
 
 
-def chorale_paths() -> list[Path]:
-    """The corpus files of Bach's chorales (cantata movements, bwvN.M), one per movement, sorted."""
+def chorale_names() -> list[str]:
+    """The corpus names of Bach's chorales in music21's own list of them (Riemenschneider's numbering), each once."""
     try:
         from music21 import corpus
     except ImportError:
         raise UserError(f"{NAME}: needs the music21 package (pip install music21)") from None
-    found: dict[str, Path] = {}
-    for p in corpus.getComposer("bach"):
-        p = Path(p)
-        stem = p.name.split(".mxl")[0].split(".xml")[0].split(".krn")[0]
-        if _CHORALE.match(stem):
-            found.setdefault(stem, p)
-    return [found[k] for k in sorted(found)]
+    return list(dict.fromkeys(corpus.chorales.Iterator(returnType="filename")))
 
 
-def build(paths: list[Path]) -> Collection:
+def build(names: list[str]) -> Collection:
     """Parse the chorales into frames, split by piece."""
     from music21 import corpus
     pieces, skipped = [], []
-    for p in paths:
+    for name in names:
+        short = name.split("/")[-1]
         try:
-            score = corpus.parse(str(p))
-            frames, notices = stream_frames(score, p.name)
+            score = corpus.parse(name)
+            frames, notices = stream_frames(score, short)
         except UserError as e:
-            skipped.append(f"{p.name}: {e}")
+            skipped.append(str(e))
             continue
         except Exception as e:  # music21's own failures on a malformed file
-            skipped.append(f"{p.name}: {type(e).__name__}: {' '.join(str(e).split())[:80]}")
+            skipped.append(f"{short}: {type(e).__name__}: {' '.join(str(e).split())[:80]}")
             continue
         if any("could not be expanded" in n for n in notices):
-            skipped.append(f"{p.name}: its repeats could not be expanded")
+            skipped.append(f"{short}: its repeats could not be expanded")
             continue
-        pieces.append(Piece(frames, prompt_of(STYLE, frames), p.name))
+        pieces.append(Piece(frames, prompt_of(STYLE, frames), short))
     if len(pieces) < 3:
         raise UserError(f"{NAME}: only {len(pieces)} chorales could be read from music21's corpus; "
                         f"skipped: {'; '.join(skipped[:3])}")
@@ -80,17 +73,17 @@ def build(paths: list[Path]) -> Collection:
 def bach_chorales(limit: int = 0) -> Collection:
     """The set, from its cache or parsed now (about a minute; `limit`: only the first chorales, uncached)."""
     if limit:
-        return build(chorale_paths()[:limit])
+        return build(chorale_names()[:limit])
     cached = _cache_file()
     if cached.is_file():
         try:
             return collection_from_json(json.loads(cached.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError):
             pass  # rebuilt below
-    paths = chorale_paths()
-    print(f"tetragen: {NAME}: reading {len(paths)} chorales from music21's corpus once (about a minute) ...",
+    names = chorale_names()
+    print(f"tetragen: {NAME}: reading {len(names)} chorales from music21's corpus once (a minute or two) ...",
           file=sys.stderr)
-    c = build(paths)
+    c = build(names)
     if c.skipped:
         print(f"tetragen: {NAME}: {len(c.skipped)} chorales skipped: " + "; ".join(c.skipped), file=sys.stderr)
     cached.parent.mkdir(parents=True, exist_ok=True)
