@@ -18,8 +18,12 @@ and stored with the run, so test images, prompts and the scoring of generated sa
 tercile has no word: a caption names only what stands out, and a prompt without a word asks for a typical image.
 
 A `CaptionSet` gives each image its candidate captions and picks one as a pure function of (seed words, image), so
-training draws a fresh phrasing each step and a resumed run draws the same ones. This module is numpy and stdlib
-only; it knows no model family.
+training draws a fresh phrasing each step and a resumed run draws the same ones.
+
+What every prompt-conditioned family reads of them (t2i, diffusion with `model.cond=text`, ldm) is at the end: the
+character tokenizer over every caption the run can see (`text_tokenizer_for`), one prompt per class
+(`class_prompts`), and `PromptCodes`, which turns captions and users' prompts into the fixed-length rows of ids a
+model's text input takes. This module is numpy, stdlib and the character tokenizer only; it knows no model family.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import UserError
+from .tokenizer import PAD, CharTokenizer
 
 INK_THRESHOLD = 32  # uint8 luminance; above the faint edges and the background noise a generator leaves
 ATTRIBUTES = ("brightness", "size")
@@ -525,3 +530,77 @@ def load_captions(data, stored: dict | None = None, where: str = "captions") -> 
     terciles = Terciles.fit(data.train.images, data.train.labels, len(data.classes))
     return (built_captions(data.train.images, data.train.labels, data.classes, terciles),
             built_captions(data.test.images, data.test.labels, data.classes, terciles))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# prompts as a model reads them
+
+def text_tokenizer_for(captions: dict) -> CharTokenizer:
+    """A character tokenizer over every character the captions ({"train": CaptionSet, "test": CaptionSet}) can
+    contain (all phrasings, held-out ones too), with [PAD] as its last id."""
+    chars: set[str] = set()
+    for split in ("train", "test"):
+        sets = [captions[split]]
+        if captions[split].kind == "built":
+            sets.append(captions[split].held_out())
+        for cs in sets:
+            seen = set()
+            for i in range(len(cs)):
+                key = (cs.labels[i], cs.buckets["brightness"][i], cs.buckets["size"][i]) if cs.kind == "built" else i
+                if key in seen:
+                    continue
+                seen.add(key)
+                for text in cs.candidates(i):
+                    chars.update(text)
+    return CharTokenizer.from_charset(chars).with_specials([PAD])
+
+
+def class_prompts(train: CaptionSet, data) -> list[str]:
+    """One prompt per class of `data` (an ImageData): the built class prompt, or the first caption of the class's
+    first captioned training image (its name when none has one)."""
+    if train.kind == "built":
+        return [train.builder.class_prompt(k) for k in range(len(data.classes))]
+    prompts = []
+    for k in range(len(data.classes)):
+        first = next((i for i in train.captioned if data.train.labels[i] == k), None)
+        prompts.append(train.candidates(first)[0] if first is not None else data.classes[k])
+    return prompts
+
+
+class PromptCodes:
+    """Captions and prompts as the rows of exactly `block` ids a model's text input reads: the run's character
+    tokenizer, cut to `block`, then [PAD] (the tokenizer's last id), which is also the whole of the empty prompt that
+    classifier-free guidance contrasts with."""
+
+    def __init__(self, tokenizer, block: int):
+        self.tokenizer, self.block = tokenizer, block
+        self._rows: dict[str, list[int]] = {}
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.vocab_size - 1
+
+    def caption(self, text: str) -> list[int]:
+        """A training caption -> its row (cut silently: captions are the run's own)."""
+        if text not in self._rows:
+            ids = self.tokenizer.encode(text)[:self.block]
+            self._rows[text] = ids + [self.pad_id] * (self.block - len(ids))
+        return self._rows[text]
+
+    def prompt(self, prompt: str, example: str = "") -> list[int]:
+        """A user's prompt -> its row; refuses an empty prompt and one the tokenizer knows not a single character
+        of (naming `example`, a prompt the model knows), and warns when it is cut."""
+        import warnings
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise UserError("--prompt: the prompt is empty; describe the image, e.g. --prompt \"a dark sneaker\"")
+        letters = prompt.replace(" ", "")
+        if letters and self.tokenizer.count_unknown(letters) == len(set(letters)):
+            like = f" like {example!r}" if example else ""
+            raise UserError(f"--prompt {prompt!r}: none of its characters occur in the captions this model was "
+                            f"trained on; use words{like}")
+        ids = self.tokenizer.encode(prompt)
+        if len(ids) > self.block:
+            warnings.warn(f"the prompt is {len(ids)} tokens, longer than the model's text context of {self.block}; "
+                          f"only its first {self.block} were read", stacklevel=3)
+            ids = ids[:self.block]
+        return ids + [self.pad_id] * (self.block - len(ids))

@@ -18,15 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...data.captions import load_captions
+from ...data.captions import PromptCodes, class_prompts, load_captions, text_tokenizer_for
 from ...data.images import conversion_notice, load_image_data, scan_folder
 from ...data.sources import cache_dir
-from ...data.tokenizer import CharTokenizer, load_tokenizer
+from ...data.tokenizer import load_tokenizer
 from ...errors import UserError
 from ...files import read_json, replace_atomically, step_dirs, write_json
 from .sample import T2IAssets
 
-PAD = "[PAD]"
 COMPONENT = "image_tokenizer"          # the folder inside a run that holds its image tokenizer
 TOKENIZER_FILES = ("config.json", "model.safetensors", "ema.safetensors", "classes.json")
 ENCODE_BATCH = 500
@@ -94,16 +93,12 @@ class CaptionedImages:
         self.classes, self.image_shape = images.classes, images.image_shape
         self.text_tokenizer, self.assets, self.config = text_tokenizer, assets, config
         self.tokenizer_source = tokenizer_source
-        self._ids: dict[str, list[int]] = {}
+        self.codes = PromptCodes(text_tokenizer, config.model.text_block)
         self.pool = captions["train"].captioned  # the training images that have a caption
 
     def encode_text(self, text: str) -> list[int]:
         """Caption -> exactly text_block ids (cut, or padded with [PAD])."""
-        if text not in self._ids:
-            block, pad = self.config.model.text_block, self.config.model.text_vocab_size - 1
-            ids = self.text_tokenizer.encode(text)[:block]
-            self._ids[text] = ids + [pad] * (block - len(ids))
-        return self._ids[text]
+        return self.codes.caption(text)
 
     def _batch(self, split: str, idx: np.ndarray, seed_words: list[int], rng: np.random.Generator,
                drop: float, mask_ratio: np.ndarray | None) -> dict:
@@ -186,26 +181,6 @@ def _tokens(pipe, images, source: Path | None) -> dict[str, np.ndarray]:
     return out
 
 
-def text_tokenizer_for(captions: dict) -> CharTokenizer:
-    """A character tokenizer over every character the captions can contain (all phrasings, held-out ones too),
-    with [PAD] as its last id."""
-    chars: set[str] = set()
-    for split in ("train", "test"):
-        sets = [captions[split]]
-        if captions[split].kind == "built":
-            sets.append(captions[split].held_out())
-        for cs in sets:
-            seen = set()
-            for i in range(len(cs)):
-                key = (cs.labels[i], cs.buckets["brightness"][i], cs.buckets["size"][i]) if cs.kind == "built" else i
-                if key in seen:
-                    continue
-                seen.add(key)
-                for text in cs.candidates(i):
-                    chars.update(text)
-    return CharTokenizer.from_charset(chars).with_specials([PAD])
-
-
 def load_data(cfg, assets: T2IAssets | None = None, task: str = "lm") -> CaptionedImages:
     m = cfg.model
     if assets is None:
@@ -232,14 +207,7 @@ def load_data(cfg, assets: T2IAssets | None = None, task: str = "lm") -> Caption
     captions = {"train": train, "test": test}
     text_tok = assets.text_tokenizer if assets is not None else text_tokenizer_for(captions)
     m.text_vocab_size = text_tok.vocab_size
-    if train.kind == "built":
-        prompts = [train.builder.class_prompt(k) for k in range(len(images.classes))]
-    else:  # the first caption of each class's first captioned image
-        prompts = []
-        for k in range(len(images.classes)):
-            first = next((i for i in train.captioned if images.train.labels[i] == k), None)
-            prompts.append(train.candidates(first)[0] if first is not None else images.classes[k])
-    full = T2IAssets(text_tok, list(images.classes), prompts, pipe, stored or train.to_json(),
+    full = T2IAssets(text_tok, list(images.classes), class_prompts(train, images), pipe, stored or train.to_json(),
                      source or (assets.image_tokenizer_dir if assets is not None else None))
     return CaptionedImages(images, _tokens(pipe, images, full.image_tokenizer_dir), captions, text_tok, full, cfg,
                            source)

@@ -14,7 +14,6 @@ size: the same prompt, seed and settings give the same image, alone or beside an
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ...data.captions import PromptCodes
 from ...errors import UserError
 from ...sample.images import ImagePipeline, generators, pad_rows, row_seeds, write_png
 
@@ -58,19 +58,8 @@ class T2IPipeline(ImagePipeline):
     def encode_prompt(self, prompt: str) -> list[int]:
         """A prompt -> exactly text_block ids (cut with a warning, padded); refuses an empty prompt and one the
         tokenizer knows not a single character of."""
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise UserError("--prompt: the prompt is empty; describe the image, e.g. --prompt \"a dark sneaker\"")
-        tok, block = self.assets.text_tokenizer, self.config.model.text_block
-        letters = prompt.replace(" ", "")
-        if letters and tok.count_unknown(letters) == len(set(letters)):
-            raise UserError(f"--prompt {prompt!r}: none of its characters occur in the captions this model was "
-                            f"trained on; use words like {self.assets.class_prompts[0]!r}")
-        ids = tok.encode(prompt)
-        if len(ids) > block:
-            warnings.warn(f"the prompt is {len(ids)} tokens, longer than the model's text context of {block}; only "
-                          f"its first {block} were read", stacklevel=3)
-            ids = ids[:block]
-        return ids + [self.pad_id] * (block - len(ids))
+        return PromptCodes(self.assets.text_tokenizer, self.config.model.text_block).prompt(
+            prompt, self.assets.class_prompts[0])
 
     @property
     def pad_id(self) -> int:
