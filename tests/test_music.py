@@ -111,7 +111,7 @@ class _Bigram(torch.nn.Module):
         return self.table[x], None
 
 
-def test_scoring_is_the_likelihood_of_the_frames_alone_whatever_the_window(jsb):
+def test_scoring_is_the_likelihood_of_prompt_and_frames_whatever_the_window(jsb):
     tok = MusicTokenizer(["bach", "chorale"])
     pieces = [tok.encode_piece(p.frames, p.prompt) for p in jsb.splits["test"][:6]]
     model = _Bigram(tok.vocab_size)
@@ -126,7 +126,7 @@ def test_scoring_is_the_likelihood_of_the_frames_alone_whatever_the_window(jsb):
     for block in (16, 64, 4096):  # windows slide over the longer pieces at the first two
         s = score_pieces(model, pieces, tok, block, "cpu")
         assert math.isclose(s["nats"], exact, rel_tol=1e-5) and s["frames"] == frames
-    # nothing of the prompt or the piece's end is scored
+    # everything but <bos> and the piece's <end> is scored
     assert s["tokens"] == sum(int(scored_positions(ids, tok).sum()) for ids in pieces)
 
 

@@ -40,3 +40,8 @@ register_showcase("gpt", Showcase(
     overrides=("train.eval_every=200", "train.eval_tokens=32768", "train.log_every=20"),
     prompts=("ROMEO:", "JULIET:\nO ")
 ))
+register_showcase("gpt-chorales", Showcase(
+    family="gpt", kind="music", data=("jsb-chorales", "bach-chorales"), weight=1.5, preset="fast", order=15,
+    overrides=("model.block_size=128", "train.eval_every=0", "train.eval_tokens=8192", "train.log_every=20"),
+    prompts=("bach chorale in g minor", "bach chorale in d major")
+))

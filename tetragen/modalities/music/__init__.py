@@ -37,7 +37,8 @@ register_modality(Modality(
     show=show,
     html=html,
     commands=commands,
-    routes={"prompt": (ROUTE,), "sample": (ROUTE,)},
+    # a language model's run on music draws scores (prompt, sample): its family's own capability is to generate
+    routes={"prompt": (ROUTE,), "sample": (ROUTE,), "generate": (ROUTE,)},
     add_routes=add_routes,
     card=card,
     playground=str(Path(__file__).with_name("playground.js")),

@@ -7,7 +7,8 @@ sounding), and a folder of .mid / .musicxml files (class sub-folders name the st
 
 `MusicData` is the language-model dataset of a token form (tetragen/registry.py `TokenForm`): the trainer draws
 random windows of the training pieces' tokens, as it does of a text corpus, and `score` gives a causal model's
-negative log-likelihood of a split per frame, per token and per note: every piece is scored from its own start
+negative log-likelihood of a split per frame, per token and per note (its prompt's words included, see
+`scored_positions`): every piece is scored from its own start
 (never a window that crosses from one piece into the next), and a piece longer than the model's context by a
 sliding window whose stride is half the context, each token scored once, with at least half a window before it.
 """
@@ -295,9 +296,11 @@ class MusicData:
 
 
 def scored_positions(ids: list[int], tok: MusicTokenizer) -> np.ndarray:
-    """Which tokens of a piece are scored: its frames' tokens (pitches and `|`), not the prompt, not `<end>`."""
+    """Which tokens of a piece are scored: everything after `<bos>` but `<end>`. The prompt's words are scored with
+    the frames because its key is estimated from the piece's own notes: read for free, it would tell the model
+    something of the piece. So the figure is -log p(prompt, frames), an upper bound of the piano roll's own NLL."""
     mask = np.zeros(len(ids), dtype=bool)
-    start = ids.index(tok.music) + 1 if tok.music in ids else 0
+    start = 1 if ids and ids[0] == tok.bos else 0
     stop = len(ids) - 1 if ids and ids[-1] == tok.end else len(ids)
     mask[start:stop] = True
     return mask

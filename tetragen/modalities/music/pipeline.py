@@ -243,12 +243,13 @@ class MusicPipeline:
 
     def evaluate(self, data, *, n: int = 10000, seed: int = 0, iw_samples: int = 100) -> tuple[dict, list[str]]:
         """NLL of the test split per frame, token and note (each piece from its own start), and the statistics
-        of up to STATS_PIECES drawn pieces against the test pieces, beside those of the training pieces."""
+        of up to STATS_PIECES drawn pieces (of up to MAX_FRAMES frames) against the test pieces, beside those of
+        the training pieces."""
         m = data.score(self.model, self.device, split="test")
         test = [p.frames for p in data.split("test")]
         train = [p.frames for p in data.split("train")]
         count = max(1, min(n, STATS_PIECES))
-        made = self.sample(count, seed=seed, max_frames=max(len(f) for f in test),
+        made = self.sample(count, seed=seed, max_frames=min(MAX_FRAMES, max(len(f) for f in test)),
                            warn=lambda s: None).pieces
         m.update(stats.compare(made, test, "sample_"))
         m.update(stats.compare(train, test, "train_"))

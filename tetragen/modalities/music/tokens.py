@@ -9,7 +9,9 @@ Pitches within a frame are strictly ascending, so a frame has exactly one spelli
 model gives a frame's tokens (its pitches, then `|`) is the probability of that frame of the piano roll given the
 frames before it. Summed over a piece's frames and divided by their number it is the negative log-likelihood per
 frame of Boulanger-Lewandowski et al. (ICML 2012), https://arxiv.org/abs/1206.6392, the table JSB Chorales results
-are published in. The prompt is given, never scored; `<end>` (the piece's length) is left out of that figure too.
+are published in. The prompt's words are scored with the frames (its key is estimated from the piece's notes, so
+reading it for free would leak them), which makes the figure an upper bound of the piano roll's NLL; `<end>` (the
+piece's length, which the piano roll is given) is not scored.
 
 Prompt words come from the training pieces' styles and every key name; a word the vocabulary lacks still tokenises,
 as `<unk>`. The tokenizer is saved as the run's tokenizer.json (`{"tetragen_tokenizer": "music-frames", ...}`).
