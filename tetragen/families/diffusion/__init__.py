@@ -1,30 +1,32 @@
-"""Diffusion: a U-Net or DiT denoiser in pixel space, trained by flow matching (or eps / v prediction), sampled by
-Euler, Heun or DPM-Solver++ with classifier-free guidance; img2img, inpainting and seed walks."""
-from ...data.grids import load_run_grids, read_run_classes
+"""Diffusion: a U-Net or DiT denoiser in pixel space conditioned on a class or a text prompt, trained by flow matching
+(or eps / v prediction), sampled by Euler, Heun or DPM-Solver++ with classifier-free guidance; img2img, inpainting
+and seed walks."""
 from ...registry import Family, Showcase, register_family, register_showcase
 from .config import PRESETS, DiffusionConfig
+from .data import load_data, read_assets
 from .model import Diffusion
 from .objective import evaluate, objective
-from .sample import DiffusionPipeline, save_preview
+from .sample import make_pipeline, save_preview
 
 register_family(Family(
     name="diffusion",
-    description="pixel-space diffusion (U-Net or DiT denoiser, flow matching); draws images of a class in a few "
-                "solver steps, edits and inpaints images",
+    description="pixel-space diffusion (U-Net or DiT denoiser, flow matching); draws images of a class or from a "
+                "text prompt in a few solver steps, edits and inpaints images",
     config=DiffusionConfig,
     build=Diffusion,
     objective=objective,
     evaluate=evaluate,
-    pipeline=DiffusionPipeline,
-    load_data=load_run_grids,
-    read_assets=read_run_classes,
+    pipeline=make_pipeline,
+    load_data=load_data,
+    read_assets=read_assets,
     makes="image",
     grids=True,
+    reads="text",
     primary_metric="fid",
     presets=PRESETS,
     default_preset="fmnist",
     preview=save_preview,
-    capabilities=frozenset({"sample", "steer", "edit"}),
+    capabilities=frozenset({"sample", "prompt", "steer", "edit"}),
 ))
 register_showcase("diffusion", Showcase(
     data=("fashion-mnist",), weight=2.0, order=45, quickstart=False,

@@ -13,6 +13,7 @@ from ...errors import UserError
 from ...options import option
 
 OBJECTIVES = ["flow", "eps", "v"]
+CONDITIONS = ["class", "text", "none"]
 SAMPLERS = ["euler", "heun", "dpm++"]
 MAX_GUIDANCE = 50.0
 MAX_STEPS = 1000
@@ -25,8 +26,16 @@ class DiffusionConfig:
     channels: int = option(1, "channels of a grid: 1 grey, 3 RGB, or one per frame of a clip (set from the data: an "
                               "image folder sets 3 when any of its images is in colour)", min=1)
     num_classes: int = option(0, "number of classes (0: taken from the data)", min=0)
-    cond: str = option("class", "what the denoiser is told besides the time: the image's class (with classifier-free "
-                                "guidance at sampling) or nothing (unconditional)", choices=["class", "none"])
+    cond: str = option("class", "what the denoiser is told besides the time: the image's class, a text prompt (the "
+                                "image's caption, as t2i reads them, through the run's own text encoder), or "
+                                "nothing (unconditional); class and text are dropped with cond_drop for "
+                                "classifier-free guidance", choices=CONDITIONS)
+    text_block: int = option(48, "cond=text: prompt length in characters the text encoder reads (longer prompts "
+                                 "are cut with a warning)", min=4)
+    text_vocab_size: int = option(0, "cond=text: prompt vocabulary size (0: taken from the captions)", min=0)
+    text_width: int = option(64, "cond=text: the text encoder's width", min=8)
+    text_layers: int = option(2, "cond=text: the text encoder's transformer blocks", min=1)
+    text_heads: int = option(4, "cond=text: the text encoder's attention heads", min=1)
     denoiser: str = option("unet", "unet: a convolutional U-Net with attention at its lowest resolution only; dit: "
                                    "a transformer over image patches with adaptive layer norm (DiT)",
                            choices=["unet", "dit"])
@@ -80,6 +89,9 @@ class DiffusionConfig:
                             f"e.g. 1,2,2") from None
         if not mults or min(mults) < 1 or len(mults) > 6:
             raise UserError(f"model.channel_mult={self.channel_mult!r}: one to six positive integers, e.g. 1,2,2")
+        if self.text_width % self.text_heads:
+            raise UserError(f"model.text_width ({self.text_width}) must be divisible by model.text_heads "
+                            f"({self.text_heads})")
         if self.dit_width % self.heads:
             raise UserError(f"model.dit_width ({self.dit_width}) must be divisible by model.heads ({self.heads})")
         if self.denoiser == "unet" and any((self.width * m) % self.heads for m in mults[-1:]):
@@ -101,7 +113,7 @@ DIFFUSION_TRAIN = {"weight_decay": 0.0, "beta1": 0.9, "beta2": 0.999, "grad_clip
 PRESETS = {
     "tiny": {  # seconds on a CPU: tests and smoke runs (no FID: it would train the evaluator)
         "model": {"width": 8, "channel_mult": "1,2", "res_blocks": 1, "heads": 2, "depth": 2, "dit_width": 16,
-                  "sample_steps": 4, "preview_images": 6},
+                  "sample_steps": 4, "preview_images": 6, "text_width": 16, "text_layers": 1, "text_heads": 2},
         "train": {**DIFFUSION_TRAIN, "max_steps": 20, "batch_size": 8, "lr": 2e-3, "min_lr": 1e-4,
                   "warmup_steps": 0, "eval_samples": 0, "eval_every": 10, "save_every": 10, "log_every": 5},
     },

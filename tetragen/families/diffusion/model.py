@@ -12,9 +12,12 @@ Two denoisers, chosen by `model.denoiser`:
   blocks whose layer norms take a scale, shift and gate from the embedding (adaLN-Zero: each block starts as the
   identity), a linear map back to patches. Fixed 2-D sine-cosine positions, so any grid works.
 
-The class embedding has one row more than there are classes: the null class, which training shows with probability
-`cond_drop` (classifier-free guidance, Ho & Salimans 2022, arXiv:2207.12598). The objective's noise path and loss are
-in schedule.py; `Diffusion.forward(batch)` draws times, noise and dropped classes from torch's global generator.
+The condition (`model.cond`) is added to the time embedding that every block reads: a class embedding with one row
+more than there are classes (the null class), or a text prompt read by the run's own small text encoder (a
+bidirectional transformer over the prompt's characters, mean-pooled; the empty prompt, all [PAD], is a learnt vector
+of its own: the null prompt). Training replaces the condition by the null one with probability `cond_drop`
+(classifier-free guidance, Ho & Salimans 2022, arXiv:2207.12598). The objective's noise path and loss are in
+schedule.py; `Diffusion.forward(batch)` draws times, noise and dropped conditions from torch's global generator.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...nn.attention import SelfAttention
-from ...nn.transformer import MLP
+from ...nn.transformer import MLP, Block
 from .config import DiffusionConfig
 from .schedule import loss_terms, training_times
 
@@ -38,19 +41,52 @@ def time_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)                  # (B, 2 half)
 
 
-class Conditioning(nn.Module):
-    """Time (B,) and class (B,) or None -> one embedding (B, dim) that every block reads."""
+class TextEncoder(nn.Module):
+    """Prompt ids (B, T), [PAD] = vocab - 1 after the text -> one vector (B, dim): character embeddings and learnt
+    positions through bidirectional transformer blocks (the shared ones), mean-pooled over the prompt's characters.
+    The empty prompt (all [PAD], classifier-free guidance's null condition) is a learnt vector of its own."""
 
-    def __init__(self, base: int, dim: int, num_classes: int):
+    def __init__(self, vocab: int, block: int, width: int, layers: int, heads: int, dim: int):
+        super().__init__()
+        self.pad_id = vocab - 1
+        self.tokens = nn.Embedding(vocab, width)
+        self.positions = nn.Parameter(torch.randn(block, width) * 0.02)
+        self.blocks = nn.ModuleList([Block(width, heads, causal=False, activation="gelu") for _ in range(layers)])
+        self.norm = nn.LayerNorm(width)
+        self.proj = nn.Linear(width, dim)
+        self.null = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        real = ids != self.pad_id                                                  # (B, T)
+        empty = ~real.any(dim=1)                                                   # (B,) the null prompt
+        visible = real | empty[:, None]  # an empty row attends to its pads (no row without keys); replaced below
+        h = self.tokens(ids) + self.positions[:ids.shape[1]]                       # (B, T, width)
+        for block in self.blocks:
+            h = block(h, key_padding_mask=visible)
+        h = self.norm(h) * real[..., None]
+        pooled = h.sum(dim=1) / real.sum(dim=1, keepdim=True).clamp(min=1)        # (B, width)
+        out = self.proj(pooled)                                                    # (B, dim)
+        return torch.where(empty[:, None], self.null.to(out.dtype).expand_as(out), out)
+
+
+class Conditioning(nn.Module):
+    """Time (B,) and the condition -> one embedding (B, dim) that every block reads. The condition is a class (B,)
+    (num_classes > 0), prompt ids (B, T) (a text model), or None (unconditional)."""
+
+    def __init__(self, base: int, dim: int, num_classes: int, c: DiffusionConfig | None = None):
         super().__init__()
         self.base = base
         self.time = nn.Sequential(nn.Linear(base, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.classes = nn.Embedding(num_classes + 1, dim) if num_classes else None  # + the null class
+        self.text = (TextEncoder(c.text_vocab_size, c.text_block, c.text_width, c.text_layers, c.text_heads, dim)
+                     if c is not None and c.cond == "text" else None)
 
     def forward(self, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         emb = self.time(time_embedding(t, self.base))                              # (B, dim)
         if self.classes is not None:
             emb = emb + self.classes(labels)
+        elif self.text is not None:
+            emb = emb + self.text(labels)
         return emb
 
 
@@ -133,7 +169,7 @@ class UNet(nn.Module):
         lowest = len(widths) - 1
         self.patch = c.patch_size
         self.factor = c.patch_size * 2 ** lowest                                   # the side must divide by this
-        self.cond = Conditioning(c.width, emb_dim, num_classes)
+        self.cond = Conditioning(c.width, emb_dim, num_classes, c)
         folded = c.channels * c.patch_size ** 2                                    # channels after the patching
         self.stem = nn.Conv2d(folded, c.width, 3, padding=1)
         self.down = nn.ModuleList()
@@ -216,7 +252,7 @@ class DiT(nn.Module):
         p, d = c.patch_size, c.dit_width
         self.patch = p
         self.grid = -(-c.image_size // p)                                          # patches per side, padded
-        self.cond = Conditioning(d, d, num_classes)
+        self.cond = Conditioning(d, d, num_classes, c)
         self.embed = nn.Conv2d(c.channels, d, p, stride=p)                         # one token per patch
         self.register_buffer("positions", sincos_positions(self.grid, d), persistent=False)
         self.blocks = nn.ModuleList([DiTBlock(d, c.heads, c.dropout) for _ in range(c.depth)])
@@ -249,20 +285,34 @@ class Diffusion(nn.Module):
         if c.cond == "class" and c.num_classes < 1:
             raise ValueError("DiffusionConfig.num_classes must be set for cond=class (it comes from the data's "
                              "classes)")
-        self.num_classes = c.num_classes if c.cond == "class" else 0   # 0: unconditional, for the image pipeline
-        self.denoiser = (UNet if c.denoiser == "unet" else DiT)(c, self.num_classes)
+        if c.cond == "text" and c.text_vocab_size < 2:
+            raise ValueError("DiffusionConfig.text_vocab_size must be set for cond=text (it comes from the captions)")
+        # the classes of the data: a class model's condition, a text model's class prompts; 0: unconditional
+        self.num_classes = c.num_classes if c.cond != "none" else 0
+        self.denoiser = (UNet if c.denoiser == "unet" else DiT)(c, c.num_classes if c.cond == "class" else 0)
 
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
 
     @property
+    def text(self) -> bool:
+        """Whether the condition is a prompt (ids (B, T)) rather than a class (B,)."""
+        return self.config.cond == "text"
+
+    @property
     def null_class(self) -> int:
-        """The class id that stands for "no class" (classifier-free guidance's unconditional branch)."""
-        return self.num_classes
+        """The class id that stands for "no class" (classifier-free guidance's unconditional branch); for a text
+        model, the [PAD] id that fills the empty prompt."""
+        return self.config.text_vocab_size - 1 if self.text else self.num_classes
+
+    def null_condition(self, cond: torch.Tensor) -> torch.Tensor:
+        """The null condition in the shape of `cond`: the null class, or the empty prompt."""
+        return torch.full_like(cond, self.null_class)
 
     def predict(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """x_t (B, C, H, W), times (B,), labels (B,) (null_class: none) -> the network's output (B, C, H, W)."""
+        """x_t (B, C, H, W), times (B,), the condition (classes (B,) or prompt ids (B, T); the null one: none) ->
+        the network's output (B, C, H, W)."""
         return self.denoiser(x, t, labels if self.conditional else None)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -271,11 +321,13 @@ class Diffusion(nn.Module):
         B = x0.size(0)
         t = training_times(B, c.objective, c.time_mean, c.time_std, x0.device)     # (B,)
         eps = torch.randn_like(x0)
-        labels = None
+        cond = None
         if self.conditional:
+            given = batch["text"] if self.text else batch["y"]                     # (B, T) or (B,)
             drop = torch.rand(B, device=x0.device) < c.cond_drop
-            labels = torch.where(drop, torch.full_like(batch["y"], self.null_class), batch["y"])
+            drop = drop.view(B, *([1] * (given.ndim - 1)))
+            cond = torch.where(drop, self.null_condition(given), given)
         xt, target, weight = loss_terms(x0, eps, t, c.objective, c.min_snr_gamma)
-        out = self.predict(xt, t, labels)
+        out = self.predict(xt, t, cond)
         per_image = (out.float() - target).pow(2).mean(dim=(1, 2, 3))              # (B,)
         return (weight * per_image).mean(), {}

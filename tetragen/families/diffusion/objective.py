@@ -6,7 +6,8 @@ import torch
 
 from ...eval.image import image_metrics
 from ...train.phase import Phase
-from .sample import DiffusionPipeline
+from .data import assets_of
+from .sample import make_pipeline
 
 
 def objective(model, cfg) -> list[Phase]:
@@ -18,7 +19,7 @@ def evaluate(model, data, cfg, device) -> dict:
     conditional model); nothing when eval_samples is 0."""
     if cfg.train.eval_samples == 0:
         return {}
-    pipe = DiffusionPipeline(model, data.classes, cfg)
+    pipe = make_pipeline(model, assets_of(data), cfg)
     # The first evaluation may train the evaluator, which seeds torch's global generator: keep training's random
     # stream out of it, or a resumed run (evaluator already cached) would draw different noise than a straight one.
     device = torch.device(device)

@@ -7,6 +7,12 @@
     filled = pipe.edit(images, mask=hole, seed=1, labels="Sneaker")         # inpainting: mask 1 = draw anew
     walk = pipe.interpolate(0, 1, steps=8, label=3)                          # 8 images from seed 0's to seed 1's
 
+A prompt-conditioned run (`model.cond=text`) takes `prompt=` (one for all) or `prompts=` (one per image) wherever a
+class run takes `labels=`; its `labels=` asks for its classes' prompts (every class in turn when left out):
+
+    pipe = tetragen.load("runs/diffusion-text")
+    images = pipe.sample(8, prompt="a large dark sneaker", seed=0, guidance_scale=3.0)
+
 The sampler (euler, heun, dpm++), its number of steps and the guidance scale are chosen at sampling time; their
 defaults are the run's `model.sampler`, `model.sample_steps` and `model.guidance_scale`. Every image has a seed of its
 own (`seeds=[...]`, or seed, seed + 1, ...): its starting noise comes from a CPU generator seeded with it alone, the
@@ -29,10 +35,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ...data.captions import PromptCodes
 from ...data.grids import to_model, to_uint8
 from ...errors import UserError
 from ...sample.images import ImagePipeline, generators, pad_rows, row_seeds, slerp, write_png
 from .config import MAX_GUIDANCE, MAX_STEPS, SAMPLERS
+from .data import PromptAssets, assets_of
 from .inputs import read_image, read_mask
 from .schedule import alpha_sigma
 from .solvers import SOLVERS, time_grid
@@ -166,7 +174,7 @@ class DiffusionPipeline(ImagePipeline):
             x = pad_rows(start[i:i + bs], bs).to(device)
             y = pad_rows(labels[i:i + bs], bs).to(device) if labels is not None else None
             if y is not None and g != 1.0:
-                null = torch.full_like(y, self.model.null_class)
+                null = self.model.null_condition(y)
                 y = null if g == 0.0 else torch.cat([y, null])
 
             def predict(x: torch.Tensor, t: float) -> torch.Tensor:
@@ -188,19 +196,34 @@ class DiffusionPipeline(ImagePipeline):
     # ------------------------------------------------------------------------------------------------------------
     # public API
 
+    def conditions(self, n: int, labels=None, prompt=None) -> torch.Tensor | None:
+        """The condition of each of n images: classes (n,) (`labels_for`), or None for an unconditional model; a
+        prompt-conditioned pipeline reads `prompt` too."""
+        if prompt is not None:
+            raise UserError(f"--prompt: this {self.config.family} run is conditioned on "
+                            f"{'classes' if self.conditional else 'nothing'} (model.cond={self.config.model.cond}); "
+                            f"{'use --class' if self.conditional else 'leave the prompt out'}, or train with "
+                            f"model.cond=text")
+        return self.labels_for(n, labels)
+
     def sample(self, n: int | None = None, *, seed: int | None = None, seeds: Sequence[int] | None = None,
-               labels=None, steps: int | None = None, sampler: str | None = None,
-               guidance_scale: float | None = None) -> np.ndarray:
+               labels=None, prompt=None, prompts: Sequence[str] | None = None, steps: int | None = None,
+               sampler: str | None = None, guidance_scale: float | None = None) -> np.ndarray:
         """n images as uint8 (N, H, W, C), image i from seeds[i] (or seed + i; a fresh random seed when neither is
-        given; n may be left out with `seeds`). `labels`: None (classes cycle evenly), a class index or name for all,
-        or one per image (conditional models). `steps`, `sampler`, `guidance_scale`: the run's defaults when None."""
+        given; n may be left out with `seeds`, or `prompts`). `labels`: None (classes cycle evenly), a class index or
+        name for all, or one per image (conditional models). `prompt` (one for all) or `prompts` (one per image):
+        prompt-conditioned models. `steps`, `sampler`, `guidance_scale`: the run's defaults when None."""
         settings = self.settings(steps, sampler, guidance_scale)
+        prompt = _one_of(prompt, prompts)
+        if n is None and seeds is None and isinstance(prompt, list):
+            n = len(prompt)
         seeds = row_seeds(n, seed, seeds)
-        return self._solve(self.noise(seeds), self.labels_for(len(seeds), labels), time_grid(1.0, settings.steps),
-                           settings)
+        return self._solve(self.noise(seeds), self.conditions(len(seeds), labels, prompt),
+                           time_grid(1.0, settings.steps), settings)
 
     def edit(self, images: np.ndarray, *, strength: float | None = None, mask=None, seed: int | None = None,
-             seeds: Sequence[int] | None = None, labels=None, steps: int | None = None, sampler: str | None = None,
+             seeds: Sequence[int] | None = None, labels=None, prompt=None, prompts: Sequence[str] | None = None,
+             steps: int | None = None, sampler: str | None = None,
              guidance_scale: float | None = None) -> np.ndarray:
         """Images uint8 (N, H, W, C) redrawn: noised to time `strength` in [0, 1] (default 1 with a mask, else
         0.6) and solved back in ceil(steps * strength) steps; with `mask` ((H, W) or (N, H, W), 1 where pixels are
@@ -213,7 +236,7 @@ class DiffusionPipeline(ImagePipeline):
             raise UserError(f"strength: {strength!r} is out of range; use 0 (the image as it is) to 1 (drawn anew)")
         settings = self.settings(steps, sampler, guidance_scale)
         seeds = row_seeds(len(images), seed, seeds)
-        y = self.labels_for(len(images), labels)
+        y = self.conditions(len(images), labels, _one_of(prompt, prompts))
         keep = self._mask(mask, len(images)) if mask is not None else None
         if strength == 0:
             return images.copy()
@@ -226,8 +249,9 @@ class DiffusionPipeline(ImagePipeline):
             out = np.where(keep.permute(0, 2, 3, 1).numpy() > 0, out, images)
         return out
 
-    def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, label=None, *, sample_steps: int | None = None,
-                    sampler: str | None = None, guidance_scale: float | None = None) -> np.ndarray:
+    def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, label=None, *, prompt: str | None = None,
+                    sample_steps: int | None = None, sampler: str | None = None,
+                    guidance_scale: float | None = None) -> np.ndarray:
         """`steps` images from seed_a's image to seed_b's: their starting noises interpolated spherically (which
         keeps the noise at the norm the model was trained on), each solved like `sample` (with `sample_steps`
         sampler steps), in one class for a conditional model (`label`, default 0). uint8 (steps, H, W, C)."""
@@ -238,7 +262,9 @@ class DiffusionPipeline(ImagePipeline):
         za, zb = ends.flatten(1)
         walk = [za] + [slerp(za, zb, k / (steps - 1)) for k in range(1, steps - 1)] + [zb]  # exact ends
         start = torch.stack(walk).view(steps, *ends.shape[1:])
-        y = self.labels_for(steps, label if label is not None else (0 if self.conditional else None))
+        if prompt is None:
+            label = label if label is not None else (0 if self.conditional else None)
+        y = self.conditions(steps, label, prompt)
         return self._solve(start, y, time_grid(1.0, settings.steps), settings)
 
     def evaluate(self, data, *, n: int = 10000, seed: int = 0, iw_samples: int = 100) -> tuple[dict, list[str]]:
@@ -270,6 +296,56 @@ class DiffusionPipeline(ImagePipeline):
         return metrics, lines
 
 
+class PromptedDiffusionPipeline(DiffusionPipeline):
+    """A diffusion pipeline whose images come from text prompts, read by the run's own text encoder: `prompt=` for
+    every image or `prompts=` one per image; without either, its classes' prompts (`labels` as for a class model),
+    which is what the image metrics ask for."""
+
+    capabilities = frozenset({"sample", "prompt", "steer", "edit"})
+
+    def __init__(self, model, assets: PromptAssets, config, *, batch_size: int = 64):
+        super().__init__(model, assets.classes, config, batch_size=batch_size)
+        self.assets = assets
+        self.codes = PromptCodes(assets.text_tokenizer, config.model.text_block)
+
+    def prompts_for(self, n: int, prompt=None, labels=None) -> list[str]:
+        """The prompt of each of n images: one prompt for all, a list of n, or class prompts (a class index or
+        name for all, one per image, or every class in turn)."""
+        if prompt is not None and labels is not None:
+            raise UserError("give a prompt or classes (--class-prompts), not both")
+        if prompt is not None:
+            prompts = [prompt] * n if isinstance(prompt, str) else list(prompt)
+            if len(prompts) != n:
+                raise UserError(f"prompts: {len(prompts)} prompts for {n} images; give one, or one per image")
+            return prompts
+        if self.num_classes < 2 and labels is None:
+            return [self.assets.class_prompts[0]] * n
+        return [self.assets.class_prompts[int(k)] for k in self.labels_for(n, labels)]
+
+    def conditions(self, n: int, labels=None, prompt=None) -> torch.Tensor:
+        example = self.assets.class_prompts[0] if self.assets.class_prompts else ""
+        rows = [self.codes.prompt(p, example) for p in self.prompts_for(n, prompt, labels)]
+        return torch.tensor(rows, dtype=torch.long)                                # (n, text_block)
+
+
+def make_pipeline(model, assets, config, **kwargs) -> DiffusionPipeline:
+    """The family's `pipeline`: prompted for a run of `model.cond=text`, else by class (or unconditional)."""
+    if config.model.cond == "text":
+        return PromptedDiffusionPipeline(model, assets, config, **kwargs)
+    return DiffusionPipeline(model, assets, config, **kwargs)
+
+
+def _one_of(prompt, prompts):
+    """`prompt` (one for every image) or `prompts` (a list, one per image) as one value."""
+    if prompts is None:
+        return prompt
+    if prompt is not None:
+        raise UserError("give prompt (one for every image) or prompts (one per image), not both")
+    if isinstance(prompts, str):
+        raise UserError("prompts: give a list with one prompt per image (or prompt= for one for all)")
+    return list(prompts)
+
+
 def put_back(x0: torch.Tensor, noise: torch.Tensor, mask: torch.Tensor, objective: str):
     """Inpainting's step hook: x at time s -> x where mask is 1, the known image x0 noised to s with `noise` where
     it is 0."""
@@ -285,7 +361,7 @@ def save_preview(model, data, cfg, stem: Path) -> None:
     n = cfg.model.preview_images
     if n <= 0:
         return
-    pipe = DiffusionPipeline(model, data.classes, cfg, batch_size=min(n, 64))  # no padding rows to solve
+    pipe = make_pipeline(model, assets_of(data), cfg, batch_size=min(n, 64))  # no padding rows to solve
     columns = pipe.num_classes if pipe.conditional and pipe.num_classes <= 16 else None
     stem.parent.mkdir(parents=True, exist_ok=True)
     write_png(stem.with_suffix(".png"), pipe.sample(n, seed=0), columns)
