@@ -231,3 +231,37 @@ def test_the_report_block_plays_the_wav_and_draws_the_piano_roll(music_run, tmp_
     assert "data:image/png;base64," in block and "data:audio/midi;base64," in block
     assert modality.commands("runs/x", "toy chorale", pipe.capabilities)[0].startswith("tetragen sample runs/x")
     assert modality.card(pipe)["styles"] == ["toy chorale"]
+
+
+def test_transposition_shifts_each_window_and_the_key_it_names_and_is_a_function_of_the_step(jsb):
+    from tetragen.modalities.music.data import MusicData
+    tok = MusicTokenizer(["bach", "chorale"])
+    plain = MusicData(jsb, tok, 64)
+    moved = MusicData(jsb, tok, 64, transpose=5)
+    a = plain.train_batch(seed=0, step=3, micro=0, batch_size=32)["x"].numpy()
+    b = moved.train_batch(seed=0, step=3, micro=0, batch_size=32)["x"].numpy()
+    assert np.array_equal(b, moved.train_batch(seed=0, step=3, micro=0, batch_size=32)["x"].numpy())
+    is_pitch = (a >= tok.pitch0) & (a < tok.pitch0 + 88)
+    assert np.array_equal(is_pitch, (b >= tok.pitch0) & (b < tok.pitch0 + 88))  # pitches stay pitches
+    shifts = set()
+    for row_a, row_b, mask in zip(a, b, is_pitch):
+        d = set((row_b[mask] - row_a[mask]).tolist())
+        assert len(d) == 1 and abs(next(iter(d))) <= 5  # one shift per window
+        shifts |= d
+        names = {tok.index[n]: i for i, n in enumerate(("c", "c#", "d", "eb", "e", "f", "f#", "g", "ab", "a",
+                                                          "bb", "b"))}
+        for x, y in zip(row_a, row_b):
+            if x in names:  # a key name moves with the pitches
+                assert names[y] == (names[x] + next(iter(d))) % 12
+    assert len(shifts) > 3
+
+
+def test_bert_trains_on_music_and_fills_a_masked_note(tmp_path):
+    source = example(tmp_path / "data")
+    cfg = build_run_config("bert", preset="tiny", overrides=["train.max_steps=4", "train.eval_every=0"])
+    cfg.data.source = source
+    Trainer(cfg, load_data(cfg), tmp_path / "bert", progress=False).fit()
+    pipe = tetragen.load(tmp_path / "bert")
+    assert pipe.config.data.kind == "music" and "fill_mask" in pipe.capabilities
+    [candidates] = pipe.fill_mask("<bos> toy chorale in c major <music> 36 48 52 [MASK] | 41 53 57 60 |", top_k=3)
+    assert len(candidates) == 3 and all(p > 0 for _, p in candidates)

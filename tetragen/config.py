@@ -78,6 +78,9 @@ class DataConfig:
     tokenizer: str = option("char", "text tokenizer: char, bpe (byte-level BPE trained on the training split) or "
                                     "the path of a tokenizer.json")
     vocab_size: int = option(2048, "BPE vocabulary size when data.tokenizer=bpe", min=258)
+    transpose: int = option(0, "pieces of music: shift each training window by a random number of semitones, up "
+                               "to this many up or down (a key its prompt names moves with it; 0: never)",
+                            min=0, max=11)
     label_fraction: float = option(1.0, "labelled images: keep the labels of this fraction of the training split "
                                         "(per class, drawn with train.seed) and train semi-supervised (cvae: M2)",
                                    min=0.0, max=1.0, min_exclusive=True)

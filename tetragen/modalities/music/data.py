@@ -30,7 +30,7 @@ from ...errors import UserError
 from ...files import write_text
 from .midi import SUFFIXES, read_file
 from .pieces import Collection, Piece, collection_from_json, collection_to_json, prompt_of
-from .tokens import HIGH, LOW, MusicTokenizer, words_of
+from .tokens import HIGH, LOW, PITCH_CLASSES, MusicTokenizer, words_of
 
 JSB_NAME = "jsb-chorales"
 JSB_FILE = "jsb-chorales-quarter.json"
@@ -221,7 +221,7 @@ def read_run_music(cfg, tokenizer=None, task: str = "lm") -> "MusicData":
     elif not isinstance(tokenizer, MusicTokenizer):
         raise UserError(f"--data {cfg.data.source}: music, but the run's tokenizer is a {tokenizer.kind} text "
                         f"tokenizer; a run trained on text cannot read music, train a new run")
-    return MusicData(collection, tokenizer, cfg.model.block_size)
+    return MusicData(collection, tokenizer, cfg.model.block_size, cfg.data.transpose)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -232,9 +232,11 @@ class MusicData:
     unit = "tok"
     kind = "music"
 
-    def __init__(self, collection: Collection, tokenizer: MusicTokenizer, block_size: int):
+    def __init__(self, collection: Collection, tokenizer: MusicTokenizer, block_size: int, transpose: int = 0):
         self.collection, self.name, self.tokenizer, self.block_size = collection, collection.name, tokenizer, \
             block_size
+        self.transpose = int(transpose)
+        self.shifted = transposition_tables(tokenizer, self.transpose)
         self.styles = collection.styles
         self.pieces = {s: [tokenizer.encode_piece(p.frames, p.prompt) for p in ps]
                        for s, ps in collection.splits.items()}
@@ -254,7 +256,11 @@ class MusicData:
         rng = np.random.default_rng((seed, step, micro))
         starts = rng.integers(0, len(self.train) - self.block_size, size=batch_size * world_size)
         starts = starts[rank * batch_size:(rank + 1) * batch_size]
-        rows = torch.from_numpy(np.stack([self.train[s:s + self.block_size + 1] for s in starts]))
+        rows = np.stack([self.train[s:s + self.block_size + 1] for s in starts])
+        if self.transpose:  # each window by its own shift, drawn from the same numbers (after the starts)
+            rows = transpose_rows(rows, self.tokenizer, self.shifted, self.transpose,
+                                  rng.random(batch_size * world_size)[rank * batch_size:(rank + 1) * batch_size])
+        rows = torch.from_numpy(rows)
         return {"x": rows[:, :-1], "y": rows[:, 1:], "draw": torch.tensor([seed, step, micro, rank])}
 
     def count(self, batch: dict) -> int:
@@ -293,6 +299,35 @@ class MusicData:
                 f"{prefix}nll_token": s["nats"] / s["tokens"], f"{prefix}nll_note": s["nats"] / max(s["notes"], 1),
                 f"{prefix}tokens": float(s["tokens"]), f"{prefix}frames": float(s["frames"]),
                 f"{prefix}pieces": float(len(pieces))}
+
+
+def transposition_tables(tok: MusicTokenizer, most: int) -> np.ndarray:
+    """(2 * most + 1, vocab) id maps, row most + s shifting every pitch by s semitones and every key name with it
+    (pitches shifted off the piano are never asked for: `transpose_rows` keeps each window's shift inside it)."""
+    V = tok.vocab_size
+    tables = np.tile(np.arange(V, dtype=np.int64), (2 * most + 1, 1))
+    for k, s in enumerate(range(-most, most + 1)):
+        for p in range(LOW, HIGH + 1):
+            if LOW <= p + s <= HIGH:
+                tables[k, tok.pitch0 + p - LOW] = tok.pitch0 + p + s - LOW
+        for i, name in enumerate(PITCH_CLASSES):
+            if name in tok.index:
+                tables[k, tok.index[name]] = tok.index.get(PITCH_CLASSES[(i + s) % 12], tok.index[name])
+    return tables
+
+
+def transpose_rows(rows: np.ndarray, tok: MusicTokenizer, tables: np.ndarray, most: int,
+                   u: np.ndarray) -> np.ndarray:
+    """Each window (row) shifted by a whole number of semitones drawn uniformly (from u in [0, 1)) among those up to
+    `most` that keep all its pitches on the piano."""
+    out = rows.copy()
+    for j, row in enumerate(rows):
+        pitches = row[(row >= tok.pitch0) & (row < tok.pitch0 + HIGH - LOW + 1)] - tok.pitch0 + LOW
+        low = max(-most, LOW - int(pitches.min())) if len(pitches) else -most
+        high = min(most, HIGH - int(pitches.max())) if len(pitches) else most
+        shift = low + int(u[j] * (high - low + 1))
+        out[j] = tables[shift + most][row]
+    return out
 
 
 def scored_positions(ids: list[int], tok: MusicTokenizer) -> np.ndarray:
