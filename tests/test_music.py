@@ -265,3 +265,18 @@ def test_bert_trains_on_music_and_fills_a_masked_note(tmp_path):
     assert pipe.config.data.kind == "music" and "fill_mask" in pipe.capabilities
     [candidates] = pipe.fill_mask("<bos> toy chorale in c major <music> 36 48 52 [MASK] | 41 53 57 60 |", top_k=3)
     assert len(candidates) == 3 and all(p > 0 for _, p in candidates)
+
+
+def test_a_primer_starts_every_piece_and_is_continued(music_run, tmp_path):
+    root, _ = music_run
+    pipe = tetragen.load(root / "gpt")
+    primer = [[48, 60], [48, 60], [53, 65]]  # what fits in half the tiny model's context after the prompt
+    said = []
+    score = pipe.sample(2, seed=3, prompt="toy chorale", primer=primer, max_frames=4, warn=said.append)
+    assert not said
+    for frames in score.pieces:
+        assert frames[:3] == primer and 3 < len(frames) <= 7
+    path = tmp_path / "primer.mid"
+    path.write_bytes(midi_bytes([primer]))
+    again = pipe.sample(2, seed=3, prompt="toy chorale", primer=path, max_frames=4)
+    assert again.pieces == score.pieces  # a MIDI file of the same frames primes the same way

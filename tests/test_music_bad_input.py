@@ -156,3 +156,15 @@ def test_an_unknown_output_suffix_or_style_is_refused_before_any_work(music_run,
     assert r.returncode != 0 and "unknown file type" in r.stderr
     r = run_cli("sample", str(music_run / "gpt"), "--n", "1", "--class", "jazz", "--out", str(tmp_path / "y.mid"))
     assert r.returncode != 0 and "not a style" in r.stderr and not (tmp_path / "y.mid").exists()
+
+
+def test_a_primer_longer_than_the_context_keeps_its_last_frames_with_a_warning(music_run):
+    pipe = tetragen.load(music_run / "gpt")
+    long = [[48 + (k % 12), 60 + (k % 5)] for k in range(200)]  # 600 tokens; the tiny model reads 32
+    said = []
+    score = pipe.sample(1, seed=0, prompt="toy chorale", primer=long, max_frames=3, warn=said.append)
+    [line] = [s for s in said if "only its last" in s]
+    kept = int(line.split("only its last ")[1].split()[0])
+    assert 0 < kept < 200 and score.pieces[0][:kept] == long[-kept:]  # its last frames, then the new ones
+    with pytest.raises(UserError, match="primer: not a readable MIDI file"):
+        pipe.sample(1, seed=0, primer=b"not midi", max_frames=2)

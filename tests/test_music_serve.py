@@ -110,3 +110,15 @@ def test_the_playground_plays_the_wav_and_draws_the_piano_roll(live, browser, tm
     problems = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"
                 and "status of 401" not in e["message"]]
     assert not problems, problems
+
+
+def test_a_primer_midi_starts_each_piece_and_a_bad_one_is_a_400(live):
+    from tetragen.modalities.music.midi import midi_bytes
+    primer = [[48, 60], [53, 65]]
+    r = _post(live, prompt="toy chorale", n=2, seed=1, max_frames=3, audio=False,
+              primer_midi=base64.b64encode(midi_bytes([primer])).decode())
+    assert r.status_code == 200, r.text
+    assert all(p["frames"][:2] == primer for p in r.json()["data"])
+    bad = _post(live, primer_midi=base64.b64encode(b"not a midi file").decode())
+    assert bad.status_code == 400 and "primer: not a readable MIDI file" in bad.json()["error"]["message"]
+    assert _post(live, primer_midi="***").status_code == 400

@@ -118,12 +118,37 @@ class MusicPipeline:
             ids = ids[:room]
         return ids, warnings
 
+    def primer_ids(self, primer, head: list[int]) -> tuple[list[int], list[str]]:
+        """`<music>` and the frames of `primer` (frames, or a .mid / MusicXML file's path or bytes) that fit after
+        `head` in half the model's context (its last frames; a warning says when it was cut), with warnings."""
+        from .midi import read_file, read_midi
+        warnings: list[str] = []
+        if isinstance(primer, (bytes, bytearray)):
+            frames, warnings = read_midi(bytes(primer), "primer")
+        elif isinstance(primer, (str, Path)):
+            if not Path(primer).is_file():
+                raise UserError(f"primer {primer}: no such file; give a .mid or .musicxml file")
+            frames, warnings = read_file(Path(primer))
+        else:
+            frames = [sorted({int(p) for p in f if LOW <= int(p) <= HIGH}) for f in primer]
+        tok = self.tokenizer
+        room = self.context // 2 - len(head) - 1
+        kept = len(frames)
+        while kept and len(tok.frame_ids(frames[len(frames) - kept:])) > room:
+            kept -= 1
+        if kept < len(frames):
+            warnings.append(f"primer: {len(frames)} frames ({len(tok.frame_ids(frames))} tokens) are more than half "
+                            f"the model's context of {self.context}; only its last {kept} frames are read")
+        return [tok.music, *tok.frame_ids(frames[len(frames) - kept:])], warnings
+
     def sample(self, n: int | None = None, *, seed: int | None = None, seeds=None, labels=None,
                prompt: str | None = None, prompts=None, temperature: float | None = None, top_k: int | None = None,
                top_p: float | None = None, max_frames: int | None = None, guidance_scale=None, steps=None,
-               warn=None) -> Score:
+               primer=None, warn=None) -> Score:
         """n pieces, piece i from seeds[i] (or seed + i) and prompts[i] (or `prompt`, or the style of labels[i];
-        by default every style in turn). `warn(line)`: where warnings go (default: stderr)."""
+        by default every style in turn). `primer`: the first frames of every piece (frames, or a MIDI / MusicXML
+        file's path or bytes), continued for up to `max_frames` new frames. `warn(line)`: where warnings go
+        (default: stderr)."""
         for name, value in (("guidance_scale", guidance_scale), ("steps", steps)):
             if value is not None:
                 raise UserError(f"{name}: a {self.config.family} run on music takes no {name}")
@@ -160,6 +185,9 @@ class MusicPipeline:
         starts, lines = [], []
         for t in texts:
             ids, w = self.prompt_ids(t)
+            if primer is not None:
+                music, more = self.primer_ids(primer, ids)
+                ids, w = ids + music, w + more
             starts.append(ids)
             lines += w
         for line in dict.fromkeys(lines):
@@ -210,7 +238,7 @@ class MusicPipeline:
             gens.append(g)
         seqs = [list(ids) for ids in starts]
         logits = {k: decoder.prefill(k, seqs[k]) for k in range(len(seqs))}
-        state = [{"music": False, "frames": 0, "notes": 0, "done": False} for _ in seqs]
+        state = [{"music": tok.music in ids, "frames": 0, "notes": 0, "done": False} for ids in seqs]
         while True:
             active = [k for k in range(len(seqs)) if not state[k]["done"]]
             if not active:

@@ -3,7 +3,8 @@
 Request: `model`, `prompt` (a style and key, "bach chorale in g minor"; empty: the model chooses), `n` pieces (1 to
 8), `seed` (piece i from seed + i), `max_frames` (quarter-note frames of each piece at most), `temperature`,
 `top_k`, `top_p`, `audio` (render each piece to WAV with fluidsynth; where it is missing the pieces come without
-and a warning says why). Response: `{"model", "seed", "data": [{"prompt", "frames", "tokens", "midi", "wav"}],
+and a warning says why), `primer_midi` (a .mid file in base64: every piece starts with its frames and continues
+them; a primer longer than half the context keeps its last frames, with a warning). Response: `{"model", "seed", "data": [{"prompt", "frames", "tokens", "midi", "wav"}],
 "warnings"}` with `midi` and `wav` base64 (standard alphabet). Bad requests are 4xx JSON errors in OpenAI's shape.
 
 Rows of concurrent requests are drawn together (`ModelWorker.rows`), one row per piece with its own seed, so a seeded
@@ -12,6 +13,7 @@ piece is the same whatever else is drawn beside it.
 from __future__ import annotations
 
 import base64
+import binascii
 import secrets
 import time
 from typing import Optional
@@ -21,13 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import UserError
 from ...serve import schemas as S
-from ...serve.app import await_rows, parse, user_error
+from ...serve.app import APIError, await_rows, parse, user_error
 from .midi import midi_bytes
 from .pipeline import MAX_FRAMES
 from .show import render_wav
 
 MAX_PIECES = 8
 MAX_REQUEST_FRAMES = 512
+MAX_PRIMER_B64 = 1 << 20            # characters of a base64 primer MIDI (768 KiB of MIDI)
 
 
 class MusicRequest(BaseModel):
@@ -42,6 +45,7 @@ class MusicRequest(BaseModel):
     top_k: int = Field(0, ge=0, le=1000)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     audio: bool = True
+    primer_midi: Optional[str] = Field(None, max_length=MAX_PRIMER_B64)   # base64 .mid: the pieces' first frames
 
 
 def add_routes(app) -> None:
@@ -52,12 +56,19 @@ def add_routes(app) -> None:
         body = await parse(request, MusicRequest)
         pipe, worker = server.model(body.model, "prompt", kind="music")
         seed = body.seed if body.seed is not None else secrets.randbits(62)
-        settings = (body.prompt, body.max_frames, body.temperature, body.top_k, body.top_p)
+        primer = None
+        if body.primer_midi is not None:
+            try:
+                primer = base64.b64decode(body.primer_midi, validate=True)
+            except (binascii.Error, ValueError):
+                raise APIError(400, "primer_midi: not base64; send a .mid file's bytes in base64",
+                               param="primer_midi", code="invalid_value") from None
+        settings = (body.prompt, body.max_frames, body.temperature, body.top_k, body.top_p, primer)
         rows = [(seed + i, settings) for i in range(body.n)]
         try:
             pieces, notes = await await_rows(request, worker, rows, draw, started + server.limits.timeout_s)
         except UserError as e:
-            raise user_error(e) from None
+            raise user_error(e, {"primer": "primer_midi"}) from None
         warnings = list(notes)
         data = []
         for (frames, prompt, text) in pieces:
@@ -75,7 +86,7 @@ def add_routes(app) -> None:
 
 
 def draw(pipe, rows: list, block: int) -> tuple[list, list[str]]:
-    """Rows (seed, (prompt, max_frames, temperature, top_k, top_p)) of one or more requests -> (one (frames,
+    """Rows (seed, (prompt, max_frames, temperature, top_k, top_p, primer)) of one or more requests -> (one (frames,
     prompt as completed, token text) per row, warnings), the rows of each setting drawn in slots of `block` rows."""
     pipe.batch_size = block
     out: list = [None] * len(rows)
@@ -83,9 +94,9 @@ def draw(pipe, rows: list, block: int) -> tuple[list, list[str]]:
     groups: dict = {}
     for i, (seed, settings) in enumerate(rows):
         groups.setdefault(settings, []).append(i)
-    for (prompt, max_frames, temperature, top_k, top_p), idx in groups.items():
+    for (prompt, max_frames, temperature, top_k, top_p, primer), idx in groups.items():
         score = pipe.sample(seeds=[rows[i][0] for i in idx], prompt=prompt, max_frames=max_frames,
-                            temperature=temperature, top_k=top_k, top_p=top_p, warn=warnings.append)
+                            temperature=temperature, top_k=top_k, top_p=top_p, primer=primer, warn=warnings.append)
         for j, i in enumerate(idx):
             out[i] = (score.pieces[j], score.prompts[j], score.text[j])
     return out, warnings
