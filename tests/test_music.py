@@ -256,7 +256,7 @@ def test_transposition_shifts_each_window_and_the_key_it_names_and_is_a_function
     assert len(shifts) > 3
 
 
-def test_bert_trains_on_music_and_fills_a_masked_note(tmp_path):
+def test_bert_trains_on_music_fills_a_masked_note_and_harmonises_a_melody(tmp_path):
     source = example(tmp_path / "data")
     cfg = build_run_config("bert", preset="tiny", overrides=["train.max_steps=4", "train.eval_every=0"])
     cfg.data.source = source
@@ -265,6 +265,20 @@ def test_bert_trains_on_music_and_fills_a_masked_note(tmp_path):
     assert pipe.config.data.kind == "music" and "fill_mask" in pipe.capabilities
     [candidates] = pipe.fill_mask("<bos> toy chorale in c major <music> 36 48 52 [MASK] | 41 53 57 60 |", top_k=3)
     assert len(candidates) == 3 and all(p > 0 for _, p in candidates)
+    # harmonising: three voices under each melody note, ascending, a rest kept; longer than the context in pieces
+    melody = [67, 67, 69, 71, 72, None, 69, 67] * 4
+    score = pipe.harmonise(melody, prompt="toy chorale in g major", seed=0)
+    [frames] = score.pieces
+    assert len(frames) == len(melody) and frames[5] == []
+    for frame, top in zip(frames, melody):
+        if top is not None:
+            assert frame[-1] == top and frame == sorted(set(frame)) and 2 <= len(frame) <= 4
+    assert pipe.harmonise(melody, prompt="toy chorale in g major", seed=0).pieces == score.pieces
+    path = tmp_path / "melody.mid"
+    path.write_bytes(midi_bytes([[[p] if p else [] for p in melody]]))
+    assert len(pipe.harmonise(path, temperature=0).pieces[0]) == len(melody)
+    with pytest.raises(UserError, match=r"melody\[1\]: 200 is not a MIDI pitch"):
+        pipe.harmonise([60, 200])
 
 
 def test_a_primer_starts_every_piece_and_is_continued(music_run, tmp_path):

@@ -32,8 +32,11 @@ def live(tmp_path_factory):
         cfg = build_run_config("gpt", preset="tiny", overrides=["train.max_steps=20", "train.eval_every=0"])
         cfg.data.source = example(root / "data")
         Trainer(cfg, load_data(cfg), root / "gpt", progress=False).fit()
-        server = LiveServer(create_app({"chorales": tetragen.load(root / "gpt")}, api_key=KEY,
-                                       limits=Limits(max_wait_ms=20))).wait_ready()
+        cfg = build_run_config("bert", preset="tiny", overrides=["train.max_steps=4", "train.eval_every=0"])
+        cfg.data.source = example(root / "data")
+        Trainer(cfg, load_data(cfg), root / "bert", progress=False).fit()
+        server = LiveServer(create_app({"chorales": tetragen.load(root / "gpt"), "harmony": tetragen.load(root / "bert")},
+                                       api_key=KEY, limits=Limits(max_wait_ms=20))).wait_ready()
         yield server
         server.close()
 
@@ -91,8 +94,9 @@ def test_the_playground_plays_the_wav_and_draws_the_piano_roll(live, browser, tm
     wait_for(driver, lambda d: by_id(d, "key-form").is_displayed(), "the page did not ask for the API key")
     fill(driver, "api-key", KEY)
     by_id(driver, "key-submit").click()
-    wait_for(driver, lambda d: len(d.find_elements("css selector", ".model")) == 1, "no model list")
-    assert "a style (toy chorale)" in driver.find_element("css selector", ".model").get_property("textContent")
+    wait_for(driver, lambda d: len(d.find_elements("css selector", ".model")) == 2, "no model list")
+    assert "a style (toy chorale)" in driver.find_element("css selector", '.model[data-model="chorales"]').get_property(
+        "textContent")
     driver.find_element("css selector", '.model[data-model="chorales"]').click()
     fill(driver, "music-prompt", "toy chorale in g major")
     fill(driver, "music-seed", 5)
@@ -122,3 +126,22 @@ def test_a_primer_midi_starts_each_piece_and_a_bad_one_is_a_400(live):
     bad = _post(live, primer_midi=base64.b64encode(b"not a midi file").decode())
     assert bad.status_code == 400 and "primer: not a readable MIDI file" in bad.json()["error"]["message"]
     assert _post(live, primer_midi="***").status_code == 400
+
+
+def test_a_masked_lm_harmonises_a_melody_and_a_causal_one_is_refused(live):
+    melody = [67, 67, 69, 71, None, 72]
+    r = httpx.post(f"{live.url}/v1/music/harmonisations", headers=HEADERS, timeout=120,
+                   json={"model": "harmony", "melody": melody, "prompt": "toy chorale", "seed": 2})
+    assert r.status_code == 200, r.text
+    [piece] = r.json()["data"]
+    assert [f[-1] if f else None for f in piece["frames"]] == melody
+    assert base64.b64decode(piece["wav"])[:4] == b"RIFF"
+    assert base64.b64decode(piece["midi"])[:4] == b"MThd"
+    wrong = httpx.post(f"{live.url}/v1/music/harmonisations", headers=HEADERS, timeout=60,
+                       json={"model": "chorales", "melody": melody})
+    assert wrong.status_code == 400 and "bert runs do" in wrong.json()["error"]["message"]
+    bad = httpx.post(f"{live.url}/v1/music/harmonisations", headers=HEADERS, timeout=60,
+                     json={"model": "harmony", "melody": [60, 300]})
+    assert bad.status_code == 400 and "melody[1]" in bad.json()["error"]["message"]
+    card = next(m for m in httpx.get(f"{live.url}/v1/models", headers=HEADERS).json()["data"] if m["id"] == "harmony")
+    assert card["makes"] == "music" and "/v1/music/harmonisations" in card["routes"] and card["harmonises"]

@@ -4,17 +4,19 @@ Its datasets are `jsb-chorales` (the benchmark's standard split, scored per quar
 (the chorales in music21's corpus), any JSON file of the JSB shape and a user's folder of .mid / .musicxml files
 (class sub-folders are styles). Models learn a piece as tokens (tokens.py: per frame its pitches and an end-of-frame
 token), so a causal model's NLL per frame is the piano roll's. Files: .mid, .wav (fluidsynth), .png (piano roll),
-.json (frames), a folder (one .mid per piece). Route: `POST /v1/music/generations`.
+.json (frames), a folder (one .mid per piece). Routes: `POST /v1/music/generations` (causal LMs: a piece from a
+prompt, or continuing a primer) and `POST /v1/music/harmonisations` (masked LMs: voices under a melody).
 """
 from pathlib import Path
 
 from ...registry import Modality, TokenForm, register_modality
 from .data import claims, named_datasets, read_run_music
-from .pipeline import adapt
+from .harmonise import adapt
 from .show import WRITERS, card, commands, example, html, show
 from .tokens import read_tokenizer
 
 ROUTE = "/v1/music/generations"
+HARMONISE = "/v1/music/harmonisations"
 
 
 def add_routes(app) -> None:
@@ -37,8 +39,9 @@ register_modality(Modality(
     show=show,
     html=html,
     commands=commands,
-    # a language model's run on music draws scores (prompt, sample): its family's own capability is to generate
-    routes={"prompt": (ROUTE,), "sample": (ROUTE,), "generate": (ROUTE,)},
+    # a causal language model's run on music draws scores (prompt, sample: its family's own capability is to
+    # generate); a masked one's harmonises melodies (its family's own capability: fill_mask)
+    routes={"prompt": (ROUTE,), "sample": (ROUTE,), "generate": (ROUTE,), "fill_mask": (HARMONISE,)},
     add_routes=add_routes,
     card=card,
     playground=str(Path(__file__).with_name("playground.js")),

@@ -306,9 +306,9 @@ def run_styles(run_dir: Path) -> list[str]:
     return styles
 
 
-def adapt(pipe: Any, run_dir: Path):
-    """The music modality's TokenForm.adapt: a causal language model's run on music draws scores. A run of a
-    family without batched decoding (a masked LM) keeps its own pipeline."""
+def adapt_causal(pipe: Any, run_dir: Path):
+    """A causal language model's run on music draws scores; a run of a family without batched decoding keeps its
+    own pipeline (harmonise.py `adapt` is the modality's)."""
     if not isinstance(pipe, BatchedDecoding) or not isinstance(_tokenizer_of(pipe), MusicTokenizer):
         return pipe
     return MusicPipeline(pipe, run_styles(run_dir))

@@ -1,4 +1,5 @@
-"""The music modality's route: `POST /v1/music/generations`, scores as JSON.
+"""The music modality's routes: `POST /v1/music/generations` (a causal LM's scores from a prompt) and
+`POST /v1/music/harmonisations` (a masked LM's voices under a melody), scores as JSON.
 
 Request: `model`, `prompt` (a style and key, "bach chorale in g minor"; empty: the model chooses), `n` pieces (1 to
 8), `seed` (piece i from seed + i), `max_frames` (quarter-note frames of each piece at most), `temperature`,
@@ -7,7 +8,10 @@ and a warning says why), `primer_midi` (a .mid file in base64: every piece start
 them; a primer longer than half the context keeps its last frames, with a warning). Response: `{"model", "seed", "data": [{"prompt", "frames", "tokens", "midi", "wav"}],
 "warnings"}` with `midi` and `wav` base64 (standard alphabet). Bad requests are 4xx JSON errors in OpenAI's shape.
 
-Rows of concurrent requests are drawn together (`ModelWorker.rows`), one row per piece with its own seed, so a seeded
+A harmonisation takes `melody` (one MIDI pitch per quarter-note frame, null for a rest), `prompt`, `voices` under
+it (1 to 5), `seed`, `temperature` and `audio`, and answers in the same shape.
+
+Rows of concurrent generation requests are drawn together (`ModelWorker.rows`), one row per piece with its own seed, so a seeded
 piece is the same whatever else is drawn beside it.
 """
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import UserError
 from ...serve import schemas as S
-from ...serve.app import APIError, await_rows, parse, user_error
+from ...serve.app import APIError, await_job, await_rows, parse, user_error
 from .midi import midi_bytes
 from .pipeline import MAX_FRAMES
 from .show import render_wav
@@ -48,7 +52,52 @@ class MusicRequest(BaseModel):
     primer_midi: Optional[str] = Field(None, max_length=MAX_PRIMER_B64)   # base64 .mid: the pieces' first frames
 
 
+class HarmoniseRequest(BaseModel):
+    """POST /v1/music/harmonisations."""
+    model_config = ConfigDict(strict=True, extra="forbid")
+    model: str = Field(min_length=1, max_length=256)
+    melody: list[Optional[int]] = Field(min_length=1, max_length=MAX_REQUEST_FRAMES)
+    prompt: str = Field("", max_length=1000)
+    voices: int = Field(3, ge=1, le=5)
+    seed: Optional[int] = Field(None, ge=0, le=S.MAX_SEED)
+    temperature: float = Field(1.0, ge=0.0, le=5.0)
+    audio: bool = True
+
+
+def _piece(frames, prompt: str, text: str, audio: bool, warnings: list[str]) -> dict:
+    midi = midi_bytes([frames])
+    item = {"prompt": prompt, "frames": frames, "tokens": text, "midi": base64.b64encode(midi).decode(), "wav": None}
+    if audio:
+        try:
+            item["wav"] = base64.b64encode(render_wav(midi)).decode()
+        except UserError as e:
+            warnings.append(str(e))
+    return item
+
+
 def add_routes(app) -> None:
+    @app.post("/v1/music/harmonisations")
+    async def harmonisations(request: Request):
+        from .harmonise import MusicMaskedLM
+        started = time.monotonic()
+        server = request.app.state.server
+        body = await parse(request, HarmoniseRequest)
+        pipe, worker = server.model(body.model, "fill_mask", kind="music")
+        if not isinstance(pipe, MusicMaskedLM):
+            raise APIError(400, f"model {body.model!r} does not harmonise (a masked LM trained on music does)",
+                           param="model", code="model_not_supported")
+        seed = body.seed if body.seed is not None else secrets.randbits(62)
+        try:
+            score = await await_job(request, worker, lambda: pipe.harmonise(
+                body.melody, prompt=body.prompt, voices=body.voices, seed=seed, temperature=body.temperature),
+                started + server.limits.timeout_s)
+        except UserError as e:
+            raise user_error(e) from None
+        warnings: list[str] = []
+        data = [_piece(score.pieces[0], score.prompts[0], score.text[0], body.audio, warnings)]
+        return {"object": "music.harmonisation", "model": body.model, "seed": seed, "data": data,
+                "warnings": list(dict.fromkeys(warnings))}
+
     @app.post("/v1/music/generations")
     async def generations(request: Request):
         started = time.monotonic()
@@ -70,17 +119,7 @@ def add_routes(app) -> None:
         except UserError as e:
             raise user_error(e, {"primer": "primer_midi"}) from None
         warnings = list(notes)
-        data = []
-        for (frames, prompt, text) in pieces:
-            midi = midi_bytes([frames])
-            item = {"prompt": prompt, "frames": frames, "tokens": text,
-                    "midi": base64.b64encode(midi).decode(), "wav": None}
-            if body.audio:
-                try:
-                    item["wav"] = base64.b64encode(render_wav(midi)).decode()
-                except UserError as e:
-                    warnings.append(str(e))
-            data.append(item)
+        data = [_piece(frames, prompt, text, body.audio, warnings) for frames, prompt, text in pieces]
         return {"object": "music.generation", "model": body.model, "seed": seed, "data": data,
                 "warnings": list(dict.fromkeys(warnings))}
 

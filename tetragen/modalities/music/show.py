@@ -222,8 +222,11 @@ def html(item: dict, out: Path) -> str:
 
 
 def card(pipe) -> dict:
-    """A music run says the styles a prompt can name and its context."""
-    return {"styles": list(pipe.classes), "context": int(pipe.context), "formats": ["mid", "wav", "json"]}
+    """A music run says the styles a prompt can name and its context; a masked LM's that it harmonises."""
+    from .pipeline import MusicPipeline
+    if isinstance(pipe, MusicPipeline):
+        return {"styles": list(pipe.classes), "context": int(pipe.context), "formats": ["mid", "wav", "json"]}
+    return {"harmonises": True, "context": int(pipe.config.model.block_size)}
 
 
 def commands(run: str, prompt: str, capabilities) -> list[str]:

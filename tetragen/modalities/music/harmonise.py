@@ -1,0 +1,171 @@
+"""What `tetragen.load` returns for a masked language model trained on music: fill-mask as the family offers it,
+and `harmonise`: given a melody (the soprano), the voices under it, filled one note at a time.
+
+    pipe = tetragen.load("runs/bert-chorales")
+    score = pipe.harmonise([67, 67, 69, 71, 72, 71, 69, 67], prompt="bach chorale in g major", seed=0)
+    score.pieces[0]      # each frame: three notes under its melody note, ascending
+
+Coconet (Huang et al. 2017, https://arxiv.org/abs/1903.07227) fills a score's missing voices from a model of any
+subset given the rest. Here the frame tokenization stands in for its piano roll: every frame is written as `voices`
+[MASK]s under its melody note and `|`, and the masked LM fills the most confident [MASK] of all (among the pitches
+that keep its frame ascending and under the melody), then reads the score again, until none is left. A voice that
+has no room left (the notes around it are a semitone apart) is dropped from its frame. A melody longer than the
+model's context is harmonised in pieces, each read after as many finished frames as fit in half the context.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import UserError
+from ...pipeline import FillsMasks
+from .pipeline import Score, adapt_causal
+from .tokens import HIGH, LOW, MusicTokenizer
+
+MASK, CLS = "[MASK]", "[CLS]"
+MAX_MELODY = 1024            # frames of a melody at most
+
+
+class MusicMaskedLM:
+    """A masked LM's run on music: its own capabilities (fill_mask) and `harmonise`."""
+
+    def __init__(self, inner):
+        self.inner, self.tokenizer = inner, inner.tokenizer
+        self.config, self.model, self.assets = inner.config, inner.model, inner.assets
+        self.capabilities = frozenset(inner.capabilities)
+
+    def evaluate(self, data, **kwargs):
+        return self.inner.evaluate(data, **kwargs)
+
+    def fill_mask(self, text: str, top_k: int = 5):
+        return self.inner.fill_mask(text, top_k)
+
+    def melody_of(self, melody) -> list[int | None]:
+        """A melody as one pitch (or None, a rest) per quarter-note frame: a list of pitches, or a MIDI / MusicXML
+        file (its path or bytes), whose highest note in each frame is taken."""
+        from .midi import read_file, read_midi
+        if isinstance(melody, (bytes, bytearray)):
+            melody = [max(f) if f else None for f in read_midi(bytes(melody), "melody")[0]]
+        elif isinstance(melody, (str, Path)):
+            if not Path(melody).is_file():
+                raise UserError(f"melody {melody}: no such file; give a .mid or .musicxml file, or a list of pitches")
+            melody = [max(f) if f else None for f in read_file(Path(melody))[0]]
+        out = []
+        for k, p in enumerate(melody):
+            if p is not None and (isinstance(p, bool) or not isinstance(p, (int, np.integer)) or
+                                  not LOW + 3 <= int(p) <= HIGH):
+                raise UserError(f"melody[{k}]: {p!r} is not a MIDI pitch from {LOW + 3} to {HIGH} (or None, a rest)")
+            out.append(None if p is None else int(p))
+        if not any(p is not None for p in out):
+            raise UserError("melody: no notes; give one MIDI pitch per quarter-note frame")
+        if len(out) > MAX_MELODY:
+            raise UserError(f"melody: {len(out)} frames; at most {MAX_MELODY} are harmonised at once")
+        return out
+
+    @torch.no_grad()
+    def harmonise(self, melody, *, prompt: str = "", voices: int = 3, seed: int | None = 0,
+                  temperature: float = 1.0) -> Score:
+        """`voices` notes under each melody note (a list of pitches per frame, None for a rest, or a MIDI /
+        MusicXML file); `temperature` 0 takes the likeliest note each time, else notes are drawn from `seed`."""
+        tok: MusicTokenizer = self.tokenizer
+        specials = self.config.model.special_ids
+        if MASK not in specials or CLS not in specials:
+            raise UserError(f"a {self.config.family} run has no {MASK} to fill; harmonising needs a masked LM")
+        if not 1 <= voices <= 5:
+            raise UserError(f"voices: {voices}; harmonise with 1 to 5 voices under the melody")
+        if not temperature >= 0:
+            raise UserError(f"temperature: {temperature} must be >= 0 (0: the likeliest notes)")
+        tunes = self.melody_of(melody)
+        block = int(self.config.model.block_size)
+        head = [specials[CLS], *tok.prompt_ids(prompt)]
+        per_frame = voices + 2
+        if len(head) + per_frame > block:
+            raise UserError(f"prompt {prompt!r}: too long to harmonise even one frame in the model's context of "
+                            f"{block} tokens")
+        generator = torch.Generator().manual_seed(int(seed if seed is not None else torch.seed() >> 2))
+        device = next(self.model.parameters()).device
+        done: list[list[int]] = []
+        while len(done) < len(tunes):
+            context = []  # finished frames, as many of the last as fit in half the context
+            for frame in reversed(done):
+                ids = tok.frame_ids([frame])
+                if len(head) + len(context) + len(ids) > block // 2:
+                    break
+                context = ids + context
+            room = (block - len(head) - len(context)) // per_frame
+            chunk = tunes[len(done):len(done) + max(1, room)]
+            done += self._fill(head + context, chunk, voices, temperature, generator, device)
+        ids = [*tok.prompt_ids(prompt), *tok.frame_ids(done), tok.end]
+        return Score([done], [tok.decode_piece(ids)[0]], [ids], [tok.decode(ids)])
+
+    def _fill(self, head: list[int], chunk: list[int | None], voices: int, temperature: float,
+              generator: torch.Generator, device) -> list[list[int]]:
+        tok, mask_id = self.tokenizer, self.config.model.special_ids[MASK]
+        x, slots = list(head), []          # slots: (position, frame, voice)
+        for k, top in enumerate(chunk):
+            if top is not None:
+                for v in range(voices):
+                    slots.append((len(x), k, v))
+                    x.append(mask_id)
+                x.append(tok.pitch0 + top - LOW)
+            x.append(tok.frame)
+        value: dict[tuple[int, int], int | None] = {}
+        for k, top in enumerate(chunk):
+            if top is not None:
+                value[(k, voices)] = top
+        left = list(slots)
+        ids = torch.tensor([x], device=device)
+        while left:
+            logits = self.model(ids)[0][0].float().cpu()                               # (T, V)
+            best = None
+            for slot in left:
+                pos, k, v = slot
+                lo, hi = _room(value, k, v, voices)
+                if lo > hi:
+                    best = best if best is not None else (float("inf"), slot, None)
+                    continue
+                row = torch.log_softmax(logits[pos, tok.pitch0 + lo - LOW:tok.pitch0 + hi - LOW + 1], dim=-1)
+                score = float(row.max())
+                if best is None or score > best[0]:
+                    best = (score, slot, row)
+            _, slot, row = best
+            left.remove(slot)
+            pos, k, v = slot
+            if row is None:  # no room for this voice (its neighbours are a semitone apart): it is dropped
+                value[(k, v)] = None  # and stays a [MASK] for the model
+                continue
+            lo, _ = _room(value, k, v, voices)
+            if temperature == 0:
+                pick = int(row.argmax())
+            else:
+                pick = int(torch.multinomial(torch.softmax(row / temperature, -1), 1, generator=generator))
+            value[(k, v)] = lo + pick
+            ids[0, pos] = tok.pitch0 + lo + pick - LOW
+        frames = []
+        for k, top in enumerate(chunk):
+            notes = [value.get((k, u)) for u in range(voices + 1)] if top is not None else []
+            frames.append(sorted({p for p in notes if p is not None}))
+        return frames
+
+
+def _room(value: dict, k: int, v: int, voices: int) -> tuple[int, int]:
+    """The pitches voice v of frame k may take: above the voices under it and below those over it, leaving a
+    semitone for each voice between it and them still to be filled."""
+    below = [u for u in range(v) if (k, u) in value and value[(k, u)] is not None]
+    above = [u for u in range(v + 1, voices + 1) if (k, u) in value and value[(k, u)] is not None]
+    lo_voice, hi_voice = (below[-1], value[(k, below[-1])]) if below else (-1, LOW - 1)
+    up_voice, up_pitch = above[0], value[(k, above[0])]
+    open_below = sum(1 for u in range(lo_voice + 1, v) if (k, u) not in value)
+    open_above = sum(1 for u in range(v + 1, up_voice) if (k, u) not in value)
+    return hi_voice + 1 + open_below, up_pitch - 1 - open_above
+
+
+def adapt(pipe: Any, run_dir: Path):
+    """The music modality's TokenForm.adapt: a causal language model's run on music draws scores
+    (pipeline.py `MusicPipeline`), a masked LM's harmonises melodies; any other run keeps its own pipeline."""
+    if isinstance(pipe, FillsMasks) and isinstance(pipe.tokenizer, MusicTokenizer):
+        return MusicMaskedLM(pipe)
+    return adapt_causal(pipe, run_dir)
