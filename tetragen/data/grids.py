@@ -39,6 +39,9 @@ class GridData(Protocol):
     distance: str
     # reference set name -> how a line names it ("train vs test", "3x3-blur vs test")
     references_named: dict
+    # the parts of a class that the evaluation scores apart (a clip's garment and its motion): part name -> an int
+    # array, class index -> the part's index; {} for none
+    class_parts: dict
 
     def train_batch(self, *, seed: int, step: int, micro: int, batch_size: int, rank: int = 0,
                     world_size: int = 1) -> dict: ...

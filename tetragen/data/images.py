@@ -366,6 +366,7 @@ class ImageData:
     item = "image"
     distance = "FID"  # how a line names the Fréchet distance (the key stays "fid" for every kind)
     references_named = {"train": "train vs test", "blur": "3x3-blur vs test"}
+    class_parts: dict = {}  # part name -> class index -> the part's index; scored apart when there are any
 
     def __init__(self, name: str, train: ImageSet, test: ImageSet):
         self.name, self.train, self.test = name, train, test
@@ -475,12 +476,24 @@ def load_image_data(source: str, image_size: int, channels: int, val_fraction: f
 # ----------------------------------------------------------------------------------------------------------------
 # what a run on images reads (the image modality's GridForm; tetragen/data/grids.py does the rest)
 
+def is_animated(path: Path) -> bool:
+    """Whether an image file holds more than one frame (an animated GIF, PNG or WebP: a clip, not an image)."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return getattr(im, "n_frames", 1) > 1
+    except Exception:
+        return False
+
+
 def claims(source: str) -> bool:
-    """Whether a --data source is images: Fashion-MNIST, or a folder with image files in it."""
+    """Whether a --data source is images: Fashion-MNIST, or a folder with image files in it (animated ones are
+    clips, not images)."""
     if source in IMAGE_DATASETS:
         return True
     p = Path(source).expanduser()
-    return p.is_dir() and any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.rglob("*") if q.is_file())
+    return p.is_dir() and any(q.suffix.lower() in IMAGE_SUFFIXES and not is_animated(q)
+                              for q in p.rglob("*") if q.is_file())
 
 
 def read_run_images(cfg, assets=None) -> ImageData:
@@ -488,5 +501,7 @@ def read_run_images(cfg, assets=None) -> ImageData:
     (`fit_model_to_folder`)."""
     if assets is None:
         fit_model_to_folder(cfg)
+    if cfg.model.channels not in (1, 3):
+        raise UserError(f"model.channels={cfg.model.channels}: images have 1 (grey) or 3 (RGB) channels")
     return load_image_data(cfg.data.source, cfg.model.image_size, cfg.model.channels, cfg.data.val_fraction)
 

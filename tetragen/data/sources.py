@@ -19,12 +19,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
+from ..files import read_json, write_folder_atomically
 
 
 def cache_dir() -> Path:
@@ -277,3 +279,38 @@ def folder_of(paths: list[Path]) -> str:
         return str(paths[0])
     parents = list(dict.fromkeys(str(p.parent) for p in paths))
     return ", ".join(parents)
+
+
+MANIFEST = "manifest.json"  # what every set tetragen makes itself (synthesised, rendered) is recognised by
+
+
+def made_set(folder: Path, make: Callable[[Path], object], note: str) -> Path:
+    """`folder`, holding a set tetragen makes: when it has no manifest yet, make(temporary folder) writes one that is
+    then moved into place whole (a killed run leaves no half-made set), with `note` and the time taken on stderr."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        print(f"tetragen: {note} into {folder} ...", file=sys.stderr)
+        started = time.monotonic()
+        write_folder_atomically(folder, make)
+        print(f"tetragen: {folder.name} made in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return folder
+
+
+def made_dataset(name: str, description: str, origin: str, folder: Callable[[], Path], make: Callable[[], Path],
+                 done: Callable[[dict], str], files: tuple[str, ...]) -> NamedDataset:
+    """What `tetragen data ls/fetch` know of a set made into the cache: it is there when `folder()` holds its
+    manifest, and fetching it is making it (`make()`, then `done(manifest)` says how it was made). `files` are the
+    names of its files beside the manifest."""
+    def paths(where: Path) -> list[Path]:
+        return [where / f for f in files] + [where / MANIFEST]
+
+    def locate() -> list[Path]:
+        where = folder()
+        if not (where / MANIFEST).is_file():
+            raise UserError(f"{name}: not made yet (it would be in {where}); make it with `tetragen data fetch {name}`")
+        return paths(where)
+
+    def fetch() -> tuple[list[Path], str]:
+        where = make()
+        return paths(where), done(read_json(where / MANIFEST))
+    return NamedDataset(name, description, origin, locate, fetch)

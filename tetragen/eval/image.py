@@ -132,13 +132,16 @@ def image_metrics(sample: SampleFn, data, *, n: int = 10000, device: torch.devic
 
     `sample(k, seed=s, labels=y)` is called in chunks of `batch_size` (seeds seed, seed+1, ...). Returns {"fid",
     "kid", "kid_std"} (+ "class_acc" when `conditional`: the fraction of samples the evaluator assigns to the class
-    they were asked for). "fid" is the primary metric; lower is better. The caller's RNG state is left untouched,
+    they were asked for; and "<part>_acc" for each of the data's `class_parts`, the fraction whose class has the
+    asked class's part, e.g. the right garment whatever its motion). "fid" is the primary metric; lower is better. The caller's RNG state is left untouched,
     and the evaluator is trained (and cached) on first use.
     """
     check_n(n, "n")
     real = real_images(data, n, seed)
     labels = class_cycle(n, len(data.classes)) if conditional else None
     correct = 0
+    parts = {name: np.asarray(of) for name, of in data.class_parts.items()}
+    parts_correct = dict.fromkeys(parts, 0)
     with _rng_scope(device):  # training the evaluator on first use must not move the caller's RNG either
         ev = evaluator or data.evaluator(device)
         dist = Distances(ev, len(real), n, device)
@@ -149,10 +152,14 @@ def image_metrics(sample: SampleFn, data, *, n: int = 10000, device: torch.devic
             heard = data.scored(_check_samples(sample(k, seed=seed + i, labels=asked), k, tuple(data.image_shape)))
             dist.update(heard, real=False)
             if conditional:
-                correct += int((ev.predict(heard, device) == asked).sum())
+                said = ev.predict(heard, device)
+                correct += int((said == asked).sum())
+                for name, of in parts.items():
+                    parts_correct[name] += int((of[said] == of[asked]).sum())
         out = dist.compute(seed)
     if conditional:
         out["class_acc"] = correct / n
+        out.update({f"{name}_acc": c / n for name, c in parts_correct.items()})
     return out
 
 
@@ -254,7 +261,9 @@ def report_lines(data, m: dict, what: str = "samples") -> list[str]:
     lines = [f"{data.name}, {m['n']} {what} vs {m['n_real']} test {data.item}s (lower is better)",
              *reference_lines(data, m)]
     if "class_acc" in m:
-        lines.append(f"class accuracy {m['class_acc']:.4f} (the evaluator's reading of the asked class)")
+        lines.append(f"class accuracy {m['class_acc']:.4f} (the evaluator's reading of the asked class)"
+                     + "".join(f", {name} {m[f'{name}_acc']:.4f}" for name in data.class_parts
+                               if f"{name}_acc" in m))
     lines.append(evaluator_line(m))
     return lines
 

@@ -218,8 +218,12 @@ def check_output(path: str | Path, *, overwrite: bool = False, suffixes=(".png",
 
 
 def write_png(path: str | Path, images: np.ndarray, columns: int | None = None) -> None:
-    """Write uint8 (N, H, W, C) images as one grid PNG (grey when C is 1)."""
+    """Write uint8 (N, H, W, C) images as one grid PNG (grey when C is 1, colour when 3). Channels that are not
+    colours (the frames of a clip learnt as one grid) are drawn side by side, each as a grey picture."""
     from PIL import Image
+    n, h, w, c = images.shape
+    if c not in (1, 3):
+        images = np.ascontiguousarray(np.moveaxis(images, -1, 2)).reshape(n, h, c * w, 1)
     grid = image_grid(images, columns)
     im = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     replace_atomically(Path(path), lambda tmp: im.save(tmp, format="PNG"))

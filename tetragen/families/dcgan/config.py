@@ -13,8 +13,8 @@ from ...nn.gan_losses import LOSSES
 class DCGANConfig:
     image_size: int = option(28, "image side in pixels (28 for Fashion-MNIST; left at 28, an image folder sets it "
                                  "to its images' side)", min=8)
-    channels: int = option(1, "image channels: 1 grey, 3 RGB (left at 1, an image folder sets 3 when any of its "
-                              "images is in colour)", choices=[1, 3])
+    channels: int = option(1, "channels of a grid: 1 grey, 3 RGB, or one per frame of a clip (set from the data: an "
+                              "image folder sets 3 when any of its images is in colour)", min=1)
     latent_dim: int = option(100, "size of the noise vector z", min=1)
     g_width: int = option(64, "generator channels at full resolution (doubling at each halving)", min=1)
     d_width: int = option(64, "discriminator channels at full resolution (doubling at each halving)", min=1)

@@ -19,8 +19,8 @@ class VAEGANConfig:
     and prior samples; the discriminator the GAN loss on real images vs both kinds of fake."""
     image_size: int = option(28, "image side in pixels (28 for Fashion-MNIST; left at 28, an image folder sets it "
                                  "to its images' side)", min=8)
-    channels: int = option(1, "image channels: 1 grey, 3 RGB (left at 1, an image folder sets 3 when any of its "
-                              "images is in colour)", choices=[1, 3])
+    channels: int = option(1, "channels of a grid: 1 grey, 3 RGB, or one per frame of a clip (set from the data: an "
+                              "image folder sets 3 when any of its images is in colour)", min=1)
     latent_dim: int = option(16, "size of the latent code z", min=1)
     width: int = option(32, "encoder/decoder channels at full resolution (doubling at each halving)", min=1)
     d_width: int = option(32, "discriminator channels at full resolution (doubling at each halving)", min=1)

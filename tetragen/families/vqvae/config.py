@@ -14,8 +14,8 @@ class VQVAEConfig:
     decay 0.99, commitment weight beta 0.25, no restarts, no k-means."""
     image_size: int = option(28, "image side in pixels (28 for Fashion-MNIST; left at 28, an image folder sets it "
                                  "to its images' side)", min=4)
-    channels: int = option(1, "image channels: 1 grey, 3 RGB (left at 1, an image folder sets 3 when any of its "
-                              "images is in colour)", choices=[1, 3])
+    channels: int = option(1, "channels of a grid: 1 grey, 3 RGB, or one per frame of a clip (set from the data: an "
+                              "image folder sets 3 when any of its images is in colour)", min=1)
     width: int = option(64, "encoder/decoder channels at the first halving (doubling at each further one)", min=1)
     downsample: int = option(4, "image side / token grid side: a power of 2 dividing image_size (28 with 4: 7x7 "
                                 "tokens, with 2: 14x14)", min=2)

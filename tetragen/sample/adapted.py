@@ -1,0 +1,102 @@
+"""A run of a family that learns grids, trained on a kind of content that is not images: its grids become that
+content (a spectrogram becomes sound, a stack of frames becomes a clip).
+
+`AdaptedPipeline` keeps everything the family's own pipeline offers and turns what it draws into the modality's
+content through `content(grids, labels)`, which each modality's subclass defines. A class-conditional run also takes
+a text prompt: by default, the class whose name is a word (or words) of the prompt ("say seven" -> seven); a modality
+whose class names have parts reads them its own way (`class_of_prompt`). A prompt that names none of the classes is
+refused in one line that lists them.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+
+
+class AdaptedPipeline:
+    """A trained run of grids whose samples are another kind's content; evaluation and the rest are the family's."""
+    kind = ""           # the modality's name, for messages
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.config, self.model, self.assets = inner.config, inner.model, inner.assets
+        self.classes, self.num_classes = list(inner.classes), int(inner.num_classes)
+        self.batch_size = int(inner.batch_size)
+        self.reads_text = "prompt" in inner.capabilities
+        # a class-conditional run is prompted by the name of a class
+        self.capabilities = frozenset(inner.capabilities | ({"prompt"} if inner.conditional else set()))
+
+    def content(self, grids: np.ndarray, labels: np.ndarray | None) -> Any:
+        """What the user gets for drawn grids uint8 (N, H, W, C) and the class asked of each (None: none was)."""
+        raise NotImplementedError
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.inner.conditional)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def class_index(self, label) -> int:
+        return self.inner.class_index(label)
+
+    def labels_for(self, n: int, labels=None):
+        return self.inner.labels_for(n, labels)
+
+    def class_of_prompt(self, prompt: str) -> int:
+        """The class whose name is a word (or words) of `prompt`, case-insensitively; the first one named."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise UserError("prompt: empty; name what to make, e.g. " + repr(self.classes[0]))
+        text = prompt.casefold()
+        found = [(m.start(), i) for i, c in enumerate(self.classes)
+                 for m in [re.search(r"(?<!\w)" + re.escape(c.casefold()) + r"(?!\w)", text)] if m]
+        if not found:
+            raise UserError(f"prompt {prompt!r}: this model makes only its {len(self.classes)} classes and the prompt "
+                            f"names none of them; name one of: {', '.join(self.classes)}")
+        return min(found)[1]
+
+    def sample(self, n: int | None = None, *, seed: int | None = None, seeds=None, labels=None,
+               prompt: str | None = None, prompts=None, **sampling):
+        """n items (item i from seeds[i] or seed + i). `labels`: the class of each (or one for all); `prompt` /
+        `prompts`: text, read by a run that reads text, else naming the class; the family's own sampling settings
+        (guidance, steps, ...) pass through to a run that takes them."""
+        if self.reads_text:
+            grids = self.inner.sample(n, seed=seed, seeds=seeds, labels=labels, prompt=prompt, prompts=prompts,
+                                      **sampling)
+            asked = None if labels is None else self.labels_for(len(grids), labels)
+        else:
+            unknown = sorted(k for k, v in sampling.items() if v is not None)
+            if unknown:
+                raise UserError(f"{unknown[0]}: a {self.config.family} run on {self.kind} draws a class from noise "
+                                f"and takes no {unknown[0]}")
+            if prompt is not None or prompts is not None:
+                if labels is not None:
+                    raise UserError("prompt and labels: give one of them")
+                texts = list(prompts) if prompts is not None else None
+                labels = [self.class_of_prompt(t) for t in texts] if texts is not None \
+                    else self.class_of_prompt(prompt)
+            if n is None and seeds is not None:
+                n = len(list(seeds))
+            asked = self.labels_for(n, labels) if self.conditional else None
+            grids = self.inner.sample(n, seed=seed, seeds=seeds, labels=asked)
+        return self.content(grids, None if asked is None else np.asarray(asked, dtype=np.int64))
+
+    def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, label=None):
+        return self.content(self.inner.interpolate(seed_a, seed_b, steps, label=label), None)
+
+    def evaluate(self, data, *, n: int = 10000, seed: int = 0, iw_samples: int = 100) -> tuple[dict, list[str]]:
+        return self.inner.evaluate(data, n=n, seed=seed, iw_samples=iw_samples)
+
+
+def adapted(pipe: Any, make: Any):
+    """A modality's GridForm.adapt: `make(pipe)` for a run that draws; a run that draws nothing new (a tokenizer: it
+    encodes and decodes grids, for a prior built on it) is left as it is."""
+    if not pipe.capabilities & {"sample", "prompt"}:
+        return pipe
+    return make(pipe)
