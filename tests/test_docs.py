@@ -288,8 +288,9 @@ class Data:
     rows: Path
     sound: Path
 
-    def of(self, kind: str | None) -> Path:
-        return {"text": self.corpus, "sound": self.sound}.get(kind, self.images)
+    def of(self, kind: str | None) -> Path | str:
+        # video's example is its smallest named set (made here from Fashion-MNIST)
+        return {"text": self.corpus, "sound": self.sound, "video": "moving-fashion-mnist"}.get(kind, self.images)
 
 
 def make_rows(path: Path) -> Path:

@@ -1,0 +1,251 @@
+"""Video through the families that learn grids: moving-fashion-mnist made from a seed, a cgan trained on its clips,
+sampled from the CLI and Python as GIF / folder / PNG strips / .npz, scored by the video evaluator (class, garment
+and motion accuracy, frozen and shuffled references), and served at /v1/videos/generations."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+import tetragen
+from tetragen.api import load_data
+from tetragen.config import build_run_config
+from tetragen.errors import UserError
+from tetragen.modalities.video import moving
+from tetragen.modalities.video.pipeline import motion_of
+from tetragen.serve.app import Limits, create_app
+from tetragen.train.trainer import Trainer
+
+from .conftest import run_cli
+from .test_serve import LiveServer
+
+NAME = "moving-fashion-mnist"
+KEY = "sk-video"
+
+
+def _fmnist_like(n: int = 60, seed: int = 0):
+    """Stand-ins for Fashion-MNIST images: bright squares of varying size on black, 28x28, with 10 labels."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):
+        s = rng.integers(8, 28)
+        images[i, 14 - s // 2:14 - s // 2 + s, 14 - s // 2:14 - s // 2 + s] = rng.integers(100, 256)
+    return images, np.arange(n) % 10
+
+
+def test_clips_move_the_way_their_class_says_and_stay_in_the_frame():
+    images, labels = _fmnist_like()
+    clips, classes, made = moving.make_clips(images, labels, 64, 32, np.random.default_rng(0))
+    assert clips.shape == (64, 16, 32, 32) and clips.dtype == np.uint8
+    again, _, _ = moving.make_clips(images, labels, 64, 32, np.random.default_rng(0))
+    assert np.array_equal(clips, again)  # the seed fixes every clip
+    other, _, _ = moving.make_clips(images, labels, 64, 32, np.random.default_rng(1))
+    assert not np.array_equal(clips, other)
+    yy, xx = np.mgrid[:32, :32]
+    for clip, k, m in zip(clips, classes, made):
+        garment, direction = divmod(int(k), 8)
+        assert garment == labels[m["image"]] and list(moving.DIRECTIONS)[direction] == m["direction"]
+        mass = clip.reshape(16, -1).sum(1)
+        assert (mass == mass[0]).all() and mass[0] > 0  # the whole garment is in every frame
+        cy = (clip * yy).reshape(16, -1).sum(1) / mass
+        cx = (clip * xx).reshape(16, -1).sum(1) / mass
+        dy, dx = moving.DIRECTIONS[m["direction"]]
+        for d, c in ((dy, cy), (dx, cx)):
+            moved = c[-1] - c[0]
+            assert (moved > 8 if d > 0 else moved < -8 if d < 0 else abs(moved) < 1e-6), (m, moved)
+
+
+def test_captions_and_prompts_name_the_garment_and_its_motion():
+    assert moving.caption(moving.CLASSES.index("sneaker moving left")) == "a sneaker moving left"
+    assert moving.caption(moving.CLASSES.index("ankle boot moving up-right")) == "an ankle boot moving up-right"
+    assert moving.caption(moving.CLASSES.index("trousers moving down")) == "trousers moving down"
+    assert motion_of("a bag moving up and to the left") == "up-left"
+    assert motion_of("a bag moving left and down") == "down-left"
+    assert motion_of("a bag moving down-right") == "down-right"
+    assert motion_of("a coat moving upwards") == "up"
+    assert motion_of("a coat, spinning") is None
+
+
+@pytest.fixture(scope="module")
+def video_run(tmp_path_factory):
+    """A tiny moving-fashion-mnist (from the real Fashion-MNIST files) and a cgan trained on it for a few steps."""
+    root = tmp_path_factory.mktemp("video")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TETRAGEN_CACHE", str(root / "cache"))
+        mp.setenv("TETRAGEN_NO_PROGRESS", "1")
+        mp.setitem(moving.VARIANTS, NAME, moving.Variant(NAME, 32, 320, 80))
+        cfg = build_run_config("cgan", preset="tiny", overrides=["train.max_steps=2", "train.eval_every=0",
+                                                                 "train.eval_samples=0"])
+        cfg.data.source = NAME
+        data = load_data(cfg)
+        Trainer(cfg, data, root / "cgan", progress=False).fit()
+        yield root, data
+
+
+def test_a_clip_set_is_learnt_as_grids_with_a_channel_per_frame(video_run):
+    root, data = video_run
+    cfg = json.loads((root / "cgan" / "config.json").read_text())
+    assert cfg["data"]["kind"] == "video"
+    assert (cfg["model"]["image_size"], cfg["model"]["channels"]) == (32, 16)
+    assert json.loads((root / "cgan" / "video.json").read_text()) == {"frames": 16, "side": 32, "fps": 10}
+    assert data.train.images.shape == (320, 32, 32, 16) and data.test.images.shape == (80, 32, 32, 16)
+    manifest = json.loads(next((root / "cache").glob(f"{NAME}-v*/manifest.json")).read_text())
+    assert manifest["shape"] == [400, 16, 32, 32] and len(manifest["clips"]) == 400
+    assert {c["split"] for c in manifest["clips"]} == {"train", "test"}
+
+
+def test_python_sample_returns_clips_and_the_same_seed_gives_the_same_clip(video_run):
+    root, _ = video_run
+    pipe = tetragen.load(root / "cgan")
+    a = pipe.sample(3, seed=5, prompt="a sneaker moving left")
+    b = pipe.sample(3, seed=5, labels="sneaker moving left")
+    assert a.frames.shape == (3, 16, 32, 32) and a.frames.dtype == np.uint8 and a.fps == 10
+    assert np.array_equal(a.frames, b.frames) and list(a.labels) == [pipe.class_index("sneaker moving left")] * 3
+    alone = pipe.sample(seeds=[6], labels=["sneaker moving left"])
+    assert np.array_equal(alone.frames[0], a.frames[1])  # a clip depends on its own seed only
+    with pytest.raises(UserError, match="names no motion of those the captions use"):
+        pipe.sample(1, prompt="a sneaker spinning")
+    with pytest.raises(UserError, match="names none of the things this model draws"):
+        pipe.sample(1, prompt="a hat moving left")
+
+
+def test_cli_writes_gif_folder_strip_npz_and_refuses_what_it_cannot_write(video_run, tmp_path):
+    run = str(video_run[0] / "cgan")
+    r = run_cli("sample", run, "--prompt", "a bag moving up", "--n", "3", "--out", str(tmp_path / "a.gif"))
+    assert r.returncode == 0, r.stderr
+    with Image.open(tmp_path / "a.gif") as im:
+        assert im.n_frames == 16 and im.info.get("loop") == 0 and im.info.get("duration") == 100
+    assert run_cli("sample", run, "--n", "2", "--out", str(tmp_path / "clips") + "/").returncode == 0
+    assert sorted(p.name for p in (tmp_path / "clips").iterdir()) == ["000.gif", "001.gif"]
+    assert run_cli("sample", run, "--n", "2", "--out", str(tmp_path / "s.png")).returncode == 0
+    with Image.open(tmp_path / "s.png") as im:  # one row per clip, its 16 frames side by side
+        assert im.size == (2 + 16 * 32 + 2, 2 * (32 + 2) + 2)
+    assert run_cli("sample", run, "--n", "2", "--out", str(tmp_path / "s.npz")).returncode == 0
+    with np.load(tmp_path / "s.npz") as z:
+        assert z["frames"].shape == (2, 16, 32, 32) and int(z["fps"]) == 10
+    (tmp_path / "keep.gif").write_bytes(b"mine")
+    for args, says in ((["--out", str(tmp_path / "x.mp4")], "--out"),
+                       (["--out", str(tmp_path / "keep.gif")], "--out"),
+                       (["--prompt", "a sneaker twirling", "--out", str(tmp_path / "t.gif")], "names no motion")):
+        r = run_cli("sample", run, "--n", "1", *args)
+        assert r.returncode != 0 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert (tmp_path / "keep.gif").read_bytes() == b"mine" and not (tmp_path / "t.gif").exists()
+
+
+def test_eval_scores_garment_and_motion_apart_with_references_that_break_the_motion(video_run):
+    root, data = video_run
+    from tetragen.api import evaluate
+    metrics, lines = evaluate(root / "cgan", n=40, seed=0)
+    for key in ("fid", "kid", "class_acc", "garment_acc", "motion_acc", "ref_train_fid", "ref_still_fid",
+                "ref_shuffled_fid", "evaluator_test_acc"):
+        assert np.isfinite(metrics[key]), key
+    assert metrics["class_acc"] <= min(metrics["garment_acc"], metrics["motion_acc"])
+    # the real training clips are closer to the test clips than the same test clips frozen or shuffled
+    assert metrics["ref_train_fid"] < min(metrics["ref_still_fid"], metrics["ref_shuffled_fid"])
+    text = "\n".join(lines)
+    assert "FD (video)" in text and "garment" in text and "motion" in text
+
+
+@pytest.fixture(scope="module")
+def live(video_run):
+    root, _ = video_run
+    server = LiveServer(create_app({"clips": tetragen.load(root / "cgan")}, api_key=KEY,
+                                   limits=Limits(max_wait_ms=20, max_images=4))).wait_ready()
+    yield server
+    server.close()
+
+
+def test_the_route_returns_looping_gifs_the_same_for_the_same_seed(live):
+    url, headers = live.url, {"Authorization": f"Bearer {KEY}"}
+    card = next(m for m in httpx.get(f"{url}/v1/models", headers=headers).json()["data"] if m["id"] == "clips")
+    assert card["makes"] == "video" and card["frames"] == 16 and "/v1/videos/generations" in card["routes"]
+    body = {"model": "clips", "prompt": "a sneaker moving right", "n": 2, "seed": 7}
+    r = httpx.post(f"{url}/v1/videos/generations", json=body, headers=headers, timeout=60)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["frames"], out["fps"], len(out["data"])) == (16, 10, 2)
+    with Image.open(io.BytesIO(base64.b64decode(out["data"][0]["b64_json"]))) as im:
+        assert im.n_frames == 16 and im.size == (36, 36)
+    again = httpx.post(f"{url}/v1/videos/generations", json={**body, "n": 1, "seed": 8}, headers=headers,
+                       timeout=60).json()
+    assert again["data"][0]["b64_json"] == out["data"][1]["b64_json"]  # clip i of seed s is seed s + i's
+    for bad, field in (({"response_format": "mp4"}, "response_format"), ({"prompt": "a bag dancing"}, "prompt"),
+                       ({"n": 99}, "n")):
+        r = httpx.post(f"{url}/v1/videos/generations", json={**body, **bad}, headers=headers, timeout=60)
+        assert r.status_code == 400 and r.json()["error"]["param"] == field, r.text
+
+
+def test_the_playground_shows_the_apis_clips(live, browser):
+    from .test_playground import by_id, fill, text_of, wait_for
+    driver = browser
+    driver.get(f"{live.url}/")
+    wait_for(driver, lambda d: by_id(d, "key-form").is_displayed(), "the page did not ask for the API key")
+    fill(driver, "api-key", KEY)
+    by_id(driver, "key-submit").click()
+    wait_for(driver, lambda d: len(d.find_elements("css selector", ".model")) == 1, "no model list")
+    assert "(80 classes)" in driver.find_element("css selector", ".model").get_property("textContent")
+    driver.find_element("css selector", '.model[data-model="clips"]').click()
+    fill(driver, "video-prompt", "a bag moving down-left")
+    fill(driver, "video-n", 2)
+    fill(driver, "video-seed", 4)
+    by_id(driver, "make-video").click()
+    wait_for(driver, lambda d: by_id(d, "video-result").get_attribute("data-state") in ("done", "error"), "no clip")
+    assert by_id(driver, "video-result").get_attribute("data-state") == "done", text_of(driver, "error")
+    shown = driver.execute_script(
+        "return [...document.querySelectorAll('#video-clips img')].map(i => [i.src, i.naturalWidth])")
+    direct = httpx.post(f"{live.url}/v1/videos/generations", headers={"Authorization": f"Bearer {KEY}"}, timeout=60,
+                        json={"model": "clips", "prompt": "a bag moving down-left", "n": 2, "seed": 4}).json()
+    assert [s[0].removeprefix("data:image/gif;base64,") for s in shown] == [d["b64_json"] for d in direct["data"]]
+    assert all(s[1] == 36 for s in shown)  # the browser decoded each GIF
+    assert "seed 4" in text_of(driver, "video-meta") and "16 frames at 10 fps" in text_of(driver, "video-meta")
+    problems = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"
+                and "status of 401" not in e["message"]]
+    assert not problems, problems
+
+
+def test_a_folder_of_gifs_and_frame_folders_is_video_and_bad_clips_are_skipped_and_listed(tmp_path):
+    from tetragen.modalities.video.folder import make_clip_folder
+    root = make_clip_folder(tmp_path / "clips", n_per_class=8)
+    cfg = build_run_config("cgan", preset="tiny", overrides=["train.max_steps=2", "train.eval_every=0",
+                                                             "train.eval_samples=0"])
+    cfg.data.source = str(root)
+    assert load_data(cfg).kind == "video"  # animated GIFs are clips
+    (root / "right" / "still.gif").write_bytes((root / "right" / "000.gif").read_bytes()[:40])  # cut short
+    Image.new("L", (32, 32)).save(root / "right" / "one.gif")                                 # one frame
+    (root / "down" / "empty.gif").write_bytes(b"")
+    mixed = root / "blink" / "mixed"   # a clip as numbered frames, of two sizes
+    mixed.mkdir()
+    for t in range(4):
+        Image.new("L", (32 + 8 * (t % 2), 32), 255 * (t % 2)).save(mixed / f"{t:03d}.png")
+    cfg.data.kind = ""
+    with pytest.raises(UserError, match=r"more than one kind \(image, video\).*set data.kind"):
+        load_data(cfg)  # still pictures and numbered frames look like images too: the user says which
+    cfg.data.kind = "video"
+    data = load_data(cfg)
+    assert cfg.data.kind == "video" and (cfg.model.image_size, cfg.model.channels) == (32, 16)
+    assert data.classes == ["blink", "down", "right"]
+    assert len(data.train.labels) + len(data.test.labels) == 25  # 24 GIFs and the folder of frames
+    assert sorted(s.split(" (")[0] for s in data.train.skipped) == ["down/empty.gif", "right/one.gif",
+                                                                     "right/still.gif"]
+    Trainer(cfg, data, tmp_path / "run", progress=False).fit()
+    clips = tetragen.load(tmp_path / "run").sample(2, seed=0, prompt="blink")
+    assert clips.frames.shape == (2, 16, 32, 32)
+
+
+def test_a_folder_without_clips_is_one_line_and_a_still_gif_is_an_image(tmp_path):
+    (tmp_path / "stills" / "a").mkdir(parents=True)
+    Image.new("L", (28, 28)).save(tmp_path / "stills" / "a" / "x.gif")
+    from tetragen.data.grids import kind_of
+    assert kind_of(str(tmp_path / "stills")) == "image"
+    (tmp_path / "broken" / "a").mkdir(parents=True)
+    (tmp_path / "broken" / "a" / "x.mp4").write_bytes(b"not a movie")
+    r = run_cli("train", "cgan", "--data", str(tmp_path / "broken"), "--out", str(tmp_path / "run"),
+                "--preset", "tiny", "train.max_steps=1")
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "could be read" in r.stderr, r.stderr
+    assert not (tmp_path / "run" / "model.safetensors").exists()

@@ -1,0 +1,148 @@
+"""`moving-fashion-mnist`: short clips of a Fashion-MNIST garment moving across a dark square, made here.
+
+As Moving MNIST is made from MNIST digits, each clip is one garment (shrunk to 5/8 of the clip's side) gliding in one
+of eight directions (left, right, up, down and the diagonals) at a speed of its own, starting where its whole path
+stays inside the frame. The class of a clip is the garment and its motion ("sneaker moving left"), 10 x 8 = 80
+classes, and a clip's caption says both ("a sneaker moving left"). Training clips come from Fashion-MNIST's training
+images, test clips from its test images, so the test garments are never seen in training.
+
+Everything is fixed by the seed: which garment, direction, speed and start each clip has is drawn from it and
+written to the manifest with the sha256 of the frames, so the set is made again byte for byte (the images come from
+the verified Fashion-MNIST files). Sets: `moving-fashion-mnist` (16 frames of 32x32) and `moving-fashion-mnist-64`
+(16 frames of 64x64, fewer clips: each is four times the size).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...data.images import fashion_mnist
+from ...data.sources import MANIFEST, cache_dir, made_dataset, made_set
+from ...errors import UserError
+from ...files import read_json, replace_atomically, write_json
+
+VERSION = 1
+FRAMES_FILE = "frames.npy"
+FRAMES = 16
+GARMENTS = ["t-shirt", "trousers", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+# direction name -> (rows, columns) moved per step, before the clip's speed
+DIRECTIONS = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0),
+              "up-left": (-1, -1), "up-right": (-1, 1), "down-left": (1, -1), "down-right": (1, 1)}
+CLASSES = [f"{g} moving {d}" for g in GARMENTS for d in DIRECTIONS]
+SPEED = (0.75, 1.0)   # fraction of the largest speed that keeps a whole path inside the frame
+GARMENT = 5           # eighths of the clip's side that a garment's side is
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    side: int
+    train: int         # clips
+    test: int
+
+
+VARIANTS = {v.name: v for v in (Variant("moving-fashion-mnist", 32, 16000, 2000),
+                                 Variant("moving-fashion-mnist-64", 64, 6000, 1000))}
+
+
+def caption(label: int) -> str:
+    garment, direction = divmod(int(label), len(DIRECTIONS))
+    noun = GARMENTS[garment]
+    article = "" if noun == "trousers" else "an " if noun[0] in "aeiou" else "a "
+    return f"{article}{noun} moving {list(DIRECTIONS)[direction]}"
+
+
+def _shrink(images: np.ndarray, side: int) -> np.ndarray:
+    """uint8 (N, 28, 28) -> (N, side, side), bilinear (Pillow, the same bytes on every machine)."""
+    from PIL import Image
+    if side == images.shape[1]:
+        return images
+    return np.stack([np.asarray(Image.fromarray(im).resize((side, side), Image.BILINEAR)) for im in images])
+
+
+def make_clips(images: np.ndarray, labels: np.ndarray, count: int, side: int, rng: np.random.Generator,
+               frames: int = FRAMES) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """`count` clips uint8 (count, frames, side, side) of garments drawn from `images` (N, 28, 28) / `labels`, with
+    their class (garment * 8 + direction) and how each was made."""
+    g = side * GARMENT // 8
+    room = side - g                                       # the top-left corner moves within [0, room]
+    picks = rng.integers(0, len(images), size=count)
+    dirs = rng.integers(0, len(DIRECTIONS), size=count)
+    speeds = rng.uniform(*SPEED, size=count) * room / (frames - 1)
+    starts = rng.uniform(0.0, 1.0, size=(count, 2))
+    garments = _shrink(images[picks], g)
+    clips = np.zeros((count, frames, side, side), np.uint8)
+    made = []
+    steps = np.arange(frames)
+    for i in range(count):
+        dy, dx = list(DIRECTIONS.values())[dirs[i]]
+        pos = []
+        for d, u in ((dy, starts[i, 0]), (dx, starts[i, 1])):
+            travel = speeds[i] * (frames - 1) * abs(d)
+            lo = travel if d < 0 else 0.0                 # the start that keeps the whole path inside [0, room]
+            start = lo + u * (room - travel)
+            pos.append(np.rint(start + d * speeds[i] * steps).astype(int))
+        for t in range(frames):
+            y, x = pos[0][t], pos[1][t]
+            clips[i, t, y:y + g, x:x + g] = garments[i]
+        made.append({"image": int(picks[i]), "direction": list(DIRECTIONS)[dirs[i]],
+                     "speed": round(float(speeds[i]), 6), "start": [int(pos[0][0]), int(pos[1][0])]})
+    return clips, labels[picks].astype(np.int64) * len(DIRECTIONS) + dirs.astype(np.int64), made
+
+
+def _sha256(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).data).hexdigest()
+
+
+def folder_for(variant: Variant, seed: int) -> Path:
+    return cache_dir() / f"{variant.name}-v{VERSION}-seed{seed}"
+
+
+def make_variant(folder: Path, variant: Variant, seed: int) -> None:
+    train, test = fashion_mnist()
+    parts, clips_doc = [], []
+    for split, source, count in (("train", train, variant.train), ("test", test, variant.test)):
+        rng = np.random.default_rng((seed, VERSION, 0 if split == "train" else 1))
+        clips, labels, made = make_clips(source.images[..., 0], source.labels, count, variant.side, rng)
+        parts.append(clips)
+        clips_doc += [{"split": split, "label": CLASSES[int(y)], **m} for y, m in zip(labels, made)]
+    frames = np.concatenate(parts)
+    replace_atomically(folder / FRAMES_FILE, lambda tmp: np.save(tmp, frames, allow_pickle=False))
+    write_json(folder / MANIFEST, {
+        "name": variant.name, "version": VERSION, "seed": seed, "frames": FRAMES, "side": variant.side,
+        "source": "fashion-mnist (verified files)", "classes": CLASSES, "shape": list(frames.shape),
+        "sha256_frames": _sha256(frames),
+        "sha256_clips": hashlib.sha256(json.dumps(clips_doc, sort_keys=True).encode()).hexdigest(),
+        "clips": clips_doc})
+
+
+def ensure(variant: Variant, seed: int = 0) -> Path:
+    n = variant.train + variant.test
+    return made_set(folder_for(variant, seed), lambda tmp: make_variant(Path(tmp), variant, seed),
+                    f"making {variant.name} ({n} clips of {FRAMES}x{variant.side}x{variant.side} from Fashion-MNIST)")
+
+
+def read_variant(variant: Variant, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """The clips uint8 (N, T, S, S) and the manifest, checked against its sha256 (made first when missing)."""
+    folder = ensure(variant, seed)
+    again = f"delete {folder} and make it again with `tetragen data fetch {variant.name}`"
+    doc = read_json(folder / MANIFEST, again)
+    try:
+        frames = np.load(folder / FRAMES_FILE, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{folder / FRAMES_FILE}: unreadable ({str(e).splitlines()[0][:80]}); {again}") from None
+    if _sha256(frames) != doc.get("sha256_frames"):
+        raise UserError(f"{folder / FRAMES_FILE}: its sha256 differs from the manifest's (damaged); {again}")
+    return frames, doc
+
+
+DATASETS = [made_dataset(v.name, f"{v.train // 1000}k/{v.test // 1000}k clips, {FRAMES} frames of {v.side}x{v.side}: a "
+                                 f"Fashion-MNIST garment moving in one of 8 directions (80 classes, captions)",
+                         "made on this machine from Fashion-MNIST", lambda v=v: folder_for(v, 0),
+                         lambda v=v: ensure(v, 0), lambda doc: f"made from Fashion-MNIST, seed {doc['seed']}",
+                         (FRAMES_FILE,))
+            for v in VARIANTS.values()]

@@ -1,0 +1,89 @@
+"""What `tetragen.load` returns for a run on video: the family's own pipeline, whose grids become clips.
+
+    pipe = tetragen.load("runs/cgan-clips")
+    clips = pipe.sample(4, seed=0, prompt="a sneaker moving left")   # Clips: frames uint8 (4, 16, 32, 32), fps 10
+    clips.frames, clips.fps, clips.labels
+
+A class-conditional run reads a prompt as the garment and the motion it names ("a bag moving up-left", "sneaker,
+moving down and to the right"); a prompt whose motion words no caption uses ("spinning") is refused in one line
+that lists the motions the model knows.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import UserError
+from ...sample.adapted import AdaptedPipeline, adapted
+from .data import frames_of, run_video
+
+MOVING = re.compile(r"\bmov(?:e|es|ing)\b")
+# how a prompt may name a diagonal: "up-left", "up left", "up and to the left", "left and up"
+_DIAGONAL = re.compile(r"\b(up|down)(?:wards?)?(?:[- ]| and (?:to the )?)(left|right)\b"
+                       r"|\b(left|right)(?:wards?)?(?:[- ]| and )(up|down)\b")
+_STRAIGHT = re.compile(r"\b(up|down|left|right)(?:wards?)?\b")
+
+
+@dataclass
+class Clips:
+    """Clips a model made: frames uint8 (N, T, H, W), played at `fps`, and the class asked of each (None: none)."""
+    frames: np.ndarray
+    fps: int
+    labels: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def motion_of(prompt: str) -> str | None:
+    """The direction a prompt names ("up-left", "down", ...), or None when it names none."""
+    text = prompt.casefold()
+    m = _DIAGONAL.search(text)
+    if m:
+        vertical, horizontal = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
+        return f"{vertical}-{horizontal}"
+    m = _STRAIGHT.search(text)
+    return m.group(1) if m else None
+
+
+class VideoPipeline(AdaptedPipeline):
+    """A trained run on video: `sample` returns `Clips`; evaluation and the rest are the family's."""
+    kind = "video"
+
+    def __init__(self, inner, video: dict):
+        super().__init__(inner)
+        self.fps, self.frames = int(video["fps"]), int(video["frames"])
+
+    def content(self, grids: np.ndarray, labels: np.ndarray | None) -> Clips:
+        return Clips(frames_of(grids), self.fps, labels)
+
+    def class_of_prompt(self, prompt: str) -> int:
+        """Classes named "<thing> moving <direction>" are read as the thing and the direction the prompt names;
+        other class names as words of the prompt."""
+        split = [c.split(" moving ", 1) for c in self.classes]
+        if not all(len(s) == 2 for s in split):
+            return super().class_of_prompt(prompt)
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise UserError("prompt: empty; name a thing and its motion, e.g. " + repr("a " + self.classes[0]))
+        things = sorted({t for t, _ in split}, key=len, reverse=True)
+        motions = list(dict.fromkeys(d for _, d in split))
+        text = prompt.casefold()
+        thing = next((t for t in things if re.search(r"(?<!\w)" + re.escape(t.casefold()) + r"(?!\w)", text)), None)
+        if thing is None:
+            raise UserError(f"prompt {prompt!r}: names none of the things this model draws; name one of: "
+                            f"{', '.join(sorted(things))}")
+        motion = motion_of(text)
+        if motion is None or motion not in motions:
+            said = f"the motion {motion!r} is not one" if motion else "it names no motion"
+            raise UserError(f"prompt {prompt!r}: {said} of those the captions use; say \"moving\" and one of: "
+                            f"{', '.join(motions)}")
+        return self.classes.index(f"{thing} moving {motion}")
+
+
+def adapt(pipe: Any, run_dir: Path):
+    """The video modality's GridForm.adapt: a loaded run of a family that learns grids, trained on clips."""
+    return adapted(pipe, lambda p: VideoPipeline(p, run_video(run_dir)))

@@ -1,0 +1,95 @@
+"""The video modality's route: `POST /v1/videos/generations`, clips as base64 GIFs.
+
+The request has the shape of OpenAI's image generations (`model`, `prompt`, `n`, `seed`); each clip comes back as
+`b64_json` holding a looping GIF, with the clip's frame count and rate. A class-conditional model reads the prompt as
+a thing and its motion ("a sneaker moving left"; a prompt that names no motion it knows is a 400 listing them); an
+empty prompt cycles through the classes; an unconditional model ignores the prompt and says so in `warnings`.
+`response_format` is `gif` (the default); any other (`mp4`) is a 400 naming what is served.
+
+Clips of concurrent requests to one model are drawn together (`ModelWorker.rows`), one row per clip with its own
+seed, in forward passes of a fixed number of rows, so a seeded request gets the same clip whatever else is drawn.
+"""
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from typing import Optional
+
+import numpy as np
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...errors import UserError
+from ...serve import schemas as S
+from ...serve.app import APIError, at_most, await_rows, parse, user_error
+from .show import gif_bytes
+
+FORMATS = ("gif",)
+
+
+class VideoRequest(BaseModel):
+    """POST /v1/videos/generations."""
+    model_config = ConfigDict(strict=True, extra="ignore")
+    model: str = Field(min_length=1, max_length=256)
+    prompt: str = Field("", max_length=4096)
+    n: int = Field(1, ge=1)                                   # upper end: Limits.max_images
+    response_format: str = Field("gif", max_length=32)        # checked below, so the 400 names what is served
+    seed: Optional[int] = Field(None, ge=0, le=S.MAX_SEED)
+
+
+def add_routes(app) -> None:
+    @app.post("/v1/videos/generations")
+    async def videos(request: Request):
+        started = time.monotonic()
+        server = request.app.state.server
+        body = await parse(request, VideoRequest)
+        pipe, worker = server.model(body.model, "prompt", "sample", kind="video")
+        at_most("n", body.n, server.limits.max_images, 1)
+        if body.response_format not in FORMATS:
+            raise APIError(400, f"response_format: {body.response_format!r} cannot be made here; use one of: "
+                                f"{', '.join(FORMATS)}", param="response_format", code="unsupported_value")
+        seed = body.seed if body.seed is not None else secrets.randbits(63)
+        seeds = [(seed + i) % (S.MAX_SEED + 1) for i in range(body.n)]
+        notes = []
+        try:
+            if pipe.reads_text:
+                conditions = [body.prompt] * body.n
+            elif not pipe.conditional:
+                conditions = [None] * body.n
+                if body.prompt:
+                    notes.append(f"model {body.model!r} is unconditional: the prompt was ignored")
+            elif body.prompt.strip():
+                conditions = [pipe.class_of_prompt(body.prompt)] * body.n
+            else:  # every class in turn
+                conditions = [int(k) for k in pipe.labels_for(body.n)]
+        except UserError as e:
+            raise APIError(400, str(e), param="prompt", code="invalid_value") from None
+        try:
+            clips, drawn = await await_rows(request, worker, list(zip(seeds, conditions)), draw,
+                                            started + server.limits.timeout_s)
+        except UserError as e:
+            raise user_error(e, {"prompt": "prompt", "n": "n"}) from None
+        used = [pipe.classes[c] if isinstance(c, int) else (c or "") for c in conditions]
+        out = {"created": int(time.time()), "model": body.model, "output_format": "gif", "frames": pipe.frames,
+               "fps": pipe.fps, "seed": seed,
+               "data": [{"b64_json": base64.b64encode(gif_bytes(f[None], pipe.fps)).decode("ascii"),
+                         "revised_prompt": u} for f, u in zip(clips, used)]}
+        if notes + drawn:
+            out["warnings"] = list(dict.fromkeys(notes + drawn))
+        return out
+
+
+def draw(pipe, rows: list, block: int) -> tuple[list, list[str]]:
+    """Rows (seed, condition) of one or more requests -> (one uint8 clip (T, H, W) per row, warnings), the model's
+    grids in forward passes of exactly `block` rows. The condition is a text, a class index or None."""
+    pipe.inner.batch_size = block  # the fixed shape of every forward pass: a row's clip depends on that row alone
+    seeds = [seed for seed, _ in rows]
+    conditions = [c for _, c in rows]
+    if pipe.reads_text:
+        clips = pipe.sample(seeds=seeds, prompts=conditions)
+    elif pipe.conditional:
+        clips = pipe.sample(seeds=seeds, labels=conditions)
+    else:
+        clips = pipe.sample(seeds=seeds)
+    return [np.asarray(f) for f in clips.frames], []

@@ -1,0 +1,136 @@
+"""The video modality's files, its tiny example set, and what a job asks a trained run on video and how the report
+plays it."""
+from __future__ import annotations
+
+import base64
+import html as _html
+import io
+import shlex
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import UserError
+from ...files import replace_atomically
+from ...sample.images import image_grid, write_png
+from .data import grids_of
+
+SEED = 1            # the seed of every shown sample
+SHOWN_PER_PROMPT = 4
+MAX_GIF_SIDE = 4096
+
+
+def gif_bytes(frames: np.ndarray, fps: int, columns: int | None = None) -> bytes:
+    """Clips uint8 (N, T, H, W) as one looping animated GIF: frame t shows frame t of every clip, side by side."""
+    from PIL import Image
+    n, t, h, w = frames.shape
+    tiles = [image_grid(frames[:, k, :, :, None], columns)[..., 0] for k in range(t)]
+    if max(tiles[0].shape) > MAX_GIF_SIDE:
+        raise UserError(f"--n {n}: {n} clips side by side make a GIF over {MAX_GIF_SIDE} pixels wide; ask for "
+                        f"fewer, or write a folder (one GIF per clip)")
+    pictures = [Image.fromarray(tile, mode="L") for tile in tiles]
+    buf = io.BytesIO()
+    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=round(1000 / fps),
+                     loop=0, optimize=False, disposal=1)
+    return buf.getvalue()
+
+
+def write_gif_output(path: Path, clips, *, columns: int | None = None, **_) -> None:
+    """Every clip in one looping GIF, side by side."""
+    data = gif_bytes(clips.frames, clips.fps, columns)
+    replace_atomically(Path(path), lambda tmp: Path(tmp).write_bytes(data))
+
+
+def write_folder_output(path: Path, clips, **_) -> None:
+    """One GIF per clip, 000.gif, 001.gif, ... in the folder `path` (made; files already there are refused)."""
+    path = Path(path)
+    names = [path / f"{i:03d}.gif" for i in range(len(clips.frames))]
+    taken = [p for p in names if p.exists()]
+    if taken:
+        raise UserError(f"--out {path}: {taken[0].name} is already there; choose an empty folder")
+    path.mkdir(exist_ok=True)
+    for p, f in zip(names, clips.frames):
+        data = gif_bytes(f[None], clips.fps)
+        replace_atomically(p, lambda tmp, data=data: Path(tmp).write_bytes(data))
+
+
+def write_png_output(path: Path, clips, **_) -> None:
+    """A strip per clip: its frames side by side, one clip per row."""
+    write_png(path, grids_of(clips.frames), columns=1)
+
+
+def write_npz_output(path: Path, clips, **_) -> None:
+    """frames uint8 (N, T, H, W), fps and, when asked, labels."""
+    arrays = {"frames": clips.frames, "fps": np.int64(clips.fps)}
+    if clips.labels is not None:
+        arrays["labels"] = np.asarray(clips.labels, dtype=np.int64)
+    replace_atomically(Path(path), lambda tmp: np.savez_compressed(tmp, **arrays))
+
+
+def example(folder: Path) -> str:
+    """A tiny folder of clips in three classes (GIFs and folders of numbered frames)."""
+    from .folder import make_clip_folder
+    return str(make_clip_folder(folder))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# what a job asks, and the report's block
+
+def show(pipe, prompts: tuple[str, ...], folder: Path, data: str) -> tuple[list[dict], dict]:
+    """For each prompt (by default a few classes) a few clips, kept as a GIF and a strip of their frames; speed in
+    clips made per second."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if "prompt" not in pipe.capabilities and "sample" not in pipe.capabilities:
+        return [], {}
+    if pipe.conditional and not pipe.reads_text:  # a job's own data may not have the showcase's classes
+        prompts = tuple(p for p in prompts if _names_a_class(pipe, p))
+    asked = list(prompts) or (list(pipe.classes)[:8] if pipe.conditional else [""])
+    items, made, spent = [], 0, 0.0
+    for k, prompt in enumerate(asked):
+        t0 = time.perf_counter()
+        clips = pipe.sample(SHOWN_PER_PROMPT, seed=SEED, prompt=prompt or None)
+        spent += time.perf_counter() - t0
+        made += len(clips)
+        gif, png = folder / f"prompt_{k}.gif", folder / f"prompt_{k}.png"
+        write_gif_output(gif, clips, columns=SHOWN_PER_PROMPT)
+        write_png_output(png, clips)
+        rel = folder.parent.parent
+        items.append({"title": f"“{prompt}”" if prompt else "samples", "prompt": prompt,
+                      "file": str(gif.relative_to(rel)), "picture": str(png.relative_to(rel))})
+    return items, ({"unit": "clips/s", "value": made / spent} if spent else {})
+
+
+def _names_a_class(pipe, prompt: str) -> bool:
+    try:
+        pipe.class_of_prompt(prompt)
+    except UserError:
+        return False
+    return True
+
+
+def html(item: dict, out: Path) -> str:
+    """The clips of one prompt playing (the GIF inlined) above the strips of their frames."""
+    gif = base64.b64encode((Path(out) / item["file"]).read_bytes()).decode()
+    picture = base64.b64encode((Path(out) / item["picture"]).read_bytes()).decode()
+    title = _html.escape(item["title"], quote=True)
+    return (f"<figure><img class='grid clip' alt='clips of {title}' src='data:image/gif;base64,{gif}'><br>"
+            f"<img class='grid' alt='frames of {title}' src='data:image/png;base64,{picture}'>"
+            f"<figcaption>{title}: {SHOWN_PER_PROMPT} clips, seed {SEED}</figcaption></figure>")
+
+
+def card(pipe) -> dict:
+    """A run on video says its frames and frame rate, and a class-conditional one its classes."""
+    out = {"frames": int(pipe.frames), "fps": int(pipe.fps)} if pipe.capabilities & {"prompt", "sample"} else {}
+    if pipe.conditional:
+        out["classes"] = list(pipe.classes)
+    return out
+
+
+def commands(run: str, prompt: str, capabilities) -> list[str]:
+    q = shlex.quote
+    if "prompt" in capabilities and prompt:
+        return [f"tetragen sample {q(run)} --prompt {q(prompt)} --n 4 --out {q(prompt.replace(' ', '_'))}.gif"]
+    if "sample" in capabilities:
+        return [f"tetragen sample {q(run)} --n 8 --seed {SEED} --out clips.gif"]
+    return []
