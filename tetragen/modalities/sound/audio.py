@@ -19,22 +19,19 @@ import hashlib
 import io
 import json
 import math
-import sys
-import time
 import wave as wavefile
 from dataclasses import asdict, dataclass, fields
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...data.sources import NamedDataset
+from ...data.sources import MANIFEST
 from ...errors import UserError
-from ...files import read_json, replace_atomically, write_folder_atomically, write_json
+from ...files import read_json, replace_atomically, write_json
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -387,7 +384,7 @@ class SoundSet:
         return SoundSet(self.waves[index], self.labels[index], list(self.classes), meta)
 
 
-AUDIO_FILE, MANIFEST_FILE = "audio.npy", "manifest.json"
+AUDIO_FILE, MANIFEST_FILE = "audio.npy", MANIFEST
 
 
 def _sha256(data) -> str:
@@ -436,31 +433,3 @@ def split_sets(pcm: np.ndarray, doc: dict) -> tuple[SoundSet, SoundSet]:
         waves = pcm[index].astype(np.float32) / np.float32(32767.0)
         sets.append(SoundSet(waves, labels[index], classes, [clips[i] for i in index]))
     return sets[0], sets[1]
-
-
-def made_set(folder: Path, make: Callable[[Path], object], note: str) -> Path:
-    """`folder`, holding a set tetragen makes: when it has no manifest yet, make(temporary folder) writes one that is
-    then moved into place whole (a killed run leaves no half-made set), with `note` and the time taken on stderr."""
-    folder = Path(folder)
-    if not (folder / MANIFEST_FILE).is_file():
-        print(f"tetragen: {note} into {folder} ...", file=sys.stderr)
-        started = time.monotonic()
-        write_folder_atomically(folder, make)
-        print(f"tetragen: {folder.name} made in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return folder
-
-
-def made_dataset(name: str, description: str, origin: str, folder: Callable[[], Path], make: Callable[[], Path],
-                 done: Callable[[dict], str]) -> NamedDataset:
-    """What `tetragen data ls/fetch` know of a set made into the cache: it is there when `folder()` holds its
-    manifest, and fetching it is making it (`make()`, then `done(manifest)` says how it was made)."""
-    def locate() -> list[Path]:
-        where = folder()
-        if not (where / MANIFEST_FILE).is_file():
-            raise UserError(f"{name}: not made yet (it would be in {where}); make it with `tetragen data fetch {name}`")
-        return [where / AUDIO_FILE, where / MANIFEST_FILE]
-
-    def fetch() -> tuple[list[Path], str]:
-        where = make()
-        return [where / AUDIO_FILE, where / MANIFEST_FILE], done(read_json(where / MANIFEST_FILE))
-    return NamedDataset(name, description, origin, locate, fetch)

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...data.sources import apt_command, apt_install, cache_dir
+from ...data.sources import apt_command, apt_install, cache_dir, made_dataset, made_set
 from ...errors import UserError
-from .audio import (MelSettings, SoundSet, fit_length, made_dataset, made_set, read_audio, read_clips, resample,
+from .audio import (AUDIO_FILE, MelSettings, SoundSet, fit_length, read_audio, read_clips, resample,
                     split_sets, write_clips)
 
 NAME = "drums"
@@ -224,4 +224,4 @@ def drums(seed: int = 0) -> tuple[SoundSet, SoundSet]:
 DATASETS = [made_dataset(NAME, "recorded drum one-shots (kick, snare, hi-hat, tom, cymbals, ...), 1-s clips at "
                                "16 kHz; the test kits are never heard in training",
                          f"the Debian package {APT_PACKAGE}", lambda: folder_for(0), ensure_drums,
-                         lambda manifest: f"made from the {manifest['source']}")]
+                         lambda manifest: f"made from the {manifest['source']}", (AUDIO_FILE,))]

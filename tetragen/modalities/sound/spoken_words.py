@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...data.sources import apt_command, apt_install, cache_dir
+from ...data.sources import apt_command, apt_install, cache_dir, made_dataset, made_set
 from ...errors import UserError
-from .audio import MelSettings, SoundSet, made_dataset, made_set, read_clips, resample, split_sets, write_clips
+from .audio import AUDIO_FILE, MelSettings, SoundSet, read_clips, resample, split_sets, write_clips
 
 NAME = "spoken-words"
 VERSION = 1                 # of the recipe below: a change to it makes a new cache folder
@@ -192,4 +192,5 @@ def spoken_words(seed: int = 0) -> tuple[SoundSet, SoundSet]:
 DATASETS = [made_dataset(NAME, f"{len(WORDS)} spoken words (digits and commands), 1-s clips at 16 kHz; the test "
                                f"voices are never heard in training",
                          "synthesised on this machine by the Debian package espeak-ng", lambda: folder_for(0),
-                         ensure_spoken_words, lambda manifest: f"synthesised with {manifest['espeak_ng']}")]
+                         ensure_spoken_words, lambda manifest: f"synthesised with {manifest['espeak_ng']}",
+                         (AUDIO_FILE,))]
