@@ -48,7 +48,7 @@ def train_tiny(family, source, out, *overrides):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Tiny runs of every kind the server routes: text generation, fill-mask, classification, unconditional,
-    class-conditional and prompted images, and class-conditional sound."""
+    class-conditional and prompted images, class-conditional sound, and music (drawn, and harmonised)."""
     root = tmp_path_factory.mktemp("serve")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TETRAGEN_CACHE", str(root / "cache"))
@@ -69,6 +69,10 @@ def runs(tmp_path_factory):
         from tetragen.modalities.sound.show import make_sound_folder
         train_tiny("cgan", make_sound_folder(root / "clips", n_per_class=4), root / "words", "train.max_steps=1",
                    "train.eval_samples=0")
+        from tetragen.modalities.music.show import example as music_example
+        scores = music_example(root / "music")
+        train_tiny("gpt", scores, root / "chorales", "train.max_steps=2")
+        train_tiny("bert", scores, root / "harmony", "train.max_steps=2")
         train_tiny("vqvae", images, root / "tok", "train.max_steps=2")
         train_tiny("t2i", images, root / "t2i", "model.prior=causal", "train.max_steps=2",
                    f"model.tokenizer_run={root / 'tok'}")

@@ -28,12 +28,13 @@ from hypothesis import strategies as st
 
 import tetragen
 from tetragen.serve import Limits, create_app
+from tetragen.modalities.music.serve import HarmoniseRequest, MusicRequest
 from tetragen.modalities.sound.serve import SpeechRequest
 from tetragen.serve import schemas as S
 
 from .test_serve import LiveServer, metric, runs  # noqa: F401 - runs: the tiny runs of every kind (a fixture)
 
-MODELS = ("gpt", "bert", "cls", "dcgan", "cgan", "t2i", "words")
+MODELS = ("gpt", "bert", "cls", "dcgan", "cgan", "t2i", "words", "chorales", "harmony")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -200,7 +201,8 @@ def test_64_concurrent_streams_with_hang_ups_and_bad_bodies(runs, tmp_path):
 
 POST_SCHEMAS = {"/v1/completions": S.CompletionRequest, "/v1/chat/completions": S.ChatRequest,
                 "/v1/images/generations": S.ImageRequest, "/v1/fill-mask": S.FillMaskRequest,
-                "/v1/classify": S.ClassifyRequest, "/v1/audio/speech": SpeechRequest}
+                "/v1/classify": S.ClassifyRequest, "/v1/audio/speech": SpeechRequest,
+                "/v1/music/generations": MusicRequest, "/v1/music/harmonisations": HarmoniseRequest}
 
 settings.register_profile("tetragen-serve", derandomize=True, database=None, deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -243,6 +245,8 @@ VALID = {
     "output_format": st.sampled_from([None, "png"]), "quality": st.none() | short, "style": st.none() | short,
     "input": short.filter(bool) | st.sampled_from(["hum", "say HUM", "a whistle"]), "voice": st.none() | short,
     "instructions": st.none() | short, "speed": st.sampled_from([1.0]), "stream_format": st.sampled_from([None, "audio"]),
+    "max_frames": st.integers(1, 6), "audio": st.just(False), "primer_midi": st.none() | st.just("TVRoZA=="),
+    "melody": st.lists(st.none() | st.integers(24, 108), min_size=1, max_size=6), "voices": st.integers(1, 5),
 }
 
 

@@ -138,10 +138,11 @@ class MusicMaskedLM:
                 value[(k, v)] = None  # and stays a [MASK] for the model
                 continue
             lo, _ = _room(value, k, v, voices)
-            if temperature == 0:
+            if temperature < torch.finfo(torch.float32).tiny:  # 0, or too small to divide by: the likeliest
                 pick = int(row.argmax())
-            else:
-                pick = int(torch.multinomial(torch.softmax(row / temperature, -1), 1, generator=generator))
+            else:  # shifted so that the largest is 0: a small temperature sends the others to -inf, never NaN
+                pick = int(torch.multinomial(torch.softmax((row - row.max()) / temperature, -1), 1,
+                                             generator=generator))
             value[(k, v)] = lo + pick
             ids[0, pos] = tok.pitch0 + lo + pick - LOW
         frames = []
