@@ -4,6 +4,8 @@ reaches the text encoder; the run keeps its prompt tokenizer and captions; the C
 bad prompts or a missing tokenizer are one line."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -122,6 +124,10 @@ def test_cli_and_server_take_prompts(run, tmp_path, images):
     assert r.returncode == 0, r.stderr
     one_line_error(run_cli("sample", str(run), "--prompt", "", "--out", str(tmp_path / "x.png")), "--prompt")
     with TestClient(create_app({"text": tetragen.load(run)})) as client:
+        deadline = time.time() + 30
+        while client.get("/health").status_code != 200:  # the models load in a thread at startup
+            assert time.time() < deadline, "the model did not load"
+            time.sleep(0.02)
         r = client.post("/v1/images/generations", json={"model": "text", "prompt": "a bar", "n": 2, "seed": 1,
                                                         "steps": 2})
         assert r.status_code == 200 and [d["revised_prompt"] for d in r.json()["data"]] == ["a bar", "a bar"]

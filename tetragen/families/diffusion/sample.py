@@ -123,10 +123,30 @@ class DiffusionPipeline(ImagePipeline):
                             f"{MAX_GUIDANCE:g} (1: plain conditional, above 1: guided)")
         return Settings(sampler, int(steps), float(guidance))
 
+    # ------------------------------------------------------------------------------------------------------------
+    # the space the denoiser works in: pixels here; a latent pipeline (the ldm family) overrides these four
+
+    @property
+    def space_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of what the denoiser denoises."""
+        size, _, channels = self.image_shape
+        return (channels, size, size)
+
+    def to_space(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 images (N, H, W, C) -> what the denoiser denoises (N, C, H, W)."""
+        return to_model(images)
+
+    def from_space(self, x: torch.Tensor) -> np.ndarray:
+        """A block of solved rows -> uint8 images (N, H, W, C)."""
+        return to_uint8(x)
+
+    def space_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """An inpainting mask over pixels (N, 1, H, W), 1 where drawn anew -> the same over the denoiser's space."""
+        return mask
+
     def noise(self, seeds: Sequence[int]) -> torch.Tensor:
         """(len(seeds), C, H, W) standard normal noise, row i from a generator seeded with seeds[i] alone."""
-        size, _, channels = self.image_shape
-        return torch.stack([torch.randn(channels, size, size, generator=g) for g in generators(seeds)])
+        return torch.stack([torch.randn(*self.space_shape, generator=g) for g in generators(seeds)])
 
     def _images(self, images) -> np.ndarray:
         """Images to edit, checked: uint8 (N, H, W, C) of the run's shape ((N, H, W) for a grey model)."""
@@ -190,7 +210,7 @@ class DiffusionPipeline(ImagePipeline):
             if known is not None:
                 project = put_back(*(pad_rows(v[i:i + bs], bs).to(device) for v in known), objective)
             x = solver(predict, x, times, objective, project)
-            out.append(to_uint8(x)[:k])
+            out.append(self.from_space(x)[:k])
         return np.concatenate(out)
 
     # ------------------------------------------------------------------------------------------------------------
@@ -240,10 +260,10 @@ class DiffusionPipeline(ImagePipeline):
         keep = self._mask(mask, len(images)) if mask is not None else None
         if strength == 0:
             return images.copy()
-        x0, noise = to_model(images), self.noise(seeds)
+        x0, noise = self.to_space(images), self.noise(seeds)
         alpha, sigma = alpha_sigma(float(strength), self.config.model.objective)
         times = time_grid(float(strength), max(1, math.ceil(settings.steps * strength)))
-        known = (x0, noise, keep) if keep is not None else None
+        known = (x0, noise, self.space_mask(keep)) if keep is not None else None
         out = self._solve(alpha * x0 + sigma * noise, y, times, settings, known)
         if keep is not None:  # the known pixels exactly as given
             out = np.where(keep.permute(0, 2, 3, 1).numpy() > 0, out, images)
@@ -305,7 +325,7 @@ class PromptedDiffusionPipeline(DiffusionPipeline):
 
     def __init__(self, model, assets: PromptAssets, config, *, batch_size: int = 64):
         super().__init__(model, assets.classes, config, batch_size=batch_size)
-        self.assets = assets
+        self.assets = self.prompt_assets = assets  # a latent pipeline keeps more in `assets`
         self.codes = PromptCodes(assets.text_tokenizer, config.model.text_block)
 
     def prompts_for(self, n: int, prompt=None, labels=None) -> list[str]:
@@ -319,11 +339,11 @@ class PromptedDiffusionPipeline(DiffusionPipeline):
                 raise UserError(f"prompts: {len(prompts)} prompts for {n} images; give one, or one per image")
             return prompts
         if self.num_classes < 2 and labels is None:
-            return [self.assets.class_prompts[0]] * n
-        return [self.assets.class_prompts[int(k)] for k in self.labels_for(n, labels)]
+            return [self.prompt_assets.class_prompts[0]] * n
+        return [self.prompt_assets.class_prompts[int(k)] for k in self.labels_for(n, labels)]
 
     def conditions(self, n: int, labels=None, prompt=None) -> torch.Tensor:
-        example = self.assets.class_prompts[0] if self.assets.class_prompts else ""
+        example = self.prompt_assets.class_prompts[0] if self.prompt_assets.class_prompts else ""
         rows = [self.codes.prompt(p, example) for p in self.prompts_for(n, prompt, labels)]
         return torch.tensor(rows, dtype=torch.long)                                # (n, text_block)
 
