@@ -20,9 +20,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]' $(QUIET)
 	touch $(STAMP)
 
-quickstart: $(STAMP)
+quickstart: $(STAMP) music
 	$(VENV)/bin/tetragen data fetch fashion-mnist
 	$(VENV)/bin/tetragen data fetch spoken-words
+	$(VENV)/bin/tetragen data fetch bach-chorales
 	$(VENV)/bin/tetragen quickstart
 
 # The playground's browser test drives Debian's chromium through its chromedriver. Where they are missing and this is

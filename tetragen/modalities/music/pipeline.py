@@ -294,7 +294,11 @@ class MusicPipeline:
                  f"interval TV       {m['sample_interval_distance']:.3f}   {m['train_interval_distance']:.3f}       -",
                  f"notes per frame   {m['sample_notes_per_frame']:.2f}    {m['train_notes_per_frame']:.2f}    "
                  f"{m['test_notes_per_frame']:.2f}",
-                 f"in-key share      {m['sample_in_key']:.3f}   {m['train_in_key']:.3f}   {m['test_in_key']:.3f}"]
+                 f"in-key share      {m['sample_in_key']:.3f}   {m['train_in_key']:.3f}   {m['test_in_key']:.3f}",
+                 f"top voice (MIDI)  {m['sample_top_pitch']:.1f}    {m['train_top_pitch']:.1f}    "
+                 f"{m['test_top_pitch']:.1f}",
+                 f"bottom voice      {m['sample_bottom_pitch']:.1f}    {m['train_bottom_pitch']:.1f}    "
+                 f"{m['test_bottom_pitch']:.1f}"]
         return m, lines
 
 

@@ -5,7 +5,8 @@
 - intervals: the melodic steps of the top voice (the highest note of consecutive frames that both sound), -12..12
   semitones (larger leaps counted at the ends); distance = total variation;
 - notes per frame: the mean number of pitches sounding in a frame;
-- in key: the share of notes inside the scale of each piece's own key (estimated from its notes, tokens.py).
+- in key: the share of notes inside the scale of each piece's own key (estimated from its notes, tokens.py);
+- voice ranges: the mean pitch of the top and of the bottom voice (the highest and lowest note of each frame).
 """
 from __future__ import annotations
 
@@ -51,6 +52,13 @@ def in_key_share(pieces: Sequence[Frames]) -> float:
     return inside / total if total else 0.0
 
 
+def voice_means(pieces: Sequence[Frames]) -> tuple[float, float]:
+    """(mean MIDI pitch of the top voice, of the bottom voice) over the frames that sound."""
+    tops = [max(f) for p in pieces for f in p if f]
+    bottoms = [min(f) for p in pieces for f in p if f]
+    return (float(np.mean(tops)), float(np.mean(bottoms))) if tops else (0.0, 0.0)
+
+
 def distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(0.5 * np.abs(a - b).sum())
 
@@ -60,4 +68,5 @@ def compare(made: Sequence[Frames], real: Sequence[Frames], prefix: str) -> dict
     return {f"{prefix}pc_distance": distance(pitch_classes(made), pitch_classes(real)),
             f"{prefix}interval_distance": distance(intervals(made), intervals(real)),
             f"{prefix}notes_per_frame": notes_per_frame(made),
-            f"{prefix}in_key": in_key_share(made)}
+            f"{prefix}in_key": in_key_share(made),
+            f"{prefix}top_pitch": voice_means(made)[0], f"{prefix}bottom_pitch": voice_means(made)[1]}
