@@ -19,7 +19,11 @@ def evaluate(model, data, cfg, device) -> dict:
     conditional model); nothing when eval_samples is 0."""
     if cfg.train.eval_samples == 0:
         return {}
-    pipe = make_pipeline(model, assets_of(data), cfg)
+    return sample_metrics(make_pipeline(model, assets_of(data), cfg), data, cfg, device)
+
+
+def sample_metrics(pipe, data, cfg, device) -> dict:
+    """FID and KID (+ class accuracy) of train.eval_samples samples of `pipe` (a latent pipeline's too)."""
     # The first evaluation may train the evaluator, which seeds torch's global generator: keep training's random
     # stream out of it, or a resumed run (evaluator already cached) would draw different noise than a straight one.
     device = torch.device(device)

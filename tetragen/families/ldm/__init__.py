@@ -1,11 +1,9 @@
 """Latent diffusion: the diffusion family's denoiser, objective and samplers over the continuous latents of a trained
 vqvae, vqgan or vae run (kept as a component), conditioned on a class or a text prompt (the same captions as t2i).
 Rombach et al. 2022, *High-Resolution Image Synthesis with Latent Diffusion Models*, arXiv:2112.10752."""
-import torch
-
 from ...registry import Family, Showcase, register_family, register_showcase
 from ..diffusion.model import Diffusion
-from ..diffusion.objective import objective
+from ..diffusion.objective import objective, sample_metrics
 from .config import PRESETS, LDMConfig
 from .data import load_data, read_assets
 from .sample import make_pipeline, save_preview
@@ -19,14 +17,9 @@ def build(config: LDMConfig) -> Diffusion:
 def evaluate(model, data, cfg, device) -> dict:
     """FID and KID of train.eval_samples decoded samples against the validation images (+ class accuracy for a
     conditional model); nothing when eval_samples is 0."""
-    from ...eval.image import image_metrics
     if cfg.train.eval_samples == 0:
         return {}
-    pipe = make_pipeline(model, data.ldm_assets, cfg)
-    device = torch.device(device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        return image_metrics(pipe.sample, data, n=cfg.train.eval_samples, device=device,
-                             conditional=pipe.conditional)
+    return sample_metrics(make_pipeline(model, data.ldm_assets, cfg), data, cfg, device)
 
 
 register_family(Family(
