@@ -294,3 +294,15 @@ def test_a_primer_starts_every_piece_and_is_continued(music_run, tmp_path):
     path.write_bytes(midi_bytes([primer]))
     again = pipe.sample(2, seed=3, prompt="toy chorale", primer=path, max_frames=4)
     assert again.pieces == score.pieces  # a MIDI file of the same frames primes the same way
+
+
+def test_a_music_run_resumes_with_its_own_tokenizer_and_transposition(tmp_path):
+    source = example(tmp_path / "data")
+    args = ["train", "gpt", "--preset", "tiny", "--data", source, "--out", str(tmp_path / "run"),
+            "data.transpose=3", "train.eval_every=0", "train.save_every=2"]
+    assert run_cli(*args, "train.max_steps=4").returncode == 0
+    r = run_cli(*args, "train.max_steps=6", "--resume")
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["train"]["max_steps"] == 6 and cfg["data"]["kind"] == "music" and cfg["data"]["transpose"] == 3
+    assert tetragen.load(tmp_path / "run").sample(1, seed=0, max_frames=2).pieces[0]
