@@ -19,7 +19,7 @@ from tetragen.errors import UserError
 from tetragen.modalities.music.data import (claims, read_split_json, score_pieces, scored_positions,
                                             windows)
 from tetragen.modalities.music.midi import midi_bytes, read_midi
-from tetragen.modalities.music.show import example
+from tetragen.modalities.music.show import example, example_pieces
 from tetragen.modalities.music.tokens import MusicTokenizer, estimate_key, read_tokenizer
 from tetragen.registry import get_family, get_modality
 from tetragen.train.trainer import Trainer
@@ -306,3 +306,26 @@ def test_a_music_run_resumes_with_its_own_tokenizer_and_transposition(tmp_path):
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["train"]["max_steps"] == 6 and cfg["data"]["kind"] == "music" and cfg["data"]["transpose"] == 3
     assert tetragen.load(tmp_path / "run").sample(1, seed=0, max_frames=2).pieces[0]
+
+
+def test_a_folder_of_midi_and_musicxml_trains_with_its_sub_folders_as_styles(tmp_path):
+    from music21 import chord, stream
+    from tetragen.modalities.music.midi import read_file
+    root = tmp_path / "scores"
+    (root / "reels").mkdir(parents=True)
+    (root / "hymns").mkdir()
+    pieces = example_pieces(8, 5, frames=8)
+    for i, frames in enumerate(pieces[:4]):
+        (root / "reels" / f"{i}.mid").write_bytes(midi_bytes([frames]))
+    for i, frames in enumerate(pieces[4:]):
+        s = stream.Stream([chord.Chord(f, quarterLength=1.0) for f in frames])
+        s.write("musicxml", fp=str(root / "hymns" / f"{i}.musicxml"))
+    assert read_file(root / "hymns" / "0.musicxml")[0] == pieces[4]
+    assert claims(str(root))
+    cfg = build_run_config("gpt", preset="tiny", overrides=["train.max_steps=2", "train.eval_every=0"])
+    cfg.data.source = str(root)
+    Trainer(cfg, load_data(cfg), tmp_path / "run", progress=False).fit()
+    assert json.loads((tmp_path / "run" / "music.json").read_text())["styles"] == ["hymns", "reels"]
+    pipe = tetragen.load(tmp_path / "run")
+    score = pipe.sample(2, seed=0, labels="reels", max_frames=3)
+    assert list(score.labels) == [1, 1] and all(p.startswith("reels") for p in score.prompts)

@@ -26,7 +26,7 @@ PROGRAM = 0                  # General MIDI acoustic grand piano
 DRUMS = 9                    # the General MIDI percussion channel (channel 10 counted from 1)
 MAX_FRAMES = 4096            # frames read from one file (about 41 minutes at 100 quarter notes a minute)
 MIDI_SUFFIXES = (".mid", ".midi")
-XML_SUFFIXES = (".musicxml", ".mxl", ".xml")
+XML_SUFFIXES = (".musicxml", ".mxl")    # not plain .xml: a folder of other XML files is not music
 SUFFIXES = MIDI_SUFFIXES + XML_SUFFIXES
 
 
@@ -153,7 +153,7 @@ def stream_frames(score, where: str) -> tuple[list[list[int]], list[str]]:
     for n in flat.notes:
         on = float(n.offset)
         off = on + float(n.quarterLength)
-        for p in getattr(n, "pitches", ()):
+        for p in n.pitches:
             notes.append((int(p.midi), on, off))
     end = float(flat.highestTime)
     frames, more = notes_to_frames(notes, end, where)

@@ -93,7 +93,7 @@ class MusicPipeline:
             return torch.arange(n) % self.num_classes
         if isinstance(labels, (int, str, np.integer)):
             return torch.full((n,), self.class_index(labels), dtype=torch.long)
-        return torch.tensor([self.class_index(int(x)) for x in labels], dtype=torch.long)
+        return torch.tensor([self.class_index(x if isinstance(x, str) else int(x)) for x in labels], dtype=torch.long)
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, label=None):
         raise UserError(f"--interpolate: a {self.config.family} run on music has no latent space to walk; draw "
