@@ -56,10 +56,18 @@ class Settings:
 class DiffusionPipeline(ImagePipeline):
     """An image pipeline whose images are solved from noise; also `edit` (img2img, inpainting) and `interpolate`."""
 
-    capabilities = frozenset({"sample", "steer", "edit"})
+    reads: frozenset[str] = frozenset()  # what it draws from besides classes: {"prompt"} for a text model
 
     def __init__(self, model, classes: Sequence[str], config, *, batch_size: int = 64):
         super().__init__(model, classes, config, batch_size=batch_size)
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Sampling settings and edits for a run of images; a run of another kind of content (a spectrogram's
+        grids) is used through its kind's own pipeline, which samples only."""
+        if self.config.data.kind not in ("", "image"):
+            return frozenset({"sample"}) | self.reads
+        return frozenset({"sample", "steer", "edit"}) | self.reads
 
     # ------------------------------------------------------------------------------------------------------------
     # arguments
@@ -321,7 +329,7 @@ class PromptedDiffusionPipeline(DiffusionPipeline):
     every image or `prompts=` one per image; without either, its classes' prompts (`labels` as for a class model),
     which is what the image metrics ask for."""
 
-    capabilities = frozenset({"sample", "prompt", "steer", "edit"})
+    reads = frozenset({"prompt"})
 
     def __init__(self, model, assets: PromptAssets, config, *, batch_size: int = 64):
         super().__init__(model, assets.classes, config, batch_size=batch_size)
