@@ -249,3 +249,28 @@ def test_a_folder_without_clips_is_one_line_and_a_still_gif_is_an_image(tmp_path
                 "--preset", "tiny", "train.max_steps=1")
     assert r.returncode != 0 and "Traceback" not in r.stderr and "could be read" in r.stderr, r.stderr
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_diffusion_run_on_clips_takes_its_sampling_settings_and_a_gan_refuses_them(video_run, tmp_path):
+    """The modality's pipeline passes a family's sampling settings through (and the CLI's flags with them)."""
+    root, data = video_run
+    cfg = build_run_config("diffusion", preset="tiny", overrides=["train.max_steps=2", "train.eval_every=0",
+                                                                   "train.eval_samples=0"])
+    cfg.data.source = NAME
+    Trainer(cfg, load_data(cfg), tmp_path / "diffusion", progress=False).fit()
+    pipe = tetragen.load(tmp_path / "diffusion")
+    assert "steer" in pipe.capabilities and "steps" in pipe.sampling_options
+    two = pipe.sample(2, seed=3, prompt="a bag moving up", steps=2, sampler="euler")
+    assert two.frames.shape == (2, 16, 32, 32)
+    assert np.array_equal(two.frames, pipe.sample(2, seed=3, prompt="a bag moving up", steps=2, sampler="euler").frames)
+    assert not np.array_equal(two.frames, pipe.sample(2, seed=3, prompt="a bag moving up", steps=3,
+                                                      sampler="euler").frames)
+    r = run_cli("sample", str(tmp_path / "diffusion"), "--prompt", "a bag moving up", "--n", "1", "--steps", "2",
+                "--out", str(tmp_path / "d.gif"))
+    assert r.returncode == 0 and (tmp_path / "d.gif").is_file(), r.stderr
+    gan = tetragen.load(root / "cgan")
+    assert "steer" not in gan.capabilities
+    with pytest.raises(UserError, match="^steps: a cgan run on video takes no steps"):
+        gan.sample(1, seed=0, steps=4)
+    r = run_cli("sample", str(root / "cgan"), "--n", "1", "--steps", "4", "--out", str(tmp_path / "g.gif"))
+    assert r.returncode != 0 and "takes no steps" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..pipeline import Steered
 
 
 class AdaptedPipeline:
@@ -28,8 +29,8 @@ class AdaptedPipeline:
         self.classes, self.num_classes = list(inner.classes), int(inner.num_classes)
         self.batch_size = int(inner.batch_size)
         self.reads_text = "prompt" in inner.capabilities
-        # a class-conditional run is prompted by the name of a class
-        self.capabilities = frozenset(inner.capabilities | ({"prompt"} if inner.conditional else set()))
+        # a class-conditional run is prompted by the name of a class; its sampling settings are the family's
+        self.capabilities = frozenset((inner.capabilities - {"edit"}) | ({"prompt"} if inner.conditional else set()))
 
     def content(self, grids: np.ndarray, labels: np.ndarray | None) -> Any:
         """What the user gets for drawn grids uint8 (N, H, W, C) and the class asked of each (None: none was)."""
@@ -48,6 +49,19 @@ class AdaptedPipeline:
 
     def labels_for(self, n: int, labels=None):
         return self.inner.labels_for(n, labels)
+
+    @property
+    def sampling_options(self) -> dict[str, str]:
+        """The settings the family's run takes at sampling time (its solver, steps, guidance); {} for none."""
+        return self.inner.sampling_options if isinstance(self.inner, Steered) else {}
+
+    def check_sampling(self, **settings) -> dict[str, Any]:
+        if isinstance(self.inner, Steered):
+            return self.inner.check_sampling(**settings)
+        given = sorted(k for k, v in settings.items() if v is not None)
+        if given:
+            raise UserError(f"{given[0]}: a {self.config.family} run on {self.kind} takes no {given[0]}")
+        return {}
 
     def class_of_prompt(self, prompt: str) -> int:
         """The class whose name is a word (or words) of `prompt`, case-insensitively; the first one named."""
@@ -71,10 +85,8 @@ class AdaptedPipeline:
                                       **sampling)
             asked = None if labels is None else self.labels_for(len(grids), labels)
         else:
-            unknown = sorted(k for k, v in sampling.items() if v is not None)
-            if unknown:
-                raise UserError(f"{unknown[0]}: a {self.config.family} run on {self.kind} draws a class from noise "
-                                f"and takes no {unknown[0]}")
+            if not isinstance(self.inner, Steered):
+                self.check_sampling(**sampling)
             if prompt is not None or prompts is not None:
                 if labels is not None:
                     raise UserError("prompt and labels: give one of them")
@@ -84,7 +96,8 @@ class AdaptedPipeline:
             if n is None and seeds is not None:
                 n = len(list(seeds))
             asked = self.labels_for(n, labels) if self.conditional else None
-            grids = self.inner.sample(n, seed=seed, seeds=seeds, labels=asked)
+            steering = sampling if isinstance(self.inner, Steered) else {}
+            grids = self.inner.sample(n, seed=seed, seeds=seeds, labels=asked, **steering)
         return self.content(grids, None if asked is None else np.asarray(asked, dtype=np.int64))
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, label=None):

@@ -63,10 +63,8 @@ class DiffusionPipeline(ImagePipeline):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """Sampling settings and edits for a run of images; a run of another kind of content (a spectrogram's
-        grids) is used through its kind's own pipeline, which samples only."""
-        if self.config.data.kind not in ("", "image"):
-            return frozenset({"sample"}) | self.reads
+        """Samples with sampling settings, and edits; a run of another kind of content (a spectrogram's grids) is
+        used through its kind's own pipeline (tetragen/sample/adapted.py), which keeps the settings, not edits."""
         return frozenset({"sample", "steer", "edit"}) | self.reads
 
     # ------------------------------------------------------------------------------------------------------------
