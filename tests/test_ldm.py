@@ -60,7 +60,8 @@ def test_a_vae_autoencoder_is_a_one_by_one_latent_grid(runs, tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TETRAGEN_CACHE", str(runs / "cache"))
         train("vae", runs / "images", tmp_path / "vae", "train.max_steps=2")
-        train("ldm", runs / "images", tmp_path / "ldm", "train.max_steps=2", f"model.autoencoder_run={tmp_path / 'vae'}")
+        train("ldm", runs / "images", tmp_path / "ldm", "train.max_steps=2",
+              f"model.autoencoder_run={tmp_path / 'vae'}")
     pipe = tetragen.load(tmp_path / "ldm")
     assert (pipe.config.model.latent_size, pipe.config.model.latent_channels) == (1, pipe.autoencoder.latent_shape[0])
     assert pipe.sample(2, seed=0, labels="disc", steps=2).shape == (2, 28, 28, 1)
