@@ -176,8 +176,8 @@ def main() -> int:
     table = "\n".join(f"| {name} | {v:.2f} | {what} |" for name, v, what in rows)
     body = f"""## Music: JSB Chorales, test NLL per quarter-note frame (`bench/music.py`)
 
-{datetime.now():%Y-%m-%d}, `python bench/music.py --minutes {minutes:g} --transpose {args.transpose}`: gpt (preset `fast`,
-`model.block_size=128`, `model.dropout=0.1`, `data.transpose={args.transpose}`) trained for {minutes:g} minutes
+{datetime.now():%Y-%m-%d}, `python bench/music.py --minutes {minutes:g} --transpose {args.transpose}`: gpt (preset
+`fast`, `model.block_size=128`, `model.dropout=0.1`, `data.transpose={args.transpose}`) trained for {minutes:g} minutes
 ({trained / 60:.1f} measured, loading and evaluation included), the checkpoint of lowest validation NLL scored, on
 `jsb-chorales`, the standard 229/76/77 split of Boulanger-Lewandowski et al. (2012), in the frame tokenization
 (each frame its sounding pitches in ascending order and an end-of-frame token), so the model's NLL of a piece's frame

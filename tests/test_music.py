@@ -329,3 +329,40 @@ def test_a_folder_of_midi_and_musicxml_trains_with_its_sub_folders_as_styles(tmp
     pipe = tetragen.load(tmp_path / "run")
     score = pipe.sample(2, seed=0, labels="reels", max_frames=3)
     assert list(score.labels) == [1, 1] and all(p.startswith("reels") for p in score.prompts)
+
+
+def test_event_tokens_and_midi_round_trip_notes_with_real_durations():
+    from tetragen.modalities.music.chorales import bach_chorales
+    from tetragen.modalities.music.midi import canonical, midi_bytes_notes, midi_notes, to_sixteenths
+    tok = MusicTokenizer(["bach", "chorale"], tokenization="events")
+    pieces = [p for s in bach_chorales(limit=6).splits.values() for p in s]
+    assert any(dur % 4 for p in pieces for _, _, dur in p.events())  # eighths and sixteenths, not only quarters
+    for piece in pieces:
+        notes = canonical(piece.events())
+        ids = tok.encode_events(notes, piece.prompt)
+        prompt, back = tok.decode_events(ids)
+        assert back == notes and prompt == piece.prompt and tok.encode(tok.decode(ids)) == ids
+        again, _ = to_sixteenths(midi_notes(midi_bytes_notes([notes]), "x.mid")[0], "x.mid")
+        assert again == notes, piece.name
+
+
+def test_a_gpt_on_events_writes_notes_with_durations_and_is_scored_per_note(tmp_path):
+    source = example(tmp_path / "data")
+    cfg = build_run_config("gpt", preset="tiny", overrides=["train.max_steps=6", "train.eval_every=0",
+                                                            "data.tokenizer=events"])
+    cfg.data.source = source
+    Trainer(cfg, load_data(cfg), tmp_path / "run", progress=False).fit()
+    assert read_tokenizer(tmp_path / "run" / "tokenizer.json").tokenization == "events"
+    pipe = tetragen.load(tmp_path / "run")
+    score = pipe.sample(3, seed=1, prompt="toy chorale", max_frames=8)
+    for notes, frames in zip(score.notes, score.pieces):
+        assert notes and all(21 <= p <= 108 and on >= 0 and 1 <= d <= 32 for p, on, d in notes)
+        assert max(on for _, on, _ in notes) < 2 * 16 and frames  # at most ceil(8 / 4) bars
+    out = tmp_path / "x.mid"
+    assert run_cli("sample", str(tmp_path / "run"), "--n", "1", "--seed", "1", "--out", str(out)).returncode == 0
+    metrics, lines = api.evaluate(tmp_path / "run", n=4)
+    assert "test_nll_frame" not in metrics and metrics["test_nll_note"] > metrics["test_nll_token"] > 0
+    bad = build_run_config("gpt", preset="tiny", overrides=["data.tokenizer=bpe"])
+    bad.data.source = source
+    with pytest.raises(UserError, match="data.tokenizer=bpe: music is tokenized as frames"):
+        load_data(bad)

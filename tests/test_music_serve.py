@@ -35,8 +35,8 @@ def live(tmp_path_factory):
         cfg = build_run_config("bert", preset="tiny", overrides=["train.max_steps=4", "train.eval_every=0"])
         cfg.data.source = example(root / "data")
         Trainer(cfg, load_data(cfg), root / "bert", progress=False).fit()
-        server = LiveServer(create_app({"chorales": tetragen.load(root / "gpt"), "harmony": tetragen.load(root / "bert")},
-                                       api_key=KEY, limits=Limits(max_wait_ms=20))).wait_ready()
+        pipes = {"chorales": tetragen.load(root / "gpt"), "harmony": tetragen.load(root / "bert")}
+        server = LiveServer(create_app(pipes, api_key=KEY, limits=Limits(max_wait_ms=20))).wait_ready()
         yield server
         server.close()
 

@@ -27,7 +27,7 @@ def add_routes(app) -> None:
 register_modality(Modality(
     name="music",
     description="music: a folder of .mid/.musicxml (class sub-folders) or a JSB-shaped .json in, scores out",
-    headline=("test_nll_frame", "val_nll_frame"),
+    headline=("test_nll_frame", "val_nll_frame", "test_nll_note", "val_nll_note"),
     columns={"NLL/frame (test)": ("test_nll_frame", "{:.3f}"), "NLL/note": ("test_nll_note", "{:.3f}"),
              "pitch-class TV": ("sample_pc_distance", "{:.3f}"), "in key": ("sample_in_key", "{:.3f}")},
     note="negative log-likelihood of the test pieces in nats per quarter-note frame, each piece scored from its "

@@ -1,10 +1,11 @@
 """`bach-chorales`: the Bach chorales that ship inside music21's corpus (no download), read once into quarter-note
 frames and cached as JSON.
 
-Every chorale of music21's own list of them is parsed, its repeats expanded, and read into frames
-(midi.py `stream_frames`). A chorale music21 cannot read or expand is skipped, counted and listed (in the cache's
-`skipped`, and in one line when the set is built). The split is by piece, fixed by `SPLIT_SEED`: 80% train, 10%
-validation, 10% test. Each piece's prompt is "bach chorale in KEY", its key estimated from its notes.
+Every chorale of music21's own list of them is parsed, its repeats expanded, and read into frames and into notes
+on a grid of sixteenths (midi.py), for the frame and the event tokenizations. A chorale music21 cannot read or
+expand is skipped, counted and listed (in the cache's `skipped`, and in one line when the set is built). The
+split is by piece, fixed by `SPLIT_SEED`: 80% train, 10% validation, 10% test. Each piece's prompt is "bach
+chorale in KEY", its key estimated from its notes.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ...data.sources import NamedDataset, cache_dir
 from ...errors import UserError
 from ...files import write_text
 from .pieces import Collection, Piece, collection_from_json, collection_to_json, prompt_of
-from .midi import stream_frames
+from .midi import notes_to_frames, stream_notes, to_sixteenths
 
 NAME = "bach-chorales"
 STYLE = "bach chorale"
@@ -28,7 +29,7 @@ FRACTIONS = (0.8, 0.1, 0.1)
 
 def _cache_file() -> Path:
     import music21
-    return cache_dir() / NAME / f"chorales-music21-{music21.__version__}-split{SPLIT_SEED}.json"
+    return cache_dir() / NAME / f"chorales-v2-music21-{music21.__version__}-split{SPLIT_SEED}.json"
 
 
 def chorale_names() -> list[str]:
@@ -47,8 +48,9 @@ def build(names: list[str]) -> Collection:
     for name in names:
         short = name.split("/")[-1]
         try:
-            score = corpus.parse(name)
-            frames, notices = stream_frames(score, short)
+            notes, end, notices = stream_notes(corpus.parse(name), short)
+            frames, _ = notes_to_frames(notes, end, short)
+            sixteenths, _ = to_sixteenths(notes, short)
         except UserError as e:
             skipped.append(str(e))
             continue
@@ -58,7 +60,7 @@ def build(names: list[str]) -> Collection:
         if any("could not be expanded" in n for n in notices):
             skipped.append(f"{short}: its repeats could not be expanded")
             continue
-        pieces.append(Piece(frames, prompt_of(STYLE, frames), short))
+        pieces.append(Piece(frames, prompt_of(STYLE, frames), short, [list(n) for n in sixteenths]))
     if len(pieces) < 3:
         raise UserError(f"{NAME}: only {len(pieces)} chorales could be read from music21's corpus; "
                         f"skipped: {'; '.join(skipped[:3])}")

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ...data.sources import NamedDataset, cache_dir, find_file
 from ...errors import UserError
 from ...files import write_text
-from .midi import SUFFIXES, read_file
+from .midi import SUFFIXES, read_file, read_file_notes
 from .pieces import Collection, Piece, collection_from_json, collection_to_json, prompt_of
 from .tokens import HIGH, LOW, PITCH_CLASSES, MusicTokenizer, words_of
 
@@ -37,6 +37,8 @@ JSB_FILE = "jsb-chorales-quarter.json"
 JSB_SHA256 = "2db9329f1881a1d3f49703ec556bf1d6f84b4f6c1d702c156536e93cf31e1c91"
 JSB_STYLE = "bach chorale"
 SPLITS = ("train", "valid", "test")
+# data.tokenizer of a music run -> its tokenization ("char", the text default, is the frames)
+TOKENIZATIONS = {"char": "frames", "frames": "frames", "events": "events"}
 # a checkout's developer data, beside the repository; users' copies go in TETRAGEN_DATA or the cache
 _BESIDE_CHECKOUT = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
@@ -143,7 +145,7 @@ def read_folder(root: Path, val_fraction: float) -> Collection:
     files = music_files(root)
     if not files:
         raise UserError(f"--data {root}: no .mid or .musicxml files in the folder")
-    h = hashlib.sha256(f"v1|{val_fraction}".encode())
+    h = hashlib.sha256(f"v2|{val_fraction}".encode())
     for f in files:
         st = f.stat()
         h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -156,10 +158,12 @@ def read_folder(root: Path, val_fraction: float) -> Collection:
     by_style: dict[str, list[Piece]] = {}
     for f in files:
         frames, notices = read_file(f)
+        notes, _ = read_file_notes(f)
         for line in notices:
             print(f"tetragen: {line}", file=sys.stderr)
         style = style_of(root, f)
-        by_style.setdefault(style, []).append(Piece(frames, prompt_of(style, frames), str(f.relative_to(root))))
+        by_style.setdefault(style, []).append(Piece(frames, prompt_of(style, frames), str(f.relative_to(root)),
+                                                    [list(n) for n in notes]))
     train, held = [], []
     for style, pieces in sorted(by_style.items()):
         n = int(len(pieces) * val_fraction)
@@ -215,12 +219,17 @@ def read_run_music(cfg, tokenizer=None, task: str = "lm") -> "MusicData":
     if task != "lm":
         raise UserError(f"--task {task}: a run on music learns its pieces (the main task); there are no labels to "
                         f"learn a {task} task from")
-    collection = read_collection(cfg)
-    if tokenizer is None:
-        tokenizer = MusicTokenizer({w for p in collection.splits["train"] for w in words_of(p.prompt)})
-    elif not isinstance(tokenizer, MusicTokenizer):
+    if tokenizer is not None and not isinstance(tokenizer, MusicTokenizer):
         raise UserError(f"--data {cfg.data.source}: music, but the run's tokenizer is a {tokenizer.kind} text "
                         f"tokenizer; a run trained on text cannot read music, train a new run")
+    tokenization = tokenizer.tokenization if tokenizer is not None else TOKENIZATIONS.get(cfg.data.tokenizer)
+    if tokenization is None:
+        raise UserError(f"data.tokenizer={cfg.data.tokenizer}: music is tokenized as frames (the default) or events; "
+                        f"set data.tokenizer=frames or data.tokenizer=events")
+    collection = read_collection(cfg)
+    if tokenizer is None:
+        tokenizer = MusicTokenizer({w for p in collection.splits["train"] for w in words_of(p.prompt)},
+                                   tokenization=tokenization)
     return MusicData(collection, tokenizer, cfg.model.block_size, cfg.data.transpose)
 
 
@@ -238,8 +247,9 @@ class MusicData:
         self.transpose = int(transpose)
         self.shifted = transposition_tables(tokenizer, self.transpose)
         self.styles = collection.styles
-        self.pieces = {s: [tokenizer.encode_piece(p.frames, p.prompt) for p in ps]
-                       for s, ps in collection.splits.items()}
+        encode = (lambda p: tokenizer.encode_piece(p.frames, p.prompt)) if tokenizer.tokenization == "frames" \
+            else (lambda p: tokenizer.encode_events(p.events(), p.prompt))
+        self.pieces = {s: [encode(p) for p in ps] for s, ps in collection.splits.items()}
         self.train = np.concatenate([np.asarray(ids, dtype=np.int64) for ids in self.pieces["train"]])
         self.val = np.concatenate([np.asarray(ids, dtype=np.int64) for ids in self.pieces["valid"]])
         for part, arr in (("training", self.train), ("validation", self.val)):
@@ -295,10 +305,12 @@ class MusicData:
             pieces = kept
         s = score_pieces(model, pieces, self.tokenizer, self.block_size, device)
         prefix = "val_" if split == "valid" else f"{split}_"
-        return {f"{prefix}nll_frame": s["nats"] / s["frames"], f"{prefix}loss": s["nats"] / s["tokens"],
-                f"{prefix}nll_token": s["nats"] / s["tokens"], f"{prefix}nll_note": s["nats"] / max(s["notes"], 1),
-                f"{prefix}tokens": float(s["tokens"]), f"{prefix}frames": float(s["frames"]),
-                f"{prefix}pieces": float(len(pieces))}
+        out = {f"{prefix}loss": s["nats"] / s["tokens"], f"{prefix}nll_token": s["nats"] / s["tokens"],
+               f"{prefix}nll_note": s["nats"] / max(s["notes"], 1), f"{prefix}tokens": float(s["tokens"]),
+               f"{prefix}notes": float(s["notes"]), f"{prefix}pieces": float(len(pieces))}
+        if self.tokenizer.tokenization == "frames":  # the piano roll's figure: events have no frames to divide by
+            out = {f"{prefix}nll_frame": s["nats"] / s["frames"], **out, f"{prefix}frames": float(s["frames"])}
+        return out
 
 
 def transposition_tables(tok: MusicTokenizer, most: int) -> np.ndarray:
@@ -390,8 +402,8 @@ def score_pieces(model, pieces: list[list[int]], tok: MusicTokenizer, block: int
         tokens += int(m.sum())
         frames += int((target == tok.frame).sum())
         notes += int(((target >= tok.pitch0) & (target < tok.pitch0 + HIGH - LOW + 1)).sum())
-    if not frames:
-        raise UserError("no frames to score: the pieces are empty")
+    if not tokens:
+        raise UserError("nothing to score: the pieces are empty")
     return {"nats": nats, "tokens": tokens, "frames": frames, "notes": notes}
 
 

@@ -72,6 +72,9 @@ class MusicMaskedLM:
         MusicXML file); `temperature` 0 takes the likeliest note each time, else notes are drawn from `seed`."""
         tok: MusicTokenizer = self.tokenizer
         specials = self.config.model.special_ids
+        if tok.tokenization != "frames":
+            raise UserError(f"a run on music in {tok.tokenization} harmonises no melody: its notes have no frames to "
+                            f"fill; train it with data.tokenizer=frames")
         if MASK not in specials or CLS not in specials:
             raise UserError(f"a {self.config.family} run has no {MASK} to fill; harmonising needs a masked LM")
         if not 1 <= voices <= 5:

@@ -92,8 +92,9 @@ def notes_to_frames(notes: list[tuple[int, float, float]], end: float, where: st
     return [sorted(f) for f in frames], notices
 
 
-def read_midi(source, where: str = "") -> tuple[list[list[int]], list[str]]:
-    """A Standard MIDI File (a path or bytes) -> (its quarter-note frames, notices)."""
+def midi_notes(source, where: str = "") -> tuple[list[tuple[int, float, float]], float, list[str]]:
+    """A Standard MIDI File (a path or bytes) -> (its notes (pitch, onset, offset) in quarter notes, where it
+    ends, notices)."""
     import mido
     where = where or str(source)
     try:
@@ -127,22 +128,31 @@ def read_midi(source, where: str = "") -> tuple[list[list[int]], list[str]]:
         notices.append(f"{where}: {len(mid.tracks)} tracks merged into one score")
     if drums:
         notices.append(f"{where}: {drums} drum notes (channel 10) left out")
-    frames, more = notes_to_frames(notes, end / mid.ticks_per_beat, where)
+    return notes, end / mid.ticks_per_beat, notices
+
+
+def read_midi(source, where: str = "") -> tuple[list[list[int]], list[str]]:
+    """A Standard MIDI File (a path or bytes) -> (its quarter-note frames, notices)."""
+    notes, end, notices = midi_notes(source, where or str(source))
+    frames, more = notes_to_frames(notes, end, where or str(source))
     return frames, notices + more
+
+
+def _parse_score(path: Path):
+    try:
+        from music21 import converter
+        return converter.parse(str(path))
+    except Exception as e:  # music21 raises many kinds for a file it cannot read
+        raise UserError(f"{path}: not a score music21 can read ({' '.join(str(e).split())[:100]})") from None
 
 
 def read_score(path: Path) -> tuple[list[list[int]], list[str]]:
     """A MusicXML file (read by music21, repeats expanded where they can be) -> (frames, notices)."""
-    try:
-        from music21 import converter
-        score = converter.parse(str(path))
-    except Exception as e:  # music21 raises many kinds for a file it cannot read
-        raise UserError(f"{path}: not a score music21 can read ({' '.join(str(e).split())[:100]})") from None
-    return stream_frames(score, str(path))
+    return stream_frames(_parse_score(path), str(path))
 
 
-def stream_frames(score, where: str) -> tuple[list[list[int]], list[str]]:
-    """A music21 score -> (frames, notices)."""
+def stream_notes(score, where: str) -> tuple[list[tuple[int, float, float]], float, list[str]]:
+    """A music21 score, its repeats expanded where they can be -> (notes in quarter notes, its end, notices)."""
     notices = []
     try:
         score = score.expandRepeats()
@@ -155,7 +165,12 @@ def stream_frames(score, where: str) -> tuple[list[list[int]], list[str]]:
         off = on + float(n.quarterLength)
         for p in n.pitches:
             notes.append((int(p.midi), on, off))
-    end = float(flat.highestTime)
+    return notes, float(flat.highestTime), notices
+
+
+def stream_frames(score, where: str) -> tuple[list[list[int]], list[str]]:
+    """A music21 score -> (frames, notices)."""
+    notes, end, notices = stream_notes(score, where)
     frames, more = notes_to_frames(notes, end, where)
     return frames, notices + more
 
@@ -164,3 +179,105 @@ def read_file(path: Path) -> tuple[list[list[int]], list[str]]:
     """A .mid or a MusicXML file -> (frames, notices)."""
     path = Path(path)
     return read_midi(path) if path.suffix.lower() in MIDI_SUFFIXES else read_score(path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# notes with real durations, on a grid of sixteenths (the event tokenization)
+
+Note = tuple[int, int, int]          # pitch, onset, duration: in sixteenth notes
+
+
+def canonical(notes) -> list[Note]:
+    """Notes sorted by onset and pitch, one per pitch and onset, durations 1..MAX_DURATION and cut where the same
+    pitch starts again (a file cannot hold two of one pitch at once)."""
+    from .tokens import MAX_DURATION
+    best: dict[tuple[int, int], int] = {}
+    for p, on, dur in notes:
+        key = (int(on), int(p))
+        best[key] = max(best.get(key, 0), max(1, min(int(dur), MAX_DURATION)))
+    out, next_on = [], {}
+    for (on, p) in sorted(best, reverse=True):
+        dur = best[(on, p)]
+        if p in next_on:
+            dur = min(dur, next_on[p] - on)
+        next_on[p] = on
+        out.append((p, on, dur))
+    return sorted(out, key=lambda n: (n[1], n[0]))
+
+
+def to_sixteenths(notes: list[tuple[int, float, float]], where: str) -> tuple[list[Note], list[str]]:
+    """Notes in quarter notes -> canonical notes on the sixteenth grid, with notices (pitches off the piano dropped,
+    a file longer than MAX_FRAMES quarter notes cut there); no notes is one line."""
+    notices = []
+    outside = [n for n in notes if not LOW <= n[0] <= HIGH]
+    if outside:
+        notices.append(f"{where}: {len(outside)} notes outside the piano's range {LOW}..{HIGH} dropped")
+    out = [(p, round(on * 4), max(1, round((off - on) * 4))) for p, on, off in notes if LOW <= p <= HIGH]
+    if not out:
+        raise UserError(f"{where}: no notes{' on the piano' if outside else ''}; give a score with notes in it")
+    if max(on for _, on, _ in out) >= 4 * MAX_FRAMES:
+        notices.append(f"{where}: longer than {MAX_FRAMES} quarter notes; only its start is read")
+        out = [n for n in out if n[1] < 4 * MAX_FRAMES]
+    return canonical(out), notices
+
+
+def read_file_notes(path: Path) -> tuple[list[Note], list[str]]:
+    """A .mid or a MusicXML file -> (its notes on the sixteenth grid, notices)."""
+    path = Path(path)
+    if path.suffix.lower() in MIDI_SUFFIXES:
+        notes, _, notices = midi_notes(path, str(path))
+    else:
+        notes, _, notices = stream_notes(_parse_score(path), str(path))
+    out, more = to_sixteenths(notes, str(path))
+    return out, notices + more
+
+
+def frames_to_notes(frames) -> list[Note]:
+    """Quarter-note frames -> notes: a pitch held over consecutive frames is one note."""
+    notes, held = [], {}
+    for k in range(len(frames) + 1):
+        now = set(frames[k]) if k < len(frames) else set()
+        for p in [p for p in held if p not in now]:
+            notes.append((p, 4 * held.pop(p), 4 * k))
+        for p in now - set(held):
+            held[p] = k
+    return canonical([(p, on, end - on) for p, on, end in notes])
+
+
+def notes_frames(notes: list[Note]) -> list[list[int]]:
+    """Notes on the sixteenth grid -> quarter-note frames (for piano rolls and statistics)."""
+    if not notes:
+        return []
+    end = max(on + dur for _, on, dur in notes) / 4
+    frames, _ = notes_to_frames([(p, on / 4, (on + dur) / 4) for p, on, dur in notes], end, "notes")
+    return frames
+
+
+def midi_file_notes(pieces: Sequence[Sequence[Note]], *, gap: int = 1, bpm: int = BPM):
+    """A mido MidiFile of pieces of notes, one after another with `gap` silent bars between them."""
+    import mido
+    events, start = [], 0
+    step = TICKS // 4
+    for n, notes in enumerate(pieces):
+        for p, on, dur in canonical(notes):
+            events.append(((start + on) * step, 1, mido.Message("note_on", note=p, velocity=VELOCITY)))
+            events.append(((start + on + dur) * step, 0, mido.Message("note_off", note=p, velocity=0)))
+        length = max((on + dur for _, on, dur in notes), default=0)
+        start += -(-length // 16) * 16 + (16 * gap if n < len(pieces) - 1 else 0)
+    events.sort(key=lambda e: (e[0], e[1], e[2].note))
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0),
+                            mido.Message("program_change", program=PROGRAM, time=0)])
+    last = 0
+    for tick, _, msg in events:
+        track.append(msg.copy(time=tick - last))
+        last = tick
+    track.append(mido.MetaMessage("end_of_track", time=max(0, start * step - last)))
+    out = mido.MidiFile(ticks_per_beat=TICKS)
+    out.tracks.append(track)
+    return out
+
+
+def midi_bytes_notes(pieces: Sequence[Sequence[Note]], **kwargs) -> bytes:
+    buf = io.BytesIO()
+    midi_file_notes(pieces, **kwargs).save(file=buf)
+    return buf.getvalue()

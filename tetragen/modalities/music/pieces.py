@@ -12,6 +12,13 @@ class Piece:
     frames: list[list[int]]
     prompt: str                  # its style and key: "bach chorale in g minor"
     name: str = ""
+    # (pitch, onset, duration) in sixteenths where the source has real durations; None: the frames' held notes
+    notes: list | None = None
+
+    def events(self) -> list[tuple[int, int, int]]:
+        """Its notes on the sixteenth grid, for the event tokenization."""
+        from .midi import frames_to_notes
+        return [tuple(n) for n in self.notes] if self.notes is not None else frames_to_notes(self.frames)
 
     @property
     def style(self) -> str:
@@ -33,10 +40,12 @@ def prompt_of(style: str, frames) -> str:
 
 def collection_to_json(c: Collection) -> dict:
     return {"name": c.name, "styles": c.styles, "skipped": c.skipped,
-            "splits": {s: [{"frames": p.frames, "prompt": p.prompt, "name": p.name} for p in ps]
+            "splits": {s: [{"frames": p.frames, "prompt": p.prompt, "name": p.name,
+                            **({"notes": [list(n) for n in p.notes]} if p.notes is not None else {})} for p in ps]
                        for s, ps in c.splits.items()}}
 
 
 def collection_from_json(doc: dict) -> Collection:
-    return Collection(doc["name"], {s: [Piece(p["frames"], p["prompt"], p.get("name", "")) for p in ps]
-                                    for s, ps in doc["splits"].items()}, doc.get("styles", []), doc.get("skipped", []))
+    return Collection(doc["name"], {s: [Piece(p["frames"], p["prompt"], p.get("name", ""), p.get("notes"))
+                                        for p in ps] for s, ps in doc["splits"].items()},
+                      doc.get("styles", []), doc.get("skipped", []))

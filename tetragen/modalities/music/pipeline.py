@@ -25,13 +25,109 @@ from ...errors import UserError
 from ...files import read_json
 from ...sample.tokens import BatchedDecoding, SamplingParams, next_tokens
 from . import stats
-from .tokens import HIGH, LOW, MusicTokenizer, words_of
+from .midi import frames_to_notes, notes_frames
+from .tokens import HIGH, LOW, MAX_DURATION, STEPS, MusicTokenizer, words_of
 
 MUSIC_FILE = "music.json"           # a music run's styles, beside its tokenizer.json
 MAX_FRAMES = 64                     # frames a draw writes at most, unless asked
 MAX_PROMPT_WORDS = 12               # words the model may add to a prompt before it must start the music
 MAX_NOTES = 12                      # pitches in one frame at most
 STATS_PIECES = 32                   # pieces drawn for the statistics of `evaluate`
+
+
+class FrameGrammar:
+    """What may come next in the frame tokenization: prompt words, `<music>`, then ascending pitches and `|` within
+    a frame, `<end>` after at least one frame and at `max_frames` new frames. `feed` each token drawn."""
+
+    def __init__(self, tok: MusicTokenizer, vocab: int, ids: list[int], max_frames: int):
+        self.tok, self.vocab, self.max_frames = tok, vocab, max_frames
+        self.words = [tok.index[w] for w in tok.words]
+        self.in_music, self.frames, self.notes, self.prompt, self.done = False, 0, 0, 0, False
+        self.last = None
+        for t in ids:
+            self.feed(t, replay=True)
+
+    def feed(self, t: int, replay: bool = False) -> None:
+        tok = self.tok
+        if t == tok.music:
+            self.in_music = True
+        elif not self.in_music:
+            self.prompt += t != tok.bos
+        elif t == tok.frame:
+            self.frames += 0 if replay else 1
+            self.notes = 0
+        elif tok.is_pitch(t):
+            self.notes += 1
+        elif t == tok.end:
+            self.done = True
+        self.last = t
+
+    def allowed(self) -> torch.Tensor:
+        tok = self.tok
+        allowed = torch.zeros(self.vocab, dtype=torch.bool)
+        if not self.in_music:
+            if self.prompt < MAX_PROMPT_WORDS:
+                allowed[self.words] = True
+            allowed[tok.music] = True
+            return allowed
+        if self.frames >= self.max_frames:
+            allowed[tok.end] = True
+            return allowed
+        low = self.last + 1 if tok.is_pitch(self.last) else tok.pitch0
+        if self.notes < MAX_NOTES:
+            allowed[low:tok.pitch0 + HIGH - LOW + 1] = True
+        allowed[tok.frame] = True
+        if not tok.is_pitch(self.last) and self.frames > 0:
+            allowed[tok.end] = True
+        return allowed
+
+
+class EventGrammar(FrameGrammar):
+    """What may come next in the event tokenization: after `<music>` a bar; in a bar, positions later than the last
+    one; after a position a pitch, after a pitch its duration, after a duration a higher pitch at the same position,
+    a later position, a new bar or `<end>` (after at least one note). At most ceil(max_frames / 4) new bars."""
+
+    def __init__(self, tok: MusicTokenizer, vocab: int, ids: list[int], max_frames: int):
+        self.bars, self.pos, self.pitch, self.here, self.count = 0, -1, None, 0, 0
+        super().__init__(tok, vocab, ids, -(-max_frames // 4))
+
+    def feed(self, t: int, replay: bool = False) -> None:
+        tok = self.tok
+        if self.in_music and t == tok.bar:
+            self.bars += 0 if replay else 1
+            self.pos, self.pitch, self.here = -1, None, 0
+        elif self.in_music and tok.is_position(t):
+            self.pos, self.pitch, self.here = t - tok.pos0, None, 0
+        elif self.in_music and tok.is_pitch(t):
+            self.pitch = t
+        elif self.in_music and tok.is_duration(t):
+            self.here += 1
+            self.count += 0 if replay else 1
+        super().feed(t, replay)
+
+    def allowed(self) -> torch.Tensor:
+        tok = self.tok
+        if not self.in_music:
+            return super().allowed()
+        allowed = torch.zeros(self.vocab, dtype=torch.bool)
+        last = self.last
+        if tok.is_position(last):
+            allowed[tok.pitch0:tok.pitch0 + HIGH - LOW + 1] = True
+            return allowed
+        if tok.is_pitch(last):
+            allowed[tok.dur0:tok.dur0 + MAX_DURATION] = True
+            return allowed
+        if tok.is_duration(last) and self.here < MAX_NOTES:
+            allowed[self.pitch + 1:tok.pitch0 + HIGH - LOW + 1] = True
+        if last != tok.music:
+            allowed[tok.pos0 + self.pos + 1:tok.pos0 + STEPS] = True
+            if self.count > 0:
+                allowed[tok.end] = True
+        if self.bars < self.max_frames:
+            allowed[tok.bar] = True
+        if not allowed.any():
+            allowed[tok.end] = True
+        return allowed
 
 
 @dataclass
@@ -43,6 +139,8 @@ class Score:
     tokens: list[list[int]]
     text: list[str]
     labels: np.ndarray | None = None
+    # each piece's notes (pitch, onset, duration in sixteenths) where it was written with real durations (events)
+    notes: list | None = None
 
     def __len__(self) -> int:
         return len(self.pieces)
@@ -132,14 +230,15 @@ class MusicPipeline:
         else:
             frames = [sorted({int(p) for p in f if LOW <= int(p) <= HIGH}) for f in primer]
         tok = self.tokenizer
+        spell = tok.frame_ids if tok.tokenization == "frames" else (lambda f: tok.event_ids(frames_to_notes(f)))
         room = self.context // 2 - len(head) - 1
         kept = len(frames)
-        while kept and len(tok.frame_ids(frames[len(frames) - kept:])) > room:
+        while kept and len(spell(frames[len(frames) - kept:])) > room:
             kept -= 1
         if kept < len(frames):
-            warnings.append(f"primer: {len(frames)} frames ({len(tok.frame_ids(frames))} tokens) are more than half "
+            warnings.append(f"primer: {len(frames)} frames ({len(spell(frames))} tokens) are more than half "
                             f"the model's context of {self.context}; only its last {kept} frames are read")
-        return [tok.music, *tok.frame_ids(frames[len(frames) - kept:])], warnings
+        return [tok.music, *spell(frames[len(frames) - kept:])], warnings
 
     def sample(self, n: int | None = None, *, seed: int | None = None, seeds=None, labels=None,
                prompt: str | None = None, prompts=None, temperature: float | None = None, top_k: int | None = None,
@@ -196,34 +295,13 @@ class MusicPipeline:
         for i in range(0, n, self.batch_size):
             out += self._draw(starts[i:i + self.batch_size], seeds[i:i + self.batch_size], params, frames)
         tok = self.tokenizer
+        labels = None if asked is None else asked.numpy().astype(np.int64)
+        if tok.tokenization == "events":
+            decoded = [tok.decode_events(ids) for ids in out]
+            return Score([notes_frames(n) for _, n in decoded], [p for p, _ in decoded], out,
+                         [tok.decode(ids) for ids in out], labels, [n for _, n in decoded])
         decoded = [tok.decode_piece(ids) for ids in out]
-        return Score([f for _, f in decoded], [p for p, _ in decoded], out, [tok.decode(ids) for ids in out],
-                     None if asked is None else asked.numpy().astype(np.int64))
-
-    def _allowed(self, ids: list[int], in_music: bool, frames: int, notes: int, max_frames: int) -> torch.Tensor:
-        tok, V = self.tokenizer, self.model.config.vocab_size
-        allowed = torch.zeros(V, dtype=torch.bool)
-        if not in_music:
-            if len(ids) - 1 < MAX_PROMPT_WORDS:
-                allowed[self._word_ids] = True
-            allowed[tok.music] = True
-            return allowed
-        if frames >= max_frames:
-            allowed[tok.end] = True
-            return allowed
-        last = ids[-1]
-        low = last + 1 if tok.is_pitch(last) else tok.pitch0
-        if notes < MAX_NOTES:
-            allowed[low:tok.pitch0 + HIGH - LOW + 1] = True
-        allowed[tok.frame] = True
-        if not tok.is_pitch(last) and frames > 0:
-            allowed[tok.end] = True
-        return allowed
-
-    @property
-    def _word_ids(self) -> list[int]:
-        tok = self.tokenizer
-        return [tok.index[w] for w in tok.words]
+        return Score([f for _, f in decoded], [p for p, _ in decoded], out, [tok.decode(ids) for ids in out], labels)
 
     @torch.no_grad()
     def _draw(self, starts: list[list[int]], seeds: list[int], params: SamplingParams, max_frames: int) -> list:
@@ -237,32 +315,21 @@ class MusicPipeline:
             g.manual_seed(s)
             gens.append(g)
         seqs = [list(ids) for ids in starts]
+        grammar = FrameGrammar if tok.tokenization == "frames" else EventGrammar
+        states = [grammar(tok, self.model.config.vocab_size, ids, max_frames) for ids in seqs]
         logits = {k: decoder.prefill(k, seqs[k]) for k in range(len(seqs))}
-        state = [{"music": tok.music in ids, "frames": 0, "notes": 0, "done": False} for ids in seqs]
         while True:
-            active = [k for k in range(len(seqs)) if not state[k]["done"]]
+            active = [k for k in range(len(seqs)) if not states[k].done]
             if not active:
                 break
-            rows = []
-            for k in active:
-                st = state[k]
-                mask = self._allowed(seqs[k], st["music"], st["frames"], st["notes"], max_frames).to(logits[k].device)
-                rows.append(logits[k].float().masked_fill(~mask, float("-inf")))
+            rows = [logits[k].float().masked_fill(~states[k].allowed().to(logits[k].device), float("-inf"))
+                    for k in active]
             picked = next_tokens(torch.cat(rows), [None] * len(active), [params] * len(active),
                                  [gens[k] for k in active])
             for k, t in zip(active, picked.tolist()):
                 seqs[k].append(t)
-                st = state[k]
-                if t == tok.music:
-                    st["music"] = True
-                elif t == tok.frame:
-                    st["frames"] += 1
-                    st["notes"] = 0
-                elif tok.is_pitch(t):
-                    st["notes"] += 1
-                elif t == tok.end:
-                    st["done"] = True
-            live = {k: seqs[k] for k in active if not state[k]["done"]}
+                states[k].feed(t)
+            live = {k: seqs[k] for k in active if not states[k].done}
             if live:
                 logits = decoder.decode(live)
         return seqs
@@ -282,9 +349,10 @@ class MusicPipeline:
         m.update(stats.compare(made, test, "sample_"))
         m.update(stats.compare(train, test, "train_"))
         m.update(stats.compare(test, test, "test_"))
-        lines = [f"{data.name}, test split: {int(m['test_pieces'])} pieces, {int(m['test_frames'])} frames, "
+        frames = [f"test_nll_frame {m['test_nll_frame']:.4f} nats/frame"] if "test_nll_frame" in m else []
+        lines = [f"{data.name}, test split: {int(m['test_pieces'])} pieces, {int(m['test_notes'])} notes, "
                  f"{int(m['test_tokens'])} tokens scored (each piece from its start)",
-                 f"test_nll_frame {m['test_nll_frame']:.4f} nats/frame",
+                 *frames,
                  f"test_nll_token {m['test_nll_token']:.4f} nats/token",
                  f"test_nll_note  {m['test_nll_note']:.4f} nats/note",
                  f"statistics against the test pieces ({count} drawn pieces, seed {seed}; training pieces as the "

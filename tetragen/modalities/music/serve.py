@@ -5,14 +5,15 @@ Request: `model`, `prompt` (a style and key, "bach chorale in g minor"; empty: t
 8), `seed` (piece i from seed + i), `max_frames` (quarter-note frames of each piece at most), `temperature`,
 `top_k`, `top_p`, `audio` (render each piece to WAV with fluidsynth; where it is missing the pieces come without
 and a warning says why), `primer_midi` (a .mid file in base64: every piece starts with its frames and continues
-them; a primer longer than half the context keeps its last frames, with a warning). Response: `{"model", "seed", "data": [{"prompt", "frames", "tokens", "midi", "wav"}],
-"warnings"}` with `midi` and `wav` base64 (standard alphabet). Bad requests are 4xx JSON errors in OpenAI's shape.
+them; a primer longer than half the context keeps its last frames, with a warning). Response: `{"model", "seed",
+"data": [{"prompt", "frames", "tokens", "midi", "wav"}], "warnings"}` with `midi` and `wav` base64 (standard
+alphabet). Bad requests are 4xx JSON errors in OpenAI's shape.
 
 A harmonisation takes `melody` (one MIDI pitch per quarter-note frame, null for a rest), `prompt`, `voices` under
 it (1 to 5), `seed`, `temperature` and `audio`, and answers in the same shape.
 
-Rows of concurrent generation requests are drawn together (`ModelWorker.rows`), one row per piece with its own seed, so a seeded
-piece is the same whatever else is drawn beside it.
+Rows of concurrent generation requests are drawn together (`ModelWorker.rows`), one row per piece with its own
+seed, so a seeded piece is the same whatever else is drawn beside it.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...errors import UserError
 from ...serve import schemas as S
 from ...serve.app import APIError, await_job, await_rows, parse, user_error
-from .midi import midi_bytes
+from .midi import midi_bytes, midi_bytes_notes
 from .pipeline import MAX_FRAMES
 from .show import render_wav
 
@@ -64,8 +65,8 @@ class HarmoniseRequest(BaseModel):
     audio: bool = True
 
 
-def _piece(frames, prompt: str, text: str, audio: bool, warnings: list[str]) -> dict:
-    midi = midi_bytes([frames])
+def _piece(frames, prompt: str, text: str, audio: bool, warnings: list[str], notes=None) -> dict:
+    midi = midi_bytes_notes([notes]) if notes is not None else midi_bytes([frames])
     item = {"prompt": prompt, "frames": frames, "tokens": text, "midi": base64.b64encode(midi).decode(), "wav": None}
     if audio:
         try:
@@ -115,18 +116,19 @@ def add_routes(app) -> None:
         settings = (body.prompt, body.max_frames, body.temperature, body.top_k, body.top_p, primer)
         rows = [(seed + i, settings) for i in range(body.n)]
         try:
-            pieces, notes = await await_rows(request, worker, rows, draw, started + server.limits.timeout_s)
+            pieces, drawn = await await_rows(request, worker, rows, draw, started + server.limits.timeout_s)
         except UserError as e:
             raise user_error(e, {"primer": "primer_midi"}) from None
-        warnings = list(notes)
-        data = [_piece(frames, prompt, text, body.audio, warnings) for frames, prompt, text in pieces]
+        warnings = list(drawn)
+        data = [_piece(frames, prompt, text, body.audio, warnings, notes) for frames, prompt, text, notes in pieces]
         return {"object": "music.generation", "model": body.model, "seed": seed, "data": data,
                 "warnings": list(dict.fromkeys(warnings))}
 
 
 def draw(pipe, rows: list, block: int) -> tuple[list, list[str]]:
     """Rows (seed, (prompt, max_frames, temperature, top_k, top_p, primer)) of one or more requests -> (one (frames,
-    prompt as completed, token text) per row, warnings), the rows of each setting drawn in slots of `block` rows."""
+    prompt as completed, token text, notes or None) per row, warnings), the rows of each setting drawn in slots of
+    `block` rows."""
     pipe.batch_size = block
     out: list = [None] * len(rows)
     warnings: list[str] = []
@@ -137,5 +139,6 @@ def draw(pipe, rows: list, block: int) -> tuple[list, list[str]]:
         score = pipe.sample(seeds=[rows[i][0] for i in idx], prompt=prompt, max_frames=max_frames,
                             temperature=temperature, top_k=top_k, top_p=top_p, primer=primer, warn=warnings.append)
         for j, i in enumerate(idx):
-            out[i] = (score.pieces[j], score.prompts[j], score.text[j])
+            out[i] = (score.pieces[j], score.prompts[j], score.text[j],
+                      None if score.notes is None else score.notes[j])
     return out, warnings

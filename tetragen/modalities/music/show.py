@@ -22,7 +22,7 @@ import numpy as np
 
 from ...errors import UserError
 from ...files import replace_atomically, write_text
-from .midi import midi_bytes
+from .midi import midi_bytes, midi_bytes_notes
 
 SEED = 1                     # the seed of every shown piece
 SHOWN_PER_PROMPT = 2
@@ -37,9 +37,17 @@ INSTALL = "apt-get install fluidsynth fluid-soundfont-gm"
 # ----------------------------------------------------------------------------------------------------------------
 # writers: write(path, score, **_) where score is a pipeline's `Score`
 
+def score_midi(score, i: int | None = None) -> bytes:
+    """A score's pieces (or its piece i) as MIDI: notes with their durations where it has them (events), else its
+    frames' held notes."""
+    if score.notes is not None:
+        return midi_bytes_notes(score.notes if i is None else [score.notes[i]])
+    return midi_bytes(score.pieces if i is None else [score.pieces[i]])
+
+
 def write_mid_output(path: Path, score, **_) -> None:
-    """Every piece in one MIDI file, one after another with two silent beats between them."""
-    data = midi_bytes(score.pieces)
+    """Every piece in one MIDI file, one after another with a silence between them."""
+    data = score_midi(score)
     replace_atomically(Path(path), lambda tmp: Path(tmp).write_bytes(data))
 
 
@@ -51,14 +59,18 @@ def write_folder_output(path: Path, score, **_) -> None:
     if taken:
         raise UserError(f"--out {path}: {taken[0].name} is already there; choose an empty folder")
     path.mkdir(exist_ok=True)
-    for p, frames in zip(names, score.pieces):
-        p.write_bytes(midi_bytes([frames]))
+    for i, p in enumerate(names):
+        p.write_bytes(score_midi(score, i))
 
 
 def write_json_output(path: Path, score, **_) -> None:
-    """The pieces as frames (lists of MIDI pitches), with the prompt and the token text of each."""
+    """The pieces as frames (lists of MIDI pitches), with the prompt and the token text of each (and its notes with
+    their durations where it has them)."""
     doc = {"pieces": [{"prompt": p, "frames": f, "tokens": t}
                       for p, f, t in zip(score.prompts, score.pieces, score.text)]}
+    if score.notes is not None:  # with real durations: (pitch, onset, duration) in sixteenths
+        for piece, notes in zip(doc["pieces"], score.notes):
+            piece["notes"] = [list(n) for n in notes]
     write_text(Path(path), json.dumps(doc))
 
 
@@ -134,7 +146,7 @@ def _mono(path: Path) -> bytes:
 
 def write_wav_output(path: Path, score, **_) -> None:
     """Every piece rendered to sound, one after another (fluidsynth, General MIDI piano)."""
-    data = render_wav(midi_bytes(score.pieces))
+    data = render_wav(score_midi(score))
     replace_atomically(Path(path), lambda tmp: Path(tmp).write_bytes(data))
 
 

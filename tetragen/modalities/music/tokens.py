@@ -13,6 +13,14 @@ are published in. The prompt's words are scored with the frames (its key is esti
 reading it for free would leak them), which makes the figure an upper bound of the piano roll's NLL; `<end>` (the
 piece's length, which the piano roll is given) is not scored.
 
+The event tokenization (`data.tokenizer=events`, REMI-like: Huang & Yang 2020, https://arxiv.org/abs/2002.00212)
+writes notes with real durations on a grid of 16th notes, bars of 4/4:
+
+    <bos> reels in d major <music> <bar> @0 50 d4 62 d2 @2 64 d2 <bar> @0 ... <end>
+
+`<bar>` opens each bar, `@k` a position (k sixteenths into the bar), then each note starting there, ascending, as
+its pitch and its duration `dN` (N sixteenths, 1 to 32; longer notes are cut to 32).
+
 Prompt words come from the training pieces' styles and every key name; a word the vocabulary lacks still tokenises,
 as `<unk>`. The tokenizer is saved as the run's tokenizer.json (`{"tetragen_tokenizer": "music-frames", ...}`).
 """
@@ -31,6 +39,11 @@ LOW, HIGH = 21, 108                        # the piano's 88 keys, A0..C8
 UNK, BOS, MUSIC, FRAME, END = "<unk>", "<bos>", "<music>", "|", "<end>"
 CONTROL = (UNK, BOS, MUSIC, FRAME, END)
 KIND = "music-frames"
+EVENTS_KIND = "music-events"
+BAR = "<bar>"
+STEPS = 16                                 # positions in a bar: sixteenths of 4/4
+MAX_DURATION = 32                          # sixteenths
+EVENT_TOKENS = (BAR, *(f"@{k}" for k in range(STEPS)), *(f"d{k}" for k in range(1, MAX_DURATION + 1)))
 
 # key names as prompt words (lower case; sharps and flats as music21 and most people write them)
 PITCH_CLASSES = ("c", "c#", "d", "eb", "e", "f", "f#", "g", "ab", "a", "bb", "b")
@@ -50,19 +63,26 @@ def words_of(text: str) -> list[str]:
 
 
 class MusicTokenizer:
-    """The frame tokenization's vocabulary: control tokens, the 88 pitches, prompt words, then special tokens a
-    family adds (a masked LM's [MASK])."""
-    kind = KIND
+    """A music vocabulary: control tokens, the 88 pitches, (for events) bars, positions and durations, prompt
+    words, then special tokens a family adds (a masked LM's [MASK])."""
     spaces_lead_tokens = False
 
-    def __init__(self, words: Iterable[str] = (), specials: Iterable[str] = ()):
+    def __init__(self, words: Iterable[str] = (), specials: Iterable[str] = (), tokenization: str = "frames"):
+        if tokenization not in ("frames", "events"):
+            raise UserError(f"data.tokenizer={tokenization}: music is tokenized as frames or events")
+        self.tokenization = tokenization
+        self.kind = KIND if tokenization == "frames" else EVENTS_KIND
+        events = EVENT_TOKENS if tokenization == "events" else ()
         words = sorted(set(words) | set(KEY_WORDS))
-        self.words = [w for w in words if w not in CONTROL and not _is_pitch(w)]
+        self.words = [w for w in words if w not in CONTROL and w not in EVENT_TOKENS and not _is_pitch(w)]
         self.specials = list(specials)
-        self.tokens = [*CONTROL, *(str(p) for p in range(LOW, HIGH + 1)), *self.words, *self.specials]
+        self.tokens = [*CONTROL, *(str(p) for p in range(LOW, HIGH + 1)), *events, *self.words, *self.specials]
         self.index = {t: i for i, t in enumerate(self.tokens)}
         self.pitch0 = len(CONTROL)                      # the id of pitch LOW
         self.unk, self.bos, self.music, self.frame, self.end = (self.index[t] for t in CONTROL)
+        if events:
+            self.bar = self.index[BAR]
+            self.pos0, self.dur0 = self.index["@0"], self.index["d1"]   # ids of position 0, of duration 1
 
     # ------------------------------------------------------------------------------------------------------------
     # the interface every tokenizer of a run offers (tetragen/data/tokenizer.py)
@@ -76,7 +96,7 @@ class MusicTokenizer:
 
     def with_specials(self, tokens: Iterable[str]) -> "MusicTokenizer":
         missing = [t for t in tokens if t not in self.specials]
-        return self if not missing else MusicTokenizer(self.words, self.specials + missing)
+        return self if not missing else MusicTokenizer(self.words, self.specials + missing, self.tokenization)
 
     def token_str(self, i: int) -> str:
         return self.tokens[int(i)] if 0 <= int(i) < self.vocab_size else UNK
@@ -111,7 +131,7 @@ class MusicTokenizer:
         return int(self.chars_per_token(ids).sum())
 
     def to_dict(self) -> dict:
-        doc = {"tetragen_tokenizer": KIND, "words": self.words, "range": [LOW, HIGH]}
+        doc = {"tetragen_tokenizer": self.kind, "words": self.words, "range": [LOW, HIGH]}
         if self.specials:
             doc["special"] = self.specials
         return doc
@@ -139,6 +159,53 @@ class MusicTokenizer:
 
     def is_pitch(self, i: int) -> bool:
         return self.pitch0 <= i < self.pitch0 + HIGH - LOW + 1
+
+    def is_position(self, i: int) -> bool:
+        return self.tokenization == "events" and self.pos0 <= i < self.pos0 + STEPS
+
+    def is_duration(self, i: int) -> bool:
+        return self.tokenization == "events" and self.dur0 <= i < self.dur0 + MAX_DURATION
+
+    def event_ids(self, notes: Sequence[tuple[int, int, int]]) -> list[int]:
+        """Notes (pitch, onset, duration in sixteenths) -> the events: each bar, each position with notes, each
+        note's pitch and duration (ascending pitch; one note per pitch and onset)."""
+        by_onset: dict[int, dict[int, int]] = {}
+        for pitch, onset, dur in notes:
+            by_onset.setdefault(int(onset), {})[int(pitch)] = max(1, min(int(dur), MAX_DURATION))
+        out = []
+        bars = (max(by_onset) // STEPS + 1) if by_onset else 0
+        for b in range(bars):
+            out.append(self.bar)
+            for onset in sorted(o for o in by_onset if b * STEPS <= o < (b + 1) * STEPS):
+                out.append(self.pos0 + onset - b * STEPS)
+                for pitch, dur in sorted(by_onset[onset].items()):
+                    out += [self.pitch0 + pitch - LOW, self.dur0 + dur - 1]
+        return out
+
+    def encode_events(self, notes, prompt: str = "") -> list[int]:
+        return [*self.prompt_ids(prompt), *self.event_ids(notes), self.end]
+
+    def decode_events(self, ids) -> tuple[str, list[tuple[int, int, int]]]:
+        """ids of a piece in events -> (its prompt's words, its notes (pitch, onset, duration in sixteenths)).
+        A pitch without its duration, or before any bar and position, is left out."""
+        ids = [int(i) for i in ids]
+        start = ids.index(self.music) + 1 if self.music in ids else 0
+        prompt = " ".join(self.tokens[i] for i in ids[:start] if i not in (self.bos, self.music)
+                          and 0 <= i < self.vocab_size)
+        notes, bar, pos, pitch = [], -1, None, None
+        for i in ids[start:]:
+            if i == self.end:
+                break
+            if i == self.bar:
+                bar, pos, pitch = bar + 1, None, None
+            elif self.is_position(i) and bar >= 0:
+                pos, pitch = bar * STEPS + i - self.pos0, None
+            elif self.is_pitch(i) and pos is not None:
+                pitch = i - self.pitch0 + LOW
+            elif self.is_duration(i) and pitch is not None:
+                notes.append((pitch, pos, i - self.dur0 + 1))
+                pitch = None
+        return prompt, notes
 
     def decode_piece(self, ids) -> tuple[str, list[list[int]]]:
         """ids of a piece (or its start) -> (its prompt's words, its frames). Reading stops at `<end>`; pitches
@@ -175,12 +242,14 @@ def read_tokenizer(path: Path) -> MusicTokenizer:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise UserError(f"{path}: not a readable tokenizer file ({type(e).__name__})") from None
-    if not isinstance(doc, dict) or doc.get("tetragen_tokenizer") != KIND:
-        raise UserError(f"{path}: not a music tokenizer ({KIND}); the run folder's files come from different runs")
+    kinds = {KIND: "frames", EVENTS_KIND: "events"}
+    if not isinstance(doc, dict) or doc.get("tetragen_tokenizer") not in kinds:
+        raise UserError(f"{path}: not a music tokenizer ({' or '.join(kinds)}); the run folder's files come from "
+                        f"different runs")
     if doc.get("range") != [LOW, HIGH] or not isinstance(doc.get("words"), list):
         raise UserError(f"{path}: a music tokenizer of another layout (range {doc.get('range')}); this tetragen "
                         f"reads pitches {LOW}..{HIGH}")
-    return MusicTokenizer(doc["words"], doc.get("special", []))
+    return MusicTokenizer(doc["words"], doc.get("special", []), kinds[doc["tetragen_tokenizer"]])
 
 
 # ----------------------------------------------------------------------------------------------------------------
