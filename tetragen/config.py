@@ -76,7 +76,8 @@ class DataConfig:
                                       "each class of an image folder (a named image set keeps its own test split)",
                                  min=0.0, max=0.5, min_exclusive=True)
     tokenizer: str = option("char", "text tokenizer: char, bpe (byte-level BPE trained on the training split) or "
-                                    "the path of a tokenizer.json")
+                                    "the path of a tokenizer.json; pieces of music: frames (char means frames) or "
+                                    "events (notes with durations)")
     vocab_size: int = option(2048, "BPE vocabulary size when data.tokenizer=bpe", min=258)
     transpose: int = option(0, "pieces of music: shift each training window by a random number of semitones, up "
                                "to this many up or down (a key its prompt names moves with it; 0: never)",
