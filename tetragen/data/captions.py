@@ -58,20 +58,22 @@ SHOWN_PROBLEMS = 3  # bad lines listed in the warning or error; the rest are onl
 # measured attributes
 
 def measure(images: np.ndarray, ink_threshold: int = INK_THRESHOLD) -> dict[str, np.ndarray]:
-    """Brightness (mean ink luminance, 0..1) and size (fraction of ink pixels, 0..1) of each uint8 image
-    (N, H, W, C), C 1 or 3. An image without ink has brightness 0 and size 0."""
+    """Brightness (mean ink luminance, 0..1) and size (fraction of ink pixels, 0..1) of each uint8 grid
+    (N, H, W, C): C 1 is grey, 3 is RGB, and any other C holds C grey pictures (the frames of a clip), measured
+    together. A grid without ink has brightness 0 and size 0."""
     images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"measure: expected uint8 images (N, H, W, 1 or 3), got shape {images.shape}")
+    if images.ndim != 4:
+        raise ValueError(f"measure: expected uint8 grids (N, H, W, C), got shape {images.shape}")
     n = len(images)
     brightness, size = np.zeros(n), np.zeros(n)
     for i in range(0, n, 4096):  # in chunks: a float copy of 60k images would be several hundred MB
         x = images[i:i + 4096].astype(np.float32)
-        lum = x[..., 0] if x.shape[-1] == 1 else x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601
+        # (n, H, W, pictures): one grey picture, RGB as its luminance (ITU-R 601), or one picture per channel
+        lum = x @ np.array([[0.299], [0.587], [0.114]], dtype=np.float32) if x.shape[-1] == 3 else x
         ink = lum > ink_threshold
-        count = ink.sum(axis=(1, 2))
-        brightness[i:i + 4096] = (lum * ink).sum(axis=(1, 2)) / np.maximum(count, 1) / 255.0
-        size[i:i + 4096] = count / (lum.shape[1] * lum.shape[2])
+        count = ink.sum(axis=(1, 2, 3))
+        brightness[i:i + 4096] = (lum * ink).sum(axis=(1, 2, 3)) / np.maximum(count, 1) / 255.0
+        size[i:i + 4096] = count / lum[0].size
     return {"brightness": brightness, "size": size}
 
 
@@ -198,18 +200,34 @@ def _normalise(name: str) -> str:
     return " ".join(str(name).lower().replace("_", " ").split())
 
 
+# words after which a class name that is a phrase goes on past its noun ("trousers moving down", "dogs in snow"):
+# the word before the first of them is the noun that decides the article
+_PHRASE_WORDS = frozenset({"in", "on", "at", "by", "with", "of", "from", "under", "over", "near", "and"})
+
+
+def _head(part: str) -> str:
+    """The noun of a noun phrase: the word before the first -ing word or preposition after it, else the last."""
+    words = part.split()
+    for k, word in enumerate(words[1:], 1):
+        if (len(word) > 4 and word.endswith("ing")) or word in _PHRASE_WORDS:
+            return words[k - 1]
+    return words[-1]
+
+
 def _fallback_nouns(name: str) -> list[tuple[str, str]]:
     """Noun phrases for a class name tetragen does not know: the name itself, lower-cased, "/" separating
-    alternatives; a name that looks plural ("cats") goes without an article; one without letters becomes "an
-    object of class NAME"."""
+    alternatives, a phrase kept whole ("sneaker moving left" -> "a sneaker moving left"); one whose noun looks
+    plural ("cats", "trousers moving down") goes without an article; one without letters becomes "an object of
+    class NAME"."""
     nouns = []
     for part in _normalise(name).split("/"):
         part = part.strip()
         if not part:
             continue
+        head = _head(part)
         if not re.search(r"[^\W\d_]", part):
             nouns.append(("a", f"object of class {part}"))
-        elif len(part) > 3 and part.endswith("s") and not part.endswith(("ss", "us", "is")):
+        elif len(head) > 3 and head.endswith("s") and not head.endswith(("ss", "us", "is")):
             nouns.append(("", part))
         else:
             nouns.append(("a", part))

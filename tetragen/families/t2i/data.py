@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ...data.captions import PromptCodes, class_prompts, load_captions, text_tokenizer_for
+from ...data.grids import kind_of, load_run_grids
 from ...data.images import conversion_notice, load_image_data, scan_folder
 from ...data.sources import cache_dir
 from ...data.tokenizer import load_tokenizer
@@ -189,14 +190,16 @@ def load_data(cfg, assets: T2IAssets | None = None, task: str = "lm") -> Caption
     else:
         pipe, source = assets.image_tokenizer, None
     fit_to_tokenizer(m, pipe)
-    root = Path(cfg.data.source).expanduser()
-    if assets is None and root.is_dir():  # a new run: say so when the folder's images are not the tokenizer's shape
-        notice = conversion_notice(root, scan_folder(root), m.image_size, m.channels,
-                                   "that is the image tokenizer's shape (model.tokenizer_run): a tokenizer trained "
-                                   "on this folder keeps them as they are")
-        if notice:
-            print(notice, file=sys.stderr)
-    images = load_image_data(cfg.data.source, m.image_size, m.channels, cfg.data.val_fraction)
+    cfg.data.kind = cfg.data.kind or kind_of(cfg.data.source)
+    if cfg.data.kind == "image":
+        images = _read_images(cfg, assets is None)
+    else:  # another kind of content learnt as grids (clips: a grid with a channel per frame), read by its modality
+        images = load_run_grids(cfg, assets, task)
+    if tuple(images.image_shape) != tuple(pipe.image_shape):
+        (h, w, c), (size, _, channels) = images.image_shape, pipe.image_shape
+        raise UserError(f"--data {cfg.data.source}: its {images.item}s are {h}x{w} grids with {c} channel(s), but "
+                        f"the tokenizer {m.tokenizer_run} encodes {size}x{size} with {channels}; give a tokenizer "
+                        f"run trained on this data")
     if assets is not None and list(images.classes) != list(assets.classes):
         raise UserError(f"--data {cfg.data.source}: classes {images.classes} differ from the run's {assets.classes}")
     m.num_classes = len(images.classes)
@@ -206,11 +209,37 @@ def load_data(cfg, assets: T2IAssets | None = None, task: str = "lm") -> Caption
         raise UserError(f"--data {cfg.data.source}: no training image has a caption")
     captions = {"train": train, "test": test}
     text_tok = assets.text_tokenizer if assets is not None else text_tokenizer_for(captions)
+    if assets is None:
+        _say_cut_prompts(train, images, m.text_block)
     m.text_vocab_size = text_tok.vocab_size
     full = T2IAssets(text_tok, list(images.classes), class_prompts(train, images), pipe, stored or train.to_json(),
                      source or (assets.image_tokenizer_dir if assets is not None else None))
     return CaptionedImages(images, _tokens(pipe, images, full.image_tokenizer_dir), captions, text_tok, full, cfg,
                            source)
+
+
+def _say_cut_prompts(train, images, text_block: int) -> None:
+    """One line when the class prompts are longer than the prior's text context (their ends, "moving left", would
+    never be read)."""
+    lengths = [len(p) for p in class_prompts(train, images)]
+    cut = sum(n > text_block for n in lengths)
+    if cut:
+        print(f"tetragen: {cut} of {len(lengths)} class prompts are longer than model.text_block={text_block} "
+              f"(the longest has {max(lengths)} characters) and are cut in training; raise model.text_block to read "
+              f"them whole", file=sys.stderr)
+
+
+def _read_images(cfg, new_run: bool):
+    """The images of an image run, at the tokenizer's shape (model.image_size, model.channels)."""
+    m = cfg.model
+    root = Path(cfg.data.source).expanduser()
+    if new_run and root.is_dir():  # say so when the folder's images are not the tokenizer's shape
+        notice = conversion_notice(root, scan_folder(root), m.image_size, m.channels,
+                                   "that is the image tokenizer's shape (model.tokenizer_run): a tokenizer trained "
+                                   "on this folder keeps them as they are")
+        if notice:
+            print(notice, file=sys.stderr)
+    return load_image_data(cfg.data.source, m.image_size, m.channels, cfg.data.val_fraction)
 
 
 def read_assets(run_dir: Path, cfg, base=None) -> T2IAssets:
@@ -236,7 +265,7 @@ def read_assets(run_dir: Path, cfg, base=None) -> T2IAssets:
     doc = read_json(run_dir / "captions.json")
     classes = read_json(run_dir / "classes.json").get("classes") or []
     return T2IAssets(load_tokenizer(run_dir / "tokenizer.json"), classes, list(doc.get("class_prompts") or []), pipe,
-                     {k: v for k, v in doc.items() if k != "class_prompts"}, tok_dir)
+                     {k: v for k, v in doc.items() if k != "class_prompts"}, tok_dir, run_dir)
 
 
 

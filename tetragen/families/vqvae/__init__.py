@@ -1,7 +1,9 @@
-"""VQ-VAE: an image tokenizer (convolutional encoder, vector-quantised codebook, convolutional decoder)."""
-from ...data.grids import load_run_grids, read_run_classes
+"""VQ-VAE: an image tokenizer (convolutional encoder, vector-quantised codebook, convolutional decoder); with
+model.temporal, a clip tokenizer (3-D convolutions over frames, height and width)."""
+from ...data.grids import read_run_classes
 from ...registry import Family, Showcase, register_family, register_showcase
 from .config import PRESETS, VQVAEConfig
+from .data import load_data
 from .model import VQVAE
 from .objective import evaluate, objective
 from .sample import VQTokenizerPipeline, save_preview
@@ -14,7 +16,7 @@ register_family(Family(
     objective=objective,
     evaluate=evaluate,
     pipeline=VQTokenizerPipeline,
-    load_data=load_run_grids,
+    load_data=load_data,
     read_assets=read_run_classes,
     makes="image",
     grids=True,

@@ -35,11 +35,36 @@ class VQVAEConfig:
     cosine: bool = option(False, "l2-normalised codes and encodings (nearest code = most similar; ViT-VQGAN)")
     preview_images: int = option(32, "test images shown beside their reconstructions at each evaluation (0: none)",
                                  min=0)
+    temporal: bool = option(False, "read a grid's channels as time (the frames of a clip): 3-D convolutions over "
+                                   "(frames, height, width), so that tokens cover a stretch of time as well as a "
+                                   "patch; tokens per clip = (channels / time_downsample) * (image_size / "
+                                   "downsample)^2")
+    time_downsample: int = option(1, "with model.temporal: frames / latent frames, a power of 2 dividing the "
+                                     "frames and at most model.downsample (16 frames with 4: 4 latent frames)",
+                                  min=1)
 
     @property
     def grid_size(self) -> int:
-        """Side of the token grid."""
+        """Side of the token grid (of each latent frame, with temporal)."""
         return self.image_size // self.downsample
+
+    @property
+    def latent_frames(self) -> int:
+        """Latent frames of a clip (temporal), else 1."""
+        return self.channels // self.time_downsample if self.temporal else 1
+
+    @property
+    def token_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the token grid of one item. With temporal, the latent frames' grids stacked top to
+        bottom, so that a clip's tokens are one 2-D grid whose raster order is (frame, row, column), what a prior
+        over image tokens reads unchanged."""
+        return (self.latent_frames * self.grid_size, self.grid_size)
+
+    def check_frames(self) -> None:
+        """With temporal: time_downsample divides the frames (model.channels, set from the data)."""
+        if self.temporal and self.channels % self.time_downsample:
+            raise UserError(f"model.time_downsample ({self.time_downsample}) must divide the {self.channels} frames "
+                            f"of a clip (model.channels); use a power of 2 that divides it")
 
     def validate(self) -> None:
         d = self.downsample
@@ -50,6 +75,16 @@ class VQVAEConfig:
             fits = [2 ** k for k in range(1, 6) if self.image_size % 2 ** k == 0]
             hint = f"use model.downsample={fits[-1]}" if fits else "use an even model.image_size"
             raise UserError(f"model.downsample ({d}) must divide model.image_size ({self.image_size}); {hint}")
+        t = self.time_downsample
+        if t & (t - 1):
+            raise UserError(f"model.time_downsample ({t}) must be a power of 2 (each stage halves the frames); use "
+                            f"e.g. model.time_downsample=2")
+        if t > 1 and not self.temporal:
+            raise UserError(f"model.time_downsample={t} needs model.temporal=true (without it the frames are "
+                            f"channels, not time)")
+        if t > d:
+            raise UserError(f"model.time_downsample ({t}) may be at most model.downsample ({d}): time is halved at "
+                            f"the spatial halvings; raise model.downsample or lower model.time_downsample")
 
 
 # No weight decay: it would pull the codes (a learned codebook) and the decoder's weights towards zero for nothing.

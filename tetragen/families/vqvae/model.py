@@ -9,6 +9,12 @@ residual blocks -> 1x1 conv -> z (B, D, h, w), h = H / downsample. Decoder: code
 residual blocks -> 2x transposed convs with ReLU -> a last 2x transposed conv -> tanh: (B, C, H, W). No batch norm
 anywhere, so an image's tokens and its reconstruction never depend on the other images of its batch.
 
+With `temporal`, the grid's channels are a clip's frames (VideoGPT, Yan et al. 2021, arXiv:2104.10157): the encoder
+reads (B, T, H, W) as one-channel volumes (B, 1, T, H, W) through 3-D convolutions (tetragen/nn/conv3d.py), halving
+time at the first log2(time_downsample) of its spatial halvings, to z (B, D, t, h, w), t = T / time_downsample; the
+latent frames' grids are stacked top to bottom, (B, D, t * h, w), for the quantiser and every user of the tokens,
+and the decoder unstacks them and mirrors the encoder back to (B, T, H, W).
+
 `encode(x)` gives the token grid, `decode(indices)` the image of a grid: what a prior over tokens trains on and
 samples through; neither changes the model. `decode(encode(x))` equals the decoder applied to `quantize(x)[0]`
 exactly (in eval mode, where `quantize` does not update the codebook either).
@@ -20,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...nn.conv import DownBlock
+from ...nn.conv3d import Down3d, ResidualBlock3d, up3d
 from ...nn.quantize import VectorQuantizer, codebook_stats
 
 
@@ -75,18 +82,71 @@ class Decoder(nn.Module):
         return torch.tanh(self.net(q))
 
 
+def time_strides(downsample: int, time_downsample: int) -> list[int]:
+    """Time stride of each spatial halving, from the full resolution on: time is halved at the first ones."""
+    stages, halvings = downsample.bit_length() - 1, time_downsample.bit_length() - 1
+    return [2] * halvings + [1] * (stages - halvings)
+
+
+class ClipEncoder(nn.Module):
+    """Encoder's 3-D twin: clip (B, T, H, W) -> z (B, D, t * h, w), the t latent frames' grids stacked."""
+
+    def __init__(self, width: int, downsample: int, time_downsample: int, res_blocks: int):
+        super().__init__()
+        widths = stage_widths(width, downsample)
+        self.out_dim = dim = widths[-1]
+        strides = time_strides(downsample, time_downsample)
+        self.net = nn.Sequential(*[Down3d(a, b, s) for a, b, s in zip([1, *widths[:-1]], widths, strides)],
+                                 nn.Conv3d(dim, dim, 3, padding=1),
+                                 *[ResidualBlock3d(dim) for _ in range(res_blocks)],
+                                 nn.ReLU(), nn.Conv3d(dim, dim, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.net(x.unsqueeze(1))                                         # (B, D, t, h, w)
+        b, d, t, h, w = z.shape
+        return z.reshape(b, d, t * h, w)
+
+
+class ClipDecoder(nn.Module):
+    """Decoder's 3-D twin: codes (B, D, t * h, w) -> clip (B, T, H, W) in [-1, 1]. Its last layer is `net[-1]`, as
+    the 2-D decoder's (vqgan weighs gradients there)."""
+
+    def __init__(self, width: int, downsample: int, time_downsample: int, res_blocks: int, latent_frames: int):
+        super().__init__()
+        self.latent_frames = latent_frames
+        widths = stage_widths(width, downsample)[::-1]                       # e.g. [128, 64]
+        strides = time_strides(downsample, time_downsample)[::-1]           # the encoder's halvings undone in turn
+        self.net = nn.Sequential(nn.Conv3d(widths[0], widths[0], 3, padding=1),
+                                 *[ResidualBlock3d(widths[0]) for _ in range(res_blocks)], nn.ReLU(),
+                                 *[m for a, b, s in zip(widths[:-1], widths[1:], strides)
+                                   for m in (up3d(a, b, s), nn.ReLU())],
+                                 up3d(widths[-1], 1, strides[-1]))
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        b, d, rows, w = q.shape
+        volume = q.reshape(b, d, self.latent_frames, rows // self.latent_frames, w)  # (B, D, t, h, w)
+        return torch.tanh(self.net(volume)).squeeze(1)                        # (B, T, H, W)
+
+
 class VQVAE(nn.Module):
     def __init__(self, config):
         super().__init__()
         c = self.config = config
         self.num_classes = 0                                                 # a tokenizer takes no labels
         self.codebook_size = c.codebook_size
-        self.latent_shape = (c.grid_size, c.grid_size)                     # (h, w) of the token grid
-        self.encoder = Encoder(c.channels, c.width, c.downsample, c.res_blocks)
+        self.latent_shape = c.token_shape                  # (h, w) of the token grid; (t * h, w) with temporal
+        if c.temporal:
+            c.check_frames()
+            self.encoder = ClipEncoder(c.width, c.downsample, c.time_downsample, c.res_blocks)
+        else:
+            self.encoder = Encoder(c.channels, c.width, c.downsample, c.res_blocks)
         self.quantizer = VectorQuantizer(c.codebook_size, self.encoder.out_dim, beta=c.beta, ema=c.ema,
                                          decay=c.ema_decay, dead_code_threshold=c.dead_code_threshold,
                                          kmeans_init=c.kmeans_init, code_dim=c.code_dim, cosine=c.cosine)
-        self.decoder = Decoder(c.channels, c.width, c.downsample, c.res_blocks)
+        if c.temporal:
+            self.decoder = ClipDecoder(c.width, c.downsample, c.time_downsample, c.res_blocks, c.latent_frames)
+        else:
+            self.decoder = Decoder(c.channels, c.width, c.downsample, c.res_blocks)
 
     def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, C, H, W) in [-1, 1] -> quantized codes (B, D, h, w), indices (B, h, w), vq_loss. In training mode

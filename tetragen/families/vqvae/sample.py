@@ -48,7 +48,8 @@ class VQTokenizerPipeline:
 
     @property
     def token_shape(self) -> tuple[int, int]:
-        """(h, w) of the token grid of one image."""
+        """(h, w) of the token grid of one image; with model.temporal, (t * h, w): a clip's t latent frames' grids
+        stacked top to bottom."""
         return tuple(self.model.latent_shape)
 
     @property
@@ -106,9 +107,10 @@ class VQTokenizerPipeline:
         ev = data.evaluator(device)
         m.update(reconstruction_distances(self.reconstruct, data, n=n, device=device, seed=seed, evaluator=ev))
         m.update({**reference_rows(data, ev, int(m["recon_n"]), device, seed), **evaluator_rows(ev)})
-        k, (h, w) = self.codebook_size, self.token_shape
+        k, (h, w), c = self.codebook_size, self.token_shape, self.config.model
+        grid = f"{c.latent_frames} latent frames of {c.grid_size}x{w}" if c.temporal else f"{h}x{w}"
         fid, kid = reference_lines(data, m, prefix="recon_")
-        lines = [f"{data.name}, {int(m['test_images'])} test {data.item}s as {h}x{w} tokens from {k} codes",
+        lines = [f"{data.name}, {int(m['test_images'])} test {data.item}s as {grid} tokens from {k} codes",
                  f"recon MSE {m['recon_mse']:.5f} (grey values in [0, 1], lower is better)",
                  f"recon {fid} ({int(m['recon_n'])} reconstructions vs the same test {data.item}s)",
                  f"recon {kid}",
