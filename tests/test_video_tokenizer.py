@@ -1,0 +1,127 @@
+"""The clip tokenizer and the prompt -> clip prior: a vqvae with model.temporal (3-D convolutions over frames, height
+and width) trained on a tiny moving-fashion-mnist, its tokens as many as its config says, and a t2i prior over them
+that draws clips from a prompt, the same clip for the same seed. The 2-D vqvae is unchanged by the option."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import tetragen
+from tetragen.api import load_data
+from tetragen.config import build_run_config
+from tetragen.data.captions import CaptionBuilder
+from tetragen.errors import UserError
+from tetragen.families.vqgan.model import VQGAN
+from tetragen.families.vqvae.config import VQVAEConfig
+from tetragen.families.vqvae.model import VQVAE
+from tetragen.modalities.video import moving
+from tetragen.train.trainer import Trainer
+
+from .conftest import run_cli
+
+NAME = "moving-fashion-mnist"
+# 16 frames of 32x32 -> 4 latent frames (time_downsample 4) of 4x4 tokens (downsample 8): 64 tokens per clip
+TOKENIZER = ["model.temporal=true", "model.time_downsample=4", "model.downsample=8"]
+
+
+def _train(family: str, out, overrides: list[str]):
+    cfg = build_run_config(family, preset="tiny", overrides=["train.eval_every=0", "train.eval_samples=0",
+                                                             *overrides])
+    cfg.data.source = NAME
+    data = load_data(cfg)
+    Trainer(cfg, data, out, progress=False).fit()
+    return data
+
+
+@pytest.fixture(scope="module")
+def clip_runs(tmp_path_factory):
+    """A tiny moving-fashion-mnist (from the real Fashion-MNIST files), a temporal vqvae trained on it for a few
+    steps, and a causal t2i prior over its tokens."""
+    root = tmp_path_factory.mktemp("clip-tokens")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TETRAGEN_CACHE", str(root / "cache"))
+        mp.setenv("TETRAGEN_NO_PROGRESS", "1")
+        mp.setitem(moving.VARIANTS, NAME, moving.Variant(NAME, 32, 320, 80))
+        data = _train("vqvae", root / "tok", ["train.max_steps=4", *TOKENIZER])
+        _train("t2i", root / "prior", ["train.max_steps=2", f"model.tokenizer_run={root / 'tok'}",
+                                       "model.text_block=64"])
+        yield root, data
+
+
+def test_the_temporal_tokenizer_makes_the_tokens_its_config_says_and_reconstructs_clips(clip_runs):
+    root, data = clip_runs
+    tok = tetragen.load(root / "tok")
+    m = tok.config.model
+    assert m.temporal and (m.channels, m.image_size) == (16, 32)
+    assert any(isinstance(x, torch.nn.Conv3d) for x in tok.model.encoder.modules())
+    clips = data.test.images[:3]                                           # (3, 32, 32, 16): a channel per frame
+    tokens = tok.encode(clips)
+    # the 4 latent frames' 4x4 grids stacked top to bottom: one 2-D grid, raster order (frame, row, column)
+    assert tokens.shape == (3, 16, 4) and tok.token_shape == (16, 4)
+    assert tokens.size // 3 == (16 // 4) * (32 // 8) ** 2 == 64
+    recon = tok.reconstruct(clips)
+    assert recon.shape == clips.shape and recon.dtype == np.uint8
+    assert np.array_equal(tok.decode(tokens), recon)                       # decode(encode(x)) is the reconstruction
+
+
+def test_a_prior_over_clip_tokens_draws_the_same_clip_for_the_same_prompt_and_seed(clip_runs):
+    root, _ = clip_runs
+    pipe = tetragen.load(root / "prior")
+    assert pipe.config.model.image_tokens == 64 and (pipe.config.model.grid_h, pipe.config.model.grid_w) == (16, 4)
+    a = pipe.sample(2, seed=3, prompt="a sneaker moving left")
+    b = pipe.sample(2, seed=3, prompt="a sneaker moving left")
+    assert a.frames.shape == (2, 16, 32, 32) and a.frames.dtype == np.uint8 and a.fps == 10
+    assert np.array_equal(a.frames, b.frames)
+    alone = pipe.sample(seeds=[4], prompts=["a sneaker moving left"])
+    assert np.array_equal(alone.frames[0], a.frames[1])                    # a clip depends on its own seed only
+    prompts = pipe.assets.class_prompts
+    assert prompts[moving.CLASSES.index("sneaker moving left")] == "a sneaker moving left"
+    assert prompts[moving.CLASSES.index("trousers moving down")] == "trousers moving down"
+    assert prompts[moving.CLASSES.index("ankle boot moving up-right")] == "an ankle boot moving up-right"
+
+
+def test_cli_samples_a_gif_from_a_prompt(clip_runs, tmp_path):
+    from PIL import Image
+    root, _ = clip_runs
+    r = run_cli("sample", str(root / "prior"), "--prompt", "a bag moving up", "--n", "2", "--out",
+                str(tmp_path / "c.gif"), env={"TETRAGEN_CACHE": str(root / "cache")})
+    assert r.returncode == 0, r.stderr
+    with Image.open(tmp_path / "c.gif") as im:
+        assert im.n_frames == 16
+
+
+def test_temporal_keys_are_checked_in_one_line():
+    for overrides, says in ((["model.time_downsample=2"], "needs model.temporal=true"),
+                            (["model.temporal=true", "model.time_downsample=3"], "power of 2"),
+                            (["model.temporal=true", "model.time_downsample=8"], "at most model.downsample")):
+        with pytest.raises(UserError, match=says):
+            build_run_config("vqvae", preset="tiny", overrides=overrides).model.validate()
+    with pytest.raises(UserError, match="must divide the 12 frames"):
+        VQVAEConfig(image_size=32, channels=12, downsample=8, temporal=True, time_downsample=8).check_frames()
+    r = run_cli("train", "vqvae", "--data", NAME, "--preset", "tiny", "model.time_downsample=2")
+    assert r.returncode != 0 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "model.time_downsample=2 needs model.temporal=true" in r.stderr
+
+
+def test_the_2d_default_is_unchanged_and_vqgan_takes_the_option():
+    c = VQVAEConfig()
+    assert not c.temporal and c.token_shape == (7, 7)
+    flat = VQVAE(VQVAEConfig(image_size=32, channels=16, width=8))
+    assert flat.latent_shape == (8, 8)
+    assert not any(isinstance(x, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)) for x in flat.modules())
+    cfg = build_run_config("vqgan", preset="tiny", overrides=TOKENIZER).model
+    cfg.image_size, cfg.channels = 32, 16
+    gan = VQGAN(cfg)
+    assert isinstance(gan.decoder.net[-1], torch.nn.ConvTranspose3d)       # where the adaptive weight looks
+    x = torch.rand(2, 16, 32, 32) * 2 - 1
+    assert gan.reconstruct(x)[0].shape == x.shape
+
+
+def test_built_captions_read_class_names_that_are_phrases_and_keep_fashion_mnist():
+    clips = CaptionBuilder(["sneaker moving left", "trousers moving down", "dogs in snow"])
+    assert [clips.class_prompt(k) for k in range(3)] == ["a sneaker moving left", "trousers moving down",
+                                                         "dogs in snow"]
+    assert "a small dark sneaker moving left" in clips.captions(0, brightness=0, size=0)
+    fmnist = CaptionBuilder(["T-shirt/top", "Trouser", "Ankle boot"])
+    assert [fmnist.class_prompt(k) for k in range(3)] == ["a t-shirt", "a pair of trousers", "an ankle boot"]
