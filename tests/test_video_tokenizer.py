@@ -91,7 +91,7 @@ def test_cli_samples_a_gif_from_a_prompt(clip_runs, tmp_path):
         assert im.n_frames == 16
 
 
-def test_temporal_keys_are_checked_in_one_line():
+def test_temporal_keys_are_checked_in_one_line(tmp_path):
     for overrides, says in ((["model.time_downsample=2"], "needs model.temporal=true"),
                             (["model.temporal=true", "model.time_downsample=3"], "power of 2"),
                             (["model.temporal=true", "model.time_downsample=8"], "at most model.downsample")):
@@ -99,9 +99,10 @@ def test_temporal_keys_are_checked_in_one_line():
             build_run_config("vqvae", preset="tiny", overrides=overrides).model.validate()
     with pytest.raises(UserError, match="must divide the 12 frames"):
         VQVAEConfig(image_size=32, channels=12, downsample=8, temporal=True, time_downsample=8).check_frames()
-    r = run_cli("train", "vqvae", "--data", NAME, "--preset", "tiny", "model.time_downsample=2")
+    r = run_cli("train", "vqvae", "--data", NAME, "--preset", "tiny", "--out", str(tmp_path / "run"),
+                "model.time_downsample=2")
     assert r.returncode != 0 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "model.time_downsample=2 needs model.temporal=true" in r.stderr
+    assert "model.time_downsample=2 needs model.temporal=true" in r.stderr and not (tmp_path / "run").exists()
 
 
 def test_the_2d_default_is_unchanged_and_vqgan_takes_the_option():
