@@ -29,7 +29,7 @@ from tetragen.config import build_run_config
 from tetragen.sample.tokens import SamplingParams
 from tetragen.serve import Limits, create_app
 from tetragen.serve.batching import ModelWorker, Sequence
-from tetragen.serve.schemas import ChatMessage, render_chat
+from tetragen.modalities.text.schemas import ChatMessage, render_chat
 from tetragen.train.trainer import Trainer
 
 from .conftest import make_corpus, make_image_folder, one_line_error, run_cli
@@ -48,7 +48,8 @@ def train_tiny(family, source, out, *overrides):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Tiny runs of every kind the server routes: text generation, fill-mask, classification, unconditional,
-    class-conditional and prompted images, class-conditional sound, and music (drawn, and harmonised)."""
+    class-conditional, prompted and edited images, class-conditional sound and video, and music (drawn, and
+    harmonised)."""
     root = tmp_path_factory.mktemp("serve")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TETRAGEN_CACHE", str(root / "cache"))
@@ -73,6 +74,10 @@ def runs(tmp_path_factory):
         scores = music_example(root / "music")
         train_tiny("gpt", scores, root / "chorales", "train.max_steps=2")
         train_tiny("bert", scores, root / "harmony", "train.max_steps=2")
+        from tetragen.modalities.video.folder import make_clip_folder
+        train_tiny("cgan", make_clip_folder(root / "gifs", n_per_class=4), root / "video", "train.max_steps=1",
+                   "train.eval_samples=0")
+        train_tiny("diffusion", images, root / "diffusion", "train.max_steps=2", "train.eval_samples=0")
         train_tiny("vqvae", images, root / "tok", "train.max_steps=2")
         train_tiny("t2i", images, root / "t2i", "model.prior=causal", "train.max_steps=2",
                    f"model.tokenizer_run={root / 'tok'}")
@@ -562,9 +567,6 @@ def test_serve_cli_starts_a_server_a_client_can_use(runs):
 @pytest.fixture(scope="module")
 def steered(runs, pipes):
     """A server over a tiny diffusion run (it steers and edits) beside the cgan (it does neither)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TETRAGEN_CACHE", str(runs / "cache"))
-        train_tiny("diffusion", runs / "images", runs / "diffusion", "train.max_steps=2")
     pipe = tetragen.load(runs / "diffusion")
     server = LiveServer(create_app({"diffusion": pipe, "cgan": pipes["cgan"]}, api_key=KEY,
                                    limits=Limits(max_wait_ms=20, max_rows=4))).wait_ready()

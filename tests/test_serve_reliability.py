@@ -28,13 +28,15 @@ from hypothesis import strategies as st
 
 import tetragen
 from tetragen.serve import Limits, create_app
+from tetragen.modalities.image import schemas as I
 from tetragen.modalities.music.serve import HarmoniseRequest, MusicRequest
 from tetragen.modalities.sound.serve import SpeechRequest
-from tetragen.serve import schemas as S
+from tetragen.modalities.text import schemas as S
+from tetragen.modalities.video.serve import VideoRequest
 
 from .test_serve import LiveServer, metric, runs  # noqa: F401 - runs: the tiny runs of every kind (a fixture)
 
-MODELS = ("gpt", "bert", "cls", "dcgan", "cgan", "t2i", "words", "chorales", "harmony")
+MODELS = ("gpt", "bert", "cls", "dcgan", "cgan", "t2i", "words", "chorales", "harmony", "video", "diffusion")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -200,9 +202,12 @@ def test_64_concurrent_streams_with_hang_ups_and_bad_bodies(runs, tmp_path):
 # request schemas, property-based
 
 POST_SCHEMAS = {"/v1/completions": S.CompletionRequest, "/v1/chat/completions": S.ChatRequest,
-                "/v1/images/generations": S.ImageRequest, "/v1/fill-mask": S.FillMaskRequest,
+                "/v1/images/generations": I.ImageRequest, "/v1/fill-mask": S.FillMaskRequest,
                 "/v1/classify": S.ClassifyRequest, "/v1/audio/speech": SpeechRequest,
-                "/v1/music/generations": MusicRequest, "/v1/music/harmonisations": HarmoniseRequest}
+                "/v1/music/generations": MusicRequest, "/v1/music/harmonisations": HarmoniseRequest,
+                "/v1/videos/generations": VideoRequest,
+                # a multipart form: a JSON body of any fields is refused in one line (tests/test_serve.py posts forms)
+                "/v1/images/edits": I.ImageEditRequest}
 
 settings.register_profile("tetragen-serve", derandomize=True, database=None, deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -247,6 +252,9 @@ VALID = {
     "instructions": st.none() | short, "speed": st.sampled_from([1.0]), "stream_format": st.sampled_from([None, "audio"]),
     "max_frames": st.integers(1, 6), "audio": st.just(False), "primer_midi": st.none() | st.just("TVRoZA=="),
     "melody": st.lists(st.none() | st.integers(24, 108), min_size=1, max_size=6), "voices": st.integers(1, 5),
+    "steps": st.none() | st.integers(1, 3), "guidance_scale": st.none() | st.floats(0, 3),
+    "sampler": st.sampled_from([None, "euler", "heun", "dpm++"]), "strength": st.none() | st.floats(0, 1),
+    "background": st.none() | short, "input_fidelity": st.none() | short,
 }
 
 

@@ -5,19 +5,17 @@
 Routes are chosen by what a run can do (`pipe.capabilities`, tetragen/pipeline.py), never by its family. Each kind
 of content declares the routes of its capabilities (`Modality.routes`) and mounts the ones it serves itself
 (`Modality.add_routes`, e.g. tetragen/modalities/image/serve.py); this module is the server around them: its own
-routes, the request edge, body parsing, errors, metrics and the model workers. Today's routes:
+routes, the request edge, body parsing, errors, metrics and the model workers. Its own routes:
 
-| route                          | capability          | body (schemas.py)                                           |
-|--------------------------------|---------------------|-------------------------------------------------------------|
-| GET  /v1/models                |                     | the served models: id, family, capabilities, routes         |
-| POST /v1/completions           | `generate`          | OpenAI completions; `stream: true` as server-sent events    |
-| POST /v1/chat/completions      | `generate`          | OpenAI chat; messages through `schemas.render_chat`          |
-| POST /v1/images/generations    | `prompt` / `sample` | OpenAI images, PNG as b64_json                              |
-| POST /v1/fill-mask             | `fill_mask`         | {model, text, top_k}                                        |
-| POST /v1/classify              | `classify`          | {model, text}                                               |
-| GET  /health                   |                     | 503 while the models load, then 200                         |
-| GET  /metrics                  |                     | Prometheus text format                                      |
-| GET  /                         |                     | the playground page (static/index.html, app.js, style.css)  |
+| route                          | what                                                                              |
+|--------------------------------|-----------------------------------------------------------------------------------|
+| GET  /v1/models                | the served models: id, family, what each makes, capabilities, routes, card        |
+| GET  /health                   | 503 while the models load, then 200                                               |
+| GET  /metrics                  | Prometheus text format                                                            |
+| GET  /                         | the playground page (static/index.html, app.js, style.css, each kind's panel)     |
+
+Every kind of content adds its own (its `Modality.routes`; GET /v1/models lists each model's), with their request
+bodies beside them in its folder; what every body shares is schemas.py's.
 
 Seeds: output i of a request with `seed` s is made with seed s + i, so a seeded request gives the same output on
 every call whatever else the server runs (batching.py; each modality's routes say how).
@@ -379,8 +377,24 @@ class _Server:
 # ----------------------------------------------------------------------------------------------------------------
 # request bodies
 
-FIELDS = {name for cls in vars(S).values() if isinstance(cls, type) and issubclass(cls, BaseModel)
-          for name in cls.model_fields}
+def body_fields(schema: type[BaseModel]) -> set[str]:
+    """The field names of a request body and of the models nested in it (a chat message's `role`, ...)."""
+    import typing
+    names, todo, seen = set(), [schema], set()
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        for name, info in cls.model_fields.items():
+            names.add(name)
+            kinds = [info.annotation]
+            while kinds:
+                t = kinds.pop()
+                if isinstance(t, type) and issubclass(t, BaseModel):
+                    todo.append(t)
+                kinds.extend(typing.get_args(t))
+    return names
 RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 
 
@@ -411,7 +425,8 @@ def _validation_error(schema: type[BaseModel], e: ValidationError) -> APIError:
     errors = e.errors(include_url=False)
     err = min(errors, key=lambda x: (x["type"].endswith("_type"), -len(x["loc"])))
     # pydantic names the union member it tried ("str", "list[...]") in the location; keep fields and indices
-    loc = [p for p in err["loc"] if isinstance(p, int) or p in FIELDS]
+    fields = body_fields(schema)
+    loc = [p for p in err["loc"] if isinstance(p, int) or p in fields]
     path = ".".join(map(str, loc)) or "body"
     top = str(loc[0]) if loc else None
     if err["type"] == "missing":

@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from ...errors import UserError
 from ...pipeline import require
 from ...serve import schemas as S
+from . import schemas as I
 from ...serve.app import (APIError, BodyTooLarge, _validation_error, at_most, await_job, await_rows, drain, parse,
                           user_error, with_warnings)
 
@@ -46,7 +47,7 @@ def add_routes(app) -> None:
     async def images(request: Request):
         started = time.monotonic()
         server = request.app.state.server
-        body = await parse(request, S.ImageRequest)
+        body = await parse(request, I.ImageRequest)
         pipe, worker = server.model(body.model, "prompt", "sample", kind="image")
         at_most("n", body.n, server.limits.max_images, 1)
         if body.response_format == "url":
@@ -238,12 +239,12 @@ async def read_form(request: Request) -> tuple[dict[str, str], dict[str, bytes]]
     return fields, files
 
 
-def form_body(fields: dict[str, str]) -> S.ImageEditRequest:
+def form_body(fields: dict[str, str]) -> I.ImageEditRequest:
     """The form's text fields as the edit request (numbers read from their text); 400/422 as for JSON bodies."""
     try:
-        return S.ImageEditRequest.model_validate(fields, strict=False)
+        return I.ImageEditRequest.model_validate(fields, strict=False)
     except ValidationError as e:
-        raise _validation_error(S.ImageEditRequest, e) from None
+        raise _validation_error(I.ImageEditRequest, e) from None
 
 
 def png_b64(image: np.ndarray) -> str:

@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 from ...errors import UserError
 from ...sample.tokens import SamplingParams
 from ...serve import schemas as S
+from . import schemas as T
 from ...serve.app import (APIError, Generation, at_most, await_job, count_items, parse, queue_full, sse,
                           user_error, with_warnings)
 from ...serve.batching import Closed, QueueFull, Sequence
@@ -132,7 +133,7 @@ def add_routes(app) -> None:
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        body = await parse(request, S.CompletionRequest)
+        body = await parse(request, T.CompletionRequest)
         prompts = body.prompts()
         gen, prompt_tokens = await start_generation(request, body, prompts, body.stops(), body.max_new_tokens(),
                                                     "prompt")
@@ -154,7 +155,7 @@ def add_routes(app) -> None:
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
-        body = await parse(request, S.ChatRequest)
+        body = await parse(request, T.ChatRequest)
         max_tokens = next((m for m in (body.max_completion_tokens, body.max_tokens) if m is not None),
                           server.limits.chat_max_tokens)
         field = "max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens"
@@ -163,8 +164,8 @@ def add_routes(app) -> None:
         except APIError as e:
             e.message, e.param = e.message.replace("max_tokens", field, 1), field
             raise
-        prompt = S.render_chat(body.messages)
-        gen, prompt_tokens = await start_generation(request, body, [prompt], [S.CHAT_STOP, *body.stops()],
+        prompt = T.render_chat(body.messages)
+        gen, prompt_tokens = await start_generation(request, body, [prompt], [T.CHAT_STOP, *body.stops()],
                                                     max_tokens, "messages")
         cid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
         base = {"id": cid, "created": created, "model": body.model, "system_fingerprint": _fingerprint()}
@@ -213,13 +214,13 @@ def add_routes(app) -> None:
     @app.post("/v1/fill-mask")
     async def fill_mask(request: Request):
         return await per_text(
-            request, S.FillMaskRequest, "fill_mask", lambda pipe, body, t: pipe.fill_mask(t, body.top_k),
+            request, T.FillMaskRequest, "fill_mask", lambda pipe, body, t: pipe.fill_mask(t, body.top_k),
             lambda text, per_mask: {"text": text, "masks": [[{"token": t, "score": p} for t, p in cands]
                                                             for cands in per_mask]},
             {"text": "text", "top-k": "top_k"})
 
     @app.post("/v1/classify")
     async def classify(request: Request):
-        return await per_text(request, S.ClassifyRequest, "classify", lambda pipe, body, t: pipe.classify(t),
+        return await per_text(request, T.ClassifyRequest, "classify", lambda pipe, body, t: pipe.classify(t),
                               lambda text, probs: {"label": next(iter(probs)), "scores": probs}, {"text": "text"})
 

@@ -1,0 +1,52 @@
+"""Request bodies of the image routes, as pydantic models: OpenAI's image generations and edits (shapes from
+https://platform.openai.com/docs/api-reference/images), with the sampling settings of a model that chooses them at
+sampling time. What every request body shares (strict types, the seed range) is tetragen/serve/schemas.py's.
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from ...serve.schemas import MAX_SEED, Body, Text
+
+
+class _Steering(Body):
+    """Sampling settings of a model that chooses them at sampling time (a diffusion model's); their upper ends and
+    the samplers are the model's own (its card's `sampling`), checked by its pipeline."""
+    steps: Optional[int] = Field(None, ge=1)
+    guidance_scale: Optional[float] = Field(None, ge=0)
+    sampler: Optional[str] = Field(None, min_length=1, max_length=32)
+
+    def steering(self) -> dict:
+        """The settings the request gives."""
+        given = {"steps": self.steps, "guidance_scale": self.guidance_scale, "sampler": self.sampler}
+        return {k: v for k, v in given.items() if v is not None}
+
+
+class ImageRequest(_Steering):
+    """POST /v1/images/generations."""
+    model: str = Field(min_length=1, max_length=256)
+    prompt: Text = ""
+    n: int = Field(1, ge=1)                                # upper end: Limits.max_images
+    response_format: Optional[Literal["b64_json", "url"]] = None  # only b64_json is served
+    size: Optional[str] = Field(None, max_length=32)        # None, "auto" or the model's own "WxH"
+    output_format: Optional[Literal["png"]] = None
+    seed: Optional[int] = Field(None, ge=0, le=MAX_SEED)
+    quality: Optional[str] = None                          # accepted and ignored, as the model has one quality
+    style: Optional[str] = None
+
+
+class ImageEditRequest(_Steering):
+    """POST /v1/images/edits: the form fields of a multipart body (its files, `image` and `mask`, apart)."""
+    model: str = Field(min_length=1, max_length=256)
+    prompt: Text = ""
+    n: int = Field(1, ge=1)                                # upper end: Limits.max_images
+    response_format: Optional[Literal["b64_json", "url"]] = None  # only b64_json is served
+    size: Optional[str] = Field(None, max_length=32)        # None, "auto" or the model's own "WxH"
+    output_format: Optional[Literal["png"]] = None
+    seed: Optional[int] = Field(None, ge=0, le=MAX_SEED)
+    strength: Optional[float] = Field(None, ge=0, le=1)    # None: the model's default (1 with a mask)
+    quality: Optional[str] = None
+    background: Optional[str] = None
+    input_fidelity: Optional[str] = None
