@@ -28,9 +28,11 @@ def run_kind(name: str) -> str:
 def test_every_family_has_a_showcase_and_components_come_first():
     default = choose_families(None, default_only=True)
     assert {"gpt", "bert", "dcgan", "cgan", "vae", "t2i"} <= set(default)  # one of each family, the hybrid too
-    # every kind of content a family makes is in the default set
-    assert {run_kind(n) for n in default} == set(list_modalities())
     everything = choose_families(None, default_only=False)
+    # every kind of content has a showcase, and every kind is in the default set but video, which is opt-in
+    # (`--families cgan-clips`) until it shows something worth its share of the budget (docs/video.md)
+    assert {run_kind(n) for n in everything} == set(list_modalities())
+    assert set(list_modalities()) - {run_kind(n) for n in default} == {"video"}
     assert {showcase_family(n) for n in everything} == set(list_families())
     for name in everything:  # a run built from another run's components is trained after them
         for component in get_showcase(name).components.values():
