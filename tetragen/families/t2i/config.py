@@ -87,4 +87,13 @@ PRESETS = {
         "model": {"prior": "causal", "text_block": 40, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
         "train": _FMNIST_TRAIN,
     },
+    # moving-fashion-mnist through vqvae's `clips` tokenizer (256 tokens per clip): fmnist-small's prior with a text
+    # block that reads the longest caption whole ("a photo of an ankle boot moving down-right, large and light"),
+    # so the motion words at a caption's end are never cut. No prompted clips drawn while training: 256 tokens a clip
+    # make sampling dear (docs/vqvae.md, "Clips"); `tetragen eval` scores them after. Not yet measured against
+    # other sizes.
+    "clips": {
+        "model": {"prior": "causal", "text_block": 64, "n_layer": 4, "n_head": 4, "n_embd": 128, "dropout": 0.0},
+        "train": {**_FMNIST_TRAIN, "eval_samples": 0},
+    },
 }
