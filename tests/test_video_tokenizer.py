@@ -91,6 +91,35 @@ def test_cli_samples_a_gif_from_a_prompt(clip_runs, tmp_path):
         assert im.n_frames == 16
 
 
+def test_the_served_prior_returns_clips_from_a_prompt(clip_runs):
+    import base64
+    import io
+
+    import httpx
+    from PIL import Image
+
+    from tetragen.serve.app import Limits, create_app
+
+    from .test_serve import LiveServer
+    root, _ = clip_runs
+    server = LiveServer(create_app({"prior": tetragen.load(root / "prior")}, api_key="sk-t",
+                                   limits=Limits(max_wait_ms=20, max_images=4))).wait_ready()
+    try:
+        headers = {"Authorization": "Bearer sk-t"}
+        body = {"model": "prior", "prompt": "a sneaker moving right", "n": 2, "seed": 7}
+        r = httpx.post(f"{server.url}/v1/videos/generations", json=body, headers=headers, timeout=60)
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert (out["frames"], len(out["data"])) == (16, 2)
+        with Image.open(io.BytesIO(base64.b64decode(out["data"][0]["b64_json"]))) as im:
+            assert im.n_frames == 16
+        again = httpx.post(f"{server.url}/v1/videos/generations", json={**body, "n": 1, "seed": 8},
+                           headers=headers, timeout=60).json()
+        assert again["data"][0]["b64_json"] == out["data"][1]["b64_json"]
+    finally:
+        server.close()
+
+
 def test_temporal_keys_are_checked_in_one_line(tmp_path):
     for overrides, says in ((["model.time_downsample=2"], "needs model.temporal=true"),
                             (["model.temporal=true", "model.time_downsample=3"], "power of 2"),
