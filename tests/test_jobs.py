@@ -132,7 +132,7 @@ def test_bench_ranks_image_and_text_families_with_the_same_budget(corpus, images
     (["--budget-minutes", "1e9"], ["--budget-minutes 1e+09", "1440"]),
     (["--budget-minutes", "nan"], ["--budget-minutes nan"]),
     (["--families", "gpt,nosuch"], ["--families", "unknown family 'nosuch'"]),
-    (["--data", "video=x"], ["--data video=x", "KIND=SOURCE"]),
+    (["--data", "smell=x"], ["--data smell=x", "KIND=SOURCE"]),
     (["--eval-n", "1"], ["--eval-n"]),
 ])
 def test_bad_job_arguments_are_one_line(tmp_path, args, needles):
