@@ -35,7 +35,8 @@ Substitutions that make the commands tiny and offline (docs/README.md lists them
 - `VAR=value` before a command sets that environment variable for it; `python -m tetragen` and `.venv/bin/tetragen`
   are `tetragen`.
 
-A command that runs past COMMAND_LIMIT_S is stopped and fails: a size the substitutions should have made tiny.
+A command that runs past COMMAND_LIMIT_S (a job: FAMILY_LIMIT_S per family it trains) is stopped and fails: a
+size the substitutions should have made tiny.
 """
 from __future__ import annotations
 
@@ -427,11 +428,22 @@ def _in(cwd: Path):
 
 
 COMMAND_LIMIT_S = 60  # a tiny command takes seconds; longer means the substitutions missed a size
+FAMILY_LIMIT_S = 12   # a job (quickstart, bench) trains many tiny runs: this much for each family it trains
+
+
+def limit_s(path: tuple[str, ...], argv: list[str]) -> int:
+    """How long a command may run: COMMAND_LIMIT_S, or for a job FAMILY_LIMIT_S per family it trains (at least
+    COMMAND_LIMIT_S)."""
+    if path not in (("quickstart",), ("bench",)):
+        return COMMAND_LIMIT_S
+    from tetragen.jobs.showcase import choose_families
+    named = argv[argv.index("--families") + 1].split(",") if "--families" in argv else None
+    return max(COMMAND_LIMIT_S, FAMILY_LIMIT_S * len(choose_families(named, default_only=path == ("quickstart",))))
 
 
 @contextlib.contextmanager
-def watchdog(what: str):
-    """Stop a command that runs past COMMAND_LIMIT_S (SIGALRM raises inside it; run_cli reports it as a failure)."""
+def watchdog(what: str, seconds: int = COMMAND_LIMIT_S):
+    """Stop a command that runs past `seconds` (SIGALRM raises inside it; run_cli reports it as a failure)."""
     import signal
     import threading
     if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
@@ -439,9 +451,9 @@ def watchdog(what: str):
         return
 
     def expire(signum, frame):
-        raise TimeoutError(f"{what} ran past {COMMAND_LIMIT_S} s: a size the substitutions should make tiny?")
+        raise TimeoutError(f"{what} ran past {seconds} s: a size the substitutions should make tiny?")
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(COMMAND_LIMIT_S)
+    signal.alarm(seconds)
     try:
         yield
     finally:
@@ -489,7 +501,8 @@ def run_page(name: str, text: str, cwd: Path, data: Data) -> list[tuple[str, flo
             parse_only(cmd, argv, path, cwd)
             continue
         t0 = time.perf_counter()
-        with watchdog(f"{cmd.where}: `tetragen {' '.join(cmd.argv)}` (run as `tetragen {' '.join(argv)}`)"):
+        with watchdog(f"{cmd.where}: `tetragen {' '.join(cmd.argv)}` (run as `tetragen {' '.join(argv)}`)",
+                      limit_s(path, argv)):
             r = run_cli(*argv, cwd=cwd, env=cmd.env)
         timings.append((f"{cmd.where} tetragen {' '.join(cmd.argv)}", time.perf_counter() - t0))
         shown = f"{cmd.where}: `tetragen {' '.join(cmd.argv)}` (run as `tetragen {' '.join(argv)}`)"
