@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _results import write_section  # noqa: E402
+from _results import header, write_section  # noqa: E402
 
 PUBLISHED = [("RNN-NADE (Boulanger-Lewandowski et al. 2012)", 5.56),
              ("TCN (Bai et al. 2018)", 8.10), ("GRU (Bai et al. 2018)", 8.43), ("LSTM (Bai et al. 2018)", 8.45)]
@@ -174,7 +174,10 @@ def main() -> int:
     rows += [(name, v, "published") for name, v in PUBLISHED]
     rows.sort(key=lambda r: r[1])
     table = "\n".join(f"| {name} | {v:.2f} | {what} |" for name, v, what in rows)
+    machine = "\n".join(header())
     body = f"""## Music: JSB Chorales, test NLL per quarter-note frame (`bench/music.py`)
+
+{machine}
 
 {datetime.now():%Y-%m-%d}, `python bench/music.py --minutes {minutes:g} --transpose {args.transpose}`: gpt (preset
 `fast`, `model.block_size=128`, `model.dropout=0.1`, `data.transpose={args.transpose}`) trained for {minutes:g} minutes
