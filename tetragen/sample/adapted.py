@@ -113,3 +113,34 @@ def adapted(pipe: Any, make: Any):
     if not pipe.capabilities & {"sample", "prompt"}:
         return pipe
     return make(pipe)
+
+
+def show_prompts(pipe, prompts: tuple[str, ...], folder, *, n: int, seed: int, write, amount):
+    """What a job asks a trained run of such a kind (its modality's `show`): for each prompt (by default its first 8
+    classes; a class-conditional run skips prompts that name none of its classes, as a job's own data may lack the
+    showcase's) `n` items drawn from `seed`, kept by write(content, stem) -> {"file": ..., "picture": ...} (paths
+    relative to the job folder). Returns (items, how much was made by `amount(content)`, seconds spent drawing)."""
+    import time
+    folder.mkdir(parents=True, exist_ok=True)
+    if not pipe.capabilities & {"prompt", "sample"}:
+        return [], 0.0, 0.0
+    if pipe.conditional and not pipe.reads_text:
+        prompts = tuple(p for p in prompts if _names_a_class(pipe, p))
+    asked = list(prompts) or (list(pipe.classes)[:8] if pipe.conditional else [""])
+    items, made, spent = [], 0.0, 0.0
+    for k, prompt in enumerate(asked):
+        t0 = time.perf_counter()
+        content = pipe.sample(n, seed=seed, prompt=prompt or None)
+        spent += time.perf_counter() - t0
+        made += amount(content)
+        files = write(content, folder / f"prompt_{k}")
+        items.append({"title": f"“{prompt}”" if prompt else "samples", "prompt": prompt, **files})
+    return items, made, spent
+
+
+def _names_a_class(pipe, prompt: str) -> bool:
+    try:
+        pipe.class_of_prompt(prompt)
+    except UserError:
+        return False
+    return True

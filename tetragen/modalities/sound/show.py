@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import html as _html
 import shlex
-import time
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import UserError
 from ...files import replace_atomically
+from ...sample.adapted import show_prompts
 from ...sample.images import write_png
 from .audio import MelSettings, write_wav
 
@@ -94,33 +94,15 @@ def example(folder: Path) -> str:
 def show(pipe, prompts: tuple[str, ...], folder: Path, data: str) -> tuple[list[dict], dict]:
     """For each prompt (by default every class) a few clips, each kept as a WAV and a picture of the spectrograms;
     speed in seconds of audio made per second, vocoder included."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if "prompt" not in pipe.capabilities and "sample" not in pipe.capabilities:
-        return [], {}
-    if pipe.conditional and not pipe.reads_text:  # a job's own data may not have the showcase's words
-        prompts = tuple(p for p in prompts if _names_a_class(pipe, p))
-    asked = list(prompts) or (list(pipe.classes)[:8] if pipe.conditional else [""])
-    items, made, spent = [], 0.0, 0.0
-    for k, prompt in enumerate(asked):
-        t0 = time.perf_counter()
-        sound = pipe.sample(SHOWN_PER_PROMPT, seed=SEED, prompt=prompt or None)
-        spent += time.perf_counter() - t0
-        made += sound.waves.shape[0] * sound.waves.shape[1] / sound.sample_rate
-        wav, png = folder / f"prompt_{k}.wav", folder / f"prompt_{k}.png"
+    def write(sound, stem: Path) -> dict:
+        wav, png = stem.with_suffix(".wav"), stem.with_suffix(".png")
         write_wav_output(wav, sound)
         write_png_output(png, sound, columns=SHOWN_PER_PROMPT)
-        rel = folder.parent.parent
-        items.append({"title": f"“{prompt}”" if prompt else "samples", "prompt": prompt,
-                      "file": str(wav.relative_to(rel)), "picture": str(png.relative_to(rel))})
+        job = folder.parent.parent
+        return {"file": str(wav.relative_to(job)), "picture": str(png.relative_to(job))}
+    items, made, spent = show_prompts(pipe, prompts, folder, n=SHOWN_PER_PROMPT, seed=SEED, write=write,
+                                      amount=lambda sound: sound.waves.size / sound.sample_rate)
     return items, ({"unit": "s of audio/s", "value": made / spent} if spent else {})
-
-
-def _names_a_class(pipe, prompt: str) -> bool:
-    try:
-        pipe.class_of_prompt(prompt)
-    except UserError:
-        return False
-    return True
 
 
 def html(item: dict, out: Path) -> str:

@@ -6,13 +6,13 @@ import base64
 import html as _html
 import io
 import shlex
-import time
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import UserError
 from ...files import replace_atomically
+from ...sample.adapted import show_prompts
 from ...sample.images import image_grid, write_png
 from .data import grids_of
 
@@ -80,33 +80,14 @@ def example(folder: Path) -> str:
 def show(pipe, prompts: tuple[str, ...], folder: Path, data: str) -> tuple[list[dict], dict]:
     """For each prompt (by default a few classes) a few clips, kept as a GIF and a strip of their frames; speed in
     clips made per second."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if "prompt" not in pipe.capabilities and "sample" not in pipe.capabilities:
-        return [], {}
-    if pipe.conditional and not pipe.reads_text:  # a job's own data may not have the showcase's classes
-        prompts = tuple(p for p in prompts if _names_a_class(pipe, p))
-    asked = list(prompts) or (list(pipe.classes)[:8] if pipe.conditional else [""])
-    items, made, spent = [], 0, 0.0
-    for k, prompt in enumerate(asked):
-        t0 = time.perf_counter()
-        clips = pipe.sample(SHOWN_PER_PROMPT, seed=SEED, prompt=prompt or None)
-        spent += time.perf_counter() - t0
-        made += len(clips)
-        gif, png = folder / f"prompt_{k}.gif", folder / f"prompt_{k}.png"
+    def write(clips, stem: Path) -> dict:
+        gif, png = stem.with_suffix(".gif"), stem.with_suffix(".png")
         write_gif_output(gif, clips, columns=SHOWN_PER_PROMPT)
         write_png_output(png, clips)
-        rel = folder.parent.parent
-        items.append({"title": f"“{prompt}”" if prompt else "samples", "prompt": prompt,
-                      "file": str(gif.relative_to(rel)), "picture": str(png.relative_to(rel))})
+        job = folder.parent.parent
+        return {"file": str(gif.relative_to(job)), "picture": str(png.relative_to(job))}
+    items, made, spent = show_prompts(pipe, prompts, folder, n=SHOWN_PER_PROMPT, seed=SEED, write=write, amount=len)
     return items, ({"unit": "clips/s", "value": made / spent} if spent else {})
-
-
-def _names_a_class(pipe, prompt: str) -> bool:
-    try:
-        pipe.class_of_prompt(prompt)
-    except UserError:
-        return False
-    return True
 
 
 def html(item: dict, out: Path) -> str:
