@@ -290,7 +290,7 @@ class Data:
     sound: Path
 
     def of(self, kind: str | None) -> Path | str:
-        # video's example is its smallest named set (made here from Fashion-MNIST)
+        # video's example is its smallest named set (made here from Fashion-MNIST, at a tiny size)
         return {"text": self.corpus, "sound": self.sound, "video": "moving-fashion-mnist"}.get(kind, self.images)
 
 
@@ -551,6 +551,8 @@ def test_prose_names_only_keys_verbs_flags_and_routes_that_exist(page):
 def test_every_command_of_the_page_runs(page, docs_data, tmp_path, monkeypatch):
     from tetragen.jobs import showcase
     monkeypatch.setattr(showcase, "MIN_MINUTES_PER_FAMILY", 0.001)
+    from tetragen.modalities.video import moving  # the clip set at a tiny size, made in this session's cache
+    monkeypatch.setitem(moving.VARIANTS, "moving-fashion-mnist", moving.Variant("moving-fashion-mnist", 32, 400, 80))
     cwd = tmp_path / "work"
     cwd.mkdir()
     run_page(str(page.relative_to(ROOT)), page.read_text(encoding="utf-8"), cwd, docs_data)
