@@ -100,6 +100,23 @@ class AdaptedPipeline:
             grids = self.inner.sample(n, seed=seed, seeds=seeds, labels=asked, **steering)
         return self.content(grids, None if asked is None else np.asarray(asked, dtype=np.int64))
 
+    def condition_of(self, prompt: str):
+        """What a prompt asks of this run, row by row: the text itself (a run that reads text), the class it names (a
+        class-conditional run; a UserError when it names none), or None (an unconditional run ignores it)."""
+        return prompt if self.reads_text else self.class_of_prompt(prompt) if self.conditional else None
+
+    def sample_rows(self, rows: list, block: int):
+        """Rows (seed, condition from `condition_of`) of one or more requests drawn together, in forward passes of
+        exactly `block` rows, so a row's content depends on that row alone (the server's batching)."""
+        self.inner.batch_size = block
+        seeds = [seed for seed, _ in rows]
+        conditions = [c for _, c in rows]
+        if self.reads_text:
+            return self.sample(seeds=seeds, prompts=conditions)
+        if self.conditional:
+            return self.sample(seeds=seeds, labels=conditions)
+        return self.sample(seeds=seeds)
+
     def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, label=None):
         return self.content(self.inner.interpolate(seed_a, seed_b, steps, label=label), None)
 

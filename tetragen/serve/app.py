@@ -44,7 +44,7 @@ import warnings
 import weakref
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, get_args
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -379,7 +379,6 @@ class _Server:
 
 def body_fields(schema: type[BaseModel]) -> set[str]:
     """The field names of a request body and of the models nested in it (a chat message's `role`, ...)."""
-    import typing
     names, todo, seen = set(), [schema], set()
     while todo:
         cls = todo.pop()
@@ -393,7 +392,7 @@ def body_fields(schema: type[BaseModel]) -> set[str]:
                 t = kinds.pop()
                 if isinstance(t, type) and issubclass(t, BaseModel):
                     todo.append(t)
-                kinds.extend(typing.get_args(t))
+                kinds.extend(get_args(t))
     return names
 RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 

@@ -60,8 +60,7 @@ def add_routes(app) -> None:
         seed = body.seed if body.seed is not None else secrets.randbits(63)
         notes = []
         try:
-            condition = body.input if pipe.reads_text else pipe.class_of_prompt(body.input) if pipe.conditional \
-                else None
+            condition = pipe.condition_of(body.input)
         except UserError as e:
             raise APIError(400, str(e), param="input", code="invalid_value") from None
         if condition is None:
@@ -86,16 +85,5 @@ def add_routes(app) -> None:
 
 
 def draw(pipe, rows: list, block: int) -> tuple[list, list[str]]:
-    """Rows (seed, condition) of one or more requests -> (one float32 wave per row, warnings), the model's pictures
-    in forward passes of exactly `block` rows. The condition is a text (a run that reads text), a class index or
-    None."""
-    pipe.inner.batch_size = block  # the fixed shape of every forward pass: a row's clip depends on that row alone
-    seeds = [seed for seed, _ in rows]
-    conditions = [c for _, c in rows]
-    if pipe.reads_text:
-        sound = pipe.sample(seeds=seeds, prompts=conditions)
-    elif pipe.conditional:
-        sound = pipe.sample(seeds=seeds, labels=conditions)
-    else:
-        sound = pipe.sample(seeds=seeds)
-    return [np.asarray(w) for w in sound.waves], []
+    """Rows (seed, condition) of one or more requests -> (one float32 wave per row, warnings)."""
+    return [np.asarray(w) for w in pipe.sample_rows(rows, block).waves], []

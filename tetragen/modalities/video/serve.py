@@ -53,16 +53,12 @@ def add_routes(app) -> None:
         seeds = [(seed + i) % (S.MAX_SEED + 1) for i in range(body.n)]
         notes = []
         try:
-            if pipe.reads_text:
-                conditions = [body.prompt] * body.n
-            elif not pipe.conditional:
-                conditions = [None] * body.n
-                if body.prompt:
-                    notes.append(f"model {body.model!r} is unconditional: the prompt was ignored")
-            elif body.prompt.strip():
-                conditions = [pipe.class_of_prompt(body.prompt)] * body.n
-            else:  # every class in turn
+            if pipe.conditional and not pipe.reads_text and not body.prompt.strip():  # every class in turn
                 conditions = [int(k) for k in pipe.labels_for(body.n)]
+            else:
+                conditions = [pipe.condition_of(body.prompt)] * body.n
+                if conditions[0] is None and body.prompt:
+                    notes.append(f"model {body.model!r} is unconditional: the prompt was ignored")
         except UserError as e:
             raise APIError(400, str(e), param="prompt", code="invalid_value") from None
         try:
@@ -81,15 +77,5 @@ def add_routes(app) -> None:
 
 
 def draw(pipe, rows: list, block: int) -> tuple[list, list[str]]:
-    """Rows (seed, condition) of one or more requests -> (one uint8 clip (T, H, W) per row, warnings), the model's
-    grids in forward passes of exactly `block` rows. The condition is a text, a class index or None."""
-    pipe.inner.batch_size = block  # the fixed shape of every forward pass: a row's clip depends on that row alone
-    seeds = [seed for seed, _ in rows]
-    conditions = [c for _, c in rows]
-    if pipe.reads_text:
-        clips = pipe.sample(seeds=seeds, prompts=conditions)
-    elif pipe.conditional:
-        clips = pipe.sample(seeds=seeds, labels=conditions)
-    else:
-        clips = pipe.sample(seeds=seeds)
-    return [np.asarray(f) for f in clips.frames], []
+    """Rows (seed, condition) of one or more requests -> (one uint8 clip (T, H, W) per row, warnings)."""
+    return [np.asarray(f) for f in pipe.sample_rows(rows, block).frames], []
