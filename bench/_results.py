@@ -82,3 +82,32 @@ def seconds_per_step(family: str, preset: str, data_source: str, overrides: list
             trainer._train_step()
             trainer.step += 1
         return (time.perf_counter() - t0) / steps
+
+
+def train_for(family: str, data: str, out: Path, preset: str, minutes: float, seed: int) -> tuple[int, float]:
+    """Train `family` on `data` into `out` (emptied first) for `minutes` of budget, without evaluations while it
+    trains: (the steps it took, the seconds it took)."""
+    import json
+    import shutil
+    import time
+
+    import tetragen
+    if out.exists():
+        shutil.rmtree(out)
+    t0 = time.perf_counter()
+    tetragen.train(family, data, out, preset=preset, progress=False,
+                   overrides=[f"train.seed={seed}", f"train.budget_minutes={minutes:g}", "train.eval_every=0",
+                              "train.eval_samples=0"])
+    train_s = time.perf_counter() - t0
+    records = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    return max(r["step"] for r in records if "step" in r), train_s
+
+
+def per_second(pipe, amount, batch: int, batches: int) -> float:
+    """How much `pipe.sample(batch)` makes a second (`amount(content)`), over `batches` calls after a warm-up."""
+    import time
+    pipe.sample(batch, seed=0)  # warm-up
+    t0, made = time.perf_counter(), 0.0
+    for i in range(batches):
+        made += amount(pipe.sample(batch, seed=100 + i * batch))
+    return made / (time.perf_counter() - t0)

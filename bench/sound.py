@@ -57,7 +57,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import header, write_section  # noqa: E402
+from _results import header, per_second, train_for, write_section  # noqa: E402
 from peers import venv as peer_venv  # noqa: E402
 
 import tetragen  # noqa: E402
@@ -75,23 +75,10 @@ PEER_QUICK = ["-bs", "8", "-ms", "16"]
 
 def run_family(family: str, preset: str, args) -> dict:
     out = WORK / family
-    if out.exists():
-        shutil.rmtree(out)
-    t0 = time.perf_counter()
-    tetragen.train(family, DATA, out, preset=preset, progress=False,
-                   overrides=[f"train.seed={args.seed}", f"train.budget_minutes={args.minutes:g}",
-                              "train.eval_every=0", "train.eval_samples=0"])
-    train_s = time.perf_counter() - t0
-    records = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
-    steps = max(r["step"] for r in records if "step" in r)
+    steps, train_s = train_for(family, DATA, out, preset, args.minutes, args.seed)
     metrics, _ = evaluate(out, n=args.eval_samples, seed=0, iw_samples=10)  # the cvae's bound: 10 samples
     pipe = tetragen.load(out)
-    pipe.sample(SPEED_BATCH, seed=0)  # warm-up
-    t0, made = time.perf_counter(), 0.0
-    for i in range(args.speed_batches):
-        sound = pipe.sample(SPEED_BATCH, seed=100 + i * SPEED_BATCH)
-        made += sound.waves.size / sound.sample_rate
-    per_s = made / (time.perf_counter() - t0)
+    per_s = per_second(pipe, lambda sound: sound.waves.size / sound.sample_rate, SPEED_BATCH, args.speed_batches)
     WORK.mkdir(parents=True, exist_ok=True)
     from tetragen.modalities.sound.show import write_wav_output
     write_wav_output(WORK / f"{family}_seven.wav", pipe.sample(4, seed=1, prompt="seven"))

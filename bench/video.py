@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import header, write_section  # noqa: E402
+from _results import header, per_second, train_for, write_section  # noqa: E402
 
 import tetragen  # noqa: E402
 from tetragen.api import evaluate  # noqa: E402
@@ -41,23 +39,11 @@ SPEED_BATCH = 16
 
 def run_family(family: str, preset: str, args) -> dict:
     out = WORK / family
-    if out.exists():
-        shutil.rmtree(out)
-    t0 = time.perf_counter()
-    tetragen.train(family, DATA, out, preset=preset, progress=False,
-                   overrides=[f"train.seed={args.seed}", f"train.budget_minutes={args.minutes:g}",
-                              "train.eval_every=0", "train.eval_samples=0"])
-    train_s = time.perf_counter() - t0
-    records = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
-    steps = max(r["step"] for r in records if "step" in r)
+    steps, train_s = train_for(family, DATA, out, preset, args.minutes, args.seed)
     metrics, lines = evaluate(out, n=args.eval_samples, seed=0)
     print("\n".join(lines), flush=True)
     pipe = tetragen.load(out)
-    pipe.sample(SPEED_BATCH, seed=0)  # warm-up
-    t0, made = time.perf_counter(), 0
-    for i in range(args.speed_batches):
-        made += len(pipe.sample(SPEED_BATCH, seed=100 + i * SPEED_BATCH))
-    per_s = made / (time.perf_counter() - t0)
+    per_s = per_second(pipe, len, SPEED_BATCH, args.speed_batches)
     WORK.mkdir(parents=True, exist_ok=True)
     from tetragen.modalities.video.show import write_gif_output
     write_gif_output(WORK / f"{family}_sneaker_left.gif", pipe.sample(4, seed=1, prompt="a sneaker moving left"))
