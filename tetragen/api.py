@@ -146,8 +146,8 @@ def load(run_dir: str | Path, *, device: str = "cpu", ema: bool | None = None):
     model = ft_module.structure_for(family.build(cfg.model), cfg, tensors)
     ck.load_weights(model, weights, tensors)
     pipe = family.pipeline(model.to(where), assets, cfg)
-    made = run_modality(cfg)  # a family that learns grids or tokens, trained on another kind: that kind comes out
-    form = made.grids if family.grids else made.tokens if family.tokens else None
+    made = run_modality(cfg)  # a family trained on another kind than its own: that kind's content comes out
+    form = made.tokens if family.tokens else made.grids
     if made.name != family.makes and form is not None and form.adapt is not None:
         pipe = form.adapt(pipe, run_dir)
     return pipe

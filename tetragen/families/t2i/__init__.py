@@ -6,7 +6,7 @@ from .config import PRESETS, T2IConfig
 from .data import load_data, read_assets
 from .model import T2IPrior
 from .objective import evaluate, objective
-from .sample import T2IPipeline, open_pipeline, save_preview
+from .sample import T2IPipeline, save_preview
 
 register_family(Family(
     name="t2i",
@@ -16,7 +16,7 @@ register_family(Family(
     build=T2IPrior,
     objective=objective,
     evaluate=evaluate,
-    pipeline=open_pipeline,
+    pipeline=T2IPipeline,
     load_data=load_data,
     read_assets=read_assets,
     makes="image",

@@ -23,7 +23,6 @@ import torch
 
 from ...data.captions import PromptCodes
 from ...errors import UserError
-from ...registry import run_modality
 from ...sample.images import ImagePipeline, generators, pad_rows, row_seeds, write_png
 
 MAX_GUIDANCE = 50.0
@@ -41,18 +40,6 @@ class T2IAssets:
     captions_record: dict | None = None        # how the run's captions are made (data/captions.py to_json)
     image_tokenizer_dir: Path | None = None    # where the image tokenizer was loaded from (the run's copy)
     run_dir: Path | None = None                # the run folder the assets were read from (None: made in training)
-
-
-def open_pipeline(model, assets: T2IAssets, config):
-    """The family's `pipeline`: a T2IPipeline; for a run on another kind of content learnt as grids (clips, a grid
-    with a channel per frame), that kind's pipeline over it, as `tetragen.load` gives every family that learns
-    grids (its samples become the kind's content: `Clips` for video)."""
-    pipe = T2IPipeline(model, assets, config)
-    made = run_modality(config)
-    form = made.grids
-    if made.name != "image" and form is not None and form.adapt is not None and assets.run_dir is not None:
-        return form.adapt(pipe, assets.run_dir)
-    return pipe
 
 
 class T2IPipeline(ImagePipeline):
