@@ -1,8 +1,7 @@
 """Diffusion on Fashion-MNIST for a fixed wall-clock budget: tetragen's `diffusion` family against the bench's cgan
 and t2i, and against HF diffusers' own unconditional example, all scored by tetragen's shipped evaluator.
 
-For each entry of --families (ENTRIES below; one entry adds a family, e.g. a prompt-conditioned diffusion or an
-`ldm` once they exist):
+For each entry of the part (ENTRIES below; one entry adds a family or a setting):
 1. Train through `tetragen.train` with `train.budget_minutes` (the trainer plans the steps); an entry built on a
    component (t2i on its vqvae tokenizer) trains the component first, for its share of the same minutes.
 2. `tetragen.api.evaluate` (as `tetragen eval`) with --eval-samples samples: FID, KID, class accuracy; a diffusion
@@ -40,10 +39,14 @@ seed per batch; they are cropped back to 28x28 and scored by `tetragen.eval.imag
 U-Net: about 5 s a step for 100 images on 2 cores), so by default it is scored on 1000 samples at 20 steps, and
 tetragen's runs are then also scored at n=1000 (the "FID at n=1000" column: FID depends on n).
 
-    python bench/diffusion.py                                          # 10 min each, 5000 samples each
-    python bench/diffusion.py --peer-dir bench/_peers/diffusers        # and the two diffusers peer runs
-    python bench/diffusion.py --families diffusion --peer-dir bench/_peers/diffusers --peer-only   # peers only
-    python bench/diffusion.py --quick [--peer-dir ...]                 # smoke run, RESULTS.md untouched
+The whole bench is hours on 2 CPU cores, so it runs in parts (PARTS below), each writing its own section of
+bench/RESULTS.md with the ratios measured within that one run:
+
+    python bench/diffusion.py --peer-dir bench/_peers/diffusers        # part "peers": diffusion, cgan, the 2 peers
+    python bench/diffusion.py --part latent                            # prompted diffusion, ldm, t2i
+    python bench/diffusion.py --part objectives                        # flow against eps and v prediction
+    python bench/diffusion.py --part all --peer-dir bench/_peers/diffusers   # all of the above but objectives
+    python bench/diffusion.py --quick [--part P] [--peer-dir ...]      # smoke run, RESULTS.md untouched
 """
 from __future__ import annotations
 
@@ -67,7 +70,7 @@ from _results import header, write_section  # noqa: E402
 from peers import venv as peer_venv  # noqa: E402
 
 import tetragen  # noqa: E402
-from tetragen.api import evaluate  # noqa: E402
+from tetragen.api import evaluate, load_data  # noqa: E402
 
 WORK = ROOT / "bench" / "_work" / "diffusion"
 DATA = "fashion-mnist"
@@ -78,10 +81,34 @@ SWEEP = "4,8,16,32"
 ENTRIES = {
     "diffusion": {"family": "diffusion", "preset": "fmnist", "overrides": [f"model.eval_sweep={SWEEP}"],
                   "label": "diffusion (fmnist, class-conditioned)"},
+    "diffusion-prompt": {"family": "diffusion", "preset": "fmnist", "overrides": [f"model.eval_sweep={SWEEP}",
+                                                                                  "model.cond=text"],
+                         "label": "diffusion (fmnist, prompt-conditioned)"},
+    "ldm": {"family": "ldm", "preset": "fmnist", "overrides": [f"model.eval_sweep={SWEEP}"],
+            "base": {"family": "vqvae", "preset": "fmnist", "share": 1 / 3, "override": "model.autoencoder_run"},
+            "label": "ldm (fmnist: vqvae autoencoder 1/3 of the time, prompt-conditioned denoiser 2/3)"},
+    # the objective's alternatives, for --part objectives (the default, flow, is the "diffusion" entry)
+    "diffusion-eps": {"family": "diffusion", "preset": "fmnist",
+                      "overrides": [f"model.eval_sweep={SWEEP}", "model.objective=eps"],
+                      "label": "diffusion (fmnist, class-conditioned, eps prediction, cosine schedule)"},
+    "diffusion-v": {"family": "diffusion", "preset": "fmnist",
+                    "overrides": [f"model.eval_sweep={SWEEP}", "model.objective=v"],
+                    "label": "diffusion (fmnist, class-conditioned, v prediction, cosine schedule)"},
     "cgan": {"family": "cgan", "preset": "fmnist", "overrides": [], "label": "cgan (fmnist)"},
     "t2i": {"family": "t2i", "preset": "fmnist", "overrides": ["model.prior=causal"],
             "base": {"family": "vqvae", "preset": "fmnist", "share": 1 / 3, "override": "model.tokenizer_run"},
             "label": "t2i (fmnist: vqvae tokenizer 1/3 of the time, causal prior 2/3)"},
+}
+
+# The whole bench is hours on 2 CPU cores, so it runs in parts, each a section of RESULTS.md with the ratios measured
+# within it: --part NAME -> (its entries, whether the diffusers peers run, its title).
+PARTS = {
+    "peers": (["diffusion", "cgan"], True, "the diffusion family against the bench's cgan and the diffusers peer"),
+    "latent": (["diffusion-prompt", "ldm", "t2i"], False,
+               "prompt-conditioned diffusion in pixels and in an autoencoder's latents (ldm), against t2i"),
+    "objectives": (["diffusion", "diffusion-eps", "diffusion-v"], False,
+                   "the objective: flow matching against eps and v prediction"),
+    "all": (["diffusion", "diffusion-prompt", "ldm", "cgan", "t2i"], True, "every entry and the diffusers peer"),
 }
 
 PEER_SCRIPT = "examples/unconditional_image_generation/train_unconditional.py"
@@ -121,18 +148,20 @@ def train_entry(name: str, entry: dict, args) -> dict:
     steps = max(r["step"] for r in records if "step" in r)
     metrics, _ = evaluate(out, n=args.eval_samples, seed=0)
     if args.peer_dir and args.peer_samples != args.eval_samples:  # FID depends on n: also at the peer's
-        at_peer_n, _ = evaluate(out, n=args.peer_samples, seed=0)
-        metrics["fid_peer_n"] = at_peer_n["fid"]
+        pipe = tetragen.load(out)
+        if hasattr(pipe.config.model, "eval_sweep"):
+            pipe.config.model.eval_sweep = ""  # the run's defaults only: the sweep was scored above
+        metrics["fid_peer_n"] = pipe.evaluate(load_data(pipe.config, pipe.assets), n=args.peer_samples, seed=0)[0]["fid"]
     pipe = tetragen.load(out)
     speed = {}
-    sweep = [int(s) for s in SWEEP.split(",")] if entry["family"] == "diffusion" else [None]
+    sweep = [int(s) for s in SWEEP.split(",")] if f"model.eval_sweep={SWEEP}" in entry["overrides"] else [None]
     for s in sweep:
         kw = {"steps": s} if s else {}
         pipe.sample(8, seed=0, **kw)  # warm-up
         t1 = time.perf_counter()
         pipe.sample(args.speed_images, seed=1, **kw)
         speed["images_per_s" + (f"_steps{s}" if s else "")] = args.speed_images / (time.perf_counter() - t1)
-    if entry["family"] == "diffusion":
+    if sweep != [None]:
         speed["images_per_s"] = speed[f"images_per_s_steps{pipe.config.model.sample_steps}"] \
             if f"images_per_s_steps{pipe.config.model.sample_steps}" in speed else None
     return {"name": name, "label": entry["label"], "steps": steps, "train_s": train_s, **speed,
@@ -316,13 +345,40 @@ def table(results: list[dict], args) -> str:
     return "\n".join(lines)
 
 
+def ratios(results: list[dict]) -> list[str]:
+    """The issue's targets as measured ratios: FID against the cgan's (at most 2x), the better diffusers peer's at the
+    peer's n (3x or more below), 16 steps against 32 (within 10%), prompted or class accuracy (0.90)."""
+    by = {r["name"]: r for r in results}
+    peer = [r for r in results if "peer_commit" in r]
+    best_peer = min(peer, key=lambda r: r["fid"]) if peer else None
+    lines = []
+    for r in results:
+        if "fid_steps16" not in r:
+            continue
+        parts = []
+        if "cgan" in by:
+            parts.append(f"FID / cgan's {r['fid'] / by['cgan']['fid']:.2f}x (target <= 2)")
+        if best_peer is not None and "fid_peer_n" in r:
+            parts.append(f"better peer's FID / this FID at n={int(best_peer['n'])} "
+                         f"{best_peer['fid'] / r['fid_peer_n']:.1f}x (target >= 3)")
+        parts.append(f"FID at 16 steps / at 32 {r['fid_steps16'] / r['fid_steps32']:.3f} (target <= 1.10)")
+        if "class_acc" in r:
+            parts.append(f"class acc {r['class_acc']:.3f} (target >= 0.90)")
+        lines.append(f"- {r['label']}: " + "; ".join(parts))
+    return ["", "Targets, measured:", *lines] if lines else []
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="training budget per entry (default 10)")
     ap.add_argument("--eval-samples", type=int, default=5000, help="samples scored per entry (default 5000)")
     ap.add_argument("--speed-images", type=int, default=200, help="images timed for images/s")
-    ap.add_argument("--families", default=",".join(ENTRIES), help="comma-separated, of: " + ", ".join(ENTRIES))
-    ap.add_argument("--peer-dir", help=f"a diffusers checkout at {PEER_COMMIT[:7]}: run its example twice")
+    ap.add_argument("--part", choices=list(PARTS), default="peers",
+                    help="which part to run (each writes its own section): " +
+                         "; ".join(f"{k}: {', '.join(v[0])}{' and the peers' if v[1] else ''}" for k, v in PARTS.items()))
+    ap.add_argument("--families", help="comma-separated entries instead of the part's, of: " + ", ".join(ENTRIES))
+    ap.add_argument("--peer-dir", help=f"a diffusers checkout at {PEER_COMMIT[:7]}: run its example twice (parts "
+                                       f"{', '.join(k for k, v in PARTS.items() if v[1])}; required there)")
     ap.add_argument("--peer-only", action="store_true", help="run the peers only (no tetragen entry)")
     ap.add_argument("--peer-minutes", type=float, help="the peer's training time (default: --minutes)")
     ap.add_argument("--peer-samples", type=int, default=1000,
@@ -342,7 +398,12 @@ def main() -> int:
     args.peer_minutes = args.minutes if args.peer_minutes is None else args.peer_minutes
     args.peer_samples = min(args.peer_samples, args.eval_samples)
     os.environ["TETRAGEN_PEER_BATCH"] = str(args.peer_batch)
-    names = [] if args.peer_only else [f for f in args.families.split(",") if f]
+    entries, with_peers, title = PARTS[args.part]
+    if with_peers and not args.peer_dir:
+        raise SystemExit(f"--part {args.part} runs the diffusers peer: give --peer-dir (see this file's docstring)")
+    if not with_peers:
+        args.peer_dir = None
+    names = [] if args.peer_only else [f for f in (args.families or ",".join(entries)).split(",") if f]
     if unknown := [f for f in names if f not in ENTRIES]:
         raise SystemExit(f"--families: {unknown[0]!r} is not one of {', '.join(ENTRIES)}")
     WORK.mkdir(parents=True, exist_ok=True)
@@ -354,13 +415,14 @@ def main() -> int:
         results += peers(args)
     if not results:
         raise SystemExit("nothing to run: give --families or --peer-dir")
-    body = "\n".join(["## Diffusion: Fashion-MNIST, tetragen's families and the diffusers peer at the same budget", "",
+    section = "diffusion" if args.part == "all" else f"diffusion-{args.part}"
+    body = "\n".join([f"## Diffusion on Fashion-MNIST ({args.part}): {title}", "",
                       *header(), f"- {args.minutes:g} min of training each, {args.eval_samples} samples scored by "
                       f"the shipped evaluator; FID/acc/img/s at 4-32 steps: the diffusion family's sampler at that "
-                      f"step count", "", table(results, args)])
+                      f"step count", "", table(results, args), *ratios(results)])
     print(body)
     if not args.quick:
-        write_section("diffusion", body)
+        write_section(section, body)
     return 0
 
 

@@ -310,8 +310,9 @@ class DiffusionPipeline(ImagePipeline):
             for steps in sweep:
                 def draw(k, seed=None, labels=None, steps=steps):
                     return self.sample(k, seed=seed, labels=labels, steps=steps)
-                out = image_metrics(draw, data, n=n, device=self.device, conditional=conditional, seed=seed,
-                                    evaluator=ev)
+                # the defaults' steps: the same samples as scored above, so the same figures
+                out = metrics if steps == c.sample_steps else image_metrics(
+                    draw, data, n=n, device=self.device, conditional=conditional, seed=seed, evaluator=ev)
                 metrics[f"fid_steps{steps}"] = out["fid"]
                 part = f"{steps}: {out['fid']:.3f}"
                 if conditional:
