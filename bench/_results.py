@@ -84,20 +84,30 @@ def seconds_per_step(family: str, preset: str, data_source: str, overrides: list
         return (time.perf_counter() - t0) / steps
 
 
-def train_for(family: str, data: str, out: Path, preset: str, minutes: float, seed: int) -> tuple[int, float]:
+def train_for(family: str, data: str, out: Path, preset: str, minutes: float, seed: int, overrides=(),
+              base: dict | None = None) -> tuple[int, float]:
     """Train `family` on `data` into `out` (emptied first) for `minutes` of budget, without evaluations while it
-    trains: (the steps it took, the seconds it took)."""
+    trains: (the steps it took, the seconds it took). `base`: a component trained first into `out`'s sibling
+    `<out>_<family>` for its `share` of the minutes (its `family` and `preset`), named to the run by the override
+    key `override` (t2i's `model.tokenizer_run`); the run gets what is left of the minutes."""
     import json
     import shutil
     import time
 
     import tetragen
-    if out.exists():
-        shutil.rmtree(out)
+    common = [f"train.seed={seed}", "train.eval_every=0", "train.eval_samples=0"]
+    overrides = list(overrides)
     t0 = time.perf_counter()
+    if base is not None:
+        part = out.parent / f"{out.name}_{base['family']}"
+        shutil.rmtree(part, ignore_errors=True)
+        tetragen.train(base["family"], data, part, preset=base["preset"], progress=False,
+                       overrides=[*common, f"train.budget_minutes={minutes * base['share']:g}"])
+        overrides.append(f"{base['override']}={part}")
+    left = minutes - (time.perf_counter() - t0) / 60
+    shutil.rmtree(out, ignore_errors=True)
     tetragen.train(family, data, out, preset=preset, progress=False,
-                   overrides=[f"train.seed={seed}", f"train.budget_minutes={minutes:g}", "train.eval_every=0",
-                              "train.eval_samples=0"])
+                   overrides=[*common, *overrides, f"train.budget_minutes={max(left, 0.05):g}"])
     train_s = time.perf_counter() - t0
     records = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     return max(r["step"] for r in records if "step" in r), train_s

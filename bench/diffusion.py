@@ -66,7 +66,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import header, write_section  # noqa: E402
+from _results import header, train_for, write_section  # noqa: E402
 from peers import venv as peer_venv  # noqa: E402
 
 import tetragen  # noqa: E402
@@ -128,30 +128,16 @@ PEER_REQUIREMENTS = ["accelerate>=0.16.0", "torchvision", "datasets", "tensorboa
 # tetragen's families
 
 def train_entry(name: str, entry: dict, args) -> dict:
-    base = [f"train.seed={args.seed}", "train.eval_every=0", "train.eval_samples=0"]
-    minutes, extra = args.minutes, list(entry["overrides"])
-    t0 = time.perf_counter()
-    if "base" in entry:
-        b = entry["base"]
-        part = WORK / f"{name}_{b['family']}"
-        shutil.rmtree(part, ignore_errors=True)
-        tetragen.train(b["family"], DATA, part, preset=b["preset"], progress=False,
-                       overrides=[*base, f"train.budget_minutes={minutes * b['share']:g}"])
-        extra.append(f"{b['override']}={part}")
-        minutes -= (time.perf_counter() - t0) / 60
     out = WORK / name
-    shutil.rmtree(out, ignore_errors=True)
-    tetragen.train(entry["family"], DATA, out, preset=entry["preset"], progress=False,
-                   overrides=[*base, *extra, f"train.budget_minutes={max(minutes, 0.05):g}"])
-    train_s = time.perf_counter() - t0
-    records = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
-    steps = max(r["step"] for r in records if "step" in r)
+    steps, train_s = train_for(entry["family"], DATA, out, entry["preset"], args.minutes, args.seed,
+                               entry["overrides"], entry.get("base"))
     metrics, _ = evaluate(out, n=args.eval_samples, seed=0)
     if args.peer_dir and args.peer_samples != args.eval_samples:  # FID depends on n: also at the peer's
         pipe = tetragen.load(out)
         if hasattr(pipe.config.model, "eval_sweep"):
             pipe.config.model.eval_sweep = ""  # the run's defaults only: the sweep was scored above
-        metrics["fid_peer_n"] = pipe.evaluate(load_data(pipe.config, pipe.assets), n=args.peer_samples, seed=0)[0]["fid"]
+        data = load_data(pipe.config, pipe.assets)
+        metrics["fid_peer_n"] = pipe.evaluate(data, n=args.peer_samples, seed=0)[0]["fid"]
     pipe = tetragen.load(out)
     speed = {}
     sweep = [int(s) for s in SWEEP.split(",")] if f"model.eval_sweep={SWEEP}" in entry["overrides"] else [None]
