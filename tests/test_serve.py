@@ -584,7 +584,7 @@ def test_generations_take_steps_guidance_and_sampler_of_a_model_that_steers(stee
     live, pipe = steered
     pipe.batch_size = 4  # the server's --max-rows
     card = httpx.get(f"{live.url}/v1/models/diffusion", headers={"Authorization": f"Bearer {KEY}"}).json()
-    assert card["routes"] == ["/v1/images/edits", "/v1/images/generations"]
+    assert card["routes"] == ["/v1/images/edits", "/v1/images/generations", "/v1/images/interpolations"]
     assert card["sampling"]["steps"]["max"] == 1000 and "heun" in card["sampling"]["sampler"]["choices"]
     ask = {"model": "diffusion", "prompt": "disc", "n": 2, "seed": 4, "steps": 2, "guidance_scale": 2.0,
            "sampler": "heun"}
@@ -605,6 +605,26 @@ def test_generations_take_steps_guidance_and_sampler_of_a_model_that_steers(stee
     for field, value in (("steps", 4), ("guidance_scale", 2.0), ("sampler", "euler")):
         openai_error(post(live, "/v1/images/generations", {"model": "cgan", "prompt": "disc", field: value}), 400,
                      f"{field}: model 'cgan': a cgan run does not choose its sampler", "(diffusion", param=field)
+
+
+def test_interpolations_walk_between_two_seeds_as_the_pipeline_does(steered, pipes):
+    live, pipe = steered
+    ask = {"model": "diffusion", "prompt": "disc", "n": 4, "seed": 3, "seed2": 9, "steps": 2}
+    r = post(live, "/v1/images/interpolations", ask)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["seed"], out["seed2"], len(out["data"])) == (3, 9, 4)
+    want = pipe.interpolate(3, 9, 4, label="disc", sample_steps=2)
+    assert all(np.array_equal(png(d["b64_json"]), w[..., 0]) for d, w in zip(out["data"], want))
+    assert post(live, "/v1/images/interpolations", {**ask, "seed2": None}).json()["seed2"] == 4  # default seed + 1
+    # a model that samples from noise walks too (a GAN's latent space), in the class its prompt names
+    r = post(live, "/v1/images/interpolations", {"model": "cgan", "prompt": "disc", "n": 3, "seed": 1})
+    assert r.status_code == 200, r.text
+    want = pipes["cgan"].interpolate(1, 2, 3, label=pipes["cgan"].class_index("disc"))
+    assert all(np.array_equal(png(d["b64_json"]), w[..., 0]) for d, w in zip(r.json()["data"], want))
+    openai_error(post(live, "/v1/images/interpolations", {**ask, "n": 1}), 400, "n", param="n")
+    openai_error(post(live, "/v1/images/interpolations", {**ask, "steps": 0}), 400, "steps", param="steps")
+    openai_error(post(live, "/v1/images/interpolations", {"model": "cgan", "steps": 2}), 400, "steps", param="steps")
 
 
 def test_image_edits_with_the_openai_client(steered):

@@ -206,6 +206,7 @@ POST_SCHEMAS = {"/v1/completions": S.CompletionRequest, "/v1/chat/completions": 
                 "/v1/classify": S.ClassifyRequest, "/v1/audio/speech": SpeechRequest,
                 "/v1/music/generations": MusicRequest, "/v1/music/harmonisations": HarmoniseRequest,
                 "/v1/videos/generations": VideoRequest,
+                "/v1/images/interpolations": I.ImageInterpolationRequest,
                 # a multipart form: a JSON body of any fields is refused in one line (tests/test_serve.py posts forms)
                 "/v1/images/edits": I.ImageEditRequest}
 
@@ -241,7 +242,7 @@ VALID = {
     "temperature": st.floats(0, 2), "top_p": st.floats(0, 1, exclude_min=True), "top_k": st.integers(0, 50),
     "min_p": st.floats(0, 1, exclude_max=True), "repetition_penalty": st.floats(0, 10, exclude_min=True),
     "stop": st.none() | stop | st.lists(stop, max_size=4), "seed": st.none() | st.integers(0, 2 ** 64 - 1),
-    "n": st.integers(1, 2), "stream": st.booleans(),
+    "n": st.integers(1, 2), "stream": st.booleans(), "seed2": st.none() | st.integers(0, 2 ** 64 - 1),
     "stream_options": st.none() | st.fixed_dictionaries({}, optional={"include_usage": st.booleans()}),
     "echo": st.booleans(), "logprobs": st.sampled_from([None, False, 0]), "top_logprobs": st.sampled_from([None, 0]),
     "frequency_penalty": st.sampled_from([None, 0.0]), "presence_penalty": st.sampled_from([None, 0.0]),

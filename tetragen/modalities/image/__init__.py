@@ -31,8 +31,10 @@ register_modality(Modality(
     show=show,
     html=html,
     commands=commands,
+    # interpolations: listed on the cards of the models that steer their sampling (diffusion); every model that
+    # samples from noise answers it, a token prior (no latent space) with a 400
     routes={"prompt": ("/v1/images/generations",), "sample": ("/v1/images/generations",),
-            "edit": ("/v1/images/edits",)},
+            "steer": ("/v1/images/interpolations",), "edit": ("/v1/images/edits",)},
     add_routes=add_routes,
     card=card,
     playground=str(Path(__file__).with_name("playground.js")),

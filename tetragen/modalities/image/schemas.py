@@ -1,6 +1,6 @@
 """Request bodies of the image routes, as pydantic models: OpenAI's image generations and edits (shapes from
-https://platform.openai.com/docs/api-reference/images), with the sampling settings of a model that chooses them at
-sampling time. What every request body shares (strict types, the seed range) is tetragen/serve/schemas.py's.
+https://platform.openai.com/docs/api-reference/images) and tetragen's interpolations, with the sampling settings of
+a model that chooses them at sampling time. What every request body shares (strict types, the seed range) is tetragen/serve/schemas.py's.
 """
 from __future__ import annotations
 
@@ -50,3 +50,14 @@ class ImageEditRequest(_Steering):
     quality: Optional[str] = None
     background: Optional[str] = None
     input_fidelity: Optional[str] = None
+
+
+class ImageInterpolationRequest(_Steering):
+    """POST /v1/images/interpolations (tetragen's own, in the shape of generations): `n` images walking from the
+    starting noise of `seed` to that of `seed2`, in one class or prompt."""
+    model: str = Field(min_length=1, max_length=256)
+    prompt: Text = ""
+    n: int = Field(8, ge=2)                                # the walk's images, both ends included; upper end:
+    seed: Optional[int] = Field(None, ge=0, le=MAX_SEED)   # Limits.max_images
+    seed2: Optional[int] = Field(None, ge=0, le=MAX_SEED)  # default: seed + 1
+    response_format: Optional[Literal["b64_json", "url"]] = None  # only b64_json is served

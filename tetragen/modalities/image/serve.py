@@ -9,6 +9,10 @@
   An image of another size or mode is converted, with a note in `warnings`; a mask is refused unless it is binary
   and of the model's size.
 
+- `POST /v1/images/interpolations` (JSON, tetragen's own): `n` images (both ends included) walking from the starting
+  noise of `seed` to that of `seed2` (default seed + 1), in the prompt's class or prompt, with the same sampling
+  fields; for a model that samples from noise and has a latent space to walk (a token prior has none: a 400).
+
 A model that draws from text gets the prompt; a class-conditional one reads the prompt as a class name
 (case-insensitive; an empty prompt cycles through the classes); an unconditional one ignores it and says so in the
 response's `warnings`. Image `i` of a request with `seed` s is drawn with seed s + i (without a seed, from a fresh
@@ -125,6 +129,44 @@ def add_routes(app) -> None:
         if notes:
             out["warnings"] = notes
         return out
+
+    @app.post("/v1/images/interpolations")
+    async def interpolations(request: Request):
+        started = time.monotonic()
+        server = request.app.state.server
+        body = await parse(request, I.ImageInterpolationRequest)
+        pipe, worker = server.model(body.model, "sample", kind="image")
+        require(pipe, "sample", f"model {body.model!r}")  # the Samples Protocol: interpolate
+        at_most("n", body.n, server.limits.max_images, 2)
+        if body.response_format == "url":
+            raise APIError(400, "response_format: 'url' is not served (tetragen keeps no image store); use "
+                                "'b64_json'", param="response_format", code="unsupported")
+        settings = steering(pipe, body, body.model)
+        seed = body.seed if body.seed is not None else secrets.randbits(62)
+        seed2 = body.seed2 if body.seed2 is not None else (seed + 1) % (S.MAX_SEED + 1)
+        try:
+            images, used, notes = await await_job(request, worker, lambda: walk(pipe, body, settings, seed, seed2),
+                                                  started + server.limits.timeout_s)
+        except UserError as e:
+            raise setting_error(e) from None
+        out = {"created": int(time.time()), "model": body.model, "output_format": "png", "seed": seed,
+               "seed2": seed2, "data": [{"b64_json": png_b64(im), "revised_prompt": used} for im in images]}
+        if notes:
+            out["warnings"] = list(dict.fromkeys(notes))
+        return out
+
+
+def walk(pipe, body, settings: tuple, seed: int, seed2: int) -> tuple[np.ndarray, str, list[str]]:
+    """The images of an interpolation request, how the response names their condition, and notes."""
+    conditions, used, notes = conditions_of(pipe, body.prompt, 1, body.model)
+    if "prompt" in pipe.capabilities:  # a steered model walks in the prompt; one that is not refuses in one line
+        condition = {"prompt": conditions[0]} if conditions[0].strip() else {}
+    else:
+        condition = {"label": conditions[0]}
+    # the walk's length is `steps` of interpolate; the sampler's steps are its `sample_steps` (Steered)
+    sampling = {("sample_steps" if k == "steps" else k): v for k, v in settings}
+    images, said = with_warnings(lambda: pipe.interpolate(seed, seed2, body.n, **condition, **sampling))
+    return images, used[0], notes + said
 
 
 def conditions_of(pipe, prompt: str, n: int, model: str) -> tuple[list, list[str], list[str]]:
