@@ -279,6 +279,22 @@ def test_bert_trains_on_music_fills_a_masked_note_and_harmonises_a_melody(tmp_pa
     assert len(pipe.harmonise(path, temperature=0).pieces[0]) == len(melody)
     with pytest.raises(UserError, match=r"melody\[1\]: 200 is not a MIDI pitch"):
         pipe.harmonise([60, 200])
+    # the CLI verb: the same voices as the Python call, written by --out's suffix; bad input in one line
+    r = run_cli("harmonise", str(tmp_path / "bert"), "--melody", "67 67 69 71 72 - 69 67", "--prompt",
+                "toy chorale in g major", "--out", str(tmp_path / "h.json"))
+    assert r.returncode == 0, r.stderr
+    expected = pipe.harmonise([67, 67, 69, 71, 72, None, 69, 67], prompt="toy chorale in g major", seed=0)
+    assert json.loads((tmp_path / "h.json").read_text())["pieces"][0]["frames"] == expected.pieces[0]
+    assert run_cli("harmonise", str(tmp_path / "bert"), "--melody", str(path), "--out",
+                   str(tmp_path / "h.mid")).returncode == 0
+    assert (tmp_path / "h.mid").read_bytes()[:4] == b"MThd"
+    for argv, says in (([str(tmp_path / "bert"), "--melody", "60 200"], "melody[1]: 200"),
+                       ([str(tmp_path / "bert"), "--melody", "tune.mid"], "no such file"),
+                       ([str(tmp_path / "bert"), "--melody", "60 62", "--voices", "9"], "voices: 9"),
+                       ([str(tmp_path / "bert"), "--melody", "60", "--out", str(tmp_path / "h.json")], "exists")):
+        r = run_cli("harmonise", *argv, *([] if "--out" in argv else ["--out", str(tmp_path / "x.mid")]))
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
+    assert not (tmp_path / "x.mid").exists()
 
 
 def test_a_primer_starts_every_piece_and_is_continued(music_run, tmp_path):

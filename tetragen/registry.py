@@ -169,6 +169,9 @@ class Modality:
     add_routes: Callable[[Any], None] | None = None
     # card(pipe) -> what a model card adds for a run of this kind (its classes, its context); None: nothing
     card: Callable[[Any], dict] | None = None
+    # CLI verbs of this kind of content alone (music's `tetragen harmonise`): modules with `add_parser(subparsers)`,
+    # as tetragen/cli's verbs are
+    verbs: tuple = ()
     # a JavaScript file that adds this kind's panels to the server's playground page
     # (`tetragenPlayground.addPanel`, tetragen/serve/static/app.js); "": none of its own
     playground: str = ""

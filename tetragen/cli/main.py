@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from ..errors import Interrupted, TrainingError, UserError
+from ..registry import get_modality, list_modalities
 from . import eval as eval_cmd
 from . import (bench, classify, data, export, fill_mask, finetune, generate, ls, quickstart, reconstruct, sample,
                serve, tokenizer, train)
@@ -23,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     for verb in VERBS:
         verb.add_parser(sub)
+    for kind in list_modalities():  # the verbs of one kind of content alone
+        for verb in get_modality(kind).verbs:
+            verb.add_parser(sub)
     return parser
 
 

@@ -5,11 +5,13 @@ Its datasets are `jsb-chorales` (the benchmark's standard split, scored per quar
 (class sub-folders are styles). Models learn a piece as tokens (tokens.py: per frame its pitches and an end-of-frame
 token), so a causal model's NLL per frame is the piano roll's. Files: .mid, .wav (fluidsynth), .png (piano roll),
 .json (frames), a folder (one .mid per piece). Routes: `POST /v1/music/generations` (causal LMs: a piece from a
-prompt, or continuing a primer) and `POST /v1/music/harmonisations` (masked LMs: voices under a melody).
+prompt, or continuing a primer) and `POST /v1/music/harmonisations` (masked LMs: voices under a melody); the CLI
+verb `tetragen harmonise` does what the second does.
 """
 from pathlib import Path
 
 from ...registry import Modality, TokenForm, register_modality
+from . import cli
 from .data import claims, named_datasets, read_run_music
 from .harmonise import adapt
 from .show import WRITERS, card, commands, example, html, show
@@ -44,6 +46,7 @@ register_modality(Modality(
     routes={"prompt": (ROUTE,), "sample": (ROUTE,), "generate": (ROUTE,), "fill_mask": (HARMONISE,)},
     add_routes=add_routes,
     card=card,
+    verbs=(cli,),
     playground=str(Path(__file__).with_name("playground.js")),
     data_help="music=scores/ (a folder of .mid/.musicxml) or chorales.json",
     tokens=TokenForm(claims=claims, read=read_run_music, tokenizer=read_tokenizer, adapt=adapt),
