@@ -51,7 +51,7 @@ def quickstart(tmp_path_factory):
     corpus.write_text(make_corpus(), encoding="utf-8")
     images = make_image_folder(root / "images")
     out = root / "qs"
-    args = ["quickstart", "--budget-minutes", "0.4", "--families", ",".join(QUICK_FAMILIES),
+    args = ["quickstart", "--budget-minutes", "0.31", "--families", ",".join(QUICK_FAMILIES),
             *job_args(corpus, images, out)]
     return out, args, run_cli(*args)
 

@@ -138,7 +138,7 @@ def test_the_playground_shows_its_own_panel(points, tmp_path, browser):
 
 def test_quickstart_and_bench_train_and_report_it(tmp_path):
     job = tmp_path / "qs"
-    r = run_cli("quickstart", "--families", "blobfit", "--budget-minutes", "0.3", "--out", str(job), "--eval-n", "300")
+    r = run_cli("quickstart", "--families", "blobfit", "--budget-minutes", "0.1", "--out", str(job), "--eval-n", "300")
     assert r.returncode == 0, r.stderr
     report = (job / "report.html").read_text(encoding="utf-8")
     assert "class='points'" in report and "data:image/png;base64," in report and "frechet" in report

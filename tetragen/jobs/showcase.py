@@ -202,7 +202,8 @@ class Job:
         spent = self.state["spent_s"]
         overhead = max((spent.get(r.name, 0.0) - r.train_s for r in done), default=0.2 * share_s)
         train_min = max(60 * MIN_MINUTES_PER_FAMILY, share_s - overhead) / 60
-        overrides = [*show.overrides, f"train.seed={self.seed}"]
+        # evaluations while it trains draw no more samples than the job's own at the end (--eval-n)
+        overrides = [*(capped_eval(o, self.eval_n) for o in show.overrides), f"train.seed={self.seed}"]
         for key, component in show.components.items():
             overrides.append(f"{key}={(self.out / component).resolve()}")
         data = pick_data(show.data, self.data.get(show.kind or fam.makes))
@@ -233,6 +234,12 @@ class Job:
         result.kind = run_modality(pipe.config).name
         show_what_it_learnt(pipe, show.prompts, self.out / SHOW_DIR / name, result, data)
         return result
+
+
+def capped_eval(override: str, eval_n: int) -> str:
+    """A showcase's `train.eval_samples=N` as at most `eval_n`; any other override as it is."""
+    key, _, value = override.partition("=")
+    return f"{key}={eval_n}" if key == "train.eval_samples" and value.isdigit() and int(value) > eval_n else override
 
 
 def read_metrics(run: Path) -> list[dict]:
