@@ -138,18 +138,46 @@ def test_cli_writes_gif_folder_strip_npz_and_refuses_what_it_cannot_write(video_
     assert (tmp_path / "keep.gif").read_bytes() == b"mine" and not (tmp_path / "t.gif").exists()
 
 
+def test_the_evaluator_reads_each_frame_also_centred_on_its_garment():
+    import torch
+    from tetragen.modalities.video.data import ClipFront, centred
+    frames = torch.full((1, 2, 32, 32), -1.0)
+    frames[0, 0, 2:6, 3:7] = 1.0     # a square at the top left, then at the bottom right
+    frames[0, 1, 20:24, 25:29] = 1.0
+    moved = centred(frames)
+    assert torch.allclose(moved[0, 0], moved[0, 1], atol=1e-5)  # the same picture wherever the square was
+    assert torch.equal(moved[0, 0] > 0, torch.nn.functional.pad(torch.ones(4, 4), (14, 14, 14, 14)) > 0)
+    assert torch.equal(centred(torch.full((1, 1, 8, 8), -1.0)), torch.full((1, 1, 8, 8), -1.0))  # dark: as it is
+    grids = torch.zeros(3, 32, 32, 16, dtype=torch.uint8)
+    assert ClipFront()(grids).shape == (3, 32, 32, 32)  # the 16 frames, then the 16 centred
+    from tetragen.modalities.video.data import frame_images  # what the image evaluator reads of them
+    grids[0, 2:6, 3:7, 0] = 255
+    frames = frame_images(grids.numpy())
+    assert frames.shape == (48, 28, 28, 1) and frames.dtype == np.uint8
+    assert (frames[0, 12:16, 12:16, 0] == 255).all() and frames[0].sum() == 16 * 255  # centred, 2 pixels cut a side
+
+
 def test_eval_scores_garment_and_motion_apart_with_references_that_break_the_motion(video_run):
     root, data = video_run
     from tetragen.api import evaluate
     metrics, lines = evaluate(root / "cgan", n=40, seed=0)
     for key in ("fid", "kid", "class_acc", "garment_acc", "motion_acc", "ref_train_fid", "ref_still_fid",
-                "ref_shuffled_fid", "evaluator_test_acc"):
+                "ref_shuffled_fid", "ref_mixed_fid", "evaluator_test_acc", "drift", "ref_test_drift", "frame_fid",
+                "ref_train_frame_fid", "ref_mixed_frame_fid"):
         assert np.isfinite(metrics[key]), key
+    # frame by frame in the image evaluator: the real training clips' frames are far closer than two steps of a cgan
+    assert metrics["ref_train_frame_fid"] < metrics["frame_fid"] / 2
     assert metrics["class_acc"] <= min(metrics["garment_acc"], metrics["motion_acc"])
-    # the real training clips are closer to the test clips than the same test clips frozen or shuffled
-    assert metrics["ref_train_fid"] < min(metrics["ref_still_fid"], metrics["ref_shuffled_fid"])
+    # the real training clips are closer to the test clips than the same test clips frozen, shuffled or mixed
+    assert metrics["ref_train_fid"] < min(metrics["ref_still_fid"], metrics["ref_shuffled_fid"],
+                                          metrics["ref_mixed_fid"])
+    # drift: a frozen clip's garment never changes, a real one's barely (its motion is taken out), a clip whose
+    # frames come from different clips changes every frame; shuffling the frames keeps each garment
+    assert max(metrics["ref_still_drift"], metrics["ref_test_drift"], metrics["ref_shuffled_drift"]) < 0.1
+    assert metrics["ref_mixed_drift"] > 1.0
     text = "\n".join(lines)
-    assert "FD (video)" in text and "garment" in text and "motion" in text
+    assert "FD (video)" in text and "garment" in text and "motion" in text and "temporal drift" in text
+    assert "per-frame FID" in text
 
 
 @pytest.fixture(scope="module")

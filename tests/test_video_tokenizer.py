@@ -89,6 +89,11 @@ def test_cli_samples_a_gif_from_a_prompt(clip_runs, tmp_path):
     assert r.returncode == 0, r.stderr
     with Image.open(tmp_path / "c.gif") as im:
         assert im.n_frames == 16
+    # a motion no caption uses is refused in one line, as by a class-conditional run; nothing is written
+    r = run_cli("sample", str(root / "prior"), "--prompt", "a bag spinning", "--n", "1", "--out",
+                str(tmp_path / "s.gif"), env={"TETRAGEN_CACHE": str(root / "cache")})
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "names no motion" in r.stderr and "up-left" in r.stderr and not (tmp_path / "s.gif").exists()
 
 
 def test_the_served_prior_returns_clips_from_a_prompt(clip_runs):
@@ -116,6 +121,9 @@ def test_the_served_prior_returns_clips_from_a_prompt(clip_runs):
         again = httpx.post(f"{server.url}/v1/videos/generations", json={**body, "n": 1, "seed": 8},
                            headers=headers, timeout=60).json()
         assert again["data"][0]["b64_json"] == out["data"][1]["b64_json"]
+        bad = httpx.post(f"{server.url}/v1/videos/generations", json={**body, "prompt": "a sneaker moving sideways"},
+                         headers=headers, timeout=60)
+        assert bad.status_code == 400 and "names no motion" in bad.json()["error"]["message"], bad.text
     finally:
         server.close()
 

@@ -15,14 +15,25 @@ from __future__ import annotations
 
 import sys
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from ..errors import UserError
 from ..registry import get_modality, list_modalities
+
+
+@dataclass(frozen=True)
+class View:
+    """Another evaluator's reading of a kind's items (a clip's frames, read by the image evaluator), scored with a
+    Fréchet distance of its own beside the kind's: `transform` turns a batch of evaluator inputs into that
+    evaluator's inputs, `evaluator(device)` gives it."""
+    title: str                                   # how a line names the distance ("per-frame FID")
+    transform: Callable[[np.ndarray], np.ndarray]
+    evaluator: Callable[[Any], Any]
 
 
 @runtime_checkable
@@ -42,6 +53,12 @@ class GridData(Protocol):
     # the parts of a class that the evaluation scores apart (a clip's garment and its motion): part name -> an int
     # array, class index -> the part's index; {} for none
     class_parts: dict
+    # figures of each generated item beyond the evaluator's, averaged over the samples and shown beside the same
+    # figure of the test items and of each reference set: name -> (how a line names it, a function of a batch of
+    # evaluator inputs -> one float per item); {} for none
+    stats: dict
+    # name -> `View`: the items as another evaluator reads them, a Fréchet distance "<name>_fid" each; {} for none
+    views: dict
 
     def train_batch(self, *, seed: int, step: int, micro: int, batch_size: int, rank: int = 0,
                     world_size: int = 1) -> dict: ...

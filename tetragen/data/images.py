@@ -367,6 +367,8 @@ class ImageData:
     distance = "FID"  # how a line names the Fréchet distance (the key stays "fid" for every kind)
     references_named = {"train": "train vs test", "blur": "3x3-blur vs test"}
     class_parts: dict = {}  # part name -> class index -> the part's index; scored apart when there are any
+    stats: dict = {}        # name -> (title, per-item figure of evaluator inputs): none for images
+    views: dict = {}        # name -> grids.View, another evaluator's reading: none for images
 
     def __init__(self, name: str, train: ImageSet, test: ImageSet):
         self.name, self.train, self.test = name, train, test

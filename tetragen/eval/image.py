@@ -30,7 +30,6 @@ from typing import Callable, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import UserError
 from ..files import write_json
@@ -133,8 +132,9 @@ def image_metrics(sample: SampleFn, data, *, n: int = 10000, device: torch.devic
     `sample(k, seed=s, labels=y)` is called in chunks of `batch_size` (seeds seed, seed+1, ...). Returns {"fid",
     "kid", "kid_std"} (+ "class_acc" when `conditional`: the fraction of samples the evaluator assigns to the class
     they were asked for; and "<part>_acc" for each of the data's `class_parts`, the fraction whose class has the
-    asked class's part, e.g. the right garment whatever its motion). "fid" is the primary metric; lower is better. The caller's RNG state is left untouched,
-    and the evaluator is trained (and cached) on first use.
+    asked class's part, e.g. the right garment whatever its motion); "<view>_fid" for each of the data's `views`
+    and the mean of each of its `stats`. "fid" is the primary metric; lower is better. The caller's RNG state is
+    left untouched, and the evaluator is trained (and cached) on first use.
     """
     check_n(n, "n")
     real = real_images(data, n, seed)
@@ -142,21 +142,33 @@ def image_metrics(sample: SampleFn, data, *, n: int = 10000, device: torch.devic
     correct = 0
     parts = {name: np.asarray(of) for name, of in data.class_parts.items()}
     parts_correct = dict.fromkeys(parts, 0)
+    stat_sums = dict.fromkeys(data.stats, 0.0)
     with _rng_scope(device):  # training the evaluator on first use must not move the caller's RNG either
         ev = evaluator or data.evaluator(device)
         dist = Distances(ev, len(real), n, device)
         dist.update(real, real=True)
+        views = {}
+        for name, view in data.views.items():
+            seen = view.transform(real)
+            views[name] = Distances(view.evaluator(device), len(seen), len(seen), device)
+            views[name].update(seen, real=True)
         for i, start in enumerate(range(0, n, batch_size)):
             k = min(batch_size, n - start)
             asked = labels[start:start + k] if conditional else None
             heard = data.scored(_check_samples(sample(k, seed=seed + i, labels=asked), k, tuple(data.image_shape)))
             dist.update(heard, real=False)
+            for name, view_dist in views.items():
+                view_dist.update(data.views[name].transform(heard), real=False)
+            for name, (_, figure) in data.stats.items():
+                stat_sums[name] += float(np.sum(figure(heard)))
             if conditional:
                 said = ev.predict(heard, device)
                 correct += int((said == asked).sum())
                 for name, of in parts.items():
                     parts_correct[name] += int((of[said] == of[asked]).sum())
         out = dist.compute(seed)
+        out.update({f"{name}_fid": view_dist.compute(seed)["fid"] for name, view_dist in views.items()})
+    out.update({name: total / n for name, total in stat_sums.items()})
     if conditional:
         out["class_acc"] = correct / n
         out.update({f"{name}_acc": c / n for name, c in parts_correct.items()})
@@ -168,11 +180,13 @@ def reference_metrics(data, evaluator: Evaluator, n: int, device: torch.device |
     """FID/KID of each of the data's reference sets (`GridData.references`: the train split, degraded copies of the
     test items) vs the test items, at n: {"n_real", "n_train", "<name>_fid", "<name>_kid", "<name>_kid_std"}.
 
-    Computed once per (evaluator, n, seed) and cached in the evaluator's cache folder as references.json.
+    With the data's `stats`: "test_<stat>" of the test items and "<name>_<stat>" of each reference set, the mean of
+    the per-item figure; with its `views`: "<name>_<view>_fid", each reference set's FID in that view. Computed once
+    per (evaluator, n, seed, stats, views) and cached in the evaluator's cache folder as references.json.
     """
     check_n(n, "n")
     path = evaluator.cache_folder / "references.json"
-    key = f"n={n},seed={seed}"
+    key = f"n={n},seed={seed}" + "".join(f",{name}" for name in [*data.stats, *data.views])
     try:
         cache = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -183,12 +197,21 @@ def reference_metrics(data, evaluator: Evaluator, n: int, device: torch.device |
     real = data.eval_inputs("test", idx)
     train_idx = subset(len(data.train.labels), n, seed + 1)
     refs = {"n_real": int(len(real)), "n_train": int(len(train_idx))}
+    refs.update({f"test_{stat}": float(np.mean(figure(real))) for stat, (_, figure) in data.stats.items()})
     with _rng_scope(device):
+        seen = {view: (v.transform(real), v.evaluator(device)) for view, v in data.views.items()}
         for name, fake in data.references(idx, train_idx).items():
             dist = Distances(evaluator, len(real), len(fake), device)
             dist.update(real, real=True)
             dist.update(fake, real=False)
             refs.update({f"{name}_{k}": v for k, v in dist.compute(seed).items()})
+            for view, (real_seen, view_evaluator) in seen.items():
+                fake_seen = data.views[view].transform(fake)
+                dist = Distances(view_evaluator, len(real_seen), len(fake_seen), device)
+                dist.update(real_seen, real=True)
+                dist.update(fake_seen, real=False)
+                refs[f"{name}_{view}_fid"] = dist.compute(seed)["fid"]
+            refs.update({f"{name}_{stat}": float(np.mean(figure(fake))) for stat, (_, figure) in data.stats.items()})
     cache[key] = refs
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, cache)
@@ -239,6 +262,10 @@ def reference_rows(data, evaluator: Evaluator, n: int, device, seed: int = 0) ->
     out = {"n_real": refs["n_real"]}
     for name in data.references_named:
         out.update({f"ref_{name}_fid": refs[f"{name}_fid"], f"ref_{name}_kid": refs[f"{name}_kid"]})
+    for stat in data.stats:
+        out.update({f"ref_{name}_{stat}": refs[f"{name}_{stat}"] for name in ["test", *data.references_named]})
+    for view in data.views:
+        out.update({f"ref_{name}_{view}_fid": refs[f"{name}_{view}_fid"] for name in data.references_named})
     return out
 
 
@@ -264,6 +291,16 @@ def report_lines(data, m: dict, what: str = "samples") -> list[str]:
         lines.append(f"class accuracy {m['class_acc']:.4f} (the evaluator's reading of the asked class)"
                      + "".join(f", {name} {m[f'{name}_acc']:.4f}" for name in data.class_parts
                                if f"{name}_acc" in m))
+    for view, v in data.views.items():
+        if f"{view}_fid" in m:
+            refs = ", ".join(f"{t} {m[f'ref_{name}_{view}_fid']:.3f}" for name, t in data.references_named.items())
+            lines.append(f"{v.title} {m[f'{view}_fid']:.3f}   references: {refs}")
+    for stat, (title, _) in data.stats.items():
+        if stat in m:
+            refs = ", ".join(f"{t} {m[f'ref_{name}_{stat}']:.3f}" for name, t in
+                             [("test", "test"), *((n, data.references_named[n].removesuffix(" vs test"))
+                                                  for n in data.references_named)])
+            lines.append(f"{title} {m[stat]:.3f}   references: {refs}")
     lines.append(evaluator_line(m))
     return lines
 

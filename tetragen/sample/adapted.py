@@ -75,12 +75,18 @@ class AdaptedPipeline:
                             f"names none of them; name one of: {', '.join(self.classes)}")
         return min(found)[1]
 
+    def check_text(self, prompt: str) -> None:
+        """What a kind of content asks of a prompt that a run reading text is given (nothing here); a UserError
+        when it cannot be made."""
+
     def sample(self, n: int | None = None, *, seed: int | None = None, seeds=None, labels=None,
                prompt: str | None = None, prompts=None, **sampling):
         """n items (item i from seeds[i] or seed + i). `labels`: the class of each (or one for all); `prompt` /
         `prompts`: text, read by a run that reads text, else naming the class; the family's own sampling settings
         (guidance, steps, ...) pass through to a run that takes them."""
         if self.reads_text:
+            for text in ([prompt] if prompt is not None else []) + (list(prompts) if prompts is not None else []):
+                self.check_text(text)
             grids = self.inner.sample(n, seed=seed, seeds=seeds, labels=labels, prompt=prompt, prompts=prompts,
                                       **sampling)
             asked = None if labels is None else self.labels_for(len(grids), labels)
@@ -103,7 +109,10 @@ class AdaptedPipeline:
     def condition_of(self, prompt: str):
         """What a prompt asks of this run, row by row: the text itself (a run that reads text), the class it names (a
         class-conditional run; a UserError when it names none), or None (an unconditional run ignores it)."""
-        return prompt if self.reads_text else self.class_of_prompt(prompt) if self.conditional else None
+        if self.reads_text:
+            self.check_text(prompt)
+            return prompt
+        return self.class_of_prompt(prompt) if self.conditional else None
 
     def sample_rows(self, rows: list, block: int):
         """Rows (seed, condition from `condition_of`) of one or more requests drawn together, in forward passes of

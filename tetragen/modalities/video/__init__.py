@@ -5,9 +5,10 @@ Its datasets are `moving-fashion-mnist` and `moving-fashion-mnist-64` (moving.py
 one of eight directions, made here from a seed; test clips from the test garments). A clip is learnt as one grid with
 a channel per frame (data.py), so every grid family trains on clips unchanged. The evaluator reads clips the same
 way and tells the garment and its motion: the evaluation reports class accuracy and, apart, the garment and motion
-accuracies, with references that keep the garments and break the motion (frozen, shuffled). Files: .gif (every clip
-side by side, looping), a folder (one .gif per clip), .png (each clip's frames in a row), .npz (frames, fps,
-labels). Route: `/v1/videos/generations`.
+accuracies, with references that keep the garments and break the motion (frozen, shuffled) or keep neither (each
+frame from another clip), and a temporal drift figure (how much a garment changes from frame to frame). Files: .gif
+(every clip side by side, looping), a folder (one .gif per clip), .png (each clip's frames in a row), .npz (frames,
+fps, labels). Route: `/v1/videos/generations`.
 """
 from pathlib import Path
 
@@ -29,9 +30,11 @@ register_modality(Modality(
     description="video: short grey clips out (16 frames), a thing and its motion from a prompt",
     headline=("fid",),
     columns={"FD (video)": ("fid", "{:.2f}"), "KID": ("kid", "{:.4f}"), "class acc": ("class_acc", "{:.3f}"),
-             "garment acc": ("garment_acc", "{:.3f}"), "motion acc": ("motion_acc", "{:.3f}")},
+             "garment acc": ("garment_acc", "{:.3f}"), "motion acc": ("motion_acc", "{:.3f}"),
+             "frame FID": ("frame_fid", "{:.2f}"), "drift": ("drift", "{:.2f}")},
     note="Fréchet distance (FD) and KID in tetragen's video evaluator, a CNN over each clip's stacked frames (lower "
-         "is better; the frozen-frame and shuffled-frame references are under each family)",
+         "is better; the frozen-frame, shuffled-frame and mixed-clip references are under each family); drift: grey "
+         "levels a centred frame changes from the previous one (the test clips' own is under each family)",
     datasets=lambda: list(DATASETS),
     example=example,
     writers={".gif": write_gif_output, "/": write_folder_output, ".png": write_png_output, ".npz": write_npz_output},

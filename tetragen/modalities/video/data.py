@@ -5,9 +5,20 @@ so every family that learns grids trains on clips unchanged: its convolutions se
 appearance and motion together. `frames_of` / `grids_of` turn one form into the other.
 
 The evaluator reads clips the same way (a CNN over the stacked frames, trained on the training clips' classes: the
-garment and its motion), so it tells both what is in a clip and where it goes. Reference rows, each scored against
+garment and its motion), so it tells both what is in a clip and where it goes. Its front end (`ClipFront`) gives it
+each frame twice: as it is (where the garment goes) and shifted so that the frame's brightness centroid sits at the
+centre (what the garment is: in those channels it stands still, so the first convolution sees one garment, not a
+smear of sixteen places). Reference rows, each scored against
 the same real test clips: the training clips (a perfect generator), the test clips frozen on their first frame (right
-garment, no motion) and the test clips with their frames shuffled (right garment and places, motion scrambled).
+garment, no motion), the test clips with their frames shuffled (right garment and places, motion scrambled) and
+clips whose every frame comes from another test clip (garments that change from frame to frame).
+
+The clips made from Fashion-MNIST are also scored frame by frame by the image evaluator (`frame_fid`, per-frame
+FID): each frame centred on its garment, cut to 28x28, against the test clips' frames read the same way.
+
+Temporal consistency (`drift`): how much a clip's garment changes from one frame to the next, whatever its motion:
+the mean absolute change of a centred frame from the previous one, in grey levels (0-255), shown beside the test
+clips' own figure and the references'.
 """
 from __future__ import annotations
 
@@ -15,10 +26,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
-from ...data.grids import is_trained
+from ...data.grids import View, is_trained
 from ...data.images import ImageData, ImageSet
 from ...errors import UserError
+from ...eval.classifier import to_float
 from ...files import read_json, write_json
 from .folder import claims as folder_claims
 from .folder import clip_folder
@@ -39,6 +53,76 @@ def frames_of(grids: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(grids, -1, 1))
 
 
+def centred(frames: torch.Tensor) -> torch.Tensor:
+    """Float frames (N, T, H, W) in [-1, 1] -> each frame shifted (bilinear, dark outside) so that its brightness
+    centroid sits at the centre; a dark frame stays as it is."""
+    n, t, h, w = frames.shape
+    light = (frames.reshape(n * t, 1, h, w) + 1) / 2
+    mass = light.sum((-1, -2)).clamp_min(1e-6)                                     # (NT, 1)
+    ys = torch.arange(h, dtype=light.dtype).view(1, 1, h, 1)
+    xs = torch.arange(w, dtype=light.dtype).view(1, 1, 1, w)
+    cy = (light * ys).sum((-1, -2)) / mass - (h - 1) / 2                          # pixels off centre
+    cx = (light * xs).sum((-1, -2)) / mass - (w - 1) / 2
+    theta = torch.zeros(n * t, 2, 3, dtype=light.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2] = 2 * cx[:, 0] / (w - 1)                                       # read from centroid + offset
+    theta[:, 1, 2] = 2 * cy[:, 0] / (h - 1)
+    grid = nn.functional.affine_grid(theta, [n * t, 1, h, w], align_corners=True)
+    moved = nn.functional.grid_sample(light, grid, align_corners=True, padding_mode="zeros")
+    return (moved * 2 - 1).view(n, t, h, w)
+
+
+class ClipFront(nn.Module):
+    """What the video evaluator reads, as its classifier's input: uint8 clips as grids (N, H, W, T) -> float
+    (N, 2T, H, W) in [-1, 1], the frames as they are and then each frame centred (`centred`)."""
+
+    def forward(self, grids: torch.Tensor) -> torch.Tensor:
+        frames = to_float(grids)
+        return torch.cat([frames, centred(frames)], dim=1)
+
+
+def drift(grids: np.ndarray) -> np.ndarray:
+    """uint8 clips as grids (N, H, W, T) -> (N,): the mean absolute change of each centred frame from the previous
+    one, in grey levels (0 for a garment that never changes; its motion alone changes nothing)."""
+    out = []
+    for i in range(0, len(grids), 256):
+        frames = centred(to_float(torch.from_numpy(np.ascontiguousarray(grids[i:i + 256]))))
+        out.append(((frames[:, 1:] - frames[:, :-1]).abs().mean((1, 2, 3)) * 127.5).numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+FRAME_SIDE = 28   # the side of the images the image evaluator (Fashion-MNIST's) reads
+
+
+def frame_images(grids: np.ndarray) -> np.ndarray:
+    """uint8 clips as grids (N, H, W, T) -> their frames as the Fashion-MNIST image evaluator reads images, uint8
+    (N * T, 28, 28, 1): each frame centred on its garment (`centred`), its middle 7/8 kept (28 of 32 pixels) and
+    scaled to 28x28."""
+    out = []
+    for i in range(0, len(grids), 256):
+        frames = centred(to_float(torch.from_numpy(np.ascontiguousarray(grids[i:i + 256]))))
+        side = frames.shape[-1]
+        crop = round(side * 7 / 8)
+        start = (side - crop) // 2
+        x = frames[..., start:start + crop, start:start + crop].reshape(-1, 1, crop, crop)
+        if crop != FRAME_SIDE:
+            x = nn.functional.interpolate(x, size=(FRAME_SIDE, FRAME_SIDE), mode="bilinear", antialias=True,
+                                          align_corners=False)
+        out.append(((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, FRAME_SIDE, FRAME_SIDE, 1), dtype=np.uint8)
+
+
+def image_evaluator(device):
+    """The shipped Fashion-MNIST image evaluator (the frames' garments are Fashion-MNIST's)."""
+    from ...data.images import load_image_data
+    return load_image_data("fashion-mnist", FRAME_SIDE, 1).evaluator(device)
+
+
+# per-frame FID of the clips made from Fashion-MNIST: their frames in the image evaluator, beside the clip one
+FRAMES_VIEW = {"frame": View("per-frame FID (each frame centred on its garment, 28x28, Fashion-MNIST's image "
+                             "evaluator)", frame_images, image_evaluator)}
+
+
 class VideoData(ImageData):
     """Clips as grids with one channel per frame."""
     kind = "video"
@@ -46,16 +130,31 @@ class VideoData(ImageData):
     item = "clip"
     distance = "FD (video)"
     references_named = {"train": "train vs test", "still": "first frame held vs test",
-                        "shuffled": "frames shuffled vs test"}
+                        "shuffled": "frames shuffled vs test", "mixed": "frames of different clips vs test"}
 
-    def __init__(self, name: str, train: ImageSet, test: ImageSet, fps: int = FPS, class_parts: dict | None = None):
+    stats = {"drift": ("temporal drift (grey levels a centred frame changes per frame)", drift)}
+
+    def __init__(self, name: str, train: ImageSet, test: ImageSet, fps: int = FPS, class_parts: dict | None = None,
+                 views: dict | None = None):
         super().__init__(name, train, test)
         self.fps = fps
         self.class_parts = class_parts or {}
+        self.views = views or {}
 
     @property
     def frames(self) -> int:
         return int(self.image_shape[-1])
+
+    @property
+    def eval_shape(self) -> tuple:
+        h, w, t = self.image_shape
+        return (h, w, 2 * t)
+
+    def eval_front(self) -> nn.Module:
+        return ClipFront()
+
+    def eval_identity(self) -> dict:
+        return {"front": {"clip": "frames, then frames centred on their brightness centroid"}}
 
     def save_assets(self, folder: Path) -> None:
         super().save_assets(folder)
@@ -64,10 +163,14 @@ class VideoData(ImageData):
 
     def references(self, real_idx: np.ndarray, train_idx: np.ndarray) -> dict[str, np.ndarray]:
         real = self.test.images[real_idx]
-        order = np.random.default_rng(0).permutation(self.frames)
+        rng = np.random.default_rng(0)
+        order = rng.permutation(self.frames)
+        others = np.stack([rng.permutation(len(real)) for _ in range(self.frames)], axis=-1)  # (N, T)
         return {"train": self.train.images[train_idx],
                 "still": np.repeat(real[..., :1], self.frames, axis=-1),
-                "shuffled": np.ascontiguousarray(real[..., order])}
+                "shuffled": np.ascontiguousarray(real[..., order]),
+                "mixed": np.ascontiguousarray(np.stack([real[others[:, t], ..., t] for t in range(self.frames)],
+                                                       axis=-1))}
 
 
 def class_parts() -> dict[str, np.ndarray]:
@@ -131,4 +234,4 @@ def read_run_video(cfg, assets=None) -> VideoData:
     grids = grids_of(frames)
     train = ImageSet(grids[~split], labels[~split], list(CLASSES))
     test = ImageSet(grids[split], labels[split], list(CLASSES))
-    return VideoData(source, train, test, FPS, class_parts())
+    return VideoData(source, train, test, FPS, class_parts(), FRAMES_VIEW)

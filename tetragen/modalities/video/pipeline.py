@@ -6,7 +6,7 @@
 
 A class-conditional run reads a prompt as the garment and the motion it names ("a bag moving up-left", "sneaker,
 moving down and to the right"); a prompt whose motion words no caption uses ("spinning") is refused in one line
-that lists the motions the model knows.
+that lists the motions the model knows, by a run that reads the prompt's text (t2i) as well.
 """
 from __future__ import annotations
 
@@ -61,27 +61,41 @@ class VideoPipeline(AdaptedPipeline):
     def content(self, grids: np.ndarray, labels: np.ndarray | None) -> Clips:
         return Clips(frames_of(grids), self.fps, labels)
 
+    def motions(self) -> list[str] | None:
+        """The motions of classes named "<thing> moving <direction>", in order; None for classes named otherwise."""
+        split = [c.split(" moving ", 1) for c in self.classes]
+        return list(dict.fromkeys(d for _, d in split)) if all(len(s) == 2 for s in split) else None
+
+    def motion_asked(self, prompt: str, motions: list[str]) -> str:
+        """The motion a prompt names, one of `motions`; a UserError listing them when it names none or another."""
+        motion = motion_of(prompt.casefold())
+        if motion is None or motion not in motions:
+            said = f"the motion {motion!r} is not one" if motion else "it names no motion"
+            raise UserError(f"prompt {prompt!r}: {said} of those the captions use; say \"moving\" and one of: "
+                            f"{', '.join(motions)}")
+        return motion
+
+    def check_text(self, prompt: str) -> None:
+        """A run that reads text is held to the motions its captions use, as a class-conditional one is."""
+        motions = self.motions()
+        if motions is not None and isinstance(prompt, str) and prompt.strip():
+            self.motion_asked(prompt, motions)
+
     def class_of_prompt(self, prompt: str) -> int:
         """Classes named "<thing> moving <direction>" are read as the thing and the direction the prompt names;
         other class names as words of the prompt."""
-        split = [c.split(" moving ", 1) for c in self.classes]
-        if not all(len(s) == 2 for s in split):
+        motions = self.motions()
+        if motions is None:
             return super().class_of_prompt(prompt)
         if not isinstance(prompt, str) or not prompt.strip():
             raise UserError("prompt: empty; name a thing and its motion, e.g. " + repr("a " + self.classes[0]))
-        things = sorted({t for t, _ in split}, key=len, reverse=True)
-        motions = list(dict.fromkeys(d for _, d in split))
+        things = sorted({c.split(" moving ", 1)[0] for c in self.classes}, key=len, reverse=True)
         text = prompt.casefold()
         thing = next((t for t in things if re.search(r"(?<!\w)" + re.escape(t.casefold()) + r"(?!\w)", text)), None)
         if thing is None:
             raise UserError(f"prompt {prompt!r}: names none of the things this model draws; name one of: "
                             f"{', '.join(sorted(things))}")
-        motion = motion_of(text)
-        if motion is None or motion not in motions:
-            said = f"the motion {motion!r} is not one" if motion else "it names no motion"
-            raise UserError(f"prompt {prompt!r}: {said} of those the captions use; say \"moving\" and one of: "
-                            f"{', '.join(motions)}")
-        return self.classes.index(f"{thing} moving {motion}")
+        return self.classes.index(f"{thing} moving {self.motion_asked(prompt, motions)}")
 
 
 def adapt(pipe: Any, run_dir: Path):

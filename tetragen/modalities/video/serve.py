@@ -2,8 +2,8 @@
 
 The request has the shape of OpenAI's image generations (`model`, `prompt`, `n`, `seed`); each clip comes back as
 `b64_json` holding a looping GIF, with the clip's frame count and rate. A class-conditional model reads the prompt as
-a thing and its motion ("a sneaker moving left"; a prompt that names no motion it knows is a 400 listing them); an
-empty prompt cycles through the classes; an unconditional model ignores the prompt and says so in `warnings`.
+a thing and its motion ("a sneaker moving left"; a prompt that names no motion it knows is a 400 listing them, from
+a model that reads the prompt's text as well); an empty prompt cycles through the classes; an unconditional model ignores the prompt and says so in `warnings`.
 `response_format` is `gif` (the default); any other (`mp4`) is a 400 naming what is served.
 
 Clips of concurrent requests to one model are drawn together (`ModelWorker.rows`), one row per clip with its own
