@@ -1,7 +1,8 @@
 """Sound from prompts on spoken-words: tetragen's families trained for a fixed budget each, scored by the audio
 evaluator as audio (after Griffin-Lim), against its reference rows.
 
-For each family (cgan and cvae, each with its preset `words`; both learn 64x64 log-mel pictures):
+For each family (cgan and cvae, each with its preset `words`, and the token prior: t2i over a vqvae's tokens, the
+tokenizer trained first for a third of the same minutes; all learn 64x64 log-mel pictures):
 1. Train through `tetragen.train` with `train.budget_minutes` (the trainer plans the steps and re-plans as it goes).
 2. `tetragen.api.evaluate` (as `tetragen eval`) with `--eval-samples` prompted clips (every word in turn): Fréchet distance and KID in the
    evaluator's features, prompted-word accuracy (the evaluator's reading of the word asked for, on voices it never
@@ -65,7 +66,13 @@ from tetragen.api import evaluate  # noqa: E402
 
 WORK = ROOT / "bench" / "_work" / "sound"
 DATA = "spoken-words"
-FAMILIES = {"cgan": "words", "cvae": "words"}
+# name -> the run: family and preset, and a component trained first for its share of the same minutes ("base", as
+# bench/_results.train_for takes it): the token prior's tokenizer
+FAMILIES = {"cgan": {"family": "cgan", "preset": "words"},
+            "cvae": {"family": "cvae", "preset": "words"},
+            "t2i": {"family": "t2i", "preset": "fmnist",
+                    "base": {"family": "vqvae", "preset": "fmnist", "share": 1 / 3,
+                             "override": "model.tokenizer_run"}}}
 SPEED_BATCH = 16
 PEER = "Thrcle421/WaveGAN-pytorch"
 PEER_COMMIT = "5f01a44ed8f1ef1dc736c7bee8f744c3132f39e7"
@@ -73,17 +80,22 @@ PEER_WINDOW = 16384        # its generator's clip; its loader pads a 16000-sampl
 PEER_QUICK = ["-bs", "8", "-ms", "16"]
 
 
-def run_family(family: str, preset: str, args) -> dict:
-    out = WORK / family
-    steps, train_s = train_for(family, DATA, out, preset, args.minutes, args.seed)
+def run_family(name: str, args) -> dict:
+    entry = FAMILIES[name]
+    family, preset = entry["family"], entry["preset"]
+    out = WORK / name
+    steps, train_s = train_for(family, DATA, out, preset, args.minutes, args.seed, base=entry.get("base"))
     metrics, _ = evaluate(out, n=args.eval_samples, seed=0, iw_samples=10)  # the cvae's bound: 10 samples
     pipe = tetragen.load(out)
     per_s = per_second(pipe, lambda sound: sound.waves.size / sound.sample_rate, SPEED_BATCH, args.speed_batches)
     WORK.mkdir(parents=True, exist_ok=True)
     from tetragen.modalities.sound.show import write_wav_output
     write_wav_output(WORK / f"{family}_seven.wav", pipe.sample(4, seed=1, prompt="seven"))
-    return {"family": family, "preset": preset, "steps": steps, "train_s": train_s, "audio_per_s": per_s,
-            **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
+    label = f"{family} ({preset})" + (f", its {entry['base']['family']} tokenizer ({entry['base']['preset']}) "
+                                      f"trained first for {entry['base']['share']:.2f} of the minutes"
+                                      if "base" in entry else "")
+    return {"family": family, "preset": preset, "label": label, "steps": steps, "train_s": train_s,
+            "audio_per_s": per_s, **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -243,7 +255,7 @@ def main() -> int:
         raise SystemExit(f"--families: {unknown[0]!r} is not one of {', '.join(FAMILIES)}")
     results = []
     for family in families:
-        results.append(run_family(family, FAMILIES[family], args))
+        results.append(run_family(family, args))
         print(json.dumps(results[-1]), flush=True)  # kept in the log should a later family be stopped
     if args.peer_dir:
         results.append(run_peer(args, spoken_words()))
