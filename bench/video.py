@@ -1,20 +1,24 @@
 """Video from prompts on moving-fashion-mnist: tetragen's families that learn grids, trained for a fixed budget each,
 their prompted clips scored by the shipped video evaluator against its reference rows.
 
-For each family (default: cgan with preset `fmnist`; a clip is learnt as a 32x32 grid with a channel per frame):
-1. Train through `tetragen.train` with `train.budget_minutes` (the trainer plans the steps and re-plans as it goes).
+For each entry (ENTRIES below; a clip is learnt as a 32x32 grid with a channel per frame; the token prior reads
+`[prompt ; clip tokens]` of a vqvae whose 3-D convolutions down-sample time as well as space):
+1. Train through `tetragen.train` with `train.budget_minutes` (the trainer plans the steps and re-plans as it goes);
+   the token prior's tokenizer first, for its share of the entry's minutes (the split is stated in the table).
 2. `tetragen.api.evaluate` (as `tetragen eval`) with `--eval-samples` prompted clips (every class in turn, a class
    being a garment and its motion): Fréchet distance and KID in the evaluator's features, class accuracy, and apart
    garment accuracy and motion accuracy; reference rows: train vs test, the test clips frozen on their first frame,
-   the test clips with their frames shuffled.
+   the test clips with their frames shuffled, clips whose every frame comes from another clip. A tokenizer is
+   scored too: reconstruction MSE and codebook use on the test clips.
 3. Clips made per second (batch 16).
 4. Write the table to the `video` section of bench/RESULTS.md (a --quick run writes nothing there).
 
-    python bench/video.py                  # 10 minutes per family, 2000 clips
-    python bench/video.py --quick          # smoke run: 0.2 minutes per family, 100 clips, RESULTS.md untouched
+    python bench/video.py                  # cgan 10 minutes, tokenizer + prior 15 minutes, 2000 clips each
+    python bench/video.py --families t2i   # the token prior only
+    python bench/video.py --quick          # smoke run: 0.2 minutes per entry, 100 clips, RESULTS.md untouched
 
-Not yet here: a video tokenizer (3-D convolutions) with a prompt-to-clip prior, per-frame FID by the image
-evaluator and a temporal-consistency figure.
+Also in the table: per-frame FID (each frame centred on its garment, in Fashion-MNIST's image evaluator) and
+temporal drift (grey levels a centred frame changes from the previous one), each beside the references'.
 """
 from __future__ import annotations
 
@@ -33,56 +37,90 @@ from tetragen.api import evaluate  # noqa: E402
 
 WORK = ROOT / "bench" / "_work" / "video"
 DATA = "moving-fashion-mnist"
-FAMILIES = {"cgan": "fmnist", "diffusion": "fmnist"}
+# name -> the run: family, preset, minutes (the issue's budgets), and a component trained first ("base", as
+# bench/_results.train_for takes it)
+ENTRIES = {
+    "cgan": {"family": "cgan", "preset": "fmnist", "minutes": 10},
+    "diffusion": {"family": "diffusion", "preset": "fmnist", "minutes": 10},
+    "t2i": {"family": "t2i", "preset": "clips", "minutes": 15,
+            "base": {"family": "vqvae", "preset": "clips", "share": 1 / 3, "override": "model.tokenizer_run"}},
+}
+DEFAULT = "cgan,t2i"
 SPEED_BATCH = 16
 
 
-def run_family(family: str, preset: str, args) -> dict:
-    out = WORK / family
-    steps, train_s = train_for(family, DATA, out, preset, args.minutes, args.seed)
+def run_entry(name: str, args) -> dict:
+    entry = ENTRIES[name]
+    out = WORK / name
+    minutes = args.minutes or entry["minutes"]
+    steps, train_s = train_for(entry["family"], DATA, out, entry["preset"], minutes, args.seed,
+                               base=entry.get("base"))
     metrics, lines = evaluate(out, n=args.eval_samples, seed=0)
     print("\n".join(lines), flush=True)
+    row = {"name": name, "family": entry["family"], "preset": entry["preset"], "minutes": minutes, "steps": steps,
+           "train_s": train_s}
+    if "base" in entry:
+        tokenizer = WORK / f"{name}_{entry['base']['family']}"
+        tok, tok_lines = evaluate(tokenizer, n=min(args.eval_samples, 1000), seed=0)
+        print("\n".join(tok_lines), flush=True)
+        records = [json.loads(ln) for ln in (tokenizer / "metrics.jsonl").read_text().splitlines()]
+        row.update(base=f"{entry['base']['family']} ({entry['base']['preset']}), {entry['base']['share']:.2f} of the "
+                        f"minutes, {max(r['step'] for r in records if 'step' in r)} steps",
+                   recon_mse=tok["recon_mse"], codebook_usage=tok["codebook_usage"],
+                   codebook_perplexity=tok["codebook_perplexity"])
     pipe = tetragen.load(out)
-    per_s = per_second(pipe, len, SPEED_BATCH, args.speed_batches)
+    row["clips_per_s"] = per_second(pipe, len, SPEED_BATCH, args.speed_batches)
     WORK.mkdir(parents=True, exist_ok=True)
     from tetragen.modalities.video.show import write_gif_output
-    write_gif_output(WORK / f"{family}_sneaker_left.gif", pipe.sample(4, seed=1, prompt="a sneaker moving left"))
-    return {"family": family, "preset": preset, "steps": steps, "train_s": train_s, "clips_per_s": per_s,
-            **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
+    write_gif_output(WORK / f"{name}_sneaker_left.gif", pipe.sample(4, seed=1, prompt="a sneaker moving left"))
+    return {**row, **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
 
 
 def table(results: list[dict]) -> str:
     r0 = results[0]
-    lines = ["| family (preset) | steps | train min | FD (video) | KID | class acc | garment acc | motion acc | "
-             "clips/s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| family (preset) | minutes | steps | train min | FD (video) | KID | class acc | garment acc | motion acc | "
+             "per-frame FID | drift | clips/s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        lines.append(f"| {r['family']} ({r['preset']}) | {r['steps']} | {r['train_s'] / 60:.1f} | {r['fid']:.2f} | "
-                     f"{r['kid']:.4f} | {r['class_acc']:.3f} | {r['garment_acc']:.3f} | {r['motion_acc']:.3f} | "
-                     f"{r['clips_per_s']:.1f} |")
-    lines += ["", f"References at the same n ({int(r0['n'])} clips vs {int(r0['n_real'])} test clips): train vs test "
-              f"FD {r0['ref_train_fid']:.2f}, first frame held {r0['ref_still_fid']:.2f}, frames shuffled "
-              f"{r0['ref_shuffled_fid']:.2f}; the evaluator reads {r0['evaluator_test_acc']:.3f} of the real test "
-              f"clips as their class (garment and motion)."]
+        lines.append(f"| {r['family']} ({r['preset']}) | {r['minutes']:g} | {r['steps']} | {r['train_s'] / 60:.1f} | "
+                     f"{r['fid']:.2f} | {r['kid']:.4f} | {r['class_acc']:.3f} | {r['garment_acc']:.3f} | "
+                     f"{r['motion_acc']:.3f} | {r['frame_fid']:.2f} | {r['drift']:.2f} | {r['clips_per_s']:.1f} |")
+    refs = {"train": "train vs test", "still": "first frame held", "shuffled": "frames shuffled",
+            "mixed": "each frame from another clip"}
+    lines += ["", f"References at the same n ({int(r0['n'])} clips vs {int(r0['n_real'])} test clips), FD (per-frame "
+              f"FID, drift): " +
+              ", ".join(f"{title} {r0[f'ref_{k}_fid']:.2f} ({r0[f'ref_{k}_frame_fid']:.2f}, {r0[f'ref_{k}_drift']:.2f})"
+                        for k, title in refs.items()) +
+              f"; the test clips' own drift {r0['ref_test_drift']:.2f}. The evaluator reads "
+              f"{r0['evaluator_test_acc']:.3f} of the real test clips as their class (garment and motion). Drift: "
+              f"grey levels a centred frame changes from the previous one. Per-frame FID: each frame centred on its garment, "
+              f"28x28, in Fashion-MNIST's image evaluator, against the test clips' frames."]
+    for r in results:
+        if "base" in r:
+            lines += ["", f"{r['family']} ({r['preset']}): its tokenizer {r['base']} (the rest of the {r['minutes']:g} "
+                      f"minutes to the prior); on the test clips: reconstruction MSE {r['recon_mse']:.5f}, codebook "
+                      f"usage {r['codebook_usage']:.1%}, perplexity {r['codebook_perplexity']:.1f}."]
     return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--minutes", type=float, default=10.0, help="training budget per family (default 10)")
+    ap.add_argument("--minutes", type=float,
+                    help="training budget per entry, tokenizer included (default: each entry's: " +
+                         ", ".join(f"{k} {v['minutes']}" for k, v in ENTRIES.items()) + ")")
     ap.add_argument("--eval-samples", type=int, default=2000, help="prompted clips scored per family")
     ap.add_argument("--speed-batches", type=int, default=10, help="batches of 16 clips timed for clips/s")
-    ap.add_argument("--families", default="cgan", help="comma-separated, of: " + ", ".join(FAMILIES))
+    ap.add_argument("--families", default=DEFAULT, help=f"comma-separated, of: {', '.join(ENTRIES)} (default {DEFAULT})")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="a smoke run; RESULTS.md is left untouched")
     args = ap.parse_args()
     if args.quick:
         args.minutes, args.eval_samples, args.speed_batches = 0.2, 100, 2
-    families = args.families.split(",")
-    if unknown := [f for f in families if f not in FAMILIES]:
-        raise SystemExit(f"--families: {unknown[0]!r} is not one of {', '.join(FAMILIES)}")
+    names = args.families.split(",")
+    if unknown := [f for f in names if f not in ENTRIES]:
+        raise SystemExit(f"--families: {unknown[0]!r} is not one of {', '.join(ENTRIES)}")
     results = []
-    for family in families:
-        results.append(run_family(family, FAMILIES[family], args))
+    for name in names:
+        results.append(run_entry(name, args))
         print(json.dumps(results[-1]), flush=True)  # kept in the log should a later family be stopped
     body = "\n".join(["## Video: moving-fashion-mnist, prompted clips", "", *header(), "", table(results)])
     print(body)
