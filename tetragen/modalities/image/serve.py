@@ -54,9 +54,7 @@ def add_routes(app) -> None:
         body = await parse(request, I.ImageRequest)
         pipe, worker = server.model(body.model, "prompt", "sample", kind="image")
         at_most("n", body.n, server.limits.max_images, 1)
-        if body.response_format == "url":
-            raise APIError(400, "response_format: 'url' is not served (tetragen keeps no image store); use "
-                                "'b64_json'", param="response_format", code="unsupported")
+        refuse_url(body)
         settings = steering(pipe, body, body.model)
         seed = body.seed if body.seed is not None else secrets.randbits(63)
         seeds = [(seed + i) % (S.MAX_SEED + 1) for i in range(body.n)]
@@ -87,9 +85,7 @@ def add_routes(app) -> None:
         pipe, worker = server.model(body.model, "edit", kind="image")
         require(pipe, "edit", f"model {body.model!r}")  # the Edits Protocol
         at_most("n", body.n, server.limits.max_images, 1)
-        if body.response_format == "url":
-            raise APIError(400, "response_format: 'url' is not served (tetragen keeps no image store); use "
-                                "'b64_json'", param="response_format", code="unsupported")
+        refuse_url(body)
         if "image" not in files:
             raise APIError(422, "image: required; send the image to edit as the file field `image`", param="image",
                            code="missing_field")
@@ -138,9 +134,7 @@ def add_routes(app) -> None:
         pipe, worker = server.model(body.model, "sample", kind="image")
         require(pipe, "sample", f"model {body.model!r}")  # the Samples Protocol: interpolate
         at_most("n", body.n, server.limits.max_images, 2)
-        if body.response_format == "url":
-            raise APIError(400, "response_format: 'url' is not served (tetragen keeps no image store); use "
-                                "'b64_json'", param="response_format", code="unsupported")
+        refuse_url(body)
         settings = steering(pipe, body, body.model)
         seed = body.seed if body.seed is not None else secrets.randbits(62)
         seed2 = body.seed2 if body.seed2 is not None else (seed + 1) % (S.MAX_SEED + 1)
@@ -154,6 +148,13 @@ def add_routes(app) -> None:
         if notes:
             out["warnings"] = list(dict.fromkeys(notes))
         return out
+
+
+def refuse_url(body) -> None:
+    """Images come back as b64_json only: a request for URLs is a 400."""
+    if body.response_format == "url":
+        raise APIError(400, "response_format: 'url' is not served (tetragen keeps no image store); use 'b64_json'",
+                       param="response_format", code="unsupported")
 
 
 def walk(pipe, body, settings: tuple, seed: int, seed2: int) -> tuple[np.ndarray, str, list[str]]:
