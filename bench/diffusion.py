@@ -132,13 +132,12 @@ def train_entry(name: str, entry: dict, args) -> dict:
     steps, train_s = train_for(entry["family"], DATA, out, entry["preset"], args.minutes, args.seed,
                                entry["overrides"], entry.get("base"))
     metrics, _ = evaluate(out, n=args.eval_samples, seed=0)
+    pipe = tetragen.load(out)
     if args.peer_dir and args.peer_samples != args.eval_samples:  # FID depends on n: also at the peer's
-        pipe = tetragen.load(out)
         if hasattr(pipe.config.model, "eval_sweep"):
             pipe.config.model.eval_sweep = ""  # the run's defaults only: the sweep was scored above
         data = load_data(pipe.config, pipe.assets)
         metrics["fid_peer_n"] = pipe.evaluate(data, n=args.peer_samples, seed=0)[0]["fid"]
-    pipe = tetragen.load(out)
     speed = {}
     sweep = [int(s) for s in SWEEP.split(",")] if f"model.eval_sweep={SWEEP}" in entry["overrides"] else [None]
     for s in sweep:

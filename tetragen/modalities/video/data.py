@@ -22,6 +22,7 @@ clips' own figure and the references'.
 """
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -84,14 +85,18 @@ class ClipFront(nn.Module):
 def drift(grids: np.ndarray) -> np.ndarray:
     """uint8 clips as grids (N, H, W, T) -> (N,): the mean absolute change of each centred frame from the previous
     one, in grey levels (0 for a garment that never changes; its motion alone changes nothing)."""
-    out = []
-    for i in range(0, len(grids), 256):
-        frames = centred(to_float(torch.from_numpy(np.ascontiguousarray(grids[i:i + 256]))))
-        out.append(((frames[:, 1:] - frames[:, :-1]).abs().mean((1, 2, 3)) * 127.5).numpy())
+    out = [((frames[:, 1:] - frames[:, :-1]).abs().mean((1, 2, 3)) * 127.5).numpy()
+           for frames in centred_frames(grids)]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
 FRAME_SIDE = 28   # the side of the images the image evaluator (Fashion-MNIST's) reads
+
+
+def centred_frames(grids: np.ndarray, chunk: int = 256):
+    """uint8 clips as grids (N, H, W, T) -> float (k, T, H, W) chunks of their frames, each centred (`centred`)."""
+    for i in range(0, len(grids), chunk):
+        yield centred(to_float(torch.from_numpy(np.ascontiguousarray(grids[i:i + chunk]))))
 
 
 def frame_images(grids: np.ndarray) -> np.ndarray:
@@ -99,8 +104,7 @@ def frame_images(grids: np.ndarray) -> np.ndarray:
     (N * T, 28, 28, 1): each frame centred on its garment (`centred`), its middle 7/8 kept (28 of 32 pixels) and
     scaled to 28x28."""
     out = []
-    for i in range(0, len(grids), 256):
-        frames = centred(to_float(torch.from_numpy(np.ascontiguousarray(grids[i:i + 256]))))
+    for frames in centred_frames(grids):
         side = frames.shape[-1]
         crop = round(side * 7 / 8)
         start = (side - crop) // 2
@@ -112,8 +116,10 @@ def frame_images(grids: np.ndarray) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, FRAME_SIDE, FRAME_SIDE, 1), dtype=np.uint8)
 
 
+@functools.lru_cache(maxsize=4)
 def image_evaluator(device):
-    """The shipped Fashion-MNIST image evaluator (the frames' garments are Fashion-MNIST's)."""
+    """The shipped Fashion-MNIST image evaluator (the frames' garments are Fashion-MNIST's), read once per device
+    (its data digest reads all of Fashion-MNIST)."""
     from ...data.images import load_image_data
     return load_image_data("fashion-mnist", FRAME_SIDE, 1).evaluator(device)
 
