@@ -1,6 +1,8 @@
 """Shared fixtures: an isolated cache, a small synthetic corpus, and a runner for the real CLI entry point."""
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -149,3 +151,40 @@ def browser():
         yield driver
     finally:
         driver.quit()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# one small quickstart for the whole session (tests/test_jobs.py checks it; tests/test_quickstart_report.py reruns it
+# and opens its report in a browser)
+
+# tiny presets on the synthetic data: what the job does, not how good the models get
+TINY_JOB = ["--preset", "tiny", "--eval-n", "20", "--no-progress"]
+QUICK_FAMILIES = ("gpt", "bert", "cgan")
+
+
+def job_args(corpus, images, out, *extra):
+    return ["--data", f"text={corpus}", "--data", f"image={images}", "--out", str(out), *TINY_JOB, *extra]
+
+
+@pytest.fixture(scope="session")
+def quickstart_job(tmp_path_factory, worker_id):
+    """(out, args, result) of a finished quickstart of three families (text, masked text, conditional images) on
+    synthetic data, made once per test session by the first xdist worker that asks for it (another that asks
+    meanwhile waits on its lock; its readers sit in another file, collected far from the first, so it rarely
+    does). Tests only read its folder."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base if worker_id == "master" else base.parent) / "quickstart"  # the session's own, shared by workers
+    root.mkdir(exist_ok=True)
+    corpus, images, out = root / "corpus.txt", root / "images", root / "qs"
+    args = ["quickstart", "--budget-minutes", "0.31", "--families", ",".join(QUICK_FAMILIES),
+            *job_args(corpus, images, out)]
+    with open(root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = root / "result.json"
+        if not done.is_file():
+            corpus.write_text(make_corpus(), encoding="utf-8")
+            make_image_folder(images)
+            r = run_cli(*args)
+            done.write_text(json.dumps([r.returncode, r.stdout, r.stderr]))
+        returncode, stdout, stderr = json.loads(done.read_text())
+    return out, args, subprocess.CompletedProcess(args, returncode, stdout, stderr)

@@ -11,15 +11,7 @@ from tetragen.jobs.showcase import Job, choose_families
 from tetragen.registry import get_family, get_showcase, list_families, list_modalities, showcase_family
 from tetragen.train import checkpoint as ck
 
-from .conftest import make_corpus, make_image_folder, one_line_error, run_cli
-
-# tiny presets on the synthetic data: what the job does, not how good the models get
-TINY_JOB = ["--preset", "tiny", "--eval-n", "20", "--no-progress"]
-
-
-def job_args(corpus, images, out, *extra):
-    return ["--data", f"text={corpus}", "--data", f"image={images}", "--out", str(out), *TINY_JOB, *extra]
-
+from .conftest import QUICK_FAMILIES, job_args, one_line_error, run_cli
 
 def run_kind(name: str) -> str:
     return get_showcase(name).kind or get_family(showcase_family(name)).makes
@@ -40,24 +32,8 @@ def test_every_family_has_a_showcase_and_components_come_first():
     assert choose_families(["t2i"], default_only=True) == ["vqvae", "t2i"]
 
 
-QUICK_FAMILIES = ("gpt", "bert", "cgan")
-
-
-@pytest.fixture(scope="module")
-def quickstart(tmp_path_factory):
-    """A finished quickstart of three families (text, masked text, conditional images) on synthetic data."""
-    root = tmp_path_factory.mktemp("quickstart")
-    corpus = root / "corpus.txt"
-    corpus.write_text(make_corpus(), encoding="utf-8")
-    images = make_image_folder(root / "images")
-    out = root / "qs"
-    args = ["quickstart", "--budget-minutes", "0.31", "--families", ",".join(QUICK_FAMILIES),
-            *job_args(corpus, images, out)]
-    return out, args, run_cli(*args)
-
-
-def test_quickstart_trains_evaluates_and_reports(quickstart):
-    out, _, r = quickstart
+def test_quickstart_trains_evaluates_and_reports(quickstart_job):
+    out, _, r = quickstart_job
     assert r.returncode == 0, r.stderr
     assert "[1/3] gpt" in r.stderr and "ETA of the job" in r.stderr
     assert f"report: {out / 'report.html'}" in r.stdout and "tetragen serve" in r.stdout
@@ -82,29 +58,6 @@ def test_quickstart_trains_evaluates_and_reports(quickstart):
     assert html.count("<img") >= 1 + 3  # the cgan grid and a curve per family
     for name in QUICK_FAMILIES:
         assert f"id='{name}'" in html and f"tetragen serve {out / name}" in html
-
-
-def test_a_rerun_skips_what_finished(quickstart):
-    out, args, first = quickstart
-    assert first.returncode == 0, first.stderr
-    before = {n: (out / n / "model.safetensors").stat().st_mtime_ns for n in QUICK_FAMILIES}
-    again = run_cli(*args)
-    assert again.returncode == 0, again.stderr
-    assert "[1/3]" not in again.stderr  # nothing trained: every family is done; the report is written again
-    assert before == {n: (out / n / "model.safetensors").stat().st_mtime_ns for n in QUICK_FAMILIES}
-
-
-def test_the_report_renders_in_a_browser_with_every_figure(quickstart, browser, tmp_path):
-    out, _, r = quickstart
-    assert r.returncode == 0, r.stderr
-    browser.get((out / "report.html").as_uri())
-    figures = browser.execute_script(
-        "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
-    assert len(figures) >= 4
-    broken = [alt for alt, complete, w, h in figures if not (complete and w > 0 and h > 0)]
-    assert not broken, f"figures that did not load: {broken}"
-    assert browser.execute_script("return document.querySelectorAll('h2[id]').length") == len(QUICK_FAMILIES)
-    browser.save_screenshot(str(tmp_path / "report.png"))
 
 
 def test_bench_ranks_image_and_text_families_with_the_same_budget(corpus, images, tmp_path):

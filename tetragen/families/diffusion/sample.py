@@ -46,6 +46,12 @@ from .schedule import alpha_sigma
 from .solvers import SOLVERS, time_grid
 
 
+# Rows per forward pass (every block is padded to it, so one image costs a whole block): small, for a quick image or
+# request, at a small cost in images per second against larger blocks (measured in docs/diffusion.md, "Blocks").
+# Evaluation solves its thousands of samples in larger blocks.
+BLOCK = 16
+
+
 @dataclass(frozen=True)
 class Settings:
     sampler: str
@@ -58,7 +64,7 @@ class DiffusionPipeline(ImagePipeline):
 
     reads: frozenset[str] = frozenset()  # what it draws from besides classes: {"prompt"} for a text model
 
-    def __init__(self, model, classes: Sequence[str], config, *, batch_size: int = 64):
+    def __init__(self, model, classes: Sequence[str], config, *, batch_size: int = BLOCK):
         super().__init__(model, classes, config, batch_size=batch_size)
 
     @property
@@ -330,7 +336,7 @@ class PromptedDiffusionPipeline(DiffusionPipeline):
 
     reads = frozenset({"prompt"})
 
-    def __init__(self, model, assets: PromptAssets, config, *, batch_size: int = 64):
+    def __init__(self, model, assets: PromptAssets, config, *, batch_size: int = BLOCK):
         super().__init__(model, assets.classes, config, batch_size=batch_size)
         self.assets = self.prompt_assets = assets  # a latent pipeline keeps more in `assets`
         self.codes = PromptCodes(assets.text_tokenizer, config.model.text_block)
