@@ -88,7 +88,7 @@ def train_for(family: str, data: str, out: Path, preset: str, minutes: float, se
               base: dict | None = None) -> tuple[int, float]:
     """Train `family` on `data` into `out` (emptied first) for `minutes` of budget, without evaluations while it
     trains: (the steps it took, the seconds it took). `base`: a component trained first into `out`'s sibling
-    `<out>_<family>` for its `share` of the minutes (its `family` and `preset`), named to the run by the override
+    `<out>_<family>` for its `share` of the minutes (its `family`, `preset` and `overrides`), named to the run by the override
     key `override` (t2i's `model.tokenizer_run`); the run gets what is left of the minutes."""
     import json
     import shutil
@@ -102,7 +102,8 @@ def train_for(family: str, data: str, out: Path, preset: str, minutes: float, se
         part = out.parent / f"{out.name}_{base['family']}"
         shutil.rmtree(part, ignore_errors=True)
         tetragen.train(base["family"], data, part, preset=base["preset"], progress=False,
-                       overrides=[*common, f"train.budget_minutes={minutes * base['share']:g}"])
+                       overrides=[*common, *base.get("overrides", ()),
+                                  f"train.budget_minutes={minutes * base['share']:g}"])
         overrides.append(f"{base['override']}={part}")
     left = minutes - (time.perf_counter() - t0) / 60
     shutil.rmtree(out, ignore_errors=True)
