@@ -129,13 +129,35 @@ def test_cli_writes_gif_folder_strip_npz_and_refuses_what_it_cannot_write(video_
     with np.load(tmp_path / "s.npz") as z:
         assert z["frames"].shape == (2, 16, 32, 32) and int(z["fps"]) == 10
     (tmp_path / "keep.gif").write_bytes(b"mine")
-    for args, says in ((["--out", str(tmp_path / "x.mp4")], "--out"),
+    for args, says in ((["--out", str(tmp_path / "x.webm")], "--out"),
                        (["--out", str(tmp_path / "keep.gif")], "--out"),
                        (["--prompt", "a sneaker twirling", "--out", str(tmp_path / "t.gif")], "names no motion")):
         r = run_cli("sample", run, "--n", "1", *args)
         assert r.returncode != 0 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert (tmp_path / "keep.gif").read_bytes() == b"mine" and not (tmp_path / "t.gif").exists()
+
+
+def test_an_mp4_holds_the_gifs_frames_and_without_an_encoder_is_one_line(video_run, tmp_path, monkeypatch):
+    """--out x.mp4 (H.264 by imageio-ffmpeg's own ffmpeg, a test dependency): 16 frames that read back as the same
+    seed's GIF, to a few grey levels (yuv420p); where no encoder is installed, one line and no file."""
+    run = str(video_run[0] / "cgan")
+    for name in ("a.mp4", "a.gif"):
+        r = run_cli("sample", run, "--prompt", "a bag moving up", "--n", "1", "--seed", "3", "--out",
+                    str(tmp_path / name))
+        assert r.returncode == 0, r.stderr
+    assert (tmp_path / "a.mp4").read_bytes()[4:8] == b"ftyp"
+    import imageio.v3 as iio
+    movie = iio.imread(tmp_path / "a.mp4", index=None, plugin="FFMPEG")[..., 0].astype(int)
+    with Image.open(tmp_path / "a.gif") as im:
+        gif = np.stack([np.asarray(im.seek(k) or im.convert("L"), dtype=int) for k in range(im.n_frames)])
+    assert movie.shape == gif.shape == (16, 36, 36)
+    assert np.abs(movie - gif).mean() < 4, np.abs(movie - gif).mean()
+    import importlib
+    monkeypatch.setattr(importlib.import_module("tetragen.modalities.video.show"), "movie_encoder", lambda: False)
+    r = run_cli("sample", run, "--n", "1", "--out", str(tmp_path / "b.mp4"))
+    assert r.returncode != 0 and "no MP4 encoder here" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "b.mp4").exists()
 
 
 def test_the_evaluator_reads_each_frame_also_centred_on_its_garment():
@@ -203,7 +225,10 @@ def test_the_route_returns_looping_gifs_the_same_for_the_same_seed(live):
     again = httpx.post(f"{url}/v1/videos/generations", json={**body, "n": 1, "seed": 8}, headers=headers,
                        timeout=60).json()
     assert again["data"][0]["b64_json"] == out["data"][1]["b64_json"]  # clip i of seed s is seed s + i's
-    for bad, field in (({"response_format": "mp4"}, "response_format"), ({"prompt": "a bag dancing"}, "prompt"),
+    movie = httpx.post(f"{url}/v1/videos/generations", json={**body, "n": 1, "response_format": "mp4"},
+                       headers=headers, timeout=60).json()
+    assert movie["output_format"] == "mp4" and base64.b64decode(movie["data"][0]["b64_json"])[4:8] == b"ftyp"
+    for bad, field in (({"response_format": "webm"}, "response_format"), ({"prompt": "a bag dancing"}, "prompt"),
                        ({"n": 99}, "n")):
         r = httpx.post(f"{url}/v1/videos/generations", json={**body, **bad}, headers=headers, timeout=60)
         assert r.status_code == 400 and r.json()["error"]["param"] == field, r.text

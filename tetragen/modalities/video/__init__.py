@@ -7,8 +7,8 @@ a channel per frame (data.py), so every grid family trains on clips unchanged. T
 way and tells the garment and its motion: the evaluation reports class accuracy and, apart, the garment and motion
 accuracies, with references that keep the garments and break the motion (frozen, shuffled) or keep neither (each
 frame from another clip), and a temporal drift figure (how much a garment changes from frame to frame). Files: .gif
-(every clip side by side, looping), a folder (one .gif per clip), .png (each clip's frames in a row), .npz (frames,
-fps, labels). Route: `/v1/videos/generations`.
+(every clip side by side, looping), .mp4 (the same, H.264, where imageio-ffmpeg is installed), a folder (one .gif per
+clip), .png (each clip's frames in a row), .npz (frames, fps, labels). Route: `/v1/videos/generations`.
 """
 from pathlib import Path
 
@@ -16,8 +16,8 @@ from ...registry import GridForm, Modality, register_modality
 from .data import claims, read_run_video
 from .moving import DATASETS
 from .pipeline import adapt
-from .show import (card, commands, example, html, show, write_folder_output, write_gif_output, write_npz_output,
-                   write_png_output)
+from .show import (card, commands, example, html, show, write_folder_output, write_gif_output, write_mp4_output,
+                   write_npz_output, write_png_output)
 
 
 def add_routes(app) -> None:
@@ -37,7 +37,8 @@ register_modality(Modality(
          "levels a centred frame changes from the previous one (the test clips' own is under each family)",
     datasets=lambda: list(DATASETS),
     example=example,
-    writers={".gif": write_gif_output, "/": write_folder_output, ".png": write_png_output, ".npz": write_npz_output},
+    writers={".gif": write_gif_output, ".mp4": write_mp4_output, "/": write_folder_output, ".png": write_png_output,
+             ".npz": write_npz_output},
     show=show,
     html=html,
     commands=commands,

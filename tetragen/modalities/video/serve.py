@@ -4,7 +4,8 @@ The request has the shape of OpenAI's image generations (`model`, `prompt`, `n`,
 `b64_json` holding a looping GIF, with the clip's frame count and rate. A class-conditional model reads the prompt as
 a thing and its motion ("a sneaker moving left"; a prompt that names no motion it knows is a 400 listing them, from
 a model that reads the prompt's text as well); an empty prompt cycles through the classes; an unconditional model ignores the prompt and says so in `warnings`.
-`response_format` is `gif` (the default); any other (`mp4`) is a 400 naming what is served.
+`response_format` is `gif` (the default) or `mp4` (H.264, where imageio-ffmpeg is installed); any other is a 400 naming
+what is served.
 
 Clips of concurrent requests to one model are drawn together (`ModelWorker.rows`), one row per clip with its own
 seed, in forward passes of a fixed number of rows, so a seeded request gets the same clip whatever else is drawn.
@@ -23,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...errors import UserError
 from ...serve import schemas as S
 from ...serve.app import APIError, at_most, await_rows, parse, user_error
-from .show import gif_bytes
+from .show import MP4_HOW, gif_bytes, movie_encoder, mp4_bytes
 
-FORMATS = ("gif",)
+ENCODERS = {"gif": gif_bytes, "mp4": mp4_bytes}
 
 
 class VideoRequest(BaseModel):
@@ -46,9 +47,12 @@ def add_routes(app) -> None:
         body = await parse(request, VideoRequest)
         pipe, worker = server.model(body.model, "prompt", "sample", kind="video")
         at_most("n", body.n, server.limits.max_images, 1)
-        if body.response_format not in FORMATS:
-            raise APIError(400, f"response_format: {body.response_format!r} cannot be made here; use one of: "
-                                f"{', '.join(FORMATS)}", param="response_format", code="unsupported_value")
+        made = [f for f in ENCODERS if f != "mp4" or movie_encoder()]
+        if body.response_format not in made:
+            why = f" (no MP4 encoder here: {MP4_HOW})" if body.response_format == "mp4" else ""
+            raise APIError(400, f"response_format: {body.response_format!r} cannot be made here{why}; use one of: "
+                                f"{', '.join(made)}", param="response_format", code="unsupported_value")
+        encode = ENCODERS[body.response_format]
         seed = body.seed if body.seed is not None else secrets.randbits(63)
         seeds = [(seed + i) % (S.MAX_SEED + 1) for i in range(body.n)]
         notes = []
@@ -67,9 +71,9 @@ def add_routes(app) -> None:
         except UserError as e:
             raise user_error(e, {"prompt": "prompt", "n": "n"}) from None
         used = [pipe.classes[c] if isinstance(c, int) else (c or "") for c in conditions]
-        out = {"created": int(time.time()), "model": body.model, "output_format": "gif", "frames": pipe.frames,
-               "fps": pipe.fps, "seed": seed,
-               "data": [{"b64_json": base64.b64encode(gif_bytes(f[None], pipe.fps)).decode("ascii"),
+        out = {"created": int(time.time()), "model": body.model, "output_format": body.response_format,
+               "frames": pipe.frames, "fps": pipe.fps, "seed": seed,
+               "data": [{"b64_json": base64.b64encode(encode(f[None], pipe.fps)).decode("ascii"),
                          "revised_prompt": u} for f, u in zip(clips, used)]}
         if notes + drawn:
             out["warnings"] = list(dict.fromkeys(notes + drawn))

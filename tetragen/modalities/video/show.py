@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import html as _html
+import importlib.util
 import io
 import shlex
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,27 +20,67 @@ from .data import grids_of
 
 SEED = 1            # the seed of every shown sample
 SHOWN_PER_PROMPT = 4
-MAX_GIF_SIDE = 4096
+MAX_SIDE = 4096      # of a GIF's or MP4's picture: the clips side by side
+MP4_HOW = "pip install imageio-ffmpeg (a wheel with its own ffmpeg)"
+MP4_MISSING = f"no MP4 encoder here: {MP4_HOW}, or write .gif"
+
+
+def tiles(frames: np.ndarray, columns: int | None = None) -> list[np.ndarray]:
+    """Clips uint8 (N, T, H, W) -> T pictures (h, w): picture t shows frame t of every clip, side by side."""
+    n, t = frames.shape[:2]
+    out = [image_grid(frames[:, k, :, :, None], columns)[..., 0] for k in range(t)]
+    if max(out[0].shape) > MAX_SIDE:
+        raise UserError(f"--n {n}: {n} clips side by side make a picture over {MAX_SIDE} pixels wide; ask for "
+                        f"fewer, or write a folder (one GIF per clip)")
+    return out
 
 
 def gif_bytes(frames: np.ndarray, fps: int, columns: int | None = None) -> bytes:
-    """Clips uint8 (N, T, H, W) as one looping animated GIF: frame t shows frame t of every clip, side by side."""
+    """Clips uint8 (N, T, H, W) as one looping animated GIF, side by side."""
     from PIL import Image
-    n, t, h, w = frames.shape
-    tiles = [image_grid(frames[:, k, :, :, None], columns)[..., 0] for k in range(t)]
-    if max(tiles[0].shape) > MAX_GIF_SIDE:
-        raise UserError(f"--n {n}: {n} clips side by side make a GIF over {MAX_GIF_SIDE} pixels wide; ask for "
-                        f"fewer, or write a folder (one GIF per clip)")
-    pictures = [Image.fromarray(tile, mode="L") for tile in tiles]
+    pictures = [Image.fromarray(tile, mode="L") for tile in tiles(frames, columns)]
     buf = io.BytesIO()
     pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:], duration=round(1000 / fps),
                      loop=0, optimize=False, disposal=1)
     return buf.getvalue()
 
 
+def movie_encoder() -> bool:
+    """Whether MP4 files can be written here (imageio-ffmpeg, whose wheel carries its own ffmpeg)."""
+    return importlib.util.find_spec("imageio_ffmpeg") is not None
+
+
+def mp4_bytes(frames: np.ndarray, fps: int, columns: int | None = None) -> bytes:
+    """Clips uint8 (N, T, H, W) as one H.264 MP4, side by side: yuv420p, which browsers and players take (an odd
+    side gets a black line), nearly lossless (crf 12), its index first (faststart) so that it plays while loading."""
+    if not movie_encoder():
+        raise UserError(MP4_MISSING)
+    import imageio_ffmpeg
+    pictures = tiles(frames, columns)
+    h, w = pictures[0].shape
+    size = (w + w % 2, h + h % 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.mp4"
+        writer = imageio_ffmpeg.write_frames(str(path), size, pix_fmt_in="gray", pix_fmt_out="yuv420p", fps=fps,
+                                             codec="libx264", quality=None, macro_block_size=1,
+                                             ffmpeg_log_level="error",
+                                             output_params=["-crf", "12", "-movflags", "+faststart"])
+        writer.send(None)
+        for picture in pictures:
+            writer.send(np.ascontiguousarray(np.pad(picture, ((0, size[1] - h), (0, size[0] - w)))).tobytes())
+        writer.close()
+        return path.read_bytes()
+
+
 def write_gif_output(path: Path, clips, *, columns: int | None = None, **_) -> None:
     """Every clip in one looping GIF, side by side."""
     data = gif_bytes(clips.frames, clips.fps, columns)
+    replace_atomically(Path(path), lambda tmp: Path(tmp).write_bytes(data))
+
+
+def write_mp4_output(path: Path, clips, *, columns: int | None = None, **_) -> None:
+    """Every clip in one MP4, side by side (where imageio-ffmpeg is installed)."""
+    data = mp4_bytes(clips.frames, clips.fps, columns)
     replace_atomically(Path(path), lambda tmp: Path(tmp).write_bytes(data))
 
 
