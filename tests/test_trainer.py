@@ -293,3 +293,17 @@ def test_compiled_training_matches_eager_loss(corpus, tmp_path):
     cfg, data = tiny(corpus, "train.max_steps=3", "train.compile=true")
     compiled = Trainer(cfg, data, tmp_path / "c", progress=False).fit()
     assert abs(eager["val_loss"] - compiled["val_loss"]) < 1e-3
+
+
+def test_the_ema_of_a_short_run_forgets_its_random_start():
+    """The moving average's decay rises with the steps ((1 + step) / (4 + step), up to train.ema_decay): a run of a
+    few hundred steps at 0.998 averages its recent weights, not its initialisation; a long run reaches the decay."""
+    from tetragen.train.ema import EMA
+    model = torch.nn.Linear(4, 4)
+    ema = EMA(model, 0.998)
+    with torch.no_grad():
+        model.weight.fill_(1.0)  # where training went, far from the random start
+    for step in range(300):
+        ema.update(model, step)
+    assert torch.allclose(ema.state_dict()["weight"], torch.ones(4, 4), atol=1e-3)
+    assert ema.decay_at(0) == 0.25 and ema.decay_at(5000) == 0.998

@@ -52,7 +52,8 @@ class TrainConfig:
                                      "on a CPU with bf16 instructions, timed before the first step), else fp32",
                             choices=["fp32", "bf16", "auto"])
     compile: bool = option(False, "compile the model with torch.compile")
-    ema_decay: float = option(0.0, "keep an exponential moving average of the weights (0: off)", min=0.0, max=0.99999)
+    ema_decay: float = option(0.0, "keep an exponential moving average of the weights (0: off); its decay rises "
+                                   "as (1 + step) / (4 + step) up to this", min=0.0, max=0.99999)
     max_minutes: float = option(0.0, "stop this process after N minutes of training with a final evaluation and "
                                      "checkpoint; the schedule still spans max_steps, so --resume carries on "
                                      "(0: no limit)", min=0.0)

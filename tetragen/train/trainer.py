@@ -454,7 +454,7 @@ class Trainer:
             return None, units
         self.bad_streak = 0
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(self.model, self.step)
         if "loss" not in logs:  # multi-phase: the headline loss is the sum of the phases'
             logs["loss"] = sum(v for k, v in logs.items() if k.startswith("loss_"))
         return logs, units

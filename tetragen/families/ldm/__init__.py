@@ -47,6 +47,6 @@ register_showcase("ldm", Showcase(
     data=("fashion-mnist",), weight=2.0, order=75, quickstart=False,
     components={"model.autoencoder_run": "vqvae"},
     prompts=("a pair of trousers", "a dark sneaker", "a large light pullover", "a small bag"),
-    # no FID while training, as diffusion's showcase: the evaluation after training scores its samples
-    overrides=("train.eval_samples=0", "train.eval_every=0", "train.save_every=400"),
+    # no FID while training and no sweep after, as diffusion's showcase: the evaluation scores its samples once
+    overrides=("train.eval_samples=0", "train.eval_every=0", "train.save_every=400", "model.eval_sweep="),
 ))
