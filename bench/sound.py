@@ -75,7 +75,7 @@ FAMILIES = {"cgan": {"family": "cgan", "preset": "words"},
             # quickstart's 4 x 128 prior
             "t2i": {"family": "t2i", "preset": "fmnist-small",
                     "base": {"family": "vqvae", "preset": "fmnist", "share": 1 / 3, "override": "model.tokenizer_run",
-                             "overrides": ["model.downsample=8", "model.width=32"]}}}
+                             "overrides": ["model.image_size=64", "model.downsample=8", "model.width=32"]}}}
 SPEED_BATCH = 16
 PEER = "Thrcle421/WaveGAN-pytorch"
 PEER_COMMIT = "5f01a44ed8f1ef1dc736c7bee8f744c3132f39e7"

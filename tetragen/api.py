@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .config import RunConfig, build_run_config, validate_cross, validate_model
+from .config import RunConfig, build_run_config, validate_cross
 from .errors import UserError
 from .registry import get_family, list_families, run_modality
 from .train import checkpoint as ck
@@ -75,9 +75,8 @@ def train(family: str, data: str, out: str | Path, *, preset: str | None = None,
         if cfg.data.tokenizer not in ("char", "bpe") and Path(cfg.data.tokenizer).expanduser().is_file():
             cfg.data.tokenizer = str(Path(cfg.data.tokenizer).expanduser().resolve())
         assets = None
-    validate_cross(cfg, model=False)
-    dataset = load_data(cfg, assets, task)  # sets the shape the data has (image size, vocabulary, classes)
-    validate_model(cfg)
+    validate_cross(cfg)
+    dataset = load_data(cfg, assets, task)
     if importer is not None:
         if importer.check is not None:
             importer.check(cfg, dataset)
@@ -219,9 +218,8 @@ def finetune(run_dir: str | Path, data: str, out: str | Path, *, overrides: list
     cfg.finetune.init_from = str(weights.resolve())
     cfg.data.source = str(Path(data).expanduser().resolve()) if data and Path(data).expanduser().exists() else data
     assets = read_assets(run_dir, cfg, base)
-    validate_cross(cfg, model=False)
+    validate_cross(cfg)
     dataset = load_data(cfg, assets, task)  # a new task head takes its labels from the data
-    validate_model(cfg)
     ft_module.prepare(family.build(cfg.model), cfg)  # weights and LoRA targets checked before anything is written
     metrics = Trainer(cfg, dataset, out, overwrite=overwrite, progress=progress).fit()
     ft_module.finish(out, cfg)

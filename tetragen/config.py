@@ -277,24 +277,17 @@ def describe(cfg_cls: type, prefix: str) -> list[str]:
     return lines
 
 
-def validate_cross(cfg: RunConfig, *, model: bool = True) -> None:
-    """Checks that involve more than one key. `model=False` leaves the model's own checks to `validate_model`, for a
-    run whose data has yet to set its shape (a sound or video run's image size comes from its data)."""
+def validate_cross(cfg: RunConfig) -> None:
+    """Checks that involve more than one key."""
     t = cfg.train
     if t.min_lr > t.lr:
         raise UserError(f"train.min_lr ({t.min_lr}) is above train.lr ({t.lr}); lower train.min_lr")
     if t.warmup_steps >= t.max_steps and t.schedule != "constant" and t.warmup_steps > 0 and not t.budget_minutes:
         raise UserError(f"train.warmup_steps ({t.warmup_steps}) must be below train.max_steps ({t.max_steps})")
-    if model:
-        validate_model(cfg)
-    apply_label_fraction(cfg)
-
-
-def validate_model(cfg: RunConfig) -> None:
-    """The model config's own checks (between its keys, and against the shape its data set)."""
     check = getattr(cfg.model, "validate", None)
     if check is not None:
         check()
+    apply_label_fraction(cfg)
 
 
 def apply_label_fraction(cfg: RunConfig) -> None:
