@@ -102,7 +102,11 @@ def read_clip(path: Path, frames: int, side: int, notes: set) -> np.ndarray:
         if not movie_decoder():
             raise UserError(f"no {path.suffix.lower()} decoder here (pip install imageio imageio-ffmpeg)")
         import imageio.v3 as iio
+        import imageio_ffmpeg
         try:
+            # a probe that ends its ffmpeg process whatever happens (the reader leaves its pipes open on a file
+            # it cannot decode), then the frames
+            imageio_ffmpeg.count_frames_and_secs(str(path))
             raw = iio.imread(path, index=None, plugin="FFMPEG")
         except Exception as e:
             raise UserError(f"unreadable ({type(e).__name__})") from None
