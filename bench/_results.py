@@ -88,8 +88,8 @@ def train_for(family: str, data: str, out: Path, preset: str, minutes: float, se
               base: dict | None = None) -> tuple[int, float]:
     """Train `family` on `data` into `out` (emptied first) for `minutes` of budget, without evaluations while it
     trains: (the steps it took, the seconds it took). `base`: a component trained first into `out`'s sibling
-    `<out>_<family>` for its `share` of the minutes (its `family`, `preset` and `overrides`), named to the run by the override
-    key `override` (t2i's `model.tokenizer_run`); the run gets what is left of the minutes."""
+    `<out>_<family>` for its `share` of the minutes (its `family`, `preset` and `overrides`), named to the run by the
+    override key `override` (t2i's `model.tokenizer_run`); the run gets what is left of the minutes."""
     import json
     import shutil
     import time

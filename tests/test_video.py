@@ -154,7 +154,7 @@ def test_an_mp4_holds_the_gifs_frames_and_without_an_encoder_is_one_line(video_r
     assert movie.shape == gif.shape == (16, 36, 36)
     assert np.abs(movie - gif).mean() < 4, np.abs(movie - gif).mean()
     import importlib
-    monkeypatch.setattr(importlib.import_module("tetragen.modalities.video.show"), "movie_encoder", lambda: False)
+    monkeypatch.setattr(importlib.import_module("tetragen.modalities.video.show"), "movie_codec", lambda: False)
     r = run_cli("sample", run, "--n", "1", "--out", str(tmp_path / "b.mp4"))
     assert r.returncode != 0 and "no MP4 encoder here" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "b.mp4").exists()

@@ -1,6 +1,7 @@
 """Request bodies of the image routes, as pydantic models: OpenAI's image generations and edits (shapes from
 https://platform.openai.com/docs/api-reference/images) and tetragen's interpolations, with the sampling settings of
-a model that chooses them at sampling time. What every request body shares (strict types, the seed range) is tetragen/serve/schemas.py's.
+a model that chooses them at sampling time. What every request body shares (strict types, the seed range) is
+tetragen/serve/schemas.py's.
 """
 from __future__ import annotations
 

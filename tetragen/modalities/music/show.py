@@ -127,7 +127,8 @@ def render_wav(midi: bytes, sample_rate: int = SAMPLE_RATE) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
         src.write_bytes(midi)
-        # dynamic sample loading reads only the SoundFont's samples the piece plays (the same audio, without reading the whole file)
+        # dynamic sample loading reads only the SoundFont's samples the piece plays: the same audio, without reading
+        # the whole file
         r = subprocess.run([exe, "-ni", "-q", "-o", "synth.dynamic-sample-loading=1", "-F", str(dst),
                             "-r", str(sample_rate), "-g", "0.6", font, str(src)],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)

@@ -1,5 +1,6 @@
 """A user's folder of clips: animated GIFs, folders of numbered frames, and MP4 / WebM / AVI / MOV files where a
-decoder is installed (`pip install imageio imageio-ffmpeg`: a wheel that ships its own ffmpeg).
+decoder is installed (`pip install 'tetragen[video]'`: imageio with imageio-ffmpeg, a wheel that ships its own
+ffmpeg).
 
     clips/
       waving/  a.gif  b.gif  c/000.png c/001.png ...     one sub-folder per class (its name is the class)
@@ -35,8 +36,11 @@ MAX_FRAMES = 2000            # a longer clip is skipped (a 10,000-frame GIF is n
 FRAME_NAME = re.compile(r"^\D*(\d+)$")
 
 
-def movie_decoder() -> bool:
-    """Whether movie files can be decoded here (imageio with imageio-ffmpeg's own ffmpeg)."""
+MOVIES_HOW = "pip install 'tetragen[video]' (imageio with imageio-ffmpeg, a wheel with its own ffmpeg)"
+
+
+def movie_codec() -> bool:
+    """Whether movie files can be decoded, and MP4s written, here (imageio with imageio-ffmpeg's own ffmpeg)."""
     import importlib.util
     return all(importlib.util.find_spec(m) is not None for m in ("imageio", "imageio_ffmpeg"))
 
@@ -99,8 +103,8 @@ def read_clip(path: Path, frames: int, side: int, notes: set) -> np.ndarray:
                       + ", ".join(f"{w}x{h}" for w, h in sorted(sizes)) + f") were each resized to {side}x{side}")
         return np.stack(out)
     if path.suffix.lower() in MOVIES:
-        if not movie_decoder():
-            raise UserError(f"no {path.suffix.lower()} decoder here (pip install imageio imageio-ffmpeg)")
+        if not movie_codec():
+            raise UserError(f"no {path.suffix.lower()} decoder here ({MOVIES_HOW})")
         import imageio.v3 as iio
         import imageio_ffmpeg
         try:

@@ -3,9 +3,9 @@
 The request has the shape of OpenAI's image generations (`model`, `prompt`, `n`, `seed`); each clip comes back as
 `b64_json` holding a looping GIF, with the clip's frame count and rate. A class-conditional model reads the prompt as
 a thing and its motion ("a sneaker moving left"; a prompt that names no motion it knows is a 400 listing them, from
-a model that reads the prompt's text as well); an empty prompt cycles through the classes; an unconditional model ignores the prompt and says so in `warnings`.
-`response_format` is `gif` (the default) or `mp4` (H.264, where imageio-ffmpeg is installed); any other is a 400 naming
-what is served.
+a model that reads the prompt's text as well); an empty prompt cycles through the classes; an unconditional model
+ignores the prompt and says so in `warnings`. `response_format` is `gif` (the default) or `mp4` (H.264, where
+imageio-ffmpeg is installed); any other is a 400 naming what is served.
 
 Clips of concurrent requests to one model are drawn together (`ModelWorker.rows`), one row per clip with its own
 seed, in forward passes of a fixed number of rows, so a seeded request gets the same clip whatever else is drawn.
@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...errors import UserError
 from ...serve import schemas as S
 from ...serve.app import APIError, at_most, await_rows, parse, user_error
-from .show import MP4_HOW, gif_bytes, movie_encoder, mp4_bytes
+from .folder import MOVIES_HOW, movie_codec
+from .show import gif_bytes, mp4_bytes
 
 ENCODERS = {"gif": gif_bytes, "mp4": mp4_bytes}
 
@@ -47,9 +48,9 @@ def add_routes(app) -> None:
         body = await parse(request, VideoRequest)
         pipe, worker = server.model(body.model, "prompt", "sample", kind="video")
         at_most("n", body.n, server.limits.max_images, 1)
-        made = [f for f in ENCODERS if f != "mp4" or movie_encoder()]
+        made = [f for f in ENCODERS if f != "mp4" or movie_codec()]
         if body.response_format not in made:
-            why = f" (no MP4 encoder here: {MP4_HOW})" if body.response_format == "mp4" else ""
+            why = f" (no MP4 encoder here: {MOVIES_HOW})" if body.response_format == "mp4" else ""
             raise APIError(400, f"response_format: {body.response_format!r} cannot be made here{why}; use one of: "
                                 f"{', '.join(made)}", param="response_format", code="unsupported_value")
         encode = ENCODERS[body.response_format]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import html as _html
-import importlib.util
 import io
 import shlex
 import tempfile
@@ -17,12 +16,12 @@ from ...files import replace_atomically
 from ...sample.adapted import show_prompts
 from ...sample.images import image_grid, write_png
 from .data import grids_of
+from .folder import MOVIES_HOW, movie_codec
 
 SEED = 1            # the seed of every shown sample
 SHOWN_PER_PROMPT = 4
 MAX_SIDE = 4096      # of a GIF's or MP4's picture: the clips side by side
-MP4_HOW = "pip install imageio-ffmpeg (a wheel with its own ffmpeg)"
-MP4_MISSING = f"no MP4 encoder here: {MP4_HOW}, or write .gif"
+MP4_MISSING = f"no MP4 encoder here: {MOVIES_HOW}, or write .gif"
 
 
 def tiles(frames: np.ndarray, columns: int | None = None) -> list[np.ndarray]:
@@ -45,15 +44,10 @@ def gif_bytes(frames: np.ndarray, fps: int, columns: int | None = None) -> bytes
     return buf.getvalue()
 
 
-def movie_encoder() -> bool:
-    """Whether MP4 files can be written here (imageio-ffmpeg, whose wheel carries its own ffmpeg)."""
-    return importlib.util.find_spec("imageio_ffmpeg") is not None
-
-
 def mp4_bytes(frames: np.ndarray, fps: int, columns: int | None = None) -> bytes:
     """Clips uint8 (N, T, H, W) as one H.264 MP4, side by side: yuv420p, which browsers and players take (an odd
     side gets a black line), nearly lossless (crf 12), its index first (faststart) so that it plays while loading."""
-    if not movie_encoder():
+    if not movie_codec():
         raise UserError(MP4_MISSING)
     import imageio_ffmpeg
     pictures = tiles(frames, columns)
