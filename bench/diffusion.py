@@ -87,13 +87,13 @@ ENTRIES = {
     "ldm": {"family": "ldm", "preset": "fmnist", "overrides": [f"model.eval_sweep={SWEEP}"],
             "base": {"family": "vqvae", "preset": "fmnist", "share": 1 / 3, "override": "model.autoencoder_run"},
             "label": "ldm (fmnist: vqvae autoencoder 1/3 of the time, prompt-conditioned denoiser 2/3)"},
-    # the objective's alternatives, for --part objectives (the default, flow, is the "diffusion" entry)
-    "diffusion-eps": {"family": "diffusion", "preset": "fmnist",
-                      "overrides": [f"model.eval_sweep={SWEEP}", "model.objective=eps"],
-                      "label": "diffusion (fmnist, class-conditioned, eps prediction, cosine schedule)"},
-    "diffusion-v": {"family": "diffusion", "preset": "fmnist",
-                    "overrides": [f"model.eval_sweep={SWEEP}", "model.objective=v"],
-                    "label": "diffusion (fmnist, class-conditioned, v prediction, cosine schedule)"},
+    # --part objectives: the three objectives at the run's own sampler steps (the sweep would triple each evaluation)
+    **{f"diffusion-{o}": {"family": "diffusion", "preset": "fmnist",
+                          "overrides": ["model.eval_sweep=", f"model.objective={o}"],
+                          "label": f"diffusion (fmnist, class-conditioned, {what})"}
+       for o, what in [("flow", "flow matching, logit-normal times: the default"),
+                       ("eps", "eps prediction, cosine schedule, min-SNR weights"),
+                       ("v", "v prediction, cosine schedule, min-SNR weights")]},
     "cgan": {"family": "cgan", "preset": "fmnist", "overrides": [], "label": "cgan (fmnist)"},
     "t2i": {"family": "t2i", "preset": "fmnist", "overrides": ["model.prior=causal"],
             "base": {"family": "vqvae", "preset": "fmnist", "share": 1 / 3, "override": "model.tokenizer_run"},
@@ -106,7 +106,7 @@ PARTS = {
     "peers": (["diffusion", "cgan"], True, "the diffusion family against the bench's cgan and the diffusers peer"),
     "latent": (["diffusion-prompt", "ldm", "t2i"], False,
                "prompt-conditioned diffusion in pixels and in an autoencoder's latents (ldm), against t2i"),
-    "objectives": (["diffusion", "diffusion-eps", "diffusion-v"], False,
+    "objectives": (["diffusion-flow", "diffusion-eps", "diffusion-v"], False,
                    "the objective: flow matching against eps and v prediction"),
     "all": (["diffusion", "diffusion-prompt", "ldm", "cgan", "t2i"], True, "every entry and the diffusers peer"),
 }
@@ -292,12 +292,11 @@ def peers(args) -> list[dict]:
 # ----------------------------------------------------------------------------------------------------------------
 
 def table(results: list[dict], args) -> str:
-    steps = [int(s) for s in SWEEP.split(",")]
+    steps = [s for s in map(int, SWEEP.split(",")) if any(f"fid_steps{s}" in r for r in results)]  # swept ones
     at_n = any("fid_peer_n" in r for r in results)
-    lines = ["| model | steps | train min | FID | KID | class acc | images/s | " +
-             (f"FID at n={args.peer_samples} | " if at_n else "") +
-             " | ".join(f"FID / acc / img/s at {s} steps" for s in steps) + " |",
-             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if at_n else "") + "---:|" * len(steps)]
+    columns = ["model", "steps", "train min", "FID", "KID", "class acc", "images/s",
+               *([f"FID at n={args.peer_samples}"] if at_n else []), *(f"FID / acc / img/s at {s} steps" for s in steps)]
+    lines = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
     for r in results:
         acc = f"{r['class_acc']:.3f}" if "class_acc" in r else "n/a"
         ips = f"{r['images_per_s']:.1f}" if r.get("images_per_s") else "-"
@@ -313,8 +312,9 @@ def table(results: list[dict], args) -> str:
         if at_n:
             peer_n = (f"{r['fid_peer_n']:.2f} | " if "fid_peer_n" in r
                       else f"{r['fid']:.2f} | " if r.get("n") == args.peer_samples else "- | ")
-        lines.append(f"| {r['label']} | {r['steps']} | {r['train_s'] / 60:.1f} | {r['fid']:.2f} | {r['kid']:.4f} | "
-                     f"{acc} | {ips} | {peer_n}" + " | ".join(sweep) + " |")
+        row = (f"| {r['label']} | {r['steps']} | {r['train_s'] / 60:.1f} | {r['fid']:.2f} | {r['kid']:.4f} | "
+               f"{acc} | {ips} | {peer_n}" + "".join(f"{c} | " for c in sweep))
+        lines.append(row.rstrip())
     r0 = results[0]
     lines += ["", f"References ({int(r0['n_real'])} test images): " +
               ", ".join(f"{k[4:-4]} {v:.2f}" for k, v in r0.items() if k.startswith("ref_") and k.endswith("_fid")) +

@@ -32,6 +32,16 @@ def test_every_family_has_a_showcase_and_components_come_first():
     assert choose_families(["t2i"], default_only=True) == ["vqvae", "t2i"]
 
 
+def test_a_family_keeps_for_its_evaluation_by_its_weight_what_those_before_took():
+    # before any is done: a fifth of the budget spread over the job's weight (10 of 600 s -> 12 s a unit)
+    assert showcase.reserve_s(2.0, [], 10.0, 600.0) == pytest.approx(24.0)
+    # after: the seconds past training of those done, per unit of weight, beside that prior counted as the job's
+    # weight: (120 + 2 + 60) s over (10 + 2 + 3) units; one long evaluation raises every later reserve a little
+    # rather than taking its whole length from each
+    past = [(2.0, 2.0), (3.0, 60.0)]
+    assert showcase.reserve_s(2.0, past, 10.0, 600.0) == pytest.approx(2.0 * 182.0 / 15.0)
+
+
 def test_quickstart_trains_evaluates_and_reports(quickstart_job):
     out, _, r = quickstart_job
     assert r.returncode == 0, r.stderr

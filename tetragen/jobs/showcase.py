@@ -195,12 +195,13 @@ class Job:
         show = get_showcase(name)
         fam = get_family(showcase_family(name))
         run = self.out / name
-        # the family's time less what evaluating and showing it take: the most that any family done so far took (a
-        # fifth of the share before any is done). What a family leaves unused goes to the next ones, so only the last
-        # family's overrun would outlast the budget, and the largest reserve keeps it inside
         done = [Result.of(r) for r in self.state["results"].values()]
-        spent = self.state["spent_s"]
-        overhead = max((spent.get(r.name, 0.0) - r.train_s for r in done), default=0.2 * share_s)
+        past = [(get_showcase(r.name).weight, self.state["spent_s"].get(r.name, 0.0) - r.train_s) for r in done]
+        if self.each:  # its own budget: the most that one done so far took past its training (a fifth before any)
+            overhead = max((s for _, s in past), default=0.2 * share_s)
+        else:
+            overhead = reserve_s(show.weight, past, sum(get_showcase(n).weight for n in self.families),
+                                 60 * self.budget_minutes)
         train_min = max(60 * MIN_MINUTES_PER_FAMILY, share_s - overhead) / 60
         # evaluations while it trains draw no more samples than the job's own at the end (--eval-n)
         overrides = [*(capped_eval(o, self.eval_n) for o in show.overrides), f"train.seed={self.seed}"]
@@ -234,6 +235,15 @@ class Job:
         result.kind = run_modality(pipe.config).name
         show_what_it_learnt(pipe, show.prompts, self.out / SHOW_DIR / name, result, data)
         return result
+
+
+def reserve_s(weight: float, past: list[tuple[float, float]], total_weight: float, budget_s: float) -> float:
+    """What a family of `weight` keeps of its share for evaluating and showing it: its weight times the seconds per
+    unit of weight that the families done so far took past their training (`past`: weight, seconds), those figures
+    counted beside a prior of a fifth of the budget for the whole job's weight. Evaluations differ by far (seconds
+    for most, as long as the training for some), so what one family took does not say what the next will; what a
+    family leaves unused, or takes beyond its reserve, the families after it share by weight."""
+    return weight * (0.2 * budget_s + sum(s for _, s in past)) / (total_weight + sum(w for w, _ in past))
 
 
 def capped_eval(override: str, eval_n: int) -> str:
