@@ -74,6 +74,9 @@ class GridData(Protocol):
 
     def eval_identity(self) -> dict: ...
 
+    def eval_settings(self) -> dict:
+        """The evaluator's settings (eval/classifier.py `EvaluatorConfig`) where they are not its defaults."""
+
     def scored(self, grids: np.ndarray) -> np.ndarray:
         """What the evaluator reads of generated grids uint8 (N, H, W, C)."""
 

@@ -426,6 +426,9 @@ class ImageData:
     def eval_identity(self) -> dict:
         return {}
 
+    def eval_settings(self) -> dict:
+        return {}
+
     def scored(self, images: np.ndarray) -> np.ndarray:
         return images
 

@@ -188,7 +188,7 @@ def load_evaluator(data, device: torch.device | str = "cpu", settings: Evaluator
 
 def wanted(data, settings: EvaluatorConfig | None = None) -> tuple[dict, EvaluatorConfig]:
     """The config.json an evaluator of `data` with `settings` has: a cached or shipped one is used only when equal."""
-    settings = settings or EvaluatorConfig()
+    settings = settings or EvaluatorConfig(**data.eval_settings())
     if len(data.classes) < 2:
         raise UserError(f"{data.name}: evaluation trains a classifier for its features and needs at least 2 "
                         f"classes (sub-folders); this data has {len(data.classes)}")
