@@ -91,8 +91,7 @@ def test_evaluator_is_cached_as_safetensors_and_json_and_reused(shapes, monkeypa
 
     from tetragen.eval import classifier
     data, ev = shapes
-    assert sorted(p.name for p in ev.folder.iterdir() if p.name != "references.json") == \
-        ["config.json", "metrics.json", "model.safetensors"]
+    assert sorted(p.name for p in ev.folder.iterdir()) == ["config.json", "metrics.json", "model.safetensors"]
     assert ev.folder.parent.name == "evaluators" and ev.folder.name.startswith(f"{data.name.split('/')[-1]}-16x16x1-")
     config = json.loads((ev.folder / "config.json").read_text())
     assert config["settings"]["width"] == TINY["width"] and config["classes"] == SHAPES
@@ -165,7 +164,7 @@ def test_references_are_positive_and_cached_beside_the_evaluator(shapes, monkeyp
     refs = image.reference_metrics(data, ev, n=60)
     assert refs["blur_fid"] > 0 and refs["train_fid"] >= 0 and refs["n_real"] == 60
     assert refs["blur_kid"] > 0
-    cached = json.loads((ev.folder / "references.json").read_text())
+    cached = json.loads((ev.cache_folder / "references.json").read_text())
     assert cached["n=60,seed=0"] == refs
 
     def no_compute(*args, **kwargs):
@@ -298,3 +297,22 @@ def test_a_shipped_evaluator_is_used_instead_of_training(shapes, tmp_path, monke
     reference_metrics(data, ev, 8)
     assert sorted(p.name for p in ev.folder.iterdir()) == before, "the shipped folder was written"
     assert (ev.cache_folder / "references.json").is_file()
+
+
+def test_an_evaluator_with_other_weights_does_not_read_anothers_references(shapes, tmp_path, monkeypatch):
+    """The references cached beside an evaluator are its own: one of the same data retrained (other settings, or
+    another machine's weights) under the same folder name scores them afresh."""
+    from safetensors.torch import load_file
+    from tetragen.eval import classifier
+    from tetragen.files import save_tensors
+    _, trained = shapes
+    monkeypatch.setenv("TETRAGEN_CACHE", str(tmp_path / "cache"))
+    first, second = tmp_path / "a" / trained.folder.name, tmp_path / "b" / trained.folder.name
+    shutil.copytree(trained.folder, first)
+    shutil.copytree(trained.folder, second)
+    weights = load_file(second / "model.safetensors")
+    save_tensors({k: v + 0.01 if v.is_floating_point() else v for k, v in weights.items()},
+                 second / "model.safetensors")
+    a, b = (classifier._read(f, trained.config) for f in (first, second))
+    assert a.cache_folder != b.cache_folder and a.cache_folder.name.startswith(trained.folder.name)
+    assert classifier._read(first, trained.config).cache_folder == a.cache_folder  # the same weights, the same place

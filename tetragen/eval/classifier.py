@@ -23,6 +23,7 @@ own data gets an evaluator trained and cached on first use.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -138,11 +139,13 @@ class Evaluator:
     def feature_dim(self) -> int:
         return self.features.num_features
 
-    @property
+    @functools.cached_property
     def cache_folder(self) -> Path:
         """Where what is computed with this evaluator is cached (its scale references): its own folder in the
-        cache, also for a shipped evaluator, whose folder inside the package is never written."""
-        return cache_dir() / "evaluators" / self.folder.name
+        cache, also for a shipped evaluator, whose folder inside the package is never written. Named by its weights'
+        digest too: an evaluator of the same data with other settings (or retrained) finds none of another's."""
+        digest = hashlib.sha256((self.folder / "model.safetensors").read_bytes()).hexdigest()
+        return cache_dir() / "evaluators" / f"{self.folder.name}-{digest[:12]}"
 
     def predict(self, inputs: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
         """Predicted class ids (N,) for what the evaluator reads (uint8 images (N, H, W, C), waveforms)."""
