@@ -20,7 +20,7 @@ from tetragen.modalities.sound.show import make_sound_folder
 from tetragen.serve.app import Limits, create_app
 from tetragen.train.trainer import Trainer
 
-from .conftest import run_cli
+from .conftest import one_line_error, run_cli
 from .test_serve import LiveServer
 
 KEY = "sk-sound"
@@ -98,6 +98,22 @@ def test_eval_scores_samples_as_audio_with_the_references(sound_run):
                 "evaluator_test_acc"):
         assert key in m, key
     assert m["ref_noise_fid"] > 0 and m["ref_griffinlim_fid"] >= 0
+
+
+def test_a_key_checked_against_the_image_size_is_checked_at_the_sounds_size(sound_run, tmp_path):
+    """model.downsample=8 divides sound's 64x64 pictures but not the 28 of a vqvae's own default: the modality sets
+    the shape before the run's keys are checked, so the run needs no model.image_size written out."""
+    _, folder = sound_run
+    common = ["train", "vqvae", "--data", str(folder), "--preset", "tiny", "train.max_steps=1", "train.eval_every=0",
+              "train.eval_samples=0"]
+    r = run_cli(*common, "--out", str(tmp_path / "run"), "model.downsample=8")
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (cfg["model"]["image_size"], cfg["model"]["downsample"]) == (64, 8)
+    assert "sound, learnt as 64x64x1 log-mel pictures" in r.stderr      # what it changed, said once the keys pass
+    r = run_cli(*common, "--out", str(tmp_path / "bad"), "model.downsample=3")
+    one_line_error(r, "model.downsample (3) must be a power of 2")
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +19,19 @@ def load_data(cfg: RunConfig, assets=None, task: str = "lm"):
     """The dataset a run config asks for, read by the family (with `assets`, a trained run's tokenizer, when
     given). Sets the model config's data-derived fields (vocabulary size, class count)."""
     return get_family(cfg.family).load_data(cfg, assets, task)
+
+
+def checked(cfg: RunConfig, assets=None) -> None:
+    """A run config's keys checked, a run of a family that learns grids first taking the shape its kind of content
+    fixes (so a key checked against model.image_size is checked at the size the run will have); what that changed
+    is said once they pass."""
+    notice = None
+    if get_family(cfg.family).grids:
+        from .data.grids import fit_run_shape
+        notice = fit_run_shape(cfg, assets)
+    validate_cross(cfg)
+    if notice:
+        print(f"tetragen: {notice}", file=sys.stderr)
 
 
 def read_assets(run_dir: Path, cfg: RunConfig, base: RunConfig | None = None):
@@ -75,7 +89,7 @@ def train(family: str, data: str, out: str | Path, *, preset: str | None = None,
         if cfg.data.tokenizer not in ("char", "bpe") and Path(cfg.data.tokenizer).expanduser().is_file():
             cfg.data.tokenizer = str(Path(cfg.data.tokenizer).expanduser().resolve())
         assets = None
-    validate_cross(cfg)
+    checked(cfg, assets)
     dataset = load_data(cfg, assets, task)
     if importer is not None:
         if importer.check is not None:
@@ -218,7 +232,7 @@ def finetune(run_dir: str | Path, data: str, out: str | Path, *, overrides: list
     cfg.finetune.init_from = str(weights.resolve())
     cfg.data.source = str(Path(data).expanduser().resolve()) if data and Path(data).expanduser().exists() else data
     assets = read_assets(run_dir, cfg, base)
-    validate_cross(cfg)
+    checked(cfg, assets)
     dataset = load_data(cfg, assets, task)  # a new task head takes its labels from the data
     ft_module.prepare(family.build(cfg.model), cfg)  # weights and LoRA targets checked before anything is written
     metrics = Trainer(cfg, dataset, out, overwrite=overwrite, progress=progress).fit()

@@ -119,6 +119,10 @@ class GridForm:
     # adapt(pipe, run_dir) -> what `tetragen.load` returns for a run of this kind made by a family whose own
     # content is another (its samples turned into this kind's content); None: the family's pipeline as it is
     adapt: Callable[[Any, Path], Any] | None = None
+    # shape(run_config, assets) -> the line saying what it changed, or None: what `read` does to the model config's
+    # shape keys, done before they are checked (a key that must divide model.image_size is checked at the data's
+    # size) and said once they pass; None: `read` alone sets them
+    shape: Callable[..., str | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from .. import api
-from ..config import build_run_config, validate_cross
+from ..config import build_run_config
 
 
 def add_parser(sub) -> None:
@@ -34,7 +34,7 @@ def run(args) -> int:
     if args.print_config:
         cfg = build_run_config(args.family, preset=args.preset, yaml_path=args.config, overrides=args.overrides)
         cfg.data.source = args.data
-        validate_cross(cfg)
+        api.checked(cfg)
         print(cfg.to_json())
         return 0
     if not args.out:

@@ -108,6 +108,24 @@ def kind_of(source: str) -> str:
                     f"content), or pass a folder")
 
 
+def fit_run_shape(cfg, assets=None) -> str | None:
+    """Before a run's keys are checked: its kind of content sets a new run's model shape keys from the data where it
+    fixes them (a `GridForm.shape`), so that checks across keys see the size the run will have; the line saying
+    what changed, for the caller to print once the keys pass. Data that cannot be told apart yet is left to
+    `load_run_grids`, which says what is wrong with it."""
+    if not (cfg.data.kind or cfg.data.source):
+        return None
+    try:
+        kind = cfg.data.kind or kind_of(cfg.data.source)
+    except UserError:
+        return None
+    form = get_modality(kind).grids if kind in list_modalities() else None
+    if form is None or form.shape is None:
+        return None
+    cfg.data.kind = kind
+    return form.shape(cfg, assets)
+
+
 def load_run_grids(cfg, assets=None, task: str = "lm"):
     """The data a run config asks for, read by its kind of content; fills in model.num_classes and keeps only
     data.label_fraction of the training labels when asked."""

@@ -10,7 +10,7 @@ clip), .png (the spectrograms), .npz (waves, sample rate, labels). Route: OpenAI
 from pathlib import Path
 
 from ...registry import GridForm, Modality, register_modality
-from .data import NAMED, claims, read_run_sound
+from .data import NAMED, claims, fit_sound_shape, read_run_sound
 from .pipeline import adapt
 from .show import (card, commands, example, html, show, write_folder_output, write_npz_output, write_png_output,
                    write_wav_output)
@@ -40,5 +40,5 @@ register_modality(Modality(
     card=card,
     playground=str(Path(__file__).with_name("playground.js")),
     data_help="sound=path/to/folder",
-    grids=GridForm(claims=claims, read=read_run_sound, adapt=adapt),
+    grids=GridForm(claims=claims, read=read_run_sound, adapt=adapt, shape=fit_sound_shape),
 ))

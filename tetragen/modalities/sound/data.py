@@ -157,9 +157,9 @@ def run_settings(run_dir: Path) -> MelSettings:
     return MelSettings.from_dict(doc["mel"])
 
 
-def read_run_sound(cfg, assets=None) -> SoundData:
-    """The clips a run config asks for. A new run trains at the pictures' shape (model.image_size and
-    model.channels are set to it, with a line saying so when that changed them); a trained run's shape must be it."""
+def fit_sound_shape(cfg, assets=None) -> str | None:
+    """A new run trains at the pictures' shape (model.image_size and model.channels are set to it; the line saying so
+    is returned where that changed them); a trained run's shape must be it. The sound modality's `GridForm.shape`."""
     settings = MelSettings()
     side, channels = settings.n_mels, 1
     m = cfg.model
@@ -168,9 +168,17 @@ def read_run_sound(cfg, assets=None) -> SoundData:
             raise UserError(f"data {cfg.data.source}: sound is learnt as {side}x{settings.frames}x1 log-mel pictures "
                             f"but this run's model is {m.image_size}x{m.image_size}x{m.channels}; train a new run "
                             f"on it")
-        print(f"tetragen: {cfg.data.source}: sound, learnt as {side}x{settings.frames}x1 log-mel pictures (1 s at "
-              f"{settings.sample_rate} Hz); model.image_size={side} model.channels=1 set", file=sys.stderr)
         m.image_size, m.channels = side, channels
+        return (f"{cfg.data.source}: sound, learnt as {side}x{settings.frames}x1 log-mel pictures (1 s at "
+                f"{settings.sample_rate} Hz); model.image_size={side} model.channels=1 set")
+    return None
+
+
+def read_run_sound(cfg, assets=None) -> SoundData:
+    """The clips a run config asks for, at the shape `fit_sound_shape` sets."""
+    settings, notice = MelSettings(), fit_sound_shape(cfg, assets)
+    if notice:
+        print(f"tetragen: {notice}", file=sys.stderr)
     source = cfg.data.source
     if source in SOUND_DATASETS:
         train, test = SOUND_DATASETS[source]()

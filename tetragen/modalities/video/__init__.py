@@ -13,7 +13,7 @@ clip), .png (each clip's frames in a row), .npz (frames, fps, labels). Route: `/
 from pathlib import Path
 
 from ...registry import GridForm, Modality, register_modality
-from .data import claims, read_run_video
+from .data import claims, fit_video_shape, read_run_video
 from .moving import DATASETS
 from .pipeline import adapt
 from .show import (card, commands, example, html, show, write_folder_output, write_gif_output, write_mp4_output,
@@ -47,5 +47,5 @@ register_modality(Modality(
     card=card,
     playground=str(Path(__file__).with_name("playground.js")),
     data_help="video=moving-fashion-mnist",
-    grids=GridForm(claims=claims, read=read_run_video, adapt=adapt),
+    grids=GridForm(claims=claims, read=read_run_video, adapt=adapt, shape=fit_video_shape),
 ))

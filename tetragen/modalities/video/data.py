@@ -210,9 +210,9 @@ def run_video(run_dir: Path) -> dict:
     return doc
 
 
-def read_run_video(cfg, assets=None) -> VideoData:
-    """The clips a run config asks for. A new run trains at the clips' shape (model.image_size and model.channels are
-    set to it, with a line saying so when that changed them); a trained run's shape must be it."""
+def fit_video_shape(cfg, assets=None) -> str | None:
+    """A new run trains at the clips' shape (model.image_size and model.channels are set to it; the line saying so is
+    returned where that changed them); a trained run's shape must be it. The video modality's `GridForm.shape`."""
     source = cfg.data.source
     m = cfg.model
     trained = assets is not None or is_trained(m)
@@ -227,11 +227,20 @@ def read_run_video(cfg, assets=None) -> VideoData:
         if trained:
             raise UserError(f"data {source}: clips are learnt as {side}x{side} grids of {channels} frames but this "
                             f"run's model is {m.image_size}x{m.image_size}x{m.channels}; train a new run on it")
-        print(f"tetragen: {source}: video, learnt as {side}x{side} grids with one channel per frame ({channels} "
-              f"frames); model.image_size={side} model.channels={channels} set"
-              + ("" if source in VARIANTS else f" (model.image_size={FOLDER_SIDES[1]} for {FOLDER_SIDES[1]}x"
-                                                 f"{FOLDER_SIDES[1]})"), file=sys.stderr)
         m.image_size, m.channels = side, channels
+        return (f"{source}: video, learnt as {side}x{side} grids with one channel per frame ({channels} frames); "
+                f"model.image_size={side} model.channels={channels} set"
+                + ("" if source in VARIANTS else f" (model.image_size={FOLDER_SIDES[1]} for {FOLDER_SIDES[1]}x"
+                                                   f"{FOLDER_SIDES[1]})"))
+    return None
+
+
+def read_run_video(cfg, assets=None) -> VideoData:
+    """The clips a run config asks for, at the shape `fit_video_shape` sets."""
+    notice = fit_video_shape(cfg, assets)
+    if notice:
+        print(f"tetragen: {notice}", file=sys.stderr)
+    side, source = cfg.model.image_size, cfg.data.source
     if source not in VARIANTS:
         root = Path(source).expanduser()
         if not root.is_dir():
