@@ -15,18 +15,26 @@ quarter-note frame beside the published table and two baselines fitted on the sa
    per second, 16 pieces of up to 64 frames drawn together.
 3. Writes the `music` section of bench/RESULTS.md (a --quick run writes nothing there).
 
+`--part bach` and `--part styles` do the same on a set read from music21's corpus (`bach-chorales`; `music21-styles`,
+four styles prompted by name) and write the `music-bach` and `music-styles` sections: test NLL per note and per
+frame beside the same baselines, the statistics, the style classifier's accuracy where there are several styles,
+and generation speed.
+
 Published figures (test NLL per frame on the same split; lower is better), as cited in the benchmark's issue:
 - Bai, Kolter, Koltun 2018, "An Empirical Evaluation of Generic Convolutional and Recurrent Networks for Sequence
   Modeling", https://arxiv.org/abs/1803.01271: TCN 8.10, GRU 8.43, LSTM 8.45;
 - Boulanger-Lewandowski, Bengio, Vincent 2012, "Modeling Temporal Dependencies in High-Dimensional Sequences:
   Application to Polyphonic Music Generation and Transcription", ICML, https://arxiv.org/abs/1206.6392:
-  RNN-NADE 5.56.
+  RNN-NADE 5.56;
+- Vohra, Goel, Sahoo 2015, "Modeling temporal dependencies in data using a DBN-LSTM", IEEE DSAA: DBN-LSTM 3.47.
 These were not re-read from the papers' tables here: check them there before quoting.
 
     python bench/music.py                  # 10 minutes of training
     python bench/music.py --minutes 2      # a shorter budget (RESULTS.md is written)
     python bench/music.py --transpose 5    # training windows transposed by up to 5 semitones either way
     python bench/music.py --quick          # smoke run: 0.2 minutes, RESULTS.md untouched
+    python bench/music.py --part bach      # the Bach chorales of music21's corpus
+    python bench/music.py --part styles    # four styles of music21's corpus, prompted by name
 """
 from __future__ import annotations
 
@@ -46,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _results import header, write_section  # noqa: E402
 
-PUBLISHED = [("RNN-NADE (Boulanger-Lewandowski et al. 2012)", 5.56),
+PUBLISHED = [("DBN-LSTM (Vohra et al. 2015)", 3.47), ("RNN-NADE (Boulanger-Lewandowski et al. 2012)", 5.56),
              ("TCN (Bai et al. 2018)", 8.10), ("GRU (Bai et al. 2018)", 8.43), ("LSTM (Bai et al. 2018)", 8.45)]
 DATA = "jsb-chorales"
 ORDER = 6            # the n-gram baseline's highest order
@@ -111,68 +119,84 @@ class NGram:
         return float(-np.log(self.rows(pieces, scored) @ self.weights).sum())
 
 
-def baselines(jsb, tok) -> dict:
+def baselines(collection, tok) -> dict:
+    """name -> (test NLL per frame, per note) of each baseline fitted on the collection's training pieces."""
     from tetragen.modalities.music.data import scored_positions
-    enc = {s: [tok.encode_piece(p.frames, p.prompt) for p in jsb.splits[s]] for s in ("train", "valid", "test")}
-    frames = sum(len(p.frames) for p in jsb.splits["test"])
+    enc = {s: [tok.encode_piece(p.frames, p.prompt) for p in collection.splits[s]] for s in ("train", "valid", "test")}
+    test = collection.splits["test"]
+    frames = sum(len(p.frames) for p in test)
+    notes = sum(len(f) for p in test for f in p.frames)
     scored = lambda ids: scored_positions(ids, tok)  # noqa: E731
     model = NGram(enc["train"], tok.vocab_size, ORDER)
     model.fit_weights(enc["valid"], scored)
-    return {"independent keys": independent_keys(jsb.splits["train"], jsb.splits["test"]),
-            f"token {ORDER}-gram, interpolated": model.nats(enc["test"], scored) / frames}
+    keys = independent_keys(collection.splits["train"], test) * frames
+    grams = model.nats(enc["test"], scored)
+    return {"independent keys": (keys / frames, keys / notes),
+            f"token {ORDER}-gram, interpolated": (grams / frames, grams / notes)}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--minutes", type=float, default=10.0, help="training budget of the gpt (default 10)")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 0.2 minutes; RESULTS.md untouched")
-    ap.add_argument("--out", default="", help="where the run goes (default: a temporary folder)")
-    ap.add_argument("--transpose", type=int, default=0,
-                    help="data.transpose of the run: training windows shifted by up to this many semitones")
-    args = ap.parse_args()
-    minutes = 0.2 if args.quick else args.minutes
-
-    import torch
+def train_and_score(data: str, minutes: float, overrides: list[str], out: Path, quick: bool, prompt: str) -> dict:
+    """gpt trained on `data` for `minutes`, its checkpoint of lowest validation NLL scored as `tetragen eval` does,
+    and its generation speed (16 pieces of up to 64 frames drawn together, from `prompt`)."""
     import tetragen
     from tetragen import api
+    overrides = [f"train.budget_minutes={minutes}", "model.block_size=128", "model.dropout=0.1", "train.eval_tokens=0",
+                 f"train.eval_every={20 if quick else 100}", "train.log_every=50", *overrides]
+    started = time.perf_counter()
+    api.train("gpt", data, out, preset="fast", overrides=overrides, overwrite=True, progress=False)
+    trained = time.perf_counter() - started
+    best = out / "checkpoints" / "best"  # the step with the lowest validation NLL: chosen on valid, not test
+    metrics, lines = api.evaluate(best if best.is_dir() else out, n=64)
+    for line in lines:
+        print(line, flush=True)
+    pipe = tetragen.load(out)
+    t1 = time.perf_counter()
+    score = pipe.sample(16, seed=0, prompt=prompt, max_frames=64, warn=lambda s: None)
+    notes = sum(len(f) for frames in score.pieces for f in frames) / (time.perf_counter() - t1)
+    return {"metrics": metrics, "trained": trained, "notes_per_s": notes,
+            "params": sum(p.numel() for p in pipe.model.parameters()), "steps": pipe.config.train.max_steps,
+            "best_step": _best_step(out)}
+
+
+def _best_step(out: Path) -> int | None:
+    """The step of the checkpoint that was scored (the lowest validation NLL), from the run's metrics log."""
+    import json
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    rows = [r for r in rows if "val_nll_frame" in r or "val_nll_note" in r]
+    if not rows:
+        return None
+    key = "val_nll_frame" if "val_nll_frame" in rows[0] else "val_nll_note"
+    return int(min(rows, key=lambda r: r[key])["step"])
+
+
+def statistics_line(m: dict) -> str:
+    return (f"drawn pieces against the test pieces (training pieces as the reference): pitch-class TV "
+            f"{m['sample_pc_distance']:.3f} ({m['train_pc_distance']:.3f}), interval TV "
+            f"{m['sample_interval_distance']:.3f} ({m['train_interval_distance']:.3f}), notes per frame "
+            f"{m['sample_notes_per_frame']:.2f} ({m['test_notes_per_frame']:.2f} in the test pieces), in-key share "
+            f"{m['sample_in_key']:.3f} ({m['test_in_key']:.3f})")
+
+
+def jsb_part(args, minutes: float, tmp: Path) -> None:
     from tetragen.modalities.music.data import _jsb_locate, read_split_json
     from tetragen.modalities.music.tokens import MusicTokenizer, words_of
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-
     jsb = read_split_json(_jsb_locate()[0], "bach chorale")
     tok = MusicTokenizer({w for p in jsb.splits["train"] for w in words_of(p.prompt)})
     t0 = time.perf_counter()
-    base = baselines(jsb, tok)
+    base = {name: v[0] for name, v in baselines(jsb, tok).items()}
     for name, v in base.items():
         print(f"{name}: test NLL {v:.3f} nats/frame", flush=True)
     print(f"(baselines fitted and scored in {time.perf_counter() - t0:.1f} s)", flush=True)
-
-    overrides = [f"train.budget_minutes={minutes}", "model.block_size=128", "model.dropout=0.1",
-                 f"data.transpose={args.transpose}", "train.eval_tokens=0",
-                 f"train.eval_every={20 if args.quick else 100}", "train.log_every=50"]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(args.out) if args.out else Path(tmp) / "gpt-jsb"
-        started = time.perf_counter()
-        api.train("gpt", DATA, out, preset="fast", overrides=overrides, overwrite=True, progress=False)
-        trained = time.perf_counter() - started
-        best = out / "checkpoints" / "best"  # the step with the lowest validation NLL: chosen on valid, not test
-        metrics, lines = api.evaluate(best if best.is_dir() else out, n=64)
-        for line in lines:
-            print(line, flush=True)
-        pipe = tetragen.load(out)
-        t1 = time.perf_counter()
-        score = pipe.sample(16, seed=0, prompt="bach chorale", max_frames=64, warn=lambda s: None)
-        notes = sum(len(f) for frames in score.pieces for f in frames) / (time.perf_counter() - t1)
-        params = sum(p.numel() for p in pipe.model.parameters())
-        steps = pipe.config.train.max_steps
-
+    r = train_and_score(DATA, minutes, [f"data.transpose={args.transpose}"], Path(args.out) if args.out
+                        else tmp / "gpt-jsb", args.quick, "bach chorale")
+    metrics = r["metrics"]
     ours = metrics["test_nll_frame"]
-    print(f"gpt ({minutes:g} min): test NLL {ours:.3f} nats/frame, {notes:.0f} notes/s", flush=True)
-    rows = [(f"**tetragen gpt**, {minutes:g} min on this CPU ({params / 1e6:.2f}M parameters, {steps} steps)",
-             ours, "this run")]
+    print(f"gpt ({minutes:g} min): test NLL {ours:.3f} nats/frame, {r['notes_per_s']:.0f} notes/s", flush=True)
+    rows = [(f"**tetragen gpt**, {minutes:g} min on this CPU ({r['params'] / 1e6:.2f}M parameters, {r['steps']} "
+             f"steps)", ours, "this run")]
     rows += [(name, v, "baseline, same split, scored the same way") for name, v in base.items()]
     rows += [(name, v, "published") for name, v in PUBLISHED]
-    rows.sort(key=lambda r: r[1])
+    rows.sort(key=lambda row: row[1])
     table = "\n".join(f"| {name} | {v:.2f} | {what} |" for name, v, what in rows)
     machine = "\n".join(header())
     body = f"""## Music: JSB Chorales, test NLL per quarter-note frame (`bench/music.py`)
@@ -181,7 +205,8 @@ def main() -> int:
 
 {datetime.now():%Y-%m-%d}, `python bench/music.py --minutes {minutes:g} --transpose {args.transpose}`: gpt (preset
 `fast`, `model.block_size=128`, `model.dropout=0.1`, `data.transpose={args.transpose}`) trained for {minutes:g} minutes
-({trained / 60:.1f} measured, loading and evaluation included), the checkpoint of lowest validation NLL scored, on
+({r['trained'] / 60:.1f} measured, loading and evaluation included), the checkpoint of lowest validation NLL (step
+{r['best_step']} of {r['steps']}) scored, on
 `jsb-chorales`, the standard 229/76/77 split of Boulanger-Lewandowski et al. (2012), in the frame tokenization
 (each frame its sounding pitches in ascending order and an end-of-frame token), so the model's NLL of a piece's frame
 tokens divided by its frames is the piano roll's NLL per frame (its prompt's words, style and estimated key, are
@@ -194,21 +219,95 @@ another.
 |---|---:|---|
 {table}
 
-Also: test NLL {metrics['test_nll_token']:.3f} nats/token and {metrics['test_nll_note']:.3f} nats/note; drawn pieces
-against the test pieces (training pieces as the reference): pitch-class TV {metrics['sample_pc_distance']:.3f}
-({metrics['train_pc_distance']:.3f}), interval TV {metrics['sample_interval_distance']:.3f}
-({metrics['train_interval_distance']:.3f}), notes per frame {metrics['sample_notes_per_frame']:.2f}
-({metrics['test_notes_per_frame']:.2f} in the test pieces), in-key share {metrics['sample_in_key']:.3f}
-({metrics['test_in_key']:.3f}). Generation: {notes:.0f} notes/s (16 pieces of up to 64 frames drawn together).
+Also: test NLL {metrics['test_nll_token']:.3f} nats/token and {metrics['test_nll_note']:.3f} nats/note;
+{statistics_line(metrics)}. Generation: {r['notes_per_s']:.0f} notes/s (16 pieces of up to 64 frames drawn together).
 
 Published figures: Bai, Kolter, Koltun 2018 (https://arxiv.org/abs/1803.01271), Boulanger-Lewandowski, Bengio,
-Vincent 2012 (https://arxiv.org/abs/1206.6392), as cited in the benchmark's issue.
+Vincent 2012 (https://arxiv.org/abs/1206.6392), Vohra, Goel, Sahoo 2015 ("Modeling temporal dependencies in data
+using a DBN-LSTM", IEEE DSAA), as cited in the benchmark's issue; not re-read from the papers' tables here.
 """
+    _write(args, "music", body)
+
+
+def corpus_part(args, minutes: float, tmp: Path, data: str, section: str, title: str, prompt: str) -> None:
+    """gpt on a set read from music21's corpus: NLL per note and per frame beside the baselines, statistics, style
+    accuracy where the set has several styles, generation speed."""
+    from tetragen.modalities.music.data import _named
+    from tetragen.modalities.music.tokens import MusicTokenizer, words_of
+    collection = _named()[data][1](None)
+    tok = MusicTokenizer({w for p in collection.splits["train"] for w in words_of(p.prompt)})
+    base = baselines(collection, tok)
+    for name, (frame, note) in base.items():
+        print(f"{name}: test NLL {frame:.3f} nats/frame, {note:.3f} nats/note", flush=True)
+    r = train_and_score(data, minutes, [], Path(args.out) if args.out else tmp / f"gpt-{data}", args.quick, prompt)
+    m = r["metrics"]
+    sizes = "/".join(str(len(collection.splits[s])) for s in ("train", "valid", "test"))
+    rows = [(f"**tetragen gpt**, {minutes:g} min ({r['params'] / 1e6:.2f}M parameters, {r['steps']} steps)",
+             m["test_nll_frame"], m["test_nll_note"])]
+    rows += [(f"{name} (baseline, same split, scored the same way)", f, n) for name, (f, n) in base.items()]
+    table = "\n".join(f"| {name} | {f:.3f} | {n:.3f} |" for name, f, n in rows)
+    style = ""
+    if "sample_style_acc" in m:
+        from tetragen.modalities.music.pipeline import STATS_PIECES
+        style = (f"\n\nStyle: the style classifier (docs/music.md) reads {m['sample_style_acc']:.3f} of "
+                 f"{STATS_PIECES} drawn pieces "
+                 f"(the {len(collection.styles)} styles asked in turn) as the style asked for, and "
+                 f"{m['test_style_acc']:.3f} of the real test pieces as their own "
+                 f"({m['style_classifier_window_acc']:.3f} of the test windows).")
+    body = f"""## {title} (`bench/music.py --part {args.part}`)
+
+{chr(10).join(header())}
+
+gpt (preset `fast`, `model.block_size=128`, `model.dropout=0.1`) trained for {minutes:g} minutes
+({r['trained'] / 60:.1f} measured, loading and evaluation included) on `{data}` ({sizes} pieces, split by piece),
+the checkpoint of lowest validation NLL (step {r['best_step']} of {r['steps']}) scored on the test pieces, each
+from its own start, in the frame tokenization (the prompt's words scored too). Lower is better.
+
+| model | test NLL (nats/frame) | test NLL (nats/note) |
+|---|---:|---:|
+{table}
+
+Also: {statistics_line(m)}. Generation: {r['notes_per_s']:.0f} notes/s (16 pieces of up to 64 frames drawn
+together, prompt "{prompt}").{style}
+"""
+    _write(args, section, body)
+
+
+def _write(args, section: str, body: str) -> None:
     if args.quick:
-        print("--quick: bench/RESULTS.md left as it is")
+        print(f"--quick: the {section} section of bench/RESULTS.md left as it is")
     else:
-        write_section("music", body)
-        print("wrote the music section of bench/RESULTS.md")
+        write_section(section, body)
+        print(f"wrote the {section} section of bench/RESULTS.md")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--part", choices=("jsb", "bach", "styles", "all"), default="jsb",
+                    help="jsb: the JSB Chorales benchmark (section `music`); bach: the Bach chorales of music21's "
+                         "corpus (`music-bach`); styles: music21-styles, four styles prompted by name "
+                         "(`music-styles`); all: the three, one after another")
+    ap.add_argument("--minutes", type=float, default=10.0, help="training budget of each gpt (default 10)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 0.2 minutes; RESULTS.md untouched")
+    ap.add_argument("--out", default="", help="where the run goes (default: a temporary folder; one part only)")
+    ap.add_argument("--transpose", type=int, default=0,
+                    help="data.transpose of the JSB run: training windows shifted by up to this many semitones")
+    args = ap.parse_args()
+    minutes = 0.2 if args.quick else args.minutes
+
+    import torch
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    parts = ("jsb", "bach", "styles") if args.part == "all" else (args.part,)
+    with tempfile.TemporaryDirectory() as tmp:
+        for part in parts:
+            if part == "jsb":
+                jsb_part(args, minutes, Path(tmp))
+            elif part == "bach":
+                corpus_part(args, minutes, Path(tmp), "bach-chorales", "music-bach",
+                            "Music: Bach chorales from music21's corpus, test NLL per note", "bach chorale")
+            else:
+                corpus_part(args, minutes, Path(tmp), "music21-styles", "music-styles",
+                            "Music: four styles from music21's corpus, prompted by style", "bach chorale")
     return 0
 
 

@@ -321,7 +321,8 @@ def test_ls_lists_every_named_dataset_without_fetching(machine, serve, tmp_path,
         "drums": ["no", "-", "the Debian package hydrogen-drumkits"],
         **{name: ["no", "-", "made on this machine from Fashion-MNIST"]
            for name in ("moving-fashion-mnist", "moving-fashion-mnist-64")},
-        "bach-chorales": ["no", "-", "music21's corpus (installed with tetragen), read on this machine"],
+        **{name: ["no", "-", "music21's corpus (installed with tetragen), read on this machine"]
+           for name in ("bach-chorales", "german-folk-songs", "irish-tunes", "palestrina", "music21-styles")},
         "jsb-chorales": JSB_ROW,
     }
     assert "tetragen data fetch NAME" in r.stderr

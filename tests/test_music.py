@@ -20,7 +20,7 @@ from tetragen.modalities.music.data import (claims, read_split_json, score_piece
                                             windows)
 from tetragen.modalities.music.midi import midi_bytes, read_midi
 from tetragen.modalities.music.show import example, example_pieces
-from tetragen.modalities.music.tokens import MusicTokenizer, estimate_key, read_tokenizer
+from tetragen.modalities.music.tokens import MusicTokenizer, estimate_key, read_tokenizer, words_of
 from tetragen.registry import get_family, get_modality
 from tetragen.train.trainer import Trainer
 
@@ -205,10 +205,10 @@ def test_a_text_tokenizer_cannot_read_music(music_run, tmp_path, corpus):
 
 
 def test_bach_chorales_come_from_music21s_corpus_split_by_piece():
-    from tetragen.modalities.music.chorales import bach_chorales, chorale_names
+    from tetragen.modalities.music.corpus import BACH, chorale_names, read_set
     names = chorale_names()
     assert len(names) > 300 and len(set(names)) == len(names)
-    c = bach_chorales(limit=10)
+    c = read_set(BACH, limit=10)
     sizes = [len(c.splits[s]) for s in ("train", "valid", "test")]
     assert sum(sizes) + len(c.skipped) == 10 and min(sizes) >= 1
     seen = [p.name for s in c.splits.values() for p in s]
@@ -295,6 +295,19 @@ def test_bert_trains_on_music_fills_a_masked_note_and_harmonises_a_melody(tmp_pa
         r = run_cli("harmonise", *argv, *([] if "--out" in argv else ["--out", str(tmp_path / "x.mid")]))
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
     assert not (tmp_path / "x.mid").exists()
+    # evaluated, it harmonises the test pieces' own melodies and says how close it came to their voices
+    metrics, lines = api.evaluate(tmp_path / "bert", n=4)
+    assert "val_loss" in metrics and metrics["harmony_pieces"] == 3 and metrics["harmony_frames"] == 3 * 16
+    assert all(0.0 <= metrics[k] <= 1.0 for k in ("harmony_note_acc", "harmony_pc_acc", "harmony_in_key"))
+    assert any(line.startswith("harmonised 48 frames of 3 test pieces") for line in lines)
+
+
+def test_harmony_is_matched_note_for_note_under_the_melody_and_by_pitch_class():
+    from tetragen.modalities.music.harmonise import harmony_match
+    real = [[48, 55, 64, 72], [50, 53, 62, 71], [60], []]
+    made = [[48, 55, 63, 72], [41, 53, 62, 71], [48, 60], []]
+    assert harmony_match(real, made) == (4 / 6, 5 / 6, 6)        # the melody alone, or a rest, counts nothing
+    assert harmony_match(real, real) == (1.0, 1.0, 6) and harmony_match([[60]], [[60]]) == (0.0, 0.0, 0)
 
 
 def test_a_primer_starts_every_piece_and_is_continued(music_run, tmp_path):
@@ -348,10 +361,10 @@ def test_a_folder_of_midi_and_musicxml_trains_with_its_sub_folders_as_styles(tmp
 
 
 def test_event_tokens_and_midi_round_trip_notes_with_real_durations():
-    from tetragen.modalities.music.chorales import bach_chorales
+    from tetragen.modalities.music.corpus import BACH, read_set
     from tetragen.modalities.music.midi import canonical, midi_bytes_notes, midi_notes, to_sixteenths
-    tok = MusicTokenizer(["bach", "chorale"], tokenization="events")
-    pieces = [p for s in bach_chorales(limit=6).splits.values() for p in s]
+    pieces = [p for s in read_set(BACH, limit=6).splits.values() for p in s]
+    tok = MusicTokenizer({w for p in pieces for w in words_of(p.prompt)}, tokenization="events")  # "4/4" too
     assert any(dur % 4 for p in pieces for _, _, dur in p.events())  # eighths and sixteenths, not only quarters
     for piece in pieces:
         notes = canonical(piece.events())

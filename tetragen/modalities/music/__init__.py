@@ -1,12 +1,14 @@
 """Music: scores written from a prompt ("bach chorale in g minor") by any family that learns token sequences.
 
-Its datasets are `jsb-chorales` (the benchmark's standard split, scored per quarter-note frame), `bach-chorales`
-(the chorales in music21's corpus), any JSON file of the JSB shape and a user's folder of .mid / .musicxml files
-(class sub-folders are styles). Models learn a piece as tokens (tokens.py: per frame its pitches and an end-of-frame
-token), so a causal model's NLL per frame is the piano roll's. Files: .mid, .wav (fluidsynth), .png (piano roll),
-.json (frames), a folder (one .mid per piece). Routes: `POST /v1/music/generations` (causal LMs: a piece from a
-prompt, or continuing a primer) and `POST /v1/music/harmonisations` (masked LMs: voices under a melody); the CLI
-verb `tetragen harmonise` does what the second does.
+Its datasets are `jsb-chorales` (the benchmark's standard split, scored per quarter-note frame), the sets read from
+music21's corpus (corpus.py: `bach-chorales`, `german-folk-songs`, `irish-tunes`, `palestrina`, and the four styles
+together as `music21-styles`), any JSON file of the JSB shape and a user's folder of .mid / .musicxml files (class
+sub-folders are styles). A run on several styles is also scored by a style classifier (styles.py). Models learn a
+piece as tokens (tokens.py: per frame its pitches and an end-of-frame token), so a causal model's NLL per frame is
+the piano roll's. Files: .mid, .wav (fluidsynth), .png (piano roll), .json (frames), a folder (one .mid per piece).
+Routes: `POST /v1/music/generations` (causal LMs: a piece from a prompt, or continuing a primer) and `POST
+/v1/music/harmonisations` (masked LMs: voices under a melody); the CLI verb `tetragen harmonise` does what the
+second does.
 """
 from pathlib import Path
 
@@ -31,10 +33,12 @@ register_modality(Modality(
     description="music: a folder of .mid/.musicxml (class sub-folders) or a JSB-shaped .json in, scores out",
     headline=("test_nll_frame", "val_nll_frame", "test_nll_note", "val_nll_note"),
     columns={"NLL/frame (test)": ("test_nll_frame", "{:.3f}"), "NLL/note": ("test_nll_note", "{:.3f}"),
-             "pitch-class TV": ("sample_pc_distance", "{:.3f}"), "in key": ("sample_in_key", "{:.3f}")},
+             "pitch-class TV": ("sample_pc_distance", "{:.3f}"), "in key": ("sample_in_key", "{:.3f}"),
+             "style acc": ("sample_style_acc", "{:.3f}")},
     note="negative log-likelihood of the test pieces in nats per quarter-note frame, each piece scored from its "
          "start (lower is better; on jsb-chorales it compares with the published JSB Chorales table); "
-         "pitch-class TV: total variation between drawn and test pieces' pitch-class shares",
+         "pitch-class TV: total variation between drawn and test pieces' pitch-class shares; style acc: the share "
+         "of drawn pieces a style classifier hears in the style asked (runs on several styles)",
     datasets=named_datasets,
     example=example,
     writers=WRITERS,

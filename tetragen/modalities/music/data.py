@@ -1,9 +1,9 @@
 """What a run on music reads, and how a language model of it is scored: per frame, each piece from its own start.
 
 Sources (`claims`): the named sets `jsb-chorales` (the standard split of Boulanger-Lewandowski et al. 2012 as JSON)
-and `bach-chorales` (the chorales inside music21's corpus, chorales.py), any .json file of the JSB shape
-(`{"train": [piece, ...], "valid": [...], "test": [...]}`, a piece a list of frames, a frame the MIDI pitches
-sounding), and a folder of .mid / .musicxml files (class sub-folders name the styles).
+and those read from music21's corpus (corpus.py), any .json file of the JSB shape (`{"train": [piece, ...],
+"valid": [...], "test": [...]}`, a piece a list of frames, a frame the MIDI pitches sounding), and a folder of .mid /
+.musicxml files (class sub-folders name the styles; a captions.jsonl or captions.csv gives pieces their prompts).
 
 `MusicData` is the language-model dataset of a token form (tetragen/registry.py `TokenForm`): the trainer draws
 random windows of the training pieces' tokens, as it does of a text corpus, and `score` gives a causal model's
@@ -25,11 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...data.captions import caption_file, read_captions
 from ...data.sources import NamedDataset, cache_dir, find_file
 from ...errors import UserError
 from ...files import write_text
-from .midi import SUFFIXES, read_file, read_file_notes
-from .pieces import Collection, Piece, collection_from_json, collection_to_json, prompt_of
+from .midi import SUFFIXES, read_file, read_file_metre, read_file_notes
+from .pieces import Collection, Piece, captioned, collection_from_json, collection_to_json, prompt_of
 from .tokens import HIGH, LOW, PITCH_CLASSES, MusicTokenizer, words_of
 
 JSB_NAME = "jsb-chorales"
@@ -141,12 +142,14 @@ def style_of(root: Path, path: Path) -> str:
 
 def read_folder(root: Path, val_fraction: float) -> Collection:
     """Every score in the folder, the last `val_fraction` of each style held out (as both the validation and the
-    test split); read once and cached by the files' names, sizes and times."""
+    test split); read once and cached by the files' names, sizes and times. A captions.jsonl or captions.csv beside
+    them (a file and a text per line) gives a piece its prompt: the caption, with the key where it names none."""
     files = music_files(root)
     if not files:
         raise UserError(f"--data {root}: no .mid or .musicxml files in the folder")
-    h = hashlib.sha256(f"v2|{val_fraction}".encode())
-    for f in files:
+    captions_at = caption_file(root)
+    h = hashlib.sha256(f"v4|{val_fraction}".encode())
+    for f in files + ([captions_at] if captions_at else []):
         st = f.stat()
         h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     cached = cache_dir() / "music-folders" / f"{h.hexdigest()[:24]}.json"
@@ -155,15 +158,17 @@ def read_folder(root: Path, val_fraction: float) -> Collection:
             return collection_from_json(json.loads(cached.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError, TypeError):
             pass
+    captions = read_captions(captions_at, {f.relative_to(root).as_posix() for f in files}) if captions_at else {}
     by_style: dict[str, list[Piece]] = {}
     for f in files:
         frames, notices = read_file(f)
         notes, _ = read_file_notes(f)
         for line in notices:
             print(f"tetragen: {line}", file=sys.stderr)
-        style = style_of(root, f)
-        by_style.setdefault(style, []).append(Piece(frames, prompt_of(style, frames), str(f.relative_to(root)),
-                                                    [list(n) for n in notes]))
+        style, rel, metre = style_of(root, f), f.relative_to(root).as_posix(), read_file_metre(f)
+        prompt = captioned(captions[rel][0], frames, metre) if rel in captions else prompt_of(style, frames, metre)
+        by_style.setdefault(style, []).append(Piece(frames, prompt, rel, [list(n) for n in notes],
+                                                    style if rel in captions else ""))
     train, held = [], []
     for style, pieces in sorted(by_style.items()):
         n = int(len(pieces) * val_fraction)
@@ -183,9 +188,9 @@ def read_folder(root: Path, val_fraction: float) -> Collection:
 # the token form: which sources are music, and reading one
 
 def _named():
-    from .chorales import BACH, bach_chorales
+    from .corpus import named
     return {JSB_NAME: (JSB, lambda cfg: read_split_json(_jsb_locate()[0], JSB_STYLE)),
-            BACH.name: (BACH, lambda cfg: bach_chorales())}
+            **{name: (d, lambda cfg, read=read: read()) for name, (d, read) in named().items()}}
 
 
 def named_datasets() -> list[NamedDataset]:
@@ -256,6 +261,11 @@ class MusicData:
             if len(arr) < block_size + 1:
                 raise UserError(f"--data {self.name}: the {part} split has {len(arr)} tokens but model.block_size "
                                 f"is {block_size}; use more pieces or a smaller model.block_size")
+
+    def eval_view(self):
+        """What its evaluator (the style classifier) reads: piano-roll windows labelled by style (styles.py)."""
+        from .styles import StyleRolls
+        return StyleRolls(self.collection)
 
     def split(self, name: str) -> list[Piece]:
         return self.collection.splits[name]

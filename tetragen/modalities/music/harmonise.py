@@ -38,7 +38,19 @@ class MusicMaskedLM:
         self.capabilities = frozenset(inner.capabilities)
 
     def evaluate(self, data, **kwargs):
-        return self.inner.evaluate(data, **kwargs)
+        """The family's own scores (the masked-note loss) and, where the run harmonises, how close its voices under
+        the test pieces' own melodies come to the pieces' voices (`harmony_scores`)."""
+        m, lines = self.inner.evaluate(data, **kwargs)
+        specials = self.config.model.special_ids
+        if self.tokenizer.tokenization == "frames" and MASK in specials and CLS in specials:
+            h = harmony_scores(self, data.split("test"))
+            if h:
+                m.update(h)
+                lines.append(f"harmonised {int(h['harmony_frames'])} frames of {int(h['harmony_pieces'])} test "
+                             f"pieces' melodies (likeliest notes): {h['harmony_note_acc']:.3f} of their voices' notes "
+                             f"written as in the piece, {h['harmony_pc_acc']:.3f} by pitch class; in-key share "
+                             f"{h['harmony_in_key']:.3f}")
+        return m, lines
 
     def fill_mask(self, text: str, top_k: int = 5):
         return self.inner.fill_mask(text, top_k)
@@ -153,6 +165,51 @@ class MusicMaskedLM:
             notes = [value.get((k, u)) for u in range(voices + 1)] if top is not None else []
             frames.append(sorted({p for p in notes if p is not None}))
         return frames
+
+
+HARMONISED_PIECES = 8         # test pieces whose melodies `harmony_scores` harmonises
+HARMONISED_FRAMES = 32        # frames of each, from its start
+
+
+def harmony_match(real: list[list[int]], made: list[list[int]]) -> tuple[float, float, int]:
+    """How many of the notes under the melody in `real` frames `made` has in the same frames: (share by pitch, share
+    by pitch class, notes counted). The melody (each frame's top note) is given, so it is not counted."""
+    same = same_pc = total = 0
+    for r, m in zip(real, made):
+        if len(r) < 2:
+            continue
+        under, wrote = r[:-1], list(m[:-1]) if m else []
+        same += sum(min(under.count(p), wrote.count(p)) for p in set(under))
+        classes = {p % 12 for p in wrote}
+        same_pc += sum(p % 12 in classes for p in under)
+        total += len(under)
+    return (same / total, same_pc / total, total) if total else (0.0, 0.0, 0)
+
+
+def harmony_scores(pipe: MusicMaskedLM, pieces) -> dict:
+    """The first HARMONISED_FRAMES frames of up to HARMONISED_PIECES test pieces: each piece's top voice
+    harmonised with the likeliest notes under its own prompt, with as many voices under it as the piece has most
+    often (1 to 5), against the piece's own notes (`harmony_match`), and the in-key share of what was written."""
+    from . import stats
+    same = same_pc = total = frames = 0
+    made, used = [], 0
+    for piece in pieces[:HARMONISED_PIECES]:
+        real = [list(f) for f in piece.frames[:HARMONISED_FRAMES]]
+        counts = [len(f) for f in real if f]
+        if not counts or max(counts) < 2:
+            continue
+        voices = int(np.clip(np.bincount(counts).argmax() - 1, 1, 5))
+        score = pipe.harmonise([max(f) if f else None for f in real], prompt=piece.prompt, voices=voices,
+                               temperature=0)
+        a, b, n = harmony_match(real, score.pieces[0])
+        same, same_pc, total = same + a * n, same_pc + b * n, total + n
+        frames += len(real)
+        made.append(score.pieces[0])
+        used += 1
+    if not total:
+        return {}
+    return {"harmony_note_acc": same / total, "harmony_pc_acc": same_pc / total,
+            "harmony_in_key": stats.in_key_share(made), "harmony_pieces": float(used), "harmony_frames": float(frames)}
 
 
 def _room(value: dict, k: int, v: int, voices: int) -> tuple[int, int]:

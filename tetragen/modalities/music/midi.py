@@ -161,11 +161,42 @@ def stream_notes(score, where: str) -> tuple[list[tuple[int, float, float]], flo
     notes = []
     flat = score.flatten()
     for n in flat.notes:
+        if "Harmony" in n.classes:   # a chord symbol over the staff names chords, it does not sound
+            continue
         on = float(n.offset)
         off = on + float(n.quarterLength)
         for p in n.pitches:
             notes.append((int(p.midi), on, off))
     return notes, float(flat.highestTime), notices
+
+
+def stream_metre(score) -> str:
+    """A music21 score's first time signature as a prompt word ("3/4", "6/8"); "" where it has none."""
+    try:
+        ts = next(iter(score.recurse().getElementsByClass("TimeSignature")), None)
+    except Exception:  # a malformed score: no metre rather than no piece
+        return ""
+    return f"{ts.numerator}/{ts.denominator}" if ts is not None else ""
+
+
+def midi_metre(source) -> str:
+    """A Standard MIDI File's first time signature as a prompt word; "" where it has none (or is unreadable)."""
+    import mido
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(source)) if isinstance(source, (bytes, bytearray)) \
+            else mido.MidiFile(str(source))
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError):
+        return ""
+    for msg in mido.merge_tracks(mid.tracks):
+        if msg.type == "time_signature":
+            return f"{msg.numerator}/{msg.denominator}"
+    return ""
+
+
+def read_file_metre(path: Path) -> str:
+    """A .mid or a MusicXML file's first time signature as a prompt word; "" where it has none."""
+    path = Path(path)
+    return midi_metre(path) if path.suffix.lower() in MIDI_SUFFIXES else stream_metre(_parse_score(path))
 
 
 def stream_frames(score, where: str) -> tuple[list[list[int]], list[str]]:

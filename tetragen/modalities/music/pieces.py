@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .tokens import estimate_key, key_name
+from .tokens import estimate_key, key_name, parse_key, words_of
 
 
 @dataclass
@@ -14,6 +14,7 @@ class Piece:
     name: str = ""
     # (pitch, onset, duration) in sixteenths where the source has real durations; None: the frames' held notes
     notes: list | None = None
+    label: str = ""              # its style where the prompt does not begin with it (a captioned piece's folder)
 
     def events(self) -> list[tuple[int, int, int]]:
         """Its notes on the sixteenth grid, for the event tokenization."""
@@ -22,7 +23,7 @@ class Piece:
 
     @property
     def style(self) -> str:
-        return self.prompt.split(" in ")[0]
+        return self.label or self.prompt.split(" in ")[0]
 
 
 @dataclass
@@ -34,18 +35,31 @@ class Collection:
     skipped: list[str] = field(default_factory=list)     # pieces that could not be read, with why
 
 
-def prompt_of(style: str, frames) -> str:
-    return f"{style} in {key_name(*estimate_key(frames))}" if style else f"in {key_name(*estimate_key(frames))}"
+def prompt_of(style: str, frames, metre: str = "") -> str:
+    """A piece's prompt: its style, the key estimated from its notes and its metre where known ("irish tune in d
+    major 6/8")."""
+    key = f"in {key_name(*estimate_key(frames))}" + (f" {metre}" if metre else "")
+    return f"{style} {key}" if style else key
+
+
+def captioned(text: str, frames, metre: str = "") -> str:
+    """A caption as a piece's prompt: its words, then the key estimated from the notes where it names none, and the
+    metre where known and not named."""
+    words = " ".join(words_of(text))
+    if not parse_key(words):
+        words += f" in {key_name(*estimate_key(frames))}"
+    return words + (f" {metre}" if metre and metre not in words.split() else "")
 
 
 def collection_to_json(c: Collection) -> dict:
     return {"name": c.name, "styles": c.styles, "skipped": c.skipped,
             "splits": {s: [{"frames": p.frames, "prompt": p.prompt, "name": p.name,
-                            **({"notes": [list(n) for n in p.notes]} if p.notes is not None else {})} for p in ps]
+                            **({"notes": [list(n) for n in p.notes]} if p.notes is not None else {}),
+                            **({"label": p.label} if p.label else {})} for p in ps]
                        for s, ps in c.splits.items()}}
 
 
 def collection_from_json(doc: dict) -> Collection:
-    return Collection(doc["name"], {s: [Piece(p["frames"], p["prompt"], p.get("name", ""), p.get("notes"))
-                                        for p in ps] for s, ps in doc["splits"].items()},
+    return Collection(doc["name"], {s: [Piece(p["frames"], p["prompt"], p.get("name", ""), p.get("notes"),
+                                              p.get("label", "")) for p in ps] for s, ps in doc["splits"].items()},
                       doc.get("styles", []), doc.get("skipped", []))

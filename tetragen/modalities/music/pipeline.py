@@ -25,6 +25,7 @@ from ...errors import UserError
 from ...files import read_json
 from ...sample.tokens import BatchedDecoding, SamplingParams, next_tokens
 from . import stats
+from .styles import style_scores
 from .midi import frames_to_notes, notes_frames
 from .tokens import HIGH, LOW, MAX_DURATION, STEPS, MusicTokenizer, words_of
 
@@ -344,11 +345,14 @@ class MusicPipeline:
         test = [p.frames for p in data.split("test")]
         train = [p.frames for p in data.split("train")]
         count = max(1, min(n, STATS_PIECES))
-        made = self.sample(count, seed=seed, max_frames=min(MAX_FRAMES, max(len(f) for f in test)),
-                           warn=lambda s: None).pieces
+        score = self.sample(count, seed=seed, max_frames=min(MAX_FRAMES, max(len(f) for f in test)),
+                            warn=lambda s: None)
+        made = score.pieces
         m.update(stats.compare(made, test, "sample_"))
         m.update(stats.compare(train, test, "train_"))
         m.update(stats.compare(test, test, "test_"))
+        if score.labels is not None and self.num_classes > 1:
+            m.update(style_scores(data.collection, made, [self.classes[k] for k in score.labels], self.device))
         frames = [f"test_nll_frame {m['test_nll_frame']:.4f} nats/frame"] if "test_nll_frame" in m else []
         lines = [f"{data.name}, test split: {int(m['test_pieces'])} pieces, {int(m['test_notes'])} notes, "
                  f"{int(m['test_tokens'])} tokens scored (each piece from its start)",
@@ -367,6 +371,10 @@ class MusicPipeline:
                  f"{m['test_top_pitch']:.1f}",
                  f"bottom voice      {m['sample_bottom_pitch']:.1f}    {m['train_bottom_pitch']:.1f}    "
                  f"{m['test_bottom_pitch']:.1f}"]
+        if "sample_style_acc" in m:
+            lines.append(f"style accuracy    {m['sample_style_acc']:.3f}       -   {m['test_style_acc']:.3f}   (the "
+                         f"share read as the style asked, or as their own, by the style classifier; it reads "
+                         f"{m['style_classifier_window_acc']:.3f} of the test windows right)")
         return m, lines
 
 
