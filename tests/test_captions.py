@@ -198,7 +198,7 @@ def test_bad_caption_lines_are_skipped_counted_and_listed(tmp_path, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if "caption lines" in line]
     assert len(err) == 1, err
     assert f"skipped 5 of {len(files) + 5} caption lines" in err[0]
-    assert "line 3: bad JSON; line 4: no 'text'; line 5: no image 'disc/nope.png' ..." in err[0]
+    assert "line 3: bad JSON; line 4: no 'text'; line 5: no file 'disc/nope.png' ..." in err[0]
     assert sum(len(o) for o in train.texts + test.texts) == len(files)
 
 
@@ -211,7 +211,7 @@ def test_bad_lines_past_the_first_few_still_name_their_problem(tmp_path, capsys)
     loaded(root)
     err = capsys.readouterr().err
     n = len(files)
-    assert f"line {n + 1}: image 'disc/broken.png' could not be decoded; line {n + 2}: 'text' is empty" in err
+    assert f"line {n + 1}: file 'disc/broken.png' could not be decoded; line {n + 2}: 'text' is empty" in err
 
 
 def test_a_caption_file_without_a_usable_line_is_a_user_error(tmp_path):
@@ -222,7 +222,7 @@ def test_a_caption_file_without_a_usable_line_is_a_user_error(tmp_path):
         loaded(root)
     message = str(e.value)
     assert "\n" not in message and str(path) in message
-    assert "line 1: bad JSON; line 2: no image 'disc/none.png'; line 3: not a JSON object" in message
+    assert "line 1: bad JSON; line 2: no file 'disc/none.png'; line 3: not a JSON object" in message
     path.unlink()
     (root / "captions.csv").write_text("path,caption\ndisc/000.png,a disc\n")
     with pytest.raises(UserError, match=r"captions\.csv: the first line must be the header file,text"):

@@ -114,7 +114,7 @@ def test_eval_of_a_run_on_two_styles_reports_how_many_pieces_are_in_the_style_as
     assert any(line.startswith("style accuracy") for line in lines)
 
 
-def test_a_captions_file_gives_a_folders_pieces_their_prompts_and_they_keep_their_styles(tmp_path):
+def test_a_captions_file_gives_a_folders_pieces_their_prompts_and_they_keep_their_styles(tmp_path, capsys):
     from tetragen.modalities.music.data import read_folder
     root = tmp_path / "scores"
     for style, low in (("basses", True), ("trebles", False)):
@@ -129,6 +129,7 @@ def test_a_captions_file_gives_a_folders_pieces_their_prompts_and_they_keep_thei
     def pieces(c):
         return {p.name: (p.prompt, p.style) for s in ("train", "test") for p in c.splits[s]}
     c = read_folder(root, 0.34)
+    assert "line 3: no file 'trebles/9.mid'" in capsys.readouterr().err     # a bad line is skipped and said
     got = pieces(c)
     assert got["basses/0.mid"][0].startswith("a slow low drone in ") and got["basses/0.mid"][1] == "basses"
     assert got["trebles/1.mid"] == ("bright bells in d major", "trebles")       # a key it names is kept

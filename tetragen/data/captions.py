@@ -434,9 +434,9 @@ def _entries(path: Path) -> list[tuple[int, object, object]]:
 
 
 def read_captions(path: Path, images: set[str], undecodable: set[str] = frozenset()) -> dict[str, list[str]]:
-    """Captions per image file (relative POSIX path) from a captions.jsonl/.csv. Bad lines (bad JSON, a missing,
-    empty or non-string field, a file that is not one of `images`) are skipped, counted and the first few listed
-    in one warning; a file without a usable line is a user error naming its problems."""
+    """Captions per file (relative POSIX path: images, or a music folder's scores) from a captions.jsonl/.csv. Bad
+    lines (bad JSON, a missing, empty or non-string field, a file that is not one of `images`) are skipped, counted
+    and the first few listed in one warning; a file without a usable line is a user error naming its problems."""
     path = Path(path)
     entries = _entries(path)
     captions: dict[str, list[str]] = {}
@@ -462,13 +462,13 @@ def read_captions(path: Path, images: set[str], undecodable: set[str] = frozense
             if rel in images:
                 captions.setdefault(rel, []).append(" ".join(text.split()))  # one line for the tokenizer
                 continue
-            problem = f"image {file!r} could not be decoded" if rel in undecodable else f"no image {file!r}"
+            problem = f"file {file!r} could not be decoded" if rel in undecodable else f"no file {file!r}"
         problems.append(f"line {line}: {problem}")
     listed = "; ".join(problems[:SHOWN_PROBLEMS]) + (" ..." if len(problems) > SHOWN_PROBLEMS else "")
     if not captions:
         why = f" ({len(problems)} bad: {listed})" if problems else ""
         raise UserError(f"{path}: no usable caption line{why}; write one "
-                        + ('{"file": "relative/path.png", "text": "..."} per line' if path.suffix == ".jsonl"
+                        + ('{"file": "relative/path", "text": "..."} per line' if path.suffix == ".jsonl"
                            else "file,text row per caption after the header"))
     if problems:
         print(f"tetragen: {path}: skipped {len(problems)} of {len(entries)} caption lines: {listed}", file=sys.stderr)
