@@ -29,7 +29,7 @@ import numpy as np
 from ...data.sources import NamedDataset, cache_dir
 from ...errors import UserError
 from ...files import write_text
-from .midi import notes_to_frames, stream_metre, stream_notes, to_sixteenths
+from .midi import score_piece
 from .pieces import Collection, Piece, collection_from_json, collection_to_json, prompt_of
 
 SPLIT_SEED = 0
@@ -120,10 +120,7 @@ def build(cs: CorpusSet, sources: list[Source]) -> Collection:
     pieces, skipped = [], []
     for name, parse in sources:
         try:
-            score = parse()
-            notes, end, notices = stream_notes(score, name)
-            frames, _ = notes_to_frames(notes, end, name)
-            sixteenths, _ = to_sixteenths(notes, name)
+            frames, sixteenths, metre, notices = score_piece(parse(), name)
         except UserError as e:
             skipped.append(str(e))
             continue
@@ -133,8 +130,7 @@ def build(cs: CorpusSet, sources: list[Source]) -> Collection:
         if any("could not be expanded" in n for n in notices):
             skipped.append(f"{name}: its repeats could not be expanded")
             continue
-        pieces.append(Piece(frames, prompt_of(cs.style, frames, stream_metre(score)), name,
-                            [list(n) for n in sixteenths]))
+        pieces.append(Piece(frames, prompt_of(cs.style, frames, metre), name, [list(n) for n in sixteenths]))
     if len(pieces) < 3:
         raise UserError(f"{cs.name}: only {len(pieces)} pieces could be read from music21's corpus; "
                         f"skipped: {'; '.join(skipped[:3])}")

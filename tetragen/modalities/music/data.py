@@ -29,7 +29,7 @@ from ...data.captions import caption_file, read_captions
 from ...data.sources import NamedDataset, cache_dir, find_file
 from ...errors import UserError
 from ...files import write_text
-from .midi import SUFFIXES, read_file, read_file_metre, read_file_notes
+from .midi import SUFFIXES, read_piece
 from .pieces import Collection, Piece, captioned, collection_from_json, collection_to_json, prompt_of
 from .tokens import HIGH, LOW, PITCH_CLASSES, MusicTokenizer, words_of
 
@@ -161,11 +161,10 @@ def read_folder(root: Path, val_fraction: float) -> Collection:
     captions = read_captions(captions_at, {f.relative_to(root).as_posix() for f in files}) if captions_at else {}
     by_style: dict[str, list[Piece]] = {}
     for f in files:
-        frames, notices = read_file(f)
-        notes, _ = read_file_notes(f)
+        frames, notes, metre, notices = read_piece(f)
         for line in notices:
             print(f"tetragen: {line}", file=sys.stderr)
-        style, rel, metre = style_of(root, f), f.relative_to(root).as_posix(), read_file_metre(f)
+        style, rel = style_of(root, f), f.relative_to(root).as_posix()
         prompt = captioned(captions[rel][0], frames, metre) if rel in captions else prompt_of(style, frames, metre)
         by_style.setdefault(style, []).append(Piece(frames, prompt, rel, [list(n) for n in notes],
                                                     style if rel in captions else ""))

@@ -193,12 +193,6 @@ def midi_metre(source) -> str:
     return ""
 
 
-def read_file_metre(path: Path) -> str:
-    """A .mid or a MusicXML file's first time signature as a prompt word; "" where it has none."""
-    path = Path(path)
-    return midi_metre(path) if path.suffix.lower() in MIDI_SUFFIXES else stream_metre(_parse_score(path))
-
-
 def stream_frames(score, where: str) -> tuple[list[list[int]], list[str]]:
     """A music21 score -> (frames, notices)."""
     notes, end, notices = stream_notes(score, where)
@@ -252,15 +246,26 @@ def to_sixteenths(notes: list[tuple[int, float, float]], where: str) -> tuple[li
     return canonical(out), notices
 
 
-def read_file_notes(path: Path) -> tuple[list[Note], list[str]]:
-    """A .mid or a MusicXML file -> (its notes on the sixteenth grid, notices)."""
+def score_piece(score, where: str) -> tuple[list[list[int]], list[Note], str, list[str]]:
+    """A music21 score, read once: (its quarter-note frames, its notes on the sixteenth grid, its metre as a prompt
+    word, notices)."""
+    notes, end, notices = stream_notes(score, where)
+    return _piece(notes, end, notices, stream_metre(score), where)
+
+
+def read_piece(path: Path) -> tuple[list[list[int]], list[Note], str, list[str]]:
+    """A .mid or a MusicXML file, parsed once, as `score_piece` gives it."""
     path = Path(path)
-    if path.suffix.lower() in MIDI_SUFFIXES:
-        notes, _, notices = midi_notes(path, str(path))
-    else:
-        notes, _, notices = stream_notes(_parse_score(path), str(path))
-    out, more = to_sixteenths(notes, str(path))
-    return out, notices + more
+    if path.suffix.lower() not in MIDI_SUFFIXES:
+        return score_piece(_parse_score(path), str(path))
+    notes, end, notices = midi_notes(path, str(path))
+    return _piece(notes, end, notices, midi_metre(path), str(path))
+
+
+def _piece(notes, end: float, notices: list[str], metre: str, where: str):
+    frames, more = notes_to_frames(notes, end, where)
+    sixteenths, _ = to_sixteenths(notes, where)
+    return frames, sixteenths, metre, notices + more
 
 
 def frames_to_notes(frames) -> list[Note]:
