@@ -43,7 +43,7 @@ The whole bench is hours on 2 CPU cores, so it runs in parts (PARTS below), each
 bench/RESULTS.md with the ratios measured within that one run:
 
     python bench/diffusion.py --peer-dir bench/_peers/diffusers        # part "peers": diffusion, cgan, the 2 peers
-    python bench/diffusion.py --part latent                            # prompted diffusion, ldm, t2i
+    python bench/diffusion.py --part latent                            # prompted diffusion, ldm, t2i (2 vqvaes)
     python bench/diffusion.py --part objectives                        # flow against eps and v prediction
     python bench/diffusion.py --part all --peer-dir bench/_peers/diffusers   # all of the above but objectives
     python bench/diffusion.py --quick [--part P] [--peer-dir ...]      # smoke run, RESULTS.md untouched
@@ -75,6 +75,7 @@ from tetragen.api import evaluate, load_data  # noqa: E402
 WORK = ROOT / "bench" / "_work" / "diffusion"
 DATA = "fashion-mnist"
 SWEEP = "4,8,16,32"
+CODE_DIM = 4   # ldm's vqvae looks its codes up in this many dimensions: the latents its denoiser learns
 
 # name -> what to train. family/preset/overrides: the run; "base": a component trained first for `share` of the
 # minutes (family, preset, the override that names its run folder in the entry's run). A new family is one entry.
@@ -85,8 +86,10 @@ ENTRIES = {
                                                                                   "model.cond=text"],
                          "label": "diffusion (fmnist, prompt-conditioned)"},
     "ldm": {"family": "ldm", "preset": "fmnist", "overrides": [f"model.eval_sweep={SWEEP}"],
-            "base": {"family": "vqvae", "preset": "fmnist", "share": 1 / 3, "override": "model.autoencoder_run"},
-            "label": "ldm (fmnist: vqvae autoencoder 1/3 of the time, prompt-conditioned denoiser 2/3)"},
+            "base": {"family": "vqvae", "preset": "fmnist", "share": 1 / 3, "override": "model.autoencoder_run",
+                     "overrides": [f"model.code_dim={CODE_DIM}"]},
+            "label": f"ldm (fmnist: vqvae with model.code_dim={CODE_DIM} 1/3 of the time, prompt-conditioned "
+                     f"denoiser 2/3)"},
     # --part objectives: the three objectives at the run's own sampler steps (the sweep would triple each evaluation)
     **{f"diffusion-{o}": {"family": "diffusion", "preset": "fmnist",
                           "overrides": ["model.eval_sweep=", f"model.objective={o}"],
@@ -98,17 +101,24 @@ ENTRIES = {
     "t2i": {"family": "t2i", "preset": "fmnist", "overrides": ["model.prior=causal"],
             "base": {"family": "vqvae", "preset": "fmnist", "share": 1 / 3, "override": "model.tokenizer_run"},
             "label": "t2i (fmnist: vqvae tokenizer 1/3 of the time, causal prior 2/3)"},
+    # t2i on ldm's autoencoder: the two priors compared on the same kind of vqvae
+    "t2i-low": {"family": "t2i", "preset": "fmnist", "overrides": ["model.prior=causal"],
+                "base": {"family": "vqvae", "preset": "fmnist", "share": 1 / 3, "override": "model.tokenizer_run",
+                         "overrides": [f"model.code_dim={CODE_DIM}"]},
+                "label": f"t2i (fmnist: vqvae with model.code_dim={CODE_DIM} 1/3 of the time, causal prior 2/3)"},
 }
 
 # The whole bench is hours on 2 CPU cores, so it runs in parts, each a section of RESULTS.md with the ratios measured
 # within it: --part NAME -> (its entries, whether the diffusers peers run, its title).
 PARTS = {
     "peers": (["diffusion", "cgan"], True, "the diffusion family against the bench's cgan and the diffusers peer"),
-    "latent": (["diffusion-prompt", "ldm", "t2i"], False,
-               "prompt-conditioned diffusion in pixels and in an autoencoder's latents (ldm), against t2i"),
+    "latent": (["diffusion-prompt", "ldm", "t2i-low", "t2i"], False,
+               "prompt-conditioned diffusion in pixels and in an autoencoder's latents (ldm), against t2i on the same "
+               "vqvae and on its own"),
     "objectives": (["diffusion-flow", "diffusion-eps", "diffusion-v"], False,
                    "the objective: flow matching against eps and v prediction"),
-    "all": (["diffusion", "diffusion-prompt", "ldm", "cgan", "t2i"], True, "every entry and the diffusers peer"),
+    "all": (["diffusion", "diffusion-prompt", "ldm", "cgan", "t2i-low", "t2i"], True,
+            "every entry and the diffusers peer"),
 }
 
 PEER_SCRIPT = "examples/unconditional_image_generation/train_unconditional.py"

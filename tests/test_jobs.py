@@ -30,6 +30,7 @@ def test_every_family_has_a_showcase_and_components_come_first():
         for component in get_showcase(name).components.values():
             assert everything.index(component) < everything.index(name)
     assert choose_families(["t2i"], default_only=True) == ["vqvae", "t2i"]
+    assert choose_families(["ldm"], default_only=True) == ["vqvae-latents", "ldm"]  # its own kind of vqvae
 
 
 def test_a_family_keeps_for_its_evaluation_by_its_weight_what_those_before_took():

@@ -67,6 +67,33 @@ def test_a_vae_autoencoder_is_a_one_by_one_latent_grid(runs, tmp_path):
     assert pipe.sample(2, seed=0, labels="disc", steps=2).shape == (2, 28, 28, 1)
 
 
+def test_a_vqvae_with_narrow_codes_gives_the_space_its_codes_are_looked_up_in(runs, tmp_path, capsys):
+    import torch
+
+    from tetragen.data.grids import to_model
+    from tetragen.families.ldm.autoencoder import open_autoencoder_run
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TETRAGEN_CACHE", str(runs / "cache"))
+        train("vqvae", runs / "images", tmp_path / "narrow", "train.max_steps=2", "model.code_dim=3")
+        autoencoder, _ = open_autoencoder_run(tmp_path / "narrow")
+        assert autoencoder.latent_shape == (3, 7, 7)
+        x = to_model(np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8))
+        z = autoencoder.encode(x)
+        model = autoencoder.model
+        with torch.no_grad():  # decoding the latents is the vqvae's own reconstruction
+            assert torch.allclose(autoencoder.decode(z), model.decoder(model.quantizer(model.encoder(x))[0]))
+        train("ldm", runs / "images", tmp_path / "ldm", "train.max_steps=2",
+              f"model.autoencoder_run={tmp_path / 'narrow'}")
+        assert "warning" not in capsys.readouterr().err
+        assert tetragen.load(tmp_path / "ldm").config.model.latent_channels == 3
+        # an autoencoder of wide latents: the run goes on, and says what a denoiser learns better
+        train("vqvae", runs / "images", tmp_path / "wide", "train.max_steps=2", "model.width=20")
+        train("ldm", runs / "images", tmp_path / "ldm-wide", "train.max_steps=1",
+              f"model.autoencoder_run={tmp_path / 'wide'}")
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    assert len(err) == 1 and "40 channels a cell" in err[0] and "model.code_dim=4" in err[0]
+
+
 def test_the_run_keeps_its_autoencoder_and_refuses_a_changed_or_missing_one(runs, tmp_path):
     doc = json.loads((runs / "ldm" / "components.json").read_text())["autoencoder"]
     assert doc["family"] == "vqvae" and (runs / "ldm" / "autoencoder" / "model.safetensors").is_file()

@@ -162,6 +162,24 @@ class VectorQuantizer(nn.Module):
         return self._unflatten(self.codes()[indices.reshape(-1)], tuple(indices.shape))
 
     @torch.no_grad()
+    def to_code_space(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, D, H, W) -> the encodings where codes are looked up, (B, code_dim, H, W), before the snap to a code:
+        the continuous latents a denoiser can learn (code_dim of them a cell rather than D)."""
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            b, _, h, w = z.shape
+            return self._flatten(z).view(b, h, w, self.code_dim).permute(0, 3, 1, 2).contiguous()
+
+    @torch.no_grad()
+    def from_code_space(self, e: torch.Tensor) -> torch.Tensor:
+        """Encodings (B, code_dim, H, W) -> each snapped to its nearest code and projected out, (B, D, H, W): what the
+        decoder was trained on."""
+        b, c, h, w = e.shape
+        with torch.autocast(device_type=e.device.type, enabled=False):
+            flat = e.float().permute(0, 2, 3, 1).reshape(-1, c)
+            flat = F.normalize(flat, dim=1) if self.cosine else flat
+            return self.embed(_nearest(flat, self.codes(), self.cosine).view(b, h, w))
+
+    @torch.no_grad()
     def lookup(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, D, H, W) -> indices (B, H, W) int64, the same as forward's, without touching the codebook's state in
         either mode (an encoder's tokens)."""

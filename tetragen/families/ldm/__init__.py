@@ -40,12 +40,12 @@ register_family(Family(
     default_preset="fmnist",
     preview=save_preview,
     capabilities=frozenset({"sample", "prompt", "steer", "edit"}),
-    # a vq tokenizer's encoder grid before its quantiser (an unconditional vae run is taken too)
+    # a vq tokenizer's encodings before the snap to a code (an unconditional vae run is taken too)
     components={"model.autoencoder_run": "tokenize"},
 ))
 register_showcase("ldm", Showcase(
     data=("fashion-mnist",), weight=2.0, order=75, quickstart=False,
-    components={"model.autoencoder_run": "vqvae"},
+    components={"model.autoencoder_run": "vqvae-latents"},
     prompts=("a pair of trousers", "a dark sneaker", "a large light pullover", "a small bag"),
     # no FID while training and no sweep after, as diffusion's showcase: the evaluation scores its samples once
     overrides=("train.eval_samples=0", "train.eval_every=0", "train.save_every=400", "model.eval_sweep="),

@@ -1,6 +1,7 @@
-"""The frozen autoencoder a latent diffusion run works through: a trained tetragen `vqvae` or `vqgan` (its encoder's
-grid before the quantiser; decoding snaps each latent vector to its nearest code first, as the decoder was trained on
-codes) or an unconditional `vae` (its posterior mean, a vector, seen as a 1x1 grid of `latent_dim` channels).
+"""The frozen autoencoder a latent diffusion run works through: a trained tetragen `vqvae` or `vqgan` (its encodings
+where codes are looked up, `code_dim` channels a cell, before the snap; decoding snaps each latent vector to its
+nearest code first, as the decoder was trained on codes) or an unconditional `vae` (its posterior mean, a vector,
+seen as a 1x1 grid of `latent_dim` channels).
 
 A run holds its component: `autoencoder/` (a copy of the autoencoder run's config.json, weights and classes.json)
 and `components.json`, which names it with its source, family, latent shape and weights' sha256. `tetragen.load(run)`
@@ -39,7 +40,7 @@ class Autoencoder:
         self.image_shape = (int(c.image_size), int(c.image_size), int(c.channels))   # (H, W, C)
         if self.family in VECTOR_QUANTISED:
             h, w = self.model.latent_shape
-            self.latent_shape = (int(self.model.encoder.out_dim), int(h), int(w))
+            self.latent_shape = (int(self.model.quantizer.code_dim), int(h), int(w))
         else:
             self.latent_shape = (int(self.model.latent_dim), 1, 1)
 
@@ -51,7 +52,7 @@ class Autoencoder:
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device)
         if self.family in VECTOR_QUANTISED:
-            return self.model.encoder(x)                                         # (B, D, h, w)
+            return self.model.quantizer.to_code_space(self.model.encoder(x))     # (B, code_dim, h, w)
         mu, _ = self.model.encode(x)                                             # (B, latent_dim)
         return mu[:, :, None, None]
 
@@ -59,8 +60,7 @@ class Autoencoder:
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         z = z.to(self.device)
         if self.family in VECTOR_QUANTISED:
-            codes, _, _ = self.model.quantizer(z)                                # nearest codes; eval: no update
-            return self.model.decoder(codes)
+            return self.model.decoder(self.model.quantizer.from_code_space(z))  # nearest codes, projected out
         return self.model.generate(z.flatten(1))
 
 

@@ -20,8 +20,8 @@ class LDMConfig(DiffusionConfig):
                                "(unconditional); dropped with cond_drop for classifier-free guidance",
                        choices=CONDITIONS)
     autoencoder_run: str = option("", "the folder of a trained vqvae, vqgan or (unconditional) vae run whose "
-                                      "continuous latents (a vq tokenizer's before its quantiser) the denoiser "
-                                      "learns; the run keeps a copy of it")
+                                      "continuous latents (a vq tokenizer's where its codes are looked up, before "
+                                      "the snap to a code) the denoiser learns; the run keeps a copy of it")
     latent_size: int = option(0, "latent grid side (0: taken from the autoencoder)", min=0)
     latent_channels: int = option(0, "latent channels (0: taken from the autoencoder)", min=0)
     latent_scale: float = option(0.0, "the latents are multiplied by this before the denoiser sees them, so that "

@@ -5,6 +5,7 @@ every image family.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from ..diffusion.data import assets_of
 from ..diffusion.data import load_data as load_diffusion_data
 from ..diffusion.data import read_assets as read_diffusion_assets
 from .autoencoder import Autoencoder, latent_scale, open_autoencoder_run, read_component, save_component
+
+WIDE = 32   # latent channels a cell past which a new run warns (docs/ldm.md, "Measured")
 
 
 @dataclass
@@ -84,6 +87,10 @@ def load_data(cfg, assets: LDMAssets | None = None, task: str = "lm") -> LatentG
     if h != w:
         raise UserError(f"model.autoencoder_run={m.autoencoder_run}: its latent grid is {h}x{w}; a square one is "
                         f"needed")
+    if assets is None and c > WIDE:
+        print(f"tetragen: warning: model.autoencoder_run={m.autoencoder_run}: its latents have {c} channels a cell; "
+              f"a denoiser learns narrow ones far better (a vqvae trained with model.code_dim=4: docs/ldm.md)",
+              file=sys.stderr)
     m.latent_channels, m.latent_size = c, h
     if not m.latent_scale:
         m.latent_scale = latent_scale(autoencoder, data.train.images, data.to_model)

@@ -30,3 +30,7 @@ register_showcase("vqvae", Showcase(
     data=("fashion-mnist",), weight=1.5, order=60,
     overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
 ))
+register_showcase("vqvae-latents", Showcase(  # the autoencoder of ldm's showcase
+    family="vqvae", data=("fashion-mnist",), preset="latents", weight=1.5, order=61, quickstart=False,
+    overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
+))
