@@ -16,9 +16,11 @@ For each entry (ENTRIES below; a clip is learnt as a 32x32 grid with a channel p
     python bench/video.py                  # cgan 10 minutes, tokenizer + prior 15 minutes, 2000 clips each
     python bench/video.py --families t2i   # the token prior only
     python bench/video.py --quick          # smoke run: 0.2 minutes per entry, 100 clips, RESULTS.md untouched
+    python bench/video.py --data moving-fashion-mnist-pairs --families cgan   # two garments: section video-pairs
 
-Also in the table: per-frame FID (each frame centred on its garment, in Fashion-MNIST's image evaluator) and
-temporal drift (grey levels a centred frame changes from the previous one), each beside the references'.
+Also in the table: per-frame FID (each frame centred on its garment, in Fashion-MNIST's image evaluator; clips of one
+garment) and temporal drift (grey levels a centred frame changes from the previous one), each beside the
+references'.
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ from tetragen.api import evaluate  # noqa: E402
 
 WORK = ROOT / "bench" / "_work" / "video"
 DATA = "moving-fashion-mnist"
+SHOWN = {"moving-fashion-mnist": "a sneaker moving left",  # data -> the prompt of the GIF written beside the table
+         "moving-fashion-mnist-pairs": "a sneaker and a bag moving apart"}
 # name -> the run: family, preset, minutes (the issue's budgets), and a component trained first ("base", as
 # bench/_results.train_for takes it)
 ENTRIES = {
@@ -53,7 +57,7 @@ def run_entry(name: str, args) -> dict:
     entry = ENTRIES[name]
     out = WORK / name
     minutes = args.minutes or entry["minutes"]
-    steps, train_s = train_for(entry["family"], DATA, out, entry["preset"], minutes, args.seed,
+    steps, train_s = train_for(entry["family"], args.data, out, entry["preset"], minutes, args.seed,
                                base=entry.get("base"))
     metrics, lines = evaluate(out, n=args.eval_samples, seed=0)
     print("\n".join(lines), flush=True)
@@ -72,28 +76,35 @@ def run_entry(name: str, args) -> dict:
     row["clips_per_s"] = per_second(pipe, len, SPEED_BATCH, args.speed_batches)
     WORK.mkdir(parents=True, exist_ok=True)
     from tetragen.modalities.video.show import write_gif_output
-    write_gif_output(WORK / f"{name}_sneaker_left.gif", pipe.sample(4, seed=1, prompt="a sneaker moving left"))
+    prompt = SHOWN[args.data]
+    write_gif_output(WORK / f"{name}_{prompt.replace(' ', '_')}.gif", pipe.sample(4, seed=1, prompt=prompt))
     return {**row, **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
 
 
 def table(results: list[dict]) -> str:
     r0 = results[0]
+    frame = "frame_fid" in r0  # per-frame FID: clips of one garment
     lines = ["| family (preset) | minutes | steps | train min | FD (video) | KID | class acc | garment acc | motion acc | "
-             "per-frame FID | drift | clips/s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             + ("per-frame FID | " if frame else "") + "drift | clips/s |",
+             "|---|" + "---:|" * (11 if frame else 10)]
     for r in results:
         lines.append(f"| {r['family']} ({r['preset']}) | {r['minutes']:g} | {r['steps']} | {r['train_s'] / 60:.1f} | "
                      f"{r['fid']:.2f} | {r['kid']:.4f} | {r['class_acc']:.3f} | {r['garment_acc']:.3f} | "
-                     f"{r['motion_acc']:.3f} | {r['frame_fid']:.2f} | {r['drift']:.2f} | {r['clips_per_s']:.1f} |")
+                     f"{r['motion_acc']:.3f} | " + (f"{r['frame_fid']:.2f} | " if frame else "") +
+                     f"{r['drift']:.2f} | {r['clips_per_s']:.1f} |")
     refs = {"train": "train vs test", "still": "first frame held", "shuffled": "frames shuffled",
             "mixed": "each frame from another clip"}
-    lines += ["", f"References at the same n ({int(r0['n'])} clips vs {int(r0['n_real'])} test clips), FD (per-frame "
-              f"FID, drift): " +
-              ", ".join(f"{title} {r0[f'ref_{k}_fid']:.2f} ({r0[f'ref_{k}_frame_fid']:.2f}, {r0[f'ref_{k}_drift']:.2f})"
-                        for k, title in refs.items()) +
+
+    def ref(k: str) -> str:
+        return (f"{r0[f'ref_{k}_frame_fid']:.2f}, " if frame else "") + f"{r0[f'ref_{k}_drift']:.2f}"
+    lines += ["", f"References at the same n ({int(r0['n'])} clips vs {int(r0['n_real'])} test clips), FD "
+              f"({'per-frame FID, ' if frame else ''}drift): " +
+              ", ".join(f"{title} {r0[f'ref_{k}_fid']:.2f} ({ref(k)})" for k, title in refs.items()) +
               f"; the test clips' own drift {r0['ref_test_drift']:.2f}. The evaluator reads "
               f"{r0['evaluator_test_acc']:.3f} of the real test clips as their class (garment and motion). Drift: "
-              f"grey levels a centred frame changes from the previous one. Per-frame FID: each frame centred on its garment, "
-              f"28x28, in Fashion-MNIST's image evaluator, against the test clips' frames."]
+              f"grey levels a centred frame changes from the previous one." +
+              (" Per-frame FID: each frame centred on its garment, 28x28, in Fashion-MNIST's image evaluator, against "
+               "the test clips' frames." if frame else "")]
     for r in results:
         if "base" in r:
             lines += ["", f"{r['family']} ({r['preset']}): its tokenizer {r['base']} (the rest of the {r['minutes']:g} "
@@ -110,6 +121,7 @@ def main() -> int:
     ap.add_argument("--eval-samples", type=int, default=2000, help="prompted clips scored per family")
     ap.add_argument("--speed-batches", type=int, default=10, help="batches of 16 clips timed for clips/s")
     ap.add_argument("--families", default=DEFAULT, help=f"comma-separated, of: {', '.join(ENTRIES)} (default {DEFAULT})")
+    ap.add_argument("--data", default=DATA, choices=list(SHOWN), help=f"the clips (default {DATA})")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="a smoke run; RESULTS.md is left untouched")
     args = ap.parse_args()
@@ -122,10 +134,10 @@ def main() -> int:
     for name in names:
         results.append(run_entry(name, args))
         print(json.dumps(results[-1]), flush=True)  # kept in the log should a later family be stopped
-    body = "\n".join(["## Video: moving-fashion-mnist, prompted clips", "", *header(), "", table(results)])
+    body = "\n".join([f"## Video: {args.data}, prompted clips", "", *header(), "", table(results)])
     print(body)
     if not args.quick:
-        write_section("video", body)
+        write_section("video" + args.data.removeprefix(DATA), body)
     return 0
 
 

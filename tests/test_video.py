@@ -71,6 +71,39 @@ def test_captions_and_prompts_name_the_garment_and_its_motion():
     assert motion_of("a coat, spinning") is None
 
 
+def test_two_garments_move_apart_or_together_and_their_class_is_the_pair_either_way_round():
+    images, labels = _fmnist_like()
+    clips, classes, made = moving.make_pairs(images, labels, 64, 32, np.random.default_rng(0))
+    assert clips.shape == (64, 16, 32, 32) and clips.dtype == np.uint8
+    again, _, _ = moving.make_pairs(images, labels, 64, 32, np.random.default_rng(0))
+    assert np.array_equal(clips, again)
+    assert len(moving.PAIR_CLASSES) == 90 and set(moving.PAIR_MOTIONS) == {"apart", "together"}
+    for clip, k, m in zip(clips, classes, made):
+        left, right = (int(labels[i]) for i in m["images"])
+        assert left != right
+        pair, motion = divmod(int(k), 2)
+        assert moving.PAIRS[pair] == tuple(sorted((left, right))) and moving.PAIR_MOTIONS[motion] == m["motion"]
+        lit = [np.flatnonzero(frame.max(0)) for frame in clip]           # the lit columns of each frame
+        spread = np.array([c[-1] - c[0] for c in lit])
+        grew = spread[-1] - spread[0]
+        assert (grew > 7 if m["motion"] == "apart" else grew < -7), (m, spread)
+        assert (np.diff(spread) >= 0).all() if m["motion"] == "apart" else (np.diff(spread) <= 0).all()
+    assert "a shirt and a bag moving apart" in moving.PAIR_CLASSES
+    assert "trousers and a bag moving together" in moving.PAIR_CLASSES
+    from tetragen.data.captions import CaptionBuilder
+    captions = CaptionBuilder(moving.PAIR_CLASSES)
+    k = moving.PAIR_CLASSES.index("a bag and an ankle boot moving apart")
+    assert captions.class_prompt(k) == "a bag and an ankle boot moving apart"
+    assert "a large dark bag and an ankle boot moving apart" in captions.captions(k, 0, 2)
+    from tetragen.modalities.video.pipeline import thing_of
+    things = [c.split(" moving ")[0] for c in moving.PAIR_CLASSES]
+    assert motion_of("an ankle boot and a bag moving together") == "together"
+    assert thing_of("an ankle boot and a bag moving together", things) == "a bag and an ankle boot"
+    assert thing_of("bag and ankle boot, moving apart", things) == "a bag and an ankle boot"
+    assert thing_of("a shirt and a t-shirt moving apart", things) == "a t-shirt and a shirt"
+    assert thing_of("a bag and a hat moving apart", things) is None
+
+
 @pytest.fixture(scope="module")
 def video_run(tmp_path_factory):
     """A tiny moving-fashion-mnist (from the real Fashion-MNIST files) and a cgan trained on it for a few steps."""
@@ -200,6 +233,28 @@ def test_eval_scores_garment_and_motion_apart_with_references_that_break_the_mot
     text = "\n".join(lines)
     assert "FD (video)" in text and "garment" in text and "motion" in text and "temporal drift" in text
     assert "per-frame FID" in text
+
+
+def test_a_run_on_two_garments_reads_a_prompt_either_way_round_and_scores_pair_and_motion(tmp_path, monkeypatch):
+    pairs = "moving-fashion-mnist-pairs"
+    monkeypatch.setenv("TETRAGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(moving.VARIANTS, pairs, moving.Variant(pairs, 32, 270, 90, garments=2))
+    cfg = build_run_config("cgan", preset="tiny", overrides=["train.max_steps=2", "train.eval_every=0",
+                                                             "train.eval_samples=0"])
+    cfg.data.source = pairs
+    data = load_data(cfg)
+    assert data.classes == moving.PAIR_CLASSES and data.train.images.shape == (270, 32, 32, 16)
+    Trainer(cfg, data, tmp_path / "cgan", progress=False).fit()
+    pipe = tetragen.load(tmp_path / "cgan")
+    clips = pipe.sample(2, seed=0, prompt="an ankle boot and a bag moving together")
+    assert clips.frames.shape == (2, 16, 32, 32)
+    assert [moving.PAIR_CLASSES[k] for k in clips.labels] == ["a bag and an ankle boot moving together"] * 2
+    with pytest.raises(UserError, match="apart, together"):
+        pipe.sample(1, prompt="a bag and a shirt moving left")
+    from tetragen.api import evaluate
+    metrics, _ = evaluate(tmp_path / "cgan", n=30, seed=0)
+    assert all(np.isfinite(metrics[k]) for k in ("fid", "class_acc", "garment_acc", "motion_acc", "drift"))
+    assert "frame_fid" not in metrics  # a frame of two garments is no Fashion-MNIST image
 
 
 @pytest.fixture(scope="module")

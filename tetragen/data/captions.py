@@ -217,7 +217,8 @@ def _head(part: str) -> str:
 def _fallback_nouns(name: str) -> list[tuple[str, str]]:
     """Noun phrases for a class name tetragen does not know: the name itself, lower-cased, "/" separating
     alternatives, a phrase kept whole ("sneaker moving left" -> "a sneaker moving left"); one whose noun looks
-    plural ("cats", "trousers moving down") goes without an article; one without letters becomes "an object of
+    plural ("cats", "trousers moving down") goes without an article; one that starts with its own ("a shirt and a
+    bag moving apart") keeps it, fitted to any adjectives put after it; one without letters becomes "an object of
     class NAME"."""
     nouns = []
     for part in _normalise(name).split("/"):
@@ -225,7 +226,10 @@ def _fallback_nouns(name: str) -> list[tuple[str, str]]:
         if not part:
             continue
         head = _head(part)
-        if not re.search(r"[^\W\d_]", part):
+        first, _, rest = part.partition(" ")
+        if first in ("a", "an") and rest:
+            nouns.append(("a", rest))
+        elif not re.search(r"[^\W\d_]", part):
             nouns.append(("a", f"object of class {part}"))
         elif len(head) > 3 and head.endswith("s") and not head.endswith(("ss", "us", "is")):
             nouns.append(("", part))

@@ -37,7 +37,7 @@ from ...eval.classifier import to_float
 from ...files import read_json, write_json
 from .folder import claims as folder_claims
 from .folder import clip_folder
-from .moving import CLASSES, DIRECTIONS, FRAMES, VARIANTS, read_variant
+from .moving import FRAMES, VARIANTS, Variant, read_variant
 
 VIDEO_FILE = "video.json"      # a run's clip shape and frame rate, beside classes.json
 FOLDER_SIDES = (32, 64)        # the sides a folder's clips are learnt at (the first unless model.image_size asks)
@@ -183,11 +183,11 @@ class VideoData(ImageData):
                                                        axis=-1))}
 
 
-def class_parts() -> dict[str, np.ndarray]:
-    """The parts of a moving-fashion-mnist class that the evaluation scores apart: class index -> garment, and
-    class index -> direction of motion."""
-    k = np.arange(len(CLASSES))
-    return {"garment": k // len(DIRECTIONS), "motion": k % len(DIRECTIONS)}
+def class_parts(variant: Variant) -> dict[str, np.ndarray]:
+    """The parts of a moving-fashion-mnist class that the evaluation scores apart: class index -> garment (the pair
+    of garments, for two), and class index -> motion."""
+    k = np.arange(len(variant.classes))
+    return {"garment": k // variant.motions, "motion": k % variant.motions}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -247,10 +247,13 @@ def read_run_video(cfg, assets=None) -> VideoData:
             raise UserError(f"--data {source}: not a clip set ({', '.join(VARIANTS)}) or a folder of clips")
         train, test = clip_folder(root, FRAMES, side, cfg.data.val_fraction)
         return VideoData(str(root), train, test, FPS)
-    frames, doc = read_variant(VARIANTS[source])
-    labels = np.array([CLASSES.index(c["label"]) for c in doc["clips"]], dtype=np.int64)
+    variant = VARIANTS[source]
+    frames, doc = read_variant(variant)
+    classes = list(variant.classes)
+    labels = np.array([classes.index(c["label"]) for c in doc["clips"]], dtype=np.int64)
     split = np.array([c["split"] == "test" for c in doc["clips"]])
     grids = grids_of(frames)
-    train = ImageSet(grids[~split], labels[~split], list(CLASSES))
-    test = ImageSet(grids[split], labels[split], list(CLASSES))
-    return VideoData(source, train, test, FPS, class_parts(), FRAMES_VIEW)
+    train = ImageSet(grids[~split], labels[~split], classes)
+    test = ImageSet(grids[split], labels[split], classes)
+    # per-frame FID centres a frame on its garment: one garment a clip
+    return VideoData(source, train, test, FPS, class_parts(variant), FRAMES_VIEW if variant.garments == 1 else None)

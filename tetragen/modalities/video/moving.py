@@ -1,15 +1,18 @@
-"""`moving-fashion-mnist`: short clips of a Fashion-MNIST garment moving across a dark square, made here.
+"""`moving-fashion-mnist`: short clips of Fashion-MNIST garments moving across a dark square, made here.
 
-As Moving MNIST is made from MNIST digits, each clip is one garment (shrunk to 5/8 of the clip's side) gliding in one
-of eight directions (left, right, up, down and the diagonals) at a speed of its own, starting where its whole path
-stays inside the frame. The class of a clip is the garment and its motion ("sneaker moving left"), 10 x 8 = 80
-classes, and a clip's caption says both ("a sneaker moving left"). Training clips come from Fashion-MNIST's training
-images, test clips from its test images, so the test garments are never seen in training.
+As Moving MNIST is made from MNIST digits, each clip of `moving-fashion-mnist` is one garment (shrunk to 5/8 of the
+clip's side) gliding in one of eight directions (left, right, up, down and the diagonals) at a speed of its own,
+starting where its whole path stays inside the frame. The class of a clip is the garment and its motion ("sneaker
+moving left"), 10 x 8 = 80 classes, and a clip's caption says both ("a sneaker moving left"). Each clip of
+`moving-fashion-mnist-pairs` holds two different garments (3/8 of the side each) beside each other, moving apart or
+together horizontally: its class is the pair, either way round, and the motion ("a shirt and a bag moving apart"),
+45 x 2 = 90 classes. Training clips come from Fashion-MNIST's training images, test clips from its test images, so
+the test garments are never seen in training.
 
-Everything is fixed by the seed: which garment, direction, speed and start each clip has is drawn from it and
-written to the manifest with the sha256 of the frames, so the set is made again byte for byte (the images come from
-the verified Fashion-MNIST files). Sets: `moving-fashion-mnist` (16 frames of 32x32) and `moving-fashion-mnist-64`
-(16 frames of 64x64, fewer clips: each is four times the size).
+Everything is fixed by the seed: which garments, motion, speed and start each clip has is drawn from it and written
+to the manifest with the sha256 of the frames, so the set is made again byte for byte (the images come from the
+verified Fashion-MNIST files). Sets: `moving-fashion-mnist` (16 frames of 32x32), `moving-fashion-mnist-64` (16
+frames of 64x64, fewer clips: each is four times the size) and `moving-fashion-mnist-pairs` (16 frames of 32x32).
 """
 from __future__ import annotations
 
@@ -37,23 +40,53 @@ SPEED = (0.75, 1.0)   # fraction of the largest speed that keeps a whole path in
 GARMENT = 5           # eighths of the clip's side that a garment's side is
 
 
+def named(noun: str) -> str:
+    """A garment with its article: "a sneaker", "an ankle boot", "trousers"."""
+    return noun if noun == "trousers" else f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
+# two garments: every pair of different garments (either one may be on the left), moving apart or together
+PAIR_MOTIONS = ("apart", "together")
+PAIRS = [(a, b) for a in range(len(GARMENTS)) for b in range(a + 1, len(GARMENTS))]
+PAIR_CLASSES = [f"{named(GARMENTS[a])} and {named(GARMENTS[b])} moving {m}" for a, b in PAIRS for m in PAIR_MOTIONS]
+PAIR_GARMENT = 6      # sixteenths of the clip's side that each garment's side is
+NEAREST = 0.6         # the closest the garments' centres come, in garment sides (they overlap a little there)
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
     side: int
     train: int         # clips
     test: int
+    garments: int = 1  # garments a clip holds: 1 (moving in a direction) or 2 (moving apart or together)
+
+    @property
+    def classes(self) -> list[str]:
+        return CLASSES if self.garments == 1 else PAIR_CLASSES
+
+    @property
+    def motions(self) -> int:
+        """Motions a class name ends with: its index is the class index modulo this."""
+        return len(DIRECTIONS) if self.garments == 1 else len(PAIR_MOTIONS)
+
+    def make(self, images: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator):
+        return (make_clips if self.garments == 1 else make_pairs)(images, labels, count, self.side, rng)
+
+    def about(self) -> str:
+        if self.garments == 1:
+            return f"a Fashion-MNIST garment moving in one of 8 directions ({len(CLASSES)} classes, captions)"
+        return f"two Fashion-MNIST garments moving apart or together ({len(PAIR_CLASSES)} classes, captions)"
 
 
 VARIANTS = {v.name: v for v in (Variant("moving-fashion-mnist", 32, 16000, 2000),
-                                 Variant("moving-fashion-mnist-64", 64, 6000, 1000))}
+                                 Variant("moving-fashion-mnist-64", 64, 6000, 1000),
+                                 Variant("moving-fashion-mnist-pairs", 32, 16000, 2000, garments=2))}
 
 
 def caption(label: int) -> str:
     garment, direction = divmod(int(label), len(DIRECTIONS))
-    noun = GARMENTS[garment]
-    article = "" if noun == "trousers" else "an " if noun[0] in "aeiou" else "a "
-    return f"{article}{noun} moving {list(DIRECTIONS)[direction]}"
+    return f"{named(GARMENTS[garment])} moving {list(DIRECTIONS)[direction]}"
 
 
 def _shrink(images: np.ndarray, side: int) -> np.ndarray:
@@ -94,6 +127,43 @@ def make_clips(images: np.ndarray, labels: np.ndarray, count: int, side: int, rn
     return clips, labels[picks].astype(np.int64) * len(DIRECTIONS) + dirs.astype(np.int64), made
 
 
+def make_pairs(images: np.ndarray, labels: np.ndarray, count: int, side: int, rng: np.random.Generator,
+               frames: int = FRAMES) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """`count` clips uint8 (count, frames, side, side) of two different garments drawn from `images` (N, 28, 28) /
+    `labels`, each at a height of its own, moving apart or together horizontally (overlapping a little where they
+    may be closest: the brighter pixel shows), with their class (pair * 2 + motion) and how each was made."""
+    g = side * PAIR_GARMENT // 16
+    near, far = NEAREST * g, side - g                   # distances of the garments' left edges: closest, farthest
+    picks = rng.integers(0, len(images), size=(count, 2))
+    same = labels[picks[:, 0]] == labels[picks[:, 1]]
+    while same.any():                                   # two different garments
+        picks[same, 1] = rng.integers(0, len(images), size=int(same.sum()))
+        same = labels[picks[:, 0]] == labels[picks[:, 1]]
+    motions = rng.integers(0, len(PAIR_MOTIONS), size=count)
+    travel = rng.uniform(*SPEED, size=count) * (far - near)  # how much the distance grows or shrinks in the clip
+    u = rng.uniform(0.0, 1.0, size=(count, 4))          # the closest distance, the midpoint, the two rows
+    garments = _shrink(images[picks.reshape(-1)], g).reshape(count, 2, g, g)
+    clips = np.zeros((count, frames, side, side), np.uint8)
+    made, steps = [], np.arange(frames) / (frames - 1)
+    for i in range(count):
+        closest = near + u[i, 0] * (far - near - travel[i])
+        grow = steps if PAIR_MOTIONS[motions[i]] == "apart" else steps[::-1]
+        distance = closest + travel[i] * grow                                     # (frames,)
+        widest = closest + travel[i]
+        mid = widest / 2 + u[i, 1] * (side - g - widest)  # both garments inside the frame at the widest
+        xs = [np.rint(mid - distance / 2).astype(int), np.rint(mid + distance / 2).astype(int)]
+        ys = np.rint(u[i, 2:] * (side - g)).astype(int)
+        for t in range(frames):
+            for k in range(2):
+                patch = clips[i, t, ys[k]:ys[k] + g, xs[k][t]:xs[k][t] + g]
+                np.maximum(patch, garments[i, k], out=patch)
+        made.append({"images": [int(p) for p in picks[i]], "motion": PAIR_MOTIONS[motions[i]],
+                     "travel": round(float(travel[i]), 6),
+                     "start": [[int(ys[k]), int(xs[k][0])] for k in range(2)]})
+    pair = [PAIRS.index(tuple(sorted(int(labels[p]) for p in two))) for two in picks]
+    return clips, np.array(pair, np.int64) * len(PAIR_MOTIONS) + motions.astype(np.int64), made
+
+
 def _sha256(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).data).hexdigest()
 
@@ -107,14 +177,14 @@ def make_variant(folder: Path, variant: Variant, seed: int) -> None:
     parts, clips_doc = [], []
     for split, source, count in (("train", train, variant.train), ("test", test, variant.test)):
         rng = np.random.default_rng((seed, VERSION, 0 if split == "train" else 1))
-        clips, labels, made = make_clips(source.images[..., 0], source.labels, count, variant.side, rng)
+        clips, labels, made = variant.make(source.images[..., 0], source.labels, count, rng)
         parts.append(clips)
-        clips_doc += [{"split": split, "label": CLASSES[int(y)], **m} for y, m in zip(labels, made)]
+        clips_doc += [{"split": split, "label": variant.classes[int(y)], **m} for y, m in zip(labels, made)]
     frames = np.concatenate(parts)
     replace_atomically(folder / FRAMES_FILE, lambda tmp: np.save(tmp, frames, allow_pickle=False))
     write_json(folder / MANIFEST, {
         "name": variant.name, "version": VERSION, "seed": seed, "frames": FRAMES, "side": variant.side,
-        "source": "fashion-mnist (verified files)", "classes": CLASSES, "shape": list(frames.shape),
+        "source": "fashion-mnist (verified files)", "classes": variant.classes, "shape": list(frames.shape),
         "sha256_frames": _sha256(frames),
         "sha256_clips": hashlib.sha256(json.dumps(clips_doc, sort_keys=True).encode()).hexdigest(),
         "clips": clips_doc})
@@ -140,8 +210,8 @@ def read_variant(variant: Variant, seed: int = 0) -> tuple[np.ndarray, dict]:
     return frames, doc
 
 
-DATASETS = [made_dataset(v.name, f"{v.train // 1000}k/{v.test // 1000}k clips, {FRAMES} frames of {v.side}x{v.side}: a "
-                                 f"Fashion-MNIST garment moving in one of 8 directions (80 classes, captions)",
+DATASETS = [made_dataset(v.name, f"{v.train // 1000}k/{v.test // 1000}k clips, {FRAMES} frames of {v.side}x{v.side}: "
+                                 f"{v.about()}",
                          "made on this machine from Fashion-MNIST", lambda v=v: folder_for(v, 0),
                          lambda v=v: ensure(v, 0), lambda doc: f"made from Fashion-MNIST, seed {doc['seed']}",
                          (FRAMES_FILE,))

@@ -5,8 +5,9 @@
     clips.frames, clips.fps, clips.labels
 
 A class-conditional run reads a prompt as the garment and the motion it names ("a bag moving up-left", "sneaker,
-moving down and to the right"); a prompt whose motion words no caption uses ("spinning") is refused in one line
-that lists the motions the model knows, by a run that reads the prompt's text (t2i) as well.
+moving down and to the right"; two garments either way round, "a bag and a shirt moving apart"); a prompt whose
+motion words no caption uses ("spinning") is refused in one line that lists the motions the model knows, by a run
+that reads the prompt's text (t2i) as well.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ MOVING = re.compile(r"\bmov(?:e|es|ing)\b")
 _DIAGONAL = re.compile(r"\b(up|down)(?:wards?)?(?:[- ]| and (?:to the )?)(left|right)\b"
                        r"|\b(left|right)(?:wards?)?(?:[- ]| and )(up|down)\b")
 _STRAIGHT = re.compile(r"\b(up|down|left|right)(?:wards?)?\b")
+_TWO = re.compile(r"\b(apart|together)\b")           # two things: away from each other or towards
+_ARTICLES = re.compile(r"\b(?:a|an|the)\s+")
 
 
 @dataclass
@@ -40,14 +43,34 @@ class Clips:
 
 
 def motion_of(prompt: str) -> str | None:
-    """The direction a prompt names ("up-left", "down", ...), or None when it names none."""
+    """The motion a prompt names: a direction ("up-left", "down", ...), "apart" or "together"; None when it names
+    none."""
     text = prompt.casefold()
+    m = _TWO.search(text)
+    if m:
+        return m.group(1)
     m = _DIAGONAL.search(text)
     if m:
         vertical, horizontal = (m.group(1), m.group(2)) if m.group(1) else (m.group(4), m.group(3))
         return f"{vertical}-{horizontal}"
     m = _STRAIGHT.search(text)
     return m.group(1) if m else None
+
+
+def _bare(text: str) -> str:
+    return " ".join(_ARTICLES.sub("", text.casefold()).split())
+
+
+def thing_of(prompt: str, things: list[str]) -> str | None:
+    """The one of `things` a prompt names, articles aside ("bag, moving left" names "bag"; "a shirt and a bag"
+    names "a bag and a shirt" too: two things either way round); the longest that matches, None when none does."""
+    text = _bare(prompt)
+    for thing in sorted(things, key=len, reverse=True):
+        bare = _bare(thing)
+        ways = {bare, " and ".join(reversed(bare.split(" and ", 1)))}
+        if any(re.search(r"(?<!\w)" + re.escape(w) + r"(?!\w)", text) for w in ways):
+            return thing
+    return None
 
 
 class VideoPipeline(AdaptedPipeline):
@@ -89,9 +112,8 @@ class VideoPipeline(AdaptedPipeline):
             return super().class_of_prompt(prompt)
         if not isinstance(prompt, str) or not prompt.strip():
             raise UserError("prompt: empty; name a thing and its motion, e.g. " + repr("a " + self.classes[0]))
-        things = sorted({c.split(" moving ", 1)[0] for c in self.classes}, key=len, reverse=True)
-        text = prompt.casefold()
-        thing = next((t for t in things if re.search(r"(?<!\w)" + re.escape(t.casefold()) + r"(?!\w)", text)), None)
+        things = list(dict.fromkeys(c.split(" moving ", 1)[0] for c in self.classes))
+        thing = thing_of(prompt, things)
         if thing is None:
             raise UserError(f"prompt {prompt!r}: names none of the things this model draws; name one of: "
                             f"{', '.join(sorted(things))}")
