@@ -112,16 +112,6 @@ PRESETS = {
                   "warmup_steps": 100, "precision": "auto", "eval_samples": 2000, "eval_every": 1000,
                   "save_every": 500, "log_every": 50},
     },
-    # Fashion-MNIST for a latent diffusion run (ldm reads the encodings where codes are looked up): fmnist's, with
-    # codes looked up in 4 dimensions, so a 7x7x4 latent. Chosen by measurement (docs/ldm.md, "Measured"): a denoiser
-    # learns these far better than fmnist's 128 dimensions a cell, for a slightly worse reconstruction.
-    "latents": {
-        "model": {"width": 64, "downsample": 4, "res_blocks": 2, "codebook_size": 512, "kmeans_init": True,
-                  "dead_code_threshold": 1.0, "code_dim": 4},
-        "train": {**VQVAE_TRAIN, "max_steps": 5000, "batch_size": 128, "lr": 1e-3, "min_lr": 1e-4,
-                  "warmup_steps": 100, "precision": "auto", "eval_samples": 2000, "eval_every": 1000,
-                  "save_every": 500, "log_every": 50},
-    },
     # moving-fashion-mnist (16 frames of 32x32) -> 4 latent frames of 8x8 = 256 tokens from 512 codes, by 3-D
     # convolutions over (frames, height, width). Chosen by measurement (docs/vqvae.md, "Clips: model.temporal"):
     # fewer tokens had not learnt to draw the garments (only a dark frame) in the minutes tried; at this count a 2-D
@@ -135,3 +125,9 @@ PRESETS = {
                   "save_every": 250, "log_every": 25},
     },
 }
+
+# Fashion-MNIST for a latent diffusion run (ldm reads the encodings where codes are looked up): fmnist's, with codes
+# looked up in 4 dimensions, so a 7x7x4 latent. Chosen by measurement (docs/ldm.md, "Measured"): a denoiser learns
+# these far better than fmnist's 128 dimensions a cell, for a slightly worse reconstruction.
+PRESETS["latents"] = {"model": {**PRESETS["fmnist"]["model"], "code_dim": 4},
+                      "train": dict(PRESETS["fmnist"]["train"])}
