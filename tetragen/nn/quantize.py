@@ -149,7 +149,12 @@ class VectorQuantizer(nn.Module):
 
     def _flatten(self, z: torch.Tensor) -> torch.Tensor:
         """z (B, D, H, W) -> encodings (B*H*W, code_dim) in float32, unit rows in cosine mode."""
-        flat = self.project_in(z.float()).permute(0, 2, 3, 1).reshape(-1, self.code_dim).float()
+        return self._rows(self.project_in(z.float()))
+
+    def _rows(self, e: torch.Tensor) -> torch.Tensor:
+        """Encodings in the code space (B, code_dim, H, W) -> (B*H*W, code_dim) in float32, unit rows in cosine
+        mode: what is compared with the codes."""
+        flat = e.permute(0, 2, 3, 1).reshape(-1, self.code_dim).float()
         return F.normalize(flat, dim=1) if self.cosine else flat
 
     def _unflatten(self, flat: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -173,11 +178,9 @@ class VectorQuantizer(nn.Module):
     def from_code_space(self, e: torch.Tensor) -> torch.Tensor:
         """Encodings (B, code_dim, H, W) -> each snapped to its nearest code and projected out, (B, D, H, W): what the
         decoder was trained on."""
-        b, c, h, w = e.shape
+        b, _, h, w = e.shape
         with torch.autocast(device_type=e.device.type, enabled=False):
-            flat = e.float().permute(0, 2, 3, 1).reshape(-1, c)
-            flat = F.normalize(flat, dim=1) if self.cosine else flat
-            return self.embed(_nearest(flat, self.codes(), self.cosine).view(b, h, w))
+            return self.embed(_nearest(self._rows(e), self.codes(), self.cosine).view(b, h, w))
 
     @torch.no_grad()
     def lookup(self, z: torch.Tensor) -> torch.Tensor:
