@@ -1,5 +1,5 @@
-"""Shared helpers for the benchmarks: machine description, writing one section of bench/RESULTS.md, and timing a
-family's training step.
+"""Shared helpers for the benchmarks: machine description, writing one section of bench/RESULTS.md, timing a
+family's training step, and the attribute adherence of a prompted image pipeline.
 
 Each benchmark owns the text between `<!-- NAME:start -->` and `<!-- NAME:end -->`; everything else in the file is
 left untouched, so several benchmarks (and people) can keep their results in the same file.
@@ -122,3 +122,26 @@ def per_second(pipe, amount, batch: int, batches: int) -> float:
     for i in range(batches):
         made += amount(pipe.sample(batch, seed=100 + i * batch))
     return made / (time.perf_counter() - t0)
+
+
+def adherence(pipe, per_word: int) -> dict:
+    """Attribute adherence of a prompt-conditioned image pipeline: for each class and each of "dark" / "light" (the
+    brightness terciles 0 and 2) and "small" / "large" (size), `per_word` samples of the class's canonical caption
+    with that word; the share whose measured attribute falls in the asked tercile, cut where the run's own captions
+    cut (per class), so 1/3 by chance."""
+    import numpy as np
+
+    from tetragen.data.captions import CaptionBuilder, Terciles
+    terciles = Terciles.from_json(pipe.assets.captions_record["terciles"])
+    builder = CaptionBuilder(pipe.classes)
+    out = {}
+    for attribute in ("brightness", "size"):
+        hits = []
+        for tercile in (0, 2):  # the lower and the upper third: "dark" / "light", "small" / "large"
+            for k in range(pipe.num_classes):
+                prompt = builder.attribute_prompt(k, **{attribute: tercile})
+                images = pipe.sample(per_word, prompt=prompt, seed=100 + k)
+                got = terciles.buckets(images, np.full(len(images), k))[attribute]
+                hits.append(float(np.mean(got == tercile)))
+        out[f"adherence_{attribute}"] = float(np.mean(hits))
+    return out

@@ -8,6 +8,9 @@ For each entry of the part (ENTRIES below; one entry adds a family or a setting)
    run is trained with `model.eval_sweep=4,8,16,32`, so its evaluation also gives FID and class accuracy at each
    of those sampler steps.
 3. Images/s at sampling (--speed-images images, one call; a diffusion run at each swept step count).
+4. A prompt-conditioned entry: attribute adherence, --attribute-samples samples per class asked "dark" / "light" /
+   "small" / "large" (the class's caption with that word); the share whose measured brightness or size falls in the
+   asked third, cut where the run's own captions cut (per class): 1/3 by chance.
 
 With --peer-dir, the diffusers peer: examples/unconditional_image_generation/train_unconditional.py of a diffusers
 checkout (https://github.com/huggingface/diffusers). Get it once (GitHub is not reached at run time):
@@ -66,7 +69,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import header, train_for, write_section  # noqa: E402
+from _results import adherence, header, train_for, write_section  # noqa: E402
 from peers import venv as peer_venv  # noqa: E402
 
 import tetragen  # noqa: E402
@@ -159,6 +162,8 @@ def train_entry(name: str, entry: dict, args) -> dict:
     if sweep != [None]:
         speed["images_per_s"] = speed[f"images_per_s_steps{pipe.config.model.sample_steps}"] \
             if f"images_per_s_steps{pipe.config.model.sample_steps}" in speed else None
+    if getattr(pipe.assets, "captions_record", None):  # prompt-conditioned: does "a dark ..." give a dark one?
+        speed.update(adherence(pipe, args.attribute_samples))
     return {"name": name, "label": entry["label"], "steps": steps, "train_s": train_s, **speed,
             **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
 
@@ -304,7 +309,9 @@ def peers(args) -> list[dict]:
 def table(results: list[dict], args) -> str:
     steps = [s for s in map(int, SWEEP.split(",")) if any(f"fid_steps{s}" in r for r in results)]  # swept ones
     at_n = any("fid_peer_n" in r for r in results)
+    attributes = any("adherence_size" in r for r in results)
     columns = ["model", "steps", "train min", "FID", "KID", "class acc", "images/s",
+               *(["dark/light adherence", "small/large adherence"] if attributes else []),
                *([f"FID at n={args.peer_samples}"] if at_n else []), *(f"FID / acc / img/s at {s} steps" for s in steps)]
     lines = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
     for r in results:
@@ -318,17 +325,20 @@ def table(results: list[dict], args) -> str:
                              f"{r.get(f'images_per_s_steps{s}', float('nan')):.1f}")
             else:
                 sweep.append("-")
+        attr = "".join(f"{r[k]:.3f} | " if k in r else "- | " for k in ("adherence_brightness", "adherence_size")
+                       if attributes)
         peer_n = ""
         if at_n:
             peer_n = (f"{r['fid_peer_n']:.2f} | " if "fid_peer_n" in r
                       else f"{r['fid']:.2f} | " if r.get("n") == args.peer_samples else "- | ")
         row = (f"| {r['label']} | {r['steps']} | {r['train_s'] / 60:.1f} | {r['fid']:.2f} | {r['kid']:.4f} | "
-               f"{acc} | {ips} | {peer_n}" + "".join(f"{c} | " for c in sweep))
+               f"{acc} | {ips} | {attr}{peer_n}" + "".join(f"{c} | " for c in sweep))
         lines.append(row.rstrip())
     r0 = results[0]
     lines += ["", f"References ({int(r0['n_real'])} test images): " +
               ", ".join(f"{k[4:-4]} {v:.2f}" for k, v in r0.items() if k.startswith("ref_") and k.endswith("_fid")) +
-              f"; the evaluator's test accuracy {r0['evaluator_test_acc']:.3f}."]
+              f"; the evaluator's test accuracy {r0['evaluator_test_acc']:.3f}." +
+              (f" Adherence: {args.attribute_samples} samples per class and word, chance 1/3." if attributes else "")]
     for r in results:
         if "peer_commit" in r:
             lines += ["", f"{r['label']}: https://github.com/huggingface/diffusers at {r['peer_commit']}, {PEER_SCRIPT} "
@@ -368,6 +378,8 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0, help="training budget per entry (default 10)")
     ap.add_argument("--eval-samples", type=int, default=5000, help="samples scored per entry (default 5000)")
     ap.add_argument("--speed-images", type=int, default=200, help="images timed for images/s")
+    ap.add_argument("--attribute-samples", type=int, default=20,
+                    help="a prompt-conditioned entry's samples per class and attribute word (default 20)")
     ap.add_argument("--part", choices=list(PARTS), default="peers",
                     help="which part to run (each writes its own section): " +
                          "; ".join(f"{k}: {', '.join(v[0])}{' and the peers' if v[1] else ''}" for k, v in PARTS.items()))
@@ -386,7 +398,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a smoke run; RESULTS.md is left untouched")
     args = ap.parse_args()
     if args.quick:
-        args.minutes, args.eval_samples, args.speed_images = 0.3, 100, 16
+        args.minutes, args.eval_samples, args.speed_images, args.attribute_samples = 0.3, 100, 16, 2
         # its 114M-parameter U-Net takes seconds a step on a CPU: half a minute leaves a few steps
         args.peer_minutes = 0.5 if args.peer_minutes is None else args.peer_minutes
         args.peer_sample_steps = min(args.peer_sample_steps, 2)

@@ -32,12 +32,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import header, seconds_per_step, write_section  # noqa: E402
+from _results import adherence, header, seconds_per_step, write_section  # noqa: E402
 
 import tetragen  # noqa: E402
 from tetragen.api import load_data  # noqa: E402
 from tetragen.config import build_run_config  # noqa: E402
-from tetragen.data.captions import CaptionBuilder, Terciles  # noqa: E402
+from tetragen.data.captions import CaptionBuilder  # noqa: E402
 from tetragen.eval.classifier import load_evaluator  # noqa: E402
 from tetragen.eval.image import evaluate_images, reconstruction_distances  # noqa: E402
 from tetragen.sample.images import write_png  # noqa: E402
@@ -80,24 +80,6 @@ def eval_tokenizer(info: dict, args) -> dict:
     return info
 
 
-def adherence(pipe, args) -> dict:
-    """Share of samples asked for an attribute word whose measured attribute is in that tercile."""
-    record = pipe.assets.captions_record
-    terciles = Terciles.from_json(record["terciles"])
-    builder = CaptionBuilder(pipe.classes)
-    out = {}
-    for attribute, words in (("brightness", ("dark", "light")), ("size", ("small", "large"))):
-        hits = []
-        for tercile, word in zip((0, 2), words):
-            for k in range(pipe.num_classes):
-                prompt = builder.attribute_prompt(k, **{attribute: tercile})
-                images = pipe.sample(args.attribute_samples, prompt=prompt, seed=100 + k)
-                got = terciles.buckets(images, np.full(len(images), k))[attribute]
-                hits.append(float(np.mean(got == tercile)))
-        out[f"adherence_{attribute}"] = float(np.mean(hits))
-    return out
-
-
 def eval_prior(info: dict, args) -> dict:
     pipe = tetragen.load(info["out"])
     data = load_data(pipe.config, pipe.assets)
@@ -106,7 +88,7 @@ def eval_prior(info: dict, args) -> dict:
     t0 = time.perf_counter()
     pipe.sample(200, seed=0)
     info["images_per_s"] = 200 / (time.perf_counter() - t0)
-    info.update(adherence(pipe, args))
+    info.update(adherence(pipe, args.attribute_samples))
     held = CaptionBuilder(pipe.classes, "held-out")
     ev = load_evaluator(data.images)
     n = args.attribute_samples * pipe.num_classes

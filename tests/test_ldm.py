@@ -45,6 +45,7 @@ def test_trains_samples_edits_and_evaluates_in_latents(runs):
     assert {"prompt", "sample", "steer", "edit"} <= pipe.capabilities
     cfg = pipe.config.model
     assert (cfg.latent_channels, cfg.latent_size) == pipe.autoencoder.latent_shape[:2] and cfg.latent_scale > 0
+    assert pipe.assets.captions_record["terciles"]  # where "dark" and "large" were cut in its captions
     images = pipe.sample(5, prompt="a large disc", seed=3, steps=2)
     assert images.shape == (5, 28, 28, 1) and images.dtype == np.uint8
     assert np.array_equal(pipe.sample(1, prompt="a large disc", seeds=[6], steps=2)[0], images[3])  # its own seed

@@ -30,6 +30,11 @@ class LDMAssets:
     autoencoder: Autoencoder
     autoencoder_dir: Path | None = None
 
+    @property
+    def captions_record(self) -> dict | None:
+        """How a text run's captions are made (its prompt assets' record); None for a class-conditioned run."""
+        return getattr(self.inner, "captions_record", None)
+
 
 class LatentGrids:
     """The images' data (GridData, with captions for a text run) whose training batches carry latents: {"x":
