@@ -151,20 +151,20 @@ def train_entry(name: str, entry: dict, args) -> dict:
             pipe.config.model.eval_sweep = ""  # the run's defaults only: the sweep was scored above
         data = load_data(pipe.config, pipe.assets)
         metrics["fid_peer_n"] = pipe.evaluate(data, n=args.peer_samples, seed=0)[0]["fid"]
-    speed = {}
+    measured = {}
     sweep = [int(s) for s in SWEEP.split(",")] if f"model.eval_sweep={SWEEP}" in entry["overrides"] else [None]
     for s in sweep:
         kw = {"steps": s} if s else {}
         pipe.sample(8, seed=0, **kw)  # warm-up
         t1 = time.perf_counter()
         pipe.sample(args.speed_images, seed=1, **kw)
-        speed["images_per_s" + (f"_steps{s}" if s else "")] = args.speed_images / (time.perf_counter() - t1)
+        measured["images_per_s" + (f"_steps{s}" if s else "")] = args.speed_images / (time.perf_counter() - t1)
     if sweep != [None]:
-        speed["images_per_s"] = speed[f"images_per_s_steps{pipe.config.model.sample_steps}"] \
-            if f"images_per_s_steps{pipe.config.model.sample_steps}" in speed else None
+        measured["images_per_s"] = measured[f"images_per_s_steps{pipe.config.model.sample_steps}"] \
+            if f"images_per_s_steps{pipe.config.model.sample_steps}" in measured else None
     if getattr(pipe.assets, "captions_record", None):  # prompt-conditioned: does "a dark ..." give a dark one?
-        speed.update(adherence(pipe, args.attribute_samples))
-    return {"name": name, "label": entry["label"], "steps": steps, "train_s": train_s, **speed,
+        measured.update(adherence(pipe, args.attribute_samples))
+    return {"name": name, "label": entry["label"], "steps": steps, "train_s": train_s, **measured,
             **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
 
 
