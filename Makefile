@@ -59,7 +59,10 @@ music:
 	      fluidsynth fluid-soundfont-gm; } >/dev/null || echo "could not install fluidsynth and fluid-soundfont-gm"; \
 	fi
 
+# The video and token tests make their clips from Fashion-MNIST: fetched here (Debian's dataset-fashion-mnist where
+# this is root with apt, else the product's own fetcher says what it could not do).
 test: $(STAMP) browser sound music
+	$(VENV)/bin/tetragen data fetch fashion-mnist
 	$(PY) -m pytest
 
 test-slow: $(STAMP)

@@ -184,7 +184,9 @@ def griffin_lim(db: torch.Tensor, settings: MelSettings = MelSettings(), n_iter:
     generator = torch.Generator().manual_seed(seed)
     # one phase draw for every row: a row's sound depends on its own picture alone, whatever else is in the batch
     phase = 2 * math.pi * torch.rand(magnitude.shape[1:], generator=generator).to(device)
-    spec = torch.polar(magnitude, phase.expand_as(magnitude))
+    # laid out frame by frame (as torch.stft returns it): istft's inverse FFTs then read contiguous frames, which
+    # makes a row's result the same whatever the batch (on strided frames they differ with the batch's size)
+    spec = torch.polar(magnitude, phase.expand_as(magnitude)).transpose(1, 2).contiguous().transpose(1, 2)
     ratio = torch.ones(magnitude.shape[0], bank.shape[0], magnitude.shape[2], device=device)  # wanted / current
     previous = torch.zeros_like(spec)
 
