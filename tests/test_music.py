@@ -302,6 +302,37 @@ def test_bert_trains_on_music_fills_a_masked_note_and_harmonises_a_melody(tmp_pa
     assert any(line.startswith("harmonised 48 frames of 3 test pieces") for line in lines)
 
 
+def test_bert_on_events_harmonises_a_melody_note_against_note_with_its_durations(tmp_path):
+    from tetragen.modalities.music.midi import midi_bytes_notes
+    source = example(tmp_path / "data")
+    cfg = build_run_config("bert", preset="tiny", overrides=["train.max_steps=4", "train.eval_every=0",
+                                                             "data.tokenizer=events"])
+    cfg.data.source = source
+    Trainer(cfg, load_data(cfg), tmp_path / "bert", progress=False).fit()
+    pipe = tetragen.load(tmp_path / "bert")
+    # a melody of quarters (one a rest) in 3/4: two voices under each note, each as long as its melody note
+    melody = [67, 69, None, 71, 72, 71, 69, 67, 67] * 3
+    score = pipe.harmonise(melody, prompt="toy chorale in g major 3/4", voices=2, seed=0)
+    [notes] = score.notes
+    onsets = sorted({n[1] for n in notes})
+    assert onsets == [4 * k for k, p in enumerate(melody) if p is not None]
+    for on in onsets:
+        chord = sorted(n for n in notes if n[1] == on)
+        assert chord[-1][0] == melody[on // 4] and 2 <= len(chord) <= 3 and all(n[2] == 4 for n in chord)
+    text = score.text[0].split()
+    assert text.count("<bar>") == 9 and all(int(w[1:]) < 12 for w in text if w.startswith("@"))
+    assert pipe.harmonise(melody, prompt="toy chorale in g major 3/4", voices=2, seed=0).notes == score.notes
+    # a MIDI melody keeps its durations: a half note gets voices as long as it is
+    path = tmp_path / "tune.mid"
+    path.write_bytes(midi_bytes_notes([[(72, 0, 8, 80), (71, 8, 4, 80), (72, 12, 4, 80)]], metres=["4/4"]))
+    [made] = pipe.harmonise(path, voices=3, temperature=0).notes
+    assert {(on, dur) for _, on, dur, _ in made} == {(0, 8), (8, 4), (12, 4)} and len(made) > 3
+    # evaluated, it harmonises the test pieces' own top voices and scores its voices against theirs
+    metrics, lines = api.evaluate(tmp_path / "bert", n=4)
+    assert metrics["harmony_pieces"] == 3 and 0.0 <= metrics["harmony_note_acc"] <= 1.0
+    assert any(line.startswith("harmonised") for line in lines)
+
+
 def test_harmony_is_matched_note_for_note_under_the_melody_and_by_pitch_class():
     from tetragen.modalities.music.harmonise import harmony_match
     real = [[48, 55, 64, 72], [50, 53, 62, 71], [60], []]
@@ -360,19 +391,53 @@ def test_a_folder_of_midi_and_musicxml_trains_with_its_sub_folders_as_styles(tmp
     assert list(score.labels) == [1, 1] and all(p.startswith("reels") for p in score.prompts)
 
 
-def test_event_tokens_and_midi_round_trip_notes_with_real_durations():
-    from tetragen.modalities.music.corpus import BACH, read_set
-    from tetragen.modalities.music.midi import canonical, midi_bytes_notes, midi_notes, to_sixteenths
-    pieces = [p for s in read_set(BACH, limit=6).splits.values() for p in s]
-    tok = MusicTokenizer({w for p in pieces for w in words_of(p.prompt)}, tokenization="events")  # "4/4" too
-    assert any(dur % 4 for p in pieces for _, _, dur in p.events())  # eighths and sixteenths, not only quarters
+def test_event_tokens_and_midi_round_trip_notes_with_real_durations_in_bars_of_their_metre():
+    from tetragen.modalities.music.corpus import BACH, IRISH, read_set
+    from tetragen.modalities.music.midi import canonical, midi_bytes_notes, midi_metre, midi_notes, to_sixteenths
+    from tetragen.modalities.music.tokens import bar_steps, metre_word
+    pieces = [p for cs in (BACH, IRISH) for s in read_set(cs, limit=6).splits.values() for p in s]
+    tok = MusicTokenizer({w for p in pieces for w in words_of(p.prompt)}, tokenization="events")
+    assert any(n[2] % 4 for p in pieces for n in p.events())  # eighths and sixteenths, not only quarters
+    metres = {metre_word(p.prompt.split()) for p in pieces}
+    assert {"3/4", "4/4"} <= metres and len({bar_steps(m) for m in metres}) >= 3   # chorales in 3/4, reels in 2/2 ...
     for piece in pieces:
         notes = canonical(piece.events())
         ids = tok.encode_events(notes, piece.prompt)
         prompt, back = tok.decode_events(ids)
         assert back == notes and prompt == piece.prompt and tok.encode(tok.decode(ids)) == ids
-        again, _ = to_sixteenths(midi_notes(midi_bytes_notes([notes]), "x.mid")[0], "x.mid")
-        assert again == notes, piece.name
+        bar = bar_steps(metre_word(prompt.split()))
+        assert max(int(t[1:]) for t in tok.decode(ids).split() if t.startswith("@")) < bar
+        assert tok.decode(ids).split().count("<bar>") == max(n[1] for n in notes) // bar + 1
+        data = midi_bytes_notes([notes], metres=[metre_word(prompt.split())])
+        again, _ = to_sixteenths(midi_notes(data, "x.mid")[0], "x.mid")
+        assert again == notes and midi_metre(data) == metre_word(prompt.split()), piece.name
+    # a chorale's one-beat pickup is the last beat of a whole first bar: its first note is on the bar's last beat
+    bwv = next(p for p in pieces if p.name == "bwv269")            # 3/4, a pickup of one quarter
+    assert bwv.prompt.endswith("3/4") and min(n[1] for n in bwv.events()) == 8
+
+
+def test_velocities_are_kept_as_tokens_where_they_change_and_cost_nothing_where_they_do_not(tmp_path):
+    from tetragen.modalities.music.midi import canonical, midi_bytes_notes, midi_notes, to_sixteenths
+    tok = MusicTokenizer(["4/4"], tokenization="events")
+    quiet = [(60, 0, 4, 80), (64, 4, 4, 80), (67, 8, 8, 80)]
+    assert "v" not in "".join(t[0] for t in tok.decode(tok.encode_events(quiet, "in c major 4/4")).split())
+    played = [(48, 0, 16, 40), (60, 0, 4, 101), (64, 4, 4, 101), (67, 8, 4, 120), (72, 12, 4, 30)]
+    notes = canonical(played)
+    assert [n[3] for n in notes] == [48, 96, 96, 127, 32]               # quantised to the nearest of 16 levels
+    ids = tok.encode_events(notes, "in c major 4/4")
+    assert tok.decode(ids).split()[6:] == ["<bar>", "@0", "v48", "48", "d16", "v96", "60", "d4", "@4", "64", "d4",
+                                           "@8", "v127", "67", "d4", "@12", "v32", "72", "d4", "<end>"]
+    assert tok.decode_events(ids)[1] == notes
+    (tmp_path / "played.mid").write_bytes(midi_bytes_notes([played]))
+    assert to_sixteenths(midi_notes(tmp_path / "played.mid")[0], "x")[0] == notes
+    # a run made before velocities and metres (tokenizer layout 1) still reads its own tokens
+    old = tmp_path / "tokenizer.json"
+    old.write_text(json.dumps({"tetragen_tokenizer": "music-events", "words": ["3/4"], "range": [21, 108]}))
+    back = read_tokenizer(old)
+    assert back.layout == 1 and back.velocities == 0 and back.bar_of(["3/4"]) == 16
+    assert back.decode_events(back.encode_events(played, "in c major 3/4"))[1] == [n[:3] + (80,) for n in notes]
+    tok.save(old)
+    assert read_tokenizer(old).layout == 2 and read_tokenizer(old).tokens == tok.tokens
 
 
 def test_a_gpt_on_events_writes_notes_with_durations_and_is_scored_per_note(tmp_path):
@@ -385,8 +450,19 @@ def test_a_gpt_on_events_writes_notes_with_durations_and_is_scored_per_note(tmp_
     pipe = tetragen.load(tmp_path / "run")
     score = pipe.sample(3, seed=1, prompt="toy chorale", max_frames=8)
     for notes, frames in zip(score.notes, score.pieces):
-        assert notes and all(21 <= p <= 108 and on >= 0 and 1 <= d <= 32 for p, on, d in notes)
-        assert max(on for _, on, _ in notes) < 2 * 16 and frames  # at most ceil(8 / 4) bars
+        assert notes and all(21 <= p <= 108 and on >= 0 and 1 <= d <= 32 and 16 <= v <= 127 for p, on, d, v in notes)
+        assert max(n[1] for n in notes) < 2 * 16 and frames  # at most ceil(8 / 4) bars
+    # a prompt in 3/4 gets bars of three beats: no position past the bar's 12 sixteenths, 8 beats in 3 bars
+    waltz = pipe.sample(3, seed=2, prompt="toy chorale in c major 3/4", max_frames=8)
+    for text, notes in zip(waltz.text, waltz.notes):
+        words = text.split()
+        assert all(int(w[1:]) < 12 for w in words if w.startswith("@")) and words.count("<bar>") <= 3
+        assert max(n[1] for n in notes) < 3 * 12
+    # a primer MIDI keeps its durations and velocities: the pieces begin with its notes
+    from tetragen.modalities.music.midi import midi_bytes_notes
+    primer = midi_bytes_notes([[(60, 0, 4, 100), (62, 4, 2, 100), (64, 6, 2, 60)]], metres=["4/4"])
+    primed = pipe.sample(2, seed=0, prompt="toy chorale", primer=primer, max_frames=4)
+    assert all(n[:3] == [(60, 0, 4, 96), (62, 4, 2, 96), (64, 6, 2, 64)] for n in primed.notes)
     out = tmp_path / "x.mid"
     assert run_cli("sample", str(tmp_path / "run"), "--n", "1", "--seed", "1", "--out", str(out)).returncode == 0
     metrics, lines = api.evaluate(tmp_path / "run", n=4)

@@ -12,7 +12,7 @@ import pytest
 import tetragen
 from tetragen.api import load_data
 from tetragen.config import build_run_config
-from tetragen.modalities.music.midi import read_midi
+from tetragen.modalities.music.midi import midi_metre, read_midi
 from tetragen.modalities.music.show import example
 from tetragen.serve.app import Limits, create_app
 from tetragen.train.trainer import Trainer
@@ -35,7 +35,12 @@ def live(tmp_path_factory):
         cfg = build_run_config("bert", preset="tiny", overrides=["train.max_steps=4", "train.eval_every=0"])
         cfg.data.source = example(root / "data")
         Trainer(cfg, load_data(cfg), root / "bert", progress=False).fit()
-        pipes = {"chorales": tetragen.load(root / "gpt"), "harmony": tetragen.load(root / "bert")}
+        cfg = build_run_config("bert", preset="tiny", overrides=["train.max_steps=2", "train.eval_every=0",
+                                                                 "data.tokenizer=events"])
+        cfg.data.source = example(root / "data")
+        Trainer(cfg, load_data(cfg), root / "bert-events", progress=False).fit()
+        pipes = {"chorales": tetragen.load(root / "gpt"), "harmony": tetragen.load(root / "bert"),
+                 "harmony-events": tetragen.load(root / "bert-events")}
         server = LiveServer(create_app(pipes, api_key=KEY, limits=Limits(max_wait_ms=20))).wait_ready()
         yield server
         server.close()
@@ -94,7 +99,7 @@ def test_the_playground_plays_the_wav_and_draws_the_piano_roll(live, browser, tm
     wait_for(driver, lambda d: by_id(d, "key-form").is_displayed(), "the page did not ask for the API key")
     fill(driver, "api-key", KEY)
     by_id(driver, "key-submit").click()
-    wait_for(driver, lambda d: len(d.find_elements("css selector", ".model")) == 2, "no model list")
+    wait_for(driver, lambda d: len(d.find_elements("css selector", ".model")) == 3, "no model list")
     assert "a style (toy chorale)" in driver.find_element("css selector", '.model[data-model="chorales"]').get_property(
         "textContent")
     driver.find_element("css selector", '.model[data-model="chorales"]').click()
@@ -143,5 +148,13 @@ def test_a_masked_lm_harmonises_a_melody_and_a_causal_one_is_refused(live):
     bad = httpx.post(f"{live.url}/v1/music/harmonisations", headers=HEADERS, timeout=60,
                      json={"model": "harmony", "melody": [60, 300]})
     assert bad.status_code == 400 and "melody[1]" in bad.json()["error"]["message"]
+    # a run in events harmonises too, its MIDI in bars of the prompt's metre with the melody's durations
+    r = httpx.post(f"{live.url}/v1/music/harmonisations", headers=HEADERS, timeout=120,
+                   json={"model": "harmony-events", "melody": melody, "prompt": "toy chorale 3/4", "seed": 2,
+                         "audio": False})
+    assert r.status_code == 200, r.text
+    [piece] = r.json()["data"]
+    assert [f[-1] if f else None for f in piece["frames"]] == melody and "<bar> @0" in piece["tokens"]
+    assert midi_metre(base64.b64decode(piece["midi"])) == "3/4"
     card = next(m for m in httpx.get(f"{live.url}/v1/models", headers=HEADERS).json()["data"] if m["id"] == "harmony")
     assert card["makes"] == "music" and "/v1/music/harmonisations" in card["routes"] and card["harmonises"]

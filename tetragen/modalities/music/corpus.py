@@ -34,7 +34,7 @@ from .pieces import Collection, Piece, collection_from_json, collection_to_json,
 
 SPLIT_SEED = 0
 FRACTIONS = (0.8, 0.1, 0.1)
-CACHE_VERSION = 3            # of what a cached set holds (3: prompts name the metre)
+CACHE_VERSION = 4            # of what a cached set holds (3: prompts name the metre; 4: notes carry velocity, pickups)
 MUSIC21 = "music21's corpus (installed with tetragen), read on this machine"
 
 Source = tuple[str, Callable[[], object]]       # a piece's name, and how to parse it into a music21 score

@@ -148,7 +148,7 @@ def read_folder(root: Path, val_fraction: float) -> Collection:
     if not files:
         raise UserError(f"--data {root}: no .mid or .musicxml files in the folder")
     captions_at = caption_file(root)
-    h = hashlib.sha256(f"v4|{val_fraction}".encode())
+    h = hashlib.sha256(f"v5|{val_fraction}".encode())
     for f in files + ([captions_at] if captions_at else []):
         st = f.stat()
         h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())

@@ -6,11 +6,13 @@ and `harmonise`: given a melody (the soprano), the voices under it, filled one n
     score.pieces[0]      # each frame: three notes under its melody note, ascending
 
 Coconet (Huang et al. 2017, https://arxiv.org/abs/1903.07227) fills a score's missing voices from a model of any
-subset given the rest. Here the frame tokenization stands in for its piano roll: every frame is written as `voices`
-[MASK]s under its melody note and `|`, and the masked LM fills the most confident [MASK] of all (among the pitches
-that keep its frame ascending and under the melody), then reads the score again, until none is left. A voice that
-has no room left (the notes around it are a semitone apart) is dropped from its frame. A melody longer than the
-model's context is harmonised in pieces, each read after as many finished frames as fit in half the context.
+subset given the rest. Here the tokens stand in for its piano roll. In the frame tokenization every frame is
+written as `voices` [MASK]s under its melody note and `|`; in the event tokenization every melody note, at its
+position in its bar, gets `voices` [MASK]s under it, each with the melody note's duration (note against note). The
+masked LM fills the most confident [MASK] of all (among the pitches that keep the chord ascending and under the
+melody), then reads the score again, until none is left. A voice that has no room left (the notes around it are a
+semitone apart) is dropped from its chord. A melody longer than the model's context is harmonised in pieces (of
+frames, or of bars), each read after as many finished ones as fit in half the context.
 """
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ import torch
 
 from ...errors import UserError
 from ...pipeline import FillsMasks
+from .midi import notes_frames, read_file, read_midi, read_piece
 from .pipeline import Score, adapt_causal
-from .tokens import HIGH, LOW, MusicTokenizer
+from .tokens import HIGH, LOW, VELOCITY, MusicTokenizer, words_of
 
 MASK, CLS = "[MASK]", "[CLS]"
 MAX_MELODY = 1024            # frames of a melody at most
@@ -42,7 +45,7 @@ class MusicMaskedLM:
         the test pieces' own melodies come to the pieces' voices (`harmony_scores`)."""
         m, lines = self.inner.evaluate(data, **kwargs)
         specials = self.config.model.special_ids
-        if self.tokenizer.tokenization == "frames" and MASK in specials and CLS in specials:
+        if MASK in specials and CLS in specials:
             h = harmony_scores(self, data.split("test"))
             if h:
                 m.update(h)
@@ -58,13 +61,10 @@ class MusicMaskedLM:
     def melody_of(self, melody) -> list[int | None]:
         """A melody as one pitch (or None, a rest) per quarter-note frame: a list of pitches, or a MIDI / MusicXML
         file (its path or bytes), whose highest note in each frame is taken."""
-        from .midi import read_file, read_midi
         if isinstance(melody, (bytes, bytearray)):
             melody = [max(f) if f else None for f in read_midi(bytes(melody), "melody")[0]]
         elif isinstance(melody, (str, Path)):
-            if not Path(melody).is_file():
-                raise UserError(f"melody {melody}: no such file; give a .mid or .musicxml file, or a list of pitches")
-            melody = [max(f) if f else None for f in read_file(Path(melody))[0]]
+            melody = [max(f) if f else None for f in read_file(_melody_file(melody))[0]]
         out = []
         for k, p in enumerate(melody):
             if p is not None and (isinstance(p, bool) or not isinstance(p, (int, np.integer)) or
@@ -77,60 +77,103 @@ class MusicMaskedLM:
             raise UserError(f"melody: {len(out)} frames; at most {MAX_MELODY} are harmonised at once")
         return out
 
+    def melody_notes(self, melody) -> list[tuple[int, int, int]]:
+        """A melody as notes (pitch, onset, duration in sixteenths): a list of pitches (None, a rest) is one quarter
+        note each; a MIDI / MusicXML file (its path or bytes) or a list of notes (pitch, onset, duration) keeps its
+        durations, its highest note at each onset taken (cut where the next one starts)."""
+        if isinstance(melody, (bytes, bytearray)):
+            from .midi import midi_notes, to_sixteenths
+            notes = to_sixteenths(midi_notes(bytes(melody), "melody")[0], "melody")[0]
+        elif isinstance(melody, (str, Path)):
+            notes = read_piece(_melody_file(melody))[1]
+        elif len(melody) and all(isinstance(n, (tuple, list)) for n in melody):
+            notes = melody
+        else:
+            return [(p, 4 * k, 4) for k, p in enumerate(self.melody_of(melody)) if p is not None]
+        out = skyline(notes)
+        self.melody_of([p for p, _, _ in out])          # the checks of pitch and length
+        return [n for n in out if n[1] < 4 * MAX_MELODY]
+
     @torch.no_grad()
     def harmonise(self, melody, *, prompt: str = "", voices: int = 3, seed: int | None = 0,
                   temperature: float = 1.0) -> Score:
-        """`voices` notes under each melody note (a list of pitches per frame, None for a rest, or a MIDI /
-        MusicXML file); `temperature` 0 takes the likeliest note each time, else notes are drawn from `seed`."""
+        """`voices` notes under each melody note (a list of pitches, one per quarter note, None for a rest, or a
+        MIDI / MusicXML file); `temperature` 0 takes the likeliest note each time, else notes are drawn from
+        `seed`."""
         tok: MusicTokenizer = self.tokenizer
         specials = self.config.model.special_ids
-        if tok.tokenization != "frames":
-            raise UserError(f"a run on music in {tok.tokenization} harmonises no melody: its notes have no frames to "
-                            f"fill; train it with data.tokenizer=frames")
         if MASK not in specials or CLS not in specials:
             raise UserError(f"a {self.config.family} run has no {MASK} to fill; harmonising needs a masked LM")
         if not 1 <= voices <= 5:
             raise UserError(f"voices: {voices}; harmonise with 1 to 5 voices under the melody")
         if not temperature >= 0:
             raise UserError(f"temperature: {temperature} must be >= 0 (0: the likeliest notes)")
-        tunes = self.melody_of(melody)
-        block = int(self.config.model.block_size)
         head = [specials[CLS], *tok.prompt_ids(prompt)]
-        per_frame = voices + 2
-        if len(head) + per_frame > block:
-            raise UserError(f"prompt {prompt!r}: too long to harmonise even one frame in the model's context of "
-                            f"{block} tokens")
+        if tok.tokenization == "frames":
+            units: list = self.melody_of(melody)           # a pitch (or None) per frame
+        else:                                              # (bar, position, pitch, duration) per melody note
+            bar = tok.bar_of(words_of(prompt))
+            units = [(on // bar, on % bar, p, dur) for p, on, dur in self.melody_notes(melody)]
+        block = int(self.config.model.block_size)
+        cost = [len(self._tokens(u, units[i - 1] if i else None, self._masked(u, voices))) for i, u in enumerate(units)]
+        if len(head) + max(cost) > block:
+            raise UserError(f"prompt {prompt!r}: too long to harmonise even one melody note in the model's context "
+                            f"of {block} tokens")
         generator = torch.Generator().manual_seed(int(seed if seed is not None else torch.seed() >> 2))
         device = next(self.model.parameters()).device
-        done: list[list[int]] = []
-        while len(done) < len(tunes):
-            context = []  # finished frames, as many of the last as fit in half the context
-            for frame in reversed(done):
-                ids = tok.frame_ids([frame])
+        done: list[list[int]] = []                         # each unit's chord, from the lowest note to the melody's
+        while len(done) < len(units):
+            j, context = len(done), []  # finished units before j, as many of the last as fit in half the context
+            for i in range(j - 1, -1, -1):
+                ids = self._tokens(units[i], units[i - 1] if i else None, done[i])
                 if len(head) + len(context) + len(ids) > block // 2:
                     break
                 context = ids + context
-            room = (block - len(head) - len(context)) // per_frame
-            chunk = tunes[len(done):len(done) + max(1, room)]
-            done += self._fill(head + context, chunk, voices, temperature, generator, device)
-        ids = [*tok.prompt_ids(prompt), *tok.frame_ids(done), tok.end]
-        return Score([done], [tok.decode_piece(ids)[0]], [ids], [tok.decode(ids)])
+            room, end = block - len(head) - len(context), j
+            while end < len(units) and (end == j or room >= cost[end]):
+                room -= cost[end]
+                end += 1
+            done += self._fill(head + context, units[j:end], units[j - 1] if j else None, voices, temperature,
+                               generator, device)
+        if tok.tokenization == "frames":
+            ids = [*tok.prompt_ids(prompt), *tok.frame_ids(done), tok.end]
+            return Score([done], [tok.decode_piece(ids)[0]], [ids], [tok.decode(ids)])
+        notes = [(p, b * bar + pos, dur, VELOCITY) for (b, pos, _, dur), chord in zip(units, done) for p in chord]
+        ids = tok.encode_events(notes, prompt)
+        return Score([notes_frames(notes)], [tok.decode_events(ids)[0]], [ids], [tok.decode(ids)], notes=[notes])
 
-    def _fill(self, head: list[int], chunk: list[int | None], voices: int, temperature: float,
+    def _top(self, unit) -> int | None:
+        return unit if self.tokenizer.tokenization == "frames" else unit[2]
+
+    def _masked(self, unit, voices: int) -> list:
+        top = self._top(unit)
+        return [] if top is None else [None] * voices + [top]
+
+    def _tokens(self, unit, prev, chord: list) -> list[int]:
+        """A frame (its melody pitch) or a melody note ((bar, position, pitch, duration)) as tokens, `chord` the
+        notes written there from the lowest up (None: a [MASK]); `prev`, the unit before it (for the bar lines
+        between them)."""
+        tok, mask = self.tokenizer, self.config.model.special_ids[MASK]
+        ids = [mask if p is None else tok.pitch0 + p - LOW for p in chord]
+        if tok.tokenization == "frames":
+            return ids + [tok.frame]
+        bar, pos, _, dur = unit
+        bars = bar - (prev[0] if prev is not None else -1)
+        return [tok.bar] * bars + [tok.pos0 + pos] + [t for i in ids for t in (i, tok.dur0 + dur - 1)]
+
+    def _fill(self, head: list[int], chunk: list, prev, voices: int, temperature: float,
               generator: torch.Generator, device) -> list[list[int]]:
+        """The chords of the units of `chunk` (after `prev`), the voices under their melody notes filled."""
         tok, mask_id = self.tokenizer, self.config.model.special_ids[MASK]
-        x, slots = list(head), []          # slots: (position, frame, voice)
-        for k, top in enumerate(chunk):
-            if top is not None:
-                for v in range(voices):
-                    slots.append((len(x), k, v))
-                    x.append(mask_id)
-                x.append(tok.pitch0 + top - LOW)
-            x.append(tok.frame)
+        x, slots = list(head), []          # slots: (position, unit, voice)
         value: dict[tuple[int, int], int | None] = {}
-        for k, top in enumerate(chunk):
-            if top is not None:
-                value[(k, voices)] = top
+        for k, unit in enumerate(chunk):
+            ids = self._tokens(unit, prev if k == 0 else chunk[k - 1], self._masked(unit, voices))
+            masks = [i for i, t in enumerate(ids) if t == mask_id]
+            slots += [(len(x) + i, k, v) for v, i in enumerate(masks)]
+            if masks:
+                value[(k, voices)] = self._top(unit)
+            x += ids
         left = list(slots)
         ids = torch.tensor([x], device=device)
         while left:
@@ -160,11 +203,8 @@ class MusicMaskedLM:
                                              generator=generator))
             value[(k, v)] = lo + pick
             ids[0, pos] = tok.pitch0 + lo + pick - LOW
-        frames = []
-        for k, top in enumerate(chunk):
-            notes = [value.get((k, u)) for u in range(voices + 1)] if top is not None else []
-            frames.append(sorted({p for p in notes if p is not None}))
-        return frames
+        return [sorted({p for p in (value.get((k, u)) for u in range(voices + 1)) if p is not None})
+                if (k, voices) in value else [] for k in range(len(chunk))]
 
 
 HARMONISED_PIECES = 8         # test pieces whose melodies `harmony_scores` harmonises
@@ -187,20 +227,24 @@ def harmony_match(real: list[list[int]], made: list[list[int]]) -> tuple[float, 
 
 
 def harmony_scores(pipe: MusicMaskedLM, pieces) -> dict:
-    """The first HARMONISED_FRAMES frames of up to HARMONISED_PIECES test pieces: each piece's top voice
+    """The first HARMONISED_FRAMES quarter notes of up to HARMONISED_PIECES test pieces: each piece's top voice
     harmonised with the likeliest notes under its own prompt, with as many voices under it as the piece has most
-    often (1 to 5), against the piece's own notes (`harmony_match`), and the in-key share of what was written."""
+    often (1 to 5), against the piece's own notes frame by frame (`harmony_match`), and the in-key share of what
+    was written. A run in events is given the top voice with its durations (the piece's notes from the bar line
+    before its first) and compared on the quarter-note frames of those notes."""
     from . import stats
+    events = pipe.tokenizer.tokenization == "events"
     same = same_pc = total = frames = 0
     made, used = [], 0
     for piece in pieces[:HARMONISED_PIECES]:
-        real = [list(f) for f in piece.frames[:HARMONISED_FRAMES]]
+        notes = [n for n in piece.events() if n[1] < 4 * HARMONISED_FRAMES] if events else None
+        real = [list(f) for f in (notes_frames(notes) if events else piece.frames)[:HARMONISED_FRAMES]]
         counts = [len(f) for f in real if f]
         if not counts or max(counts) < 2:
             continue
         voices = int(np.clip(np.bincount(counts).argmax() - 1, 1, 5))
-        score = pipe.harmonise([max(f) if f else None for f in real], prompt=piece.prompt, voices=voices,
-                               temperature=0)
+        melody = skyline(notes) if events else [max(f) if f else None for f in real]
+        score = pipe.harmonise(melody, prompt=piece.prompt, voices=voices, temperature=0)
         a, b, n = harmony_match(real, score.pieces[0])
         same, same_pc, total = same + a * n, same_pc + b * n, total + n
         frames += len(real)
@@ -210,6 +254,23 @@ def harmony_scores(pipe: MusicMaskedLM, pieces) -> dict:
         return {}
     return {"harmony_note_acc": same / total, "harmony_pc_acc": same_pc / total,
             "harmony_in_key": stats.in_key_share(made), "harmony_pieces": float(used), "harmony_frames": float(frames)}
+
+
+def _melody_file(melody) -> Path:
+    if not Path(melody).is_file():
+        raise UserError(f"melody {melody}: no such file; give a .mid or .musicxml file, or a list of pitches")
+    return Path(melody)
+
+
+def skyline(notes) -> list[tuple[int, int, int]]:
+    """The top voice of notes (pitch, onset, duration[, ...]): the highest note at each onset, cut where the next
+    one starts."""
+    top: dict[int, tuple[int, int]] = {}
+    for p, on, dur, *_ in notes:
+        if p > top.get(on, (0, 0))[0]:
+            top[on] = (p, dur)
+    onsets = sorted(top)
+    return [(top[on][0], on, min(top[on][1], nxt - on)) for on, nxt in zip(onsets, onsets[1:] + [1 << 30])]
 
 
 def _room(value: dict, k: int, v: int, voices: int) -> tuple[int, int]:

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Sequence
 
 from ...errors import UserError
-from .tokens import HIGH, LOW
+from .tokens import HIGH, LOW, MAX_DURATION, VELOCITY, bar_steps, quantise_velocity
 
 TICKS = 480                  # ticks per quarter note of the files written
 BPM = 100
-VELOCITY = 80
 PROGRAM = 0                  # General MIDI acoustic grand piano
 DRUMS = 9                    # the General MIDI percussion channel (channel 10 counted from 1)
 MAX_FRAMES = 4096            # frames read from one file (about 41 minutes at 100 quarter notes a minute)
@@ -65,8 +64,9 @@ def midi_bytes(pieces: Sequence[Sequence[Sequence[int]]], **kwargs) -> bytes:
     return buf.getvalue()
 
 
-def notes_to_frames(notes: list[tuple[int, float, float]], end: float, where: str) -> tuple[list[list[int]], list[str]]:
-    """Notes (pitch, onset, offset) in quarter notes -> (frames, notices). `end`: where the piece ends."""
+def notes_to_frames(notes: list[tuple], end: float, where: str) -> tuple[list[list[int]], list[str]]:
+    """Notes (pitch, onset, offset[, velocity]) in quarter notes -> (frames, notices). `end`: where the piece
+    ends."""
     notices = []
     outside = [n for n in notes if not LOW <= n[0] <= HIGH]
     if outside:
@@ -74,13 +74,13 @@ def notes_to_frames(notes: list[tuple[int, float, float]], end: float, where: st
         notes = [n for n in notes if LOW <= n[0] <= HIGH]
     if not notes:
         raise UserError(f"{where}: no notes{' on the piano' if outside else ''}; give a score with notes in it")
-    n_frames = max(math.ceil(end - 1e-9), math.floor(max(on for _, on, _ in notes)) + 1)
+    n_frames = max(math.ceil(end - 1e-9), math.floor(max(n[1] for n in notes)) + 1)
     if n_frames > MAX_FRAMES:
         notices.append(f"{where}: {n_frames} quarter-note frames; only the first {MAX_FRAMES} are read")
         n_frames = MAX_FRAMES
         notes = [n for n in notes if n[1] < MAX_FRAMES]
     frames: list[set[int]] = [set() for _ in range(n_frames)]
-    for pitch, on, off in notes:
+    for pitch, on, off, *_ in notes:
         first = math.floor(on)
         if first < n_frames:
             frames[first].add(pitch)                          # it starts in this frame
@@ -92,9 +92,9 @@ def notes_to_frames(notes: list[tuple[int, float, float]], end: float, where: st
     return [sorted(f) for f in frames], notices
 
 
-def midi_notes(source, where: str = "") -> tuple[list[tuple[int, float, float]], float, list[str]]:
-    """A Standard MIDI File (a path or bytes) -> (its notes (pitch, onset, offset) in quarter notes, where it
-    ends, notices)."""
+def midi_notes(source, where: str = "") -> tuple[list[tuple[int, float, float, int]], float, list[str]]:
+    """A Standard MIDI File (a path or bytes) -> (its notes (pitch, onset, offset in quarter notes, velocity),
+    where it ends, notices)."""
     import mido
     where = where or str(source)
     try:
@@ -118,10 +118,12 @@ def midi_notes(source, where: str = "") -> tuple[list[tuple[int, float, float]],
                 continue
             key = (msg.channel, msg.note)
             if msg.type == "note_on" and msg.velocity > 0:
-                open_notes.setdefault(key, []).append(tick)
+                open_notes.setdefault(key, []).append((tick, msg.velocity))
             elif open_notes.get(key):
-                notes.append((msg.note, open_notes[key].pop(0) / mid.ticks_per_beat, tick / mid.ticks_per_beat))
-    notes += [(k[1], t / mid.ticks_per_beat, end / mid.ticks_per_beat) for k, ts in open_notes.items() for t in ts]
+                on, vel = open_notes[key].pop(0)
+                notes.append((msg.note, on / mid.ticks_per_beat, tick / mid.ticks_per_beat, vel))
+    notes += [(k[1], t / mid.ticks_per_beat, end / mid.ticks_per_beat, vel) for k, ts in open_notes.items()
+              for t, vel in ts]
     if tempos > 1:
         notices.append(f"{where}: {tempos} tempo changes; frames follow the beat, so they are ignored")
     if len(mid.tracks) > 1:
@@ -151,8 +153,9 @@ def read_score(path: Path) -> tuple[list[list[int]], list[str]]:
     return stream_frames(_parse_score(path), str(path))
 
 
-def stream_notes(score, where: str) -> tuple[list[tuple[int, float, float]], float, list[str]]:
-    """A music21 score, its repeats expanded where they can be -> (notes in quarter notes, its end, notices)."""
+def stream_notes(score, where: str) -> tuple[list[tuple[int, float, float, int]], float, list[str]]:
+    """A music21 score, its repeats expanded where they can be -> (notes (pitch, onset, offset in quarter notes,
+    velocity where the score gives one, else VELOCITY), its end, notices)."""
     notices = []
     try:
         score = score.expandRepeats()
@@ -165,8 +168,9 @@ def stream_notes(score, where: str) -> tuple[list[tuple[int, float, float]], flo
             continue
         on = float(n.offset)
         off = on + float(n.quarterLength)
+        vel = n.volume.velocity if n.hasVolumeInformation() else None
         for p in n.pitches:
-            notes.append((int(p.midi), on, off))
+            notes.append((int(p.midi), on, off, int(vel) if vel else VELOCITY))
     return notes, float(flat.highestTime), notices
 
 
@@ -177,6 +181,17 @@ def stream_metre(score) -> str:
     except Exception:  # a malformed score: no metre rather than no piece
         return ""
     return f"{ts.numerator}/{ts.denominator}" if ts is not None else ""
+
+
+def stream_pickup(score) -> float:
+    """How much of its first bar a score leaves out before its first note (a pickup, an anacrusis), in quarter
+    notes; 0 where it begins on a bar line."""
+    try:
+        parts = score.parts if score.parts else [score]
+        first = next(iter(parts[0].recurse().getElementsByClass("Measure")), None)
+        return float(first.paddingLeft or 0) if first is not None else 0.0
+    except Exception:  # a malformed score: read from its first note
+        return 0.0
 
 
 def midi_metre(source) -> str:
@@ -209,38 +224,42 @@ def read_file(path: Path) -> tuple[list[list[int]], list[str]]:
 # ----------------------------------------------------------------------------------------------------------------
 # notes with real durations, on a grid of sixteenths (the event tokenization)
 
-Note = tuple[int, int, int]          # pitch, onset, duration: in sixteenth notes
+Note = tuple[int, int, int, int]     # pitch, onset, duration (in sixteenth notes), velocity
 
 
 def canonical(notes) -> list[Note]:
-    """Notes sorted by onset and pitch, one per pitch and onset, durations 1..MAX_DURATION and cut where the same
-    pitch starts again (a file cannot hold two of one pitch at once)."""
-    from .tokens import MAX_DURATION
-    best: dict[tuple[int, int], int] = {}
-    for p, on, dur in notes:
-        key = (int(on), int(p))
-        best[key] = max(best.get(key, 0), max(1, min(int(dur), MAX_DURATION)))
+    """Notes (pitch, onset, duration[, velocity]) sorted by onset and pitch, one per pitch and onset, durations
+    1..MAX_DURATION and cut where the same pitch starts again (a file cannot hold two of one pitch at once),
+    velocities quantised (VELOCITY where none is given)."""
+    best: dict[tuple[int, int], tuple[int, int]] = {}
+    for n in notes:
+        key, dur = (int(n[1]), int(n[0])), max(1, min(int(n[2]), MAX_DURATION))
+        vel = quantise_velocity(n[3]) if len(n) > 3 else VELOCITY
+        if dur > best.get(key, (0, 0))[0]:
+            best[key] = (dur, vel)
     out, next_on = [], {}
     for (on, p) in sorted(best, reverse=True):
-        dur = best[(on, p)]
+        dur, vel = best[(on, p)]
         if p in next_on:
             dur = min(dur, next_on[p] - on)
         next_on[p] = on
-        out.append((p, on, dur))
+        out.append((p, on, dur, vel))
     return sorted(out, key=lambda n: (n[1], n[0]))
 
 
-def to_sixteenths(notes: list[tuple[int, float, float]], where: str) -> tuple[list[Note], list[str]]:
-    """Notes in quarter notes -> canonical notes on the sixteenth grid, with notices (pitches off the piano dropped,
-    a file longer than MAX_FRAMES quarter notes cut there); no notes is one line."""
+def to_sixteenths(notes: list[tuple], where: str, shift: int = 0) -> tuple[list[Note], list[str]]:
+    """Notes (pitch, onset, offset in quarter notes[, velocity]) -> canonical notes on the sixteenth grid, `shift`
+    sixteenths later, with notices (pitches off the piano dropped, a file longer than MAX_FRAMES quarter notes cut
+    there); no notes is one line."""
     notices = []
     outside = [n for n in notes if not LOW <= n[0] <= HIGH]
     if outside:
         notices.append(f"{where}: {len(outside)} notes outside the piano's range {LOW}..{HIGH} dropped")
-    out = [(p, round(on * 4), max(1, round((off - on) * 4))) for p, on, off in notes if LOW <= p <= HIGH]
+    out = [(n[0], shift + round(n[1] * 4), max(1, round((n[2] - n[1]) * 4)), *n[3:4]) for n in notes
+           if LOW <= n[0] <= HIGH]
     if not out:
         raise UserError(f"{where}: no notes{' on the piano' if outside else ''}; give a score with notes in it")
-    if max(on for _, on, _ in out) >= 4 * MAX_FRAMES:
+    if max(n[1] for n in out) >= 4 * MAX_FRAMES:
         notices.append(f"{where}: longer than {MAX_FRAMES} quarter notes; only its start is read")
         out = [n for n in out if n[1] < 4 * MAX_FRAMES]
     return canonical(out), notices
@@ -250,7 +269,8 @@ def score_piece(score, where: str) -> tuple[list[list[int]], list[Note], str, li
     """A music21 score, read once: (its quarter-note frames, its notes on the sixteenth grid, its metre as a prompt
     word, notices)."""
     notes, end, notices = stream_notes(score, where)
-    return _piece(notes, end, notices, stream_metre(score), where)
+    metre = stream_metre(score)
+    return _piece(notes, end, notices, metre, where, _pickup_shift(stream_pickup(score), metre))
 
 
 def read_piece(path: Path) -> tuple[list[list[int]], list[Note], str, list[str]]:
@@ -262,9 +282,18 @@ def read_piece(path: Path) -> tuple[list[list[int]], list[Note], str, list[str]]
     return _piece(notes, end, notices, midi_metre(path), str(path))
 
 
-def _piece(notes, end: float, notices: list[str], metre: str, where: str):
+def _pickup_shift(padding: float, metre: str) -> int:
+    """Sixteenths of rest that put a pickup at the end of a whole first bar (0 where none, or where the pickup
+    does not fit the bar the metre makes)."""
+    shift = padding * 4
+    return int(shift) if shift == int(shift) and 0 < shift < bar_steps(metre) else 0
+
+
+def _piece(notes, end: float, notices: list[str], metre: str, where: str, shift: int = 0):
+    """Frames as the piece is written; its notes on the sixteenth grid from the bar line before its first note
+    (`shift`: the rest before a pickup)."""
     frames, more = notes_to_frames(notes, end, where)
-    sixteenths, _ = to_sixteenths(notes, where)
+    sixteenths, _ = to_sixteenths(notes, where, shift)
     return frames, sixteenths, metre, notices + more
 
 
@@ -284,23 +313,30 @@ def notes_frames(notes: list[Note]) -> list[list[int]]:
     """Notes on the sixteenth grid -> quarter-note frames (for piano rolls and statistics)."""
     if not notes:
         return []
-    end = max(on + dur for _, on, dur in notes) / 4
-    frames, _ = notes_to_frames([(p, on / 4, (on + dur) / 4) for p, on, dur in notes], end, "notes")
+    end = max(n[1] + n[2] for n in notes) / 4
+    frames, _ = notes_to_frames([(n[0], n[1] / 4, (n[1] + n[2]) / 4) for n in notes], end, "notes")
     return frames
 
 
-def midi_file_notes(pieces: Sequence[Sequence[Note]], *, gap: int = 1, bpm: int = BPM):
-    """A mido MidiFile of pieces of notes, one after another with `gap` silent bars between them."""
+def midi_file_notes(pieces: Sequence[Sequence[Note]], *, metres: Sequence[str] = (), gap: int = 1,
+                    bpm: int = BPM):
+    """A mido MidiFile of pieces of notes, one after another with `gap` silent bars between them; `metres[i]`
+    ("3/4"): piece i's time signature, written where it starts (none where "" or not given)."""
     import mido
     events, start = [], 0
     step = TICKS // 4
-    for n, notes in enumerate(pieces):
-        for p, on, dur in canonical(notes):
-            events.append(((start + on) * step, 1, mido.Message("note_on", note=p, velocity=VELOCITY)))
+    for k, notes in enumerate(pieces):
+        metre = metres[k] if k < len(metres) else ""
+        if metre:
+            num, den = metre.split("/")
+            events.append((start * step, -1, mido.MetaMessage("time_signature", numerator=int(num),
+                                                              denominator=int(den))))
+        for p, on, dur, vel in canonical(notes):
+            events.append(((start + on) * step, 1, mido.Message("note_on", note=p, velocity=vel)))
             events.append(((start + on + dur) * step, 0, mido.Message("note_off", note=p, velocity=0)))
-        length = max((on + dur for _, on, dur in notes), default=0)
-        start += -(-length // 16) * 16 + (16 * gap if n < len(pieces) - 1 else 0)
-    events.sort(key=lambda e: (e[0], e[1], e[2].note))
+        length, bar = max((n[1] + n[2] for n in notes), default=0), bar_steps(metre)
+        start += -(-length // bar) * bar + (bar * gap if k < len(pieces) - 1 else 0)
+    events.sort(key=lambda e: (e[0], e[1], getattr(e[2], "note", 0)))
     track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0),
                             mido.Message("program_change", program=PROGRAM, time=0)])
     last = 0

@@ -26,14 +26,14 @@ from ...files import read_json
 from ...sample.tokens import BatchedDecoding, SamplingParams, next_tokens
 from . import stats
 from .styles import style_scores
-from .midi import frames_to_notes, notes_frames
+from .midi import frames_to_notes, midi_notes, notes_frames, read_file, read_midi, read_piece, to_sixteenths
 from .tokens import HIGH, LOW, MAX_DURATION, STEPS, MusicTokenizer, words_of
 
 MUSIC_FILE = "music.json"           # a music run's styles, beside its tokenizer.json
 MAX_FRAMES = 64                     # frames a draw writes at most, unless asked
 MAX_PROMPT_WORDS = 12               # words the model may add to a prompt before it must start the music
 MAX_NOTES = 12                      # pitches in one frame at most
-STATS_PIECES = 32                   # pieces drawn for the statistics of `evaluate`
+STATS_PIECES = 128                  # pieces drawn for the statistics of `evaluate` at most
 
 
 class FrameGrammar:
@@ -85,23 +85,31 @@ class FrameGrammar:
 
 class EventGrammar(FrameGrammar):
     """What may come next in the event tokenization: after `<music>` a bar; in a bar, positions later than the last
-    one; after a position a pitch, after a pitch its duration, after a duration a higher pitch at the same position,
-    a later position, a new bar or `<end>` (after at least one note). At most ceil(max_frames / 4) new bars."""
+    one and inside the bar (as long as the prompt's metre makes it); after a position a pitch or a velocity, after a
+    velocity a pitch, after a pitch its duration, after a duration a higher pitch (or a velocity) at the same
+    position, a later position, a new bar or `<end>` (after at least one note). At most as many new bars as
+    `max_frames` quarter notes fill."""
 
     def __init__(self, tok: MusicTokenizer, vocab: int, ids: list[int], max_frames: int):
         self.bars, self.pos, self.pitch, self.here, self.count = 0, -1, None, 0, 0
+        self.head, self.bar, self.quarters = [], STEPS, max_frames
         super().__init__(tok, vocab, ids, -(-max_frames // 4))
 
     def feed(self, t: int, replay: bool = False) -> None:
         tok = self.tok
-        if self.in_music and t == tok.bar:
+        if not self.in_music and t == tok.music:
+            self.bar = tok.bar_of_ids(self.head)
+            self.max_frames = -(-4 * self.quarters // self.bar)      # bars
+        elif not self.in_music:
+            self.head.append(t)
+        elif t == tok.bar:
             self.bars += 0 if replay else 1
             self.pos, self.pitch, self.here = -1, None, 0
-        elif self.in_music and tok.is_position(t):
+        elif tok.is_position(t):
             self.pos, self.pitch, self.here = t - tok.pos0, None, 0
-        elif self.in_music and tok.is_pitch(t):
+        elif tok.is_pitch(t):
             self.pitch = t
-        elif self.in_music and tok.is_duration(t):
+        elif tok.is_duration(t):
             self.here += 1
             self.count += 0 if replay else 1
         super().feed(t, replay)
@@ -111,17 +119,22 @@ class EventGrammar(FrameGrammar):
         if not self.in_music:
             return super().allowed()
         allowed = torch.zeros(self.vocab, dtype=torch.bool)
-        last = self.last
-        if tok.is_position(last):
-            allowed[tok.pitch0:tok.pitch0 + HIGH - LOW + 1] = True
+        last, pitches = self.last, slice(tok.pitch0, tok.pitch0 + HIGH - LOW + 1)
+        above = slice(self.pitch + 1 if self.pitch is not None else tok.pitch0, pitches.stop)
+        if tok.is_position(last) or tok.is_velocity(last):
+            allowed[above if tok.is_velocity(last) else pitches] = True
+            if tok.is_position(last) and tok.velocities:
+                allowed[tok.vel0:tok.vel0 + tok.velocities] = True
             return allowed
         if tok.is_pitch(last):
             allowed[tok.dur0:tok.dur0 + MAX_DURATION] = True
             return allowed
-        if tok.is_duration(last) and self.here < MAX_NOTES:
-            allowed[self.pitch + 1:tok.pitch0 + HIGH - LOW + 1] = True
+        if tok.is_duration(last) and self.here < MAX_NOTES and self.pitch is not None:
+            allowed[above] = True
+            if tok.velocities and above.start < above.stop:
+                allowed[tok.vel0:tok.vel0 + tok.velocities] = True
         if last != tok.music:
-            allowed[tok.pos0 + self.pos + 1:tok.pos0 + STEPS] = True
+            allowed[tok.pos0 + self.pos + 1:tok.pos0 + self.bar] = True
             if self.count > 0:
                 allowed[tok.end] = True
         if self.bars < self.max_frames:
@@ -218,28 +231,48 @@ class MusicPipeline:
         return ids, warnings
 
     def primer_ids(self, primer, head: list[int]) -> tuple[list[int], list[str]]:
-        """`<music>` and the frames of `primer` (frames, or a .mid / MusicXML file's path or bytes) that fit after
-        `head` in half the model's context (its last frames; a warning says when it was cut), with warnings."""
-        from .midi import read_file, read_midi
-        warnings: list[str] = []
-        if isinstance(primer, (bytes, bytearray)):
-            frames, warnings = read_midi(bytes(primer), "primer")
-        elif isinstance(primer, (str, Path)):
-            if not Path(primer).is_file():
-                raise UserError(f"primer {primer}: no such file; give a .mid or .musicxml file")
-            frames, warnings = read_file(Path(primer))
+        """`<music>` and the frames (events: the bars) of `primer` (frames, or a .mid / MusicXML file's path or
+        bytes) that fit after `head` in half the model's context (its last ones; a warning says when it was cut),
+        with warnings."""
+        tok, warnings = self.tokenizer, []
+        if isinstance(primer, (str, Path)) and not Path(primer).is_file():
+            raise UserError(f"primer {primer}: no such file; give a .mid or .musicxml file")
+        if tok.tokenization == "frames":
+            if isinstance(primer, (bytes, bytearray)):
+                units, warnings = read_midi(bytes(primer), "primer")
+            elif isinstance(primer, (str, Path)):
+                units, warnings = read_file(Path(primer))
+            else:
+                units = [sorted({int(p) for p in f if LOW <= int(p) <= HIGH}) for f in primer]
+            spell, unit = tok.frame_ids, "frames"
         else:
-            frames = [sorted({int(p) for p in f if LOW <= int(p) <= HIGH}) for f in primer]
-        tok = self.tokenizer
-        spell = tok.frame_ids if tok.tokenization == "frames" else (lambda f: tok.event_ids(frames_to_notes(f)))
+            notes, warnings = self._primer_notes(primer)
+            bar = tok.bar_of_ids(head)
+            units = [[] for _ in range(notes[-1][1] // bar + 1)] if notes else []
+            for n in notes:
+                units[n[1] // bar].append((n[0], n[1] % bar, *n[2:]))
+            spell, unit = (lambda bars: tok.event_ids([(n[0], n[1] + k * bar, *n[2:]) for k, b in enumerate(bars)
+                                                       for n in b], bar)), "bars"
         room = self.context // 2 - len(head) - 1
-        kept = len(frames)
-        while kept and len(spell(frames[len(frames) - kept:])) > room:
+        kept = len(units)
+        while kept and len(spell(units[len(units) - kept:])) > room:
             kept -= 1
-        if kept < len(frames):
-            warnings.append(f"primer: {len(frames)} frames ({len(spell(frames))} tokens) are more than half "
-                            f"the model's context of {self.context}; only its last {kept} frames are read")
-        return [tok.music, *spell(frames[len(frames) - kept:])], warnings
+        if kept < len(units):
+            warnings.append(f"primer: {len(units)} {unit} ({len(spell(units))} tokens) are more than half "
+                            f"the model's context of {self.context}; only its last {kept} {unit} are read")
+        return [tok.music, *spell(units[len(units) - kept:])], warnings
+
+    @staticmethod
+    def _primer_notes(primer) -> tuple[list, list[str]]:
+        """A primer's notes on the sixteenth grid (a file's own durations and velocities; frames' held notes)."""
+        if isinstance(primer, (bytes, bytearray)):
+            notes, _, warnings = midi_notes(bytes(primer), "primer")
+            notes, more = to_sixteenths(notes, "primer")
+            return notes, warnings + more
+        if isinstance(primer, (str, Path)):
+            _, notes, _, warnings = read_piece(Path(primer))
+            return notes, warnings
+        return frames_to_notes([[int(p) for p in f if LOW <= int(p) <= HIGH] for f in primer]), []
 
     def sample(self, n: int | None = None, *, seed: int | None = None, seeds=None, labels=None,
                prompt: str | None = None, prompts=None, temperature: float | None = None, top_k: int | None = None,

@@ -30,6 +30,7 @@ from ...errors import UserError
 from ...serve import schemas as S
 from ...serve.app import APIError, await_job, await_rows, parse, user_error
 from .midi import midi_bytes, midi_bytes_notes
+from .tokens import metre_word, words_of
 from .pipeline import MAX_FRAMES
 from .show import render_wav
 
@@ -66,7 +67,8 @@ class HarmoniseRequest(BaseModel):
 
 
 def _piece(frames, prompt: str, text: str, audio: bool, warnings: list[str], notes=None) -> dict:
-    midi = midi_bytes_notes([notes]) if notes is not None else midi_bytes([frames])
+    midi = midi_bytes_notes([notes], metres=[metre_word(words_of(prompt))]) if notes is not None \
+        else midi_bytes([frames])
     item = {"prompt": prompt, "frames": frames, "tokens": text, "midi": base64.b64encode(midi).decode(), "wav": None}
     if audio:
         try:
@@ -95,7 +97,8 @@ def add_routes(app) -> None:
         except UserError as e:
             raise user_error(e) from None
         warnings: list[str] = []
-        data = [_piece(score.pieces[0], score.prompts[0], score.text[0], body.audio, warnings)]
+        data = [_piece(score.pieces[0], score.prompts[0], score.text[0], body.audio, warnings,
+                       None if score.notes is None else score.notes[0])]
         return {"object": "music.harmonisation", "model": body.model, "seed": seed, "data": data,
                 "warnings": list(dict.fromkeys(warnings))}
 

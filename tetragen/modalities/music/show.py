@@ -23,6 +23,7 @@ import numpy as np
 from ...errors import UserError
 from ...files import replace_atomically, write_text
 from .midi import midi_bytes, midi_bytes_notes
+from .tokens import metre_word, words_of
 
 SEED = 1                     # the seed of every shown piece
 SHOWN_PER_PROMPT = 2
@@ -41,7 +42,9 @@ def score_midi(score, i: int | None = None) -> bytes:
     """A score's pieces (or its piece i) as MIDI: notes with their durations where it has them (events), else its
     frames' held notes."""
     if score.notes is not None:
-        return midi_bytes_notes(score.notes if i is None else [score.notes[i]])
+        metres = [metre_word(words_of(p)) for p in score.prompts]
+        return midi_bytes_notes(score.notes if i is None else [score.notes[i]],
+                                metres=metres if i is None else metres[i:i + 1])
     return midi_bytes(score.pieces if i is None else [score.pieces[i]])
 
 
@@ -68,7 +71,7 @@ def write_json_output(path: Path, score, **_) -> None:
     their durations where it has them)."""
     doc = {"pieces": [{"prompt": p, "frames": f, "tokens": t}
                       for p, f, t in zip(score.prompts, score.pieces, score.text)]}
-    if score.notes is not None:  # with real durations: (pitch, onset, duration) in sixteenths
+    if score.notes is not None:  # with real durations: (pitch, onset, duration in sixteenths, velocity)
         for piece, notes in zip(doc["pieces"], score.notes):
             piece["notes"] = [list(n) for n in notes]
     write_text(Path(path), json.dumps(doc))

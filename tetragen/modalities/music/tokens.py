@@ -14,12 +14,16 @@ reading it for free would leak them), which makes the figure an upper bound of t
 piece's length, which the piano roll is given) is not scored.
 
 The event tokenization (`data.tokenizer=events`, REMI-like: Huang & Yang 2020, https://arxiv.org/abs/2002.00212)
-writes notes with real durations on a grid of 16th notes, bars of 4/4:
+writes notes with real durations on a grid of 16th notes, in bars of the metre the prompt names (4/4 where it names
+none):
 
-    <bos> reels in d major <music> <bar> @0 50 d4 62 d2 @2 64 d2 <bar> @0 ... <end>
+    <bos> irish tune in d major 6/8 <music> <bar> @0 50 d4 62 d2 @2 v96 64 d2 <bar> @0 ... <end>
 
 `<bar>` opens each bar, `@k` a position (k sixteenths into the bar), then each note starting there, ascending, as
-its pitch and its duration `dN` (N sixteenths, 1 to 32; longer notes are cut to 32).
+its pitch and its duration `dN` (N sixteenths, 1 to 32; longer notes are cut to 32). A velocity token `vN` comes
+before a note whose velocity (quantised to 16, 32, ..., 112, 127) differs from the note before it; a piece starts at
+v80, so a score with no dynamics spends no tokens on them. A bar is as long as the prompt's metre makes it ("6/8": 12
+sixteenths) where that is a whole number of sixteenths up to 32, else 16.
 
 Prompt words come from the training pieces' styles and every key name; a word the vocabulary lacks still tokenises,
 as `<unk>`. The tokenizer is saved as the run's tokenizer.json (`{"tetragen_tokenizer": "music-frames", ...}`).
@@ -41,9 +45,46 @@ CONTROL = (UNK, BOS, MUSIC, FRAME, END)
 KIND = "music-frames"
 EVENTS_KIND = "music-events"
 BAR = "<bar>"
-STEPS = 16                                 # positions in a bar: sixteenths of 4/4
+STEPS = 16                                 # sixteenths in a bar of 4/4, the bar where no metre is named
+POSITIONS = 32                             # positions in a bar at most (a bar of 4/2)
 MAX_DURATION = 32                          # sixteenths
-EVENT_TOKENS = (BAR, *(f"@{k}" for k in range(STEPS)), *(f"d{k}" for k in range(1, MAX_DURATION + 1)))
+VELOCITIES = tuple(min(16 * k, 127) for k in range(1, 9))   # a note's velocity, quantised
+VELOCITY = 80                              # a piece's velocity until a velocity token says otherwise
+# the event layouts a tokenizer.json names: 1, bars of 4/4 and no velocities (earlier runs); 2, bars by metre and
+# velocity tokens
+EVENTS_LAYOUT = 2
+METRE = re.compile(r"^(\d{1,2})/(1|2|4|8|16)$")
+# metres an event vocabulary always has as prompt words, so that a prompt may ask for their bars
+METRE_WORDS = ("2/2", "3/2", "4/2", "2/4", "3/4", "4/4", "5/4", "6/4", "3/8", "6/8", "9/8", "12/8")
+
+
+def event_tokens(layout: int = EVENTS_LAYOUT) -> tuple[str, ...]:
+    positions = POSITIONS if layout >= 2 else STEPS
+    return (BAR, *(f"@{k}" for k in range(positions)), *(f"d{k}" for k in range(1, MAX_DURATION + 1)),
+            *((f"v{v}" for v in VELOCITIES) if layout >= 2 else ()))
+
+
+EVENT_TOKENS = event_tokens()
+
+
+def quantise_velocity(v) -> int:
+    """A MIDI velocity (1..127) -> the nearest of VELOCITIES."""
+    return VELOCITIES[min(max((int(v) + 8) // 16, 1), len(VELOCITIES)) - 1]
+
+
+def metre_word(words: Iterable[str]) -> str:
+    """The first metre among a prompt's words ("6/8"), or ""."""
+    return next((w for w in words if METRE.match(w)), "")
+
+
+def bar_steps(metre: str) -> int:
+    """Sixteenths in a bar of a metre ("3/4" -> 12, "6/8" -> 12, "4/2" -> 32): a whole number up to POSITIONS,
+    else (no metre, or a bar longer or shorter than the grid holds) a bar of 4/4."""
+    m = METRE.match(metre or "")
+    if not m:
+        return STEPS
+    n, d = int(m.group(1)), int(m.group(2))
+    return n * 16 // d if n * 16 % d == 0 and 1 <= n * 16 // d <= POSITIONS else STEPS
 
 # key names as prompt words (lower case; sharps and flats as music21 and most people write them)
 PITCH_CLASSES = ("c", "c#", "d", "eb", "e", "f", "f#", "g", "ab", "a", "bb", "b")
@@ -63,26 +104,31 @@ def words_of(text: str) -> list[str]:
 
 
 class MusicTokenizer:
-    """A music vocabulary: control tokens, the 88 pitches, (for events) bars, positions and durations, prompt
-    words, then special tokens a family adds (a masked LM's [MASK])."""
+    """A music vocabulary: control tokens, the 88 pitches, (for events) bars, positions, durations and velocities,
+    prompt words, then special tokens a family adds (a masked LM's [MASK]). `layout`: of the event tokens
+    (EVENTS_LAYOUT; 1 reads runs made before bars followed the metre)."""
     spaces_lead_tokens = False
 
-    def __init__(self, words: Iterable[str] = (), specials: Iterable[str] = (), tokenization: str = "frames"):
+    def __init__(self, words: Iterable[str] = (), specials: Iterable[str] = (), tokenization: str = "frames",
+                 layout: int = EVENTS_LAYOUT):
         if tokenization not in ("frames", "events"):
             raise UserError(f"data.tokenizer={tokenization}: music is tokenized as frames or events")
-        self.tokenization = tokenization
+        self.tokenization, self.layout = tokenization, int(layout)
         self.kind = KIND if tokenization == "frames" else EVENTS_KIND
-        events = EVENT_TOKENS if tokenization == "events" else ()
-        words = sorted(set(words) | set(KEY_WORDS))
+        events = event_tokens(self.layout) if tokenization == "events" else ()
+        words = sorted(set(words) | set(KEY_WORDS) | set(METRE_WORDS if events and self.layout >= 2 else ()))
         self.words = [w for w in words if w not in CONTROL and w not in EVENT_TOKENS and not _is_pitch(w)]
         self.specials = list(specials)
         self.tokens = [*CONTROL, *(str(p) for p in range(LOW, HIGH + 1)), *events, *self.words, *self.specials]
         self.index = {t: i for i, t in enumerate(self.tokens)}
         self.pitch0 = len(CONTROL)                      # the id of pitch LOW
         self.unk, self.bos, self.music, self.frame, self.end = (self.index[t] for t in CONTROL)
+        self.positions = (POSITIONS if self.layout >= 2 else STEPS) if events else 0
+        self.velocities = len(VELOCITIES) if events and self.layout >= 2 else 0
         if events:
             self.bar = self.index[BAR]
             self.pos0, self.dur0 = self.index["@0"], self.index["d1"]   # ids of position 0, of duration 1
+            self.vel0 = self.index[f"v{VELOCITIES[0]}"] if self.velocities else -1
 
     # ------------------------------------------------------------------------------------------------------------
     # the interface every tokenizer of a run offers (tetragen/data/tokenizer.py)
@@ -96,7 +142,8 @@ class MusicTokenizer:
 
     def with_specials(self, tokens: Iterable[str]) -> "MusicTokenizer":
         missing = [t for t in tokens if t not in self.specials]
-        return self if not missing else MusicTokenizer(self.words, self.specials + missing, self.tokenization)
+        return self if not missing else MusicTokenizer(self.words, self.specials + missing, self.tokenization,
+                                                       self.layout)
 
     def token_str(self, i: int) -> str:
         return self.tokens[int(i)] if 0 <= int(i) < self.vocab_size else UNK
@@ -132,6 +179,8 @@ class MusicTokenizer:
 
     def to_dict(self) -> dict:
         doc = {"tetragen_tokenizer": self.kind, "words": self.words, "range": [LOW, HIGH]}
+        if self.tokenization == "events":
+            doc["layout"] = self.layout
         if self.specials:
             doc["special"] = self.specials
         return doc
@@ -161,49 +210,70 @@ class MusicTokenizer:
         return self.pitch0 <= i < self.pitch0 + HIGH - LOW + 1
 
     def is_position(self, i: int) -> bool:
-        return self.tokenization == "events" and self.pos0 <= i < self.pos0 + STEPS
+        return self.tokenization == "events" and self.pos0 <= i < self.pos0 + self.positions
 
     def is_duration(self, i: int) -> bool:
         return self.tokenization == "events" and self.dur0 <= i < self.dur0 + MAX_DURATION
 
-    def event_ids(self, notes: Sequence[tuple[int, int, int]]) -> list[int]:
-        """Notes (pitch, onset, duration in sixteenths) -> the events: each bar, each position with notes, each
-        note's pitch and duration (ascending pitch; one note per pitch and onset)."""
-        by_onset: dict[int, dict[int, int]] = {}
-        for pitch, onset, dur in notes:
-            by_onset.setdefault(int(onset), {})[int(pitch)] = max(1, min(int(dur), MAX_DURATION))
-        out = []
-        bars = (max(by_onset) // STEPS + 1) if by_onset else 0
+    def is_velocity(self, i: int) -> bool:
+        return self.velocities > 0 and self.vel0 <= i < self.vel0 + self.velocities
+
+    def bar_of(self, words: Iterable[str]) -> int:
+        """Sixteenths in a bar of a piece whose prompt has these words (its metre's; 4/4 in layout 1)."""
+        return bar_steps(metre_word(words)) if self.layout >= 2 else STEPS
+
+    def bar_of_ids(self, ids) -> int:
+        """`bar_of` a piece's prompt given as token ids (those before `<music>`)."""
+        ids = [int(i) for i in ids]
+        head = ids[:ids.index(self.music)] if self.music in ids else ids
+        return self.bar_of(self.tokens[i] for i in head if 0 <= i < self.vocab_size)
+
+    def event_ids(self, notes: Sequence[tuple], bar: int = STEPS) -> list[int]:
+        """Notes (pitch, onset, duration in sixteenths[, velocity]) -> the events in bars of `bar` sixteenths: each
+        bar, each position with notes, each note's velocity where it changes, pitch and duration (ascending pitch;
+        one note per pitch and onset)."""
+        by_onset: dict[int, dict[int, tuple[int, int]]] = {}
+        for n in notes:
+            vel = quantise_velocity(n[3]) if len(n) > 3 else VELOCITY
+            by_onset.setdefault(int(n[1]), {})[int(n[0])] = (max(1, min(int(n[2]), MAX_DURATION)), vel)
+        out, now = [], VELOCITY
+        bars = (max(by_onset) // bar + 1) if by_onset else 0
         for b in range(bars):
             out.append(self.bar)
-            for onset in sorted(o for o in by_onset if b * STEPS <= o < (b + 1) * STEPS):
-                out.append(self.pos0 + onset - b * STEPS)
-                for pitch, dur in sorted(by_onset[onset].items()):
+            for onset in sorted(o for o in by_onset if b * bar <= o < (b + 1) * bar):
+                out.append(self.pos0 + onset - b * bar)
+                for pitch, (dur, vel) in sorted(by_onset[onset].items()):
+                    if vel != now and self.velocities:
+                        out.append(self.vel0 + VELOCITIES.index(vel))
+                        now = vel
                     out += [self.pitch0 + pitch - LOW, self.dur0 + dur - 1]
         return out
 
     def encode_events(self, notes, prompt: str = "") -> list[int]:
-        return [*self.prompt_ids(prompt), *self.event_ids(notes), self.end]
+        return [*self.prompt_ids(prompt), *self.event_ids(notes, self.bar_of(words_of(prompt))), self.end]
 
-    def decode_events(self, ids) -> tuple[str, list[tuple[int, int, int]]]:
-        """ids of a piece in events -> (its prompt's words, its notes (pitch, onset, duration in sixteenths)).
-        A pitch without its duration, or before any bar and position, is left out."""
+    def decode_events(self, ids) -> tuple[str, list[tuple[int, int, int, int]]]:
+        """ids of a piece in events -> (its prompt's words, its notes (pitch, onset, duration in sixteenths,
+        velocity)). A pitch without its duration, or before any bar and position, is left out."""
         ids = [int(i) for i in ids]
         start = ids.index(self.music) + 1 if self.music in ids else 0
         prompt = " ".join(self.tokens[i] for i in ids[:start] if i not in (self.bos, self.music)
                           and 0 <= i < self.vocab_size)
-        notes, bar, pos, pitch = [], -1, None, None
+        bar = self.bar_of(prompt.split())
+        notes, bars, pos, pitch, vel = [], -1, None, None, VELOCITY
         for i in ids[start:]:
             if i == self.end:
                 break
             if i == self.bar:
-                bar, pos, pitch = bar + 1, None, None
-            elif self.is_position(i) and bar >= 0:
-                pos, pitch = bar * STEPS + i - self.pos0, None
+                bars, pos, pitch = bars + 1, None, None
+            elif self.is_position(i) and bars >= 0:
+                pos, pitch = bars * bar + i - self.pos0, None
+            elif self.is_velocity(i):
+                vel = VELOCITIES[i - self.vel0]
             elif self.is_pitch(i) and pos is not None:
                 pitch = i - self.pitch0 + LOW
             elif self.is_duration(i) and pitch is not None:
-                notes.append((pitch, pos, i - self.dur0 + 1))
+                notes.append((pitch, pos, i - self.dur0 + 1, vel))
                 pitch = None
         return prompt, notes
 
@@ -249,7 +319,11 @@ def read_tokenizer(path: Path) -> MusicTokenizer:
     if doc.get("range") != [LOW, HIGH] or not isinstance(doc.get("words"), list):
         raise UserError(f"{path}: a music tokenizer of another layout (range {doc.get('range')}); this tetragen "
                         f"reads pitches {LOW}..{HIGH}")
-    return MusicTokenizer(doc["words"], doc.get("special", []), kinds[doc["tetragen_tokenizer"]])
+    layout = doc.get("layout", 1)
+    if layout not in (1, EVENTS_LAYOUT):
+        raise UserError(f"{path}: event layout {layout!r}; this tetragen reads layouts 1 and {EVENTS_LAYOUT} "
+                        f"(a newer tetragen made the run)")
+    return MusicTokenizer(doc["words"], doc.get("special", []), kinds[doc["tetragen_tokenizer"]], layout)
 
 
 # ----------------------------------------------------------------------------------------------------------------
