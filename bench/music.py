@@ -19,7 +19,9 @@ quarter-note frame beside the published table and two baselines fitted on the sa
 four styles prompted by name) and write the `music-bach` and `music-styles` sections: test NLL per note and per
 frame beside the same baselines, the statistics, the style classifier's accuracy where there are several styles,
 and generation speed. `--tokenizer events` trains and scores them in the event tokenization instead (per note; the
-sections `music-bach-events`, `music-styles-events`).
+sections `music-bach-events`, `music-styles-events`). `--part harmony` trains bert on `bach-chorales` in each
+tokenization and scores its harmonisations of every test piece's melody against the piece's own voices, beside a
+voicing lookup table (section `music-harmony`).
 
 Published figures (test NLL per frame on the same split; lower is better), with where each was read:
 - Bai, Kolter, Koltun 2018, "An Empirical Evaluation of Generic Convolutional and Recurrent Networks for Sequence
@@ -38,6 +40,8 @@ Published figures (test NLL per frame on the same split; lower is better), with 
     python bench/music.py --quick          # smoke run: 0.2 minutes, RESULTS.md untouched
     python bench/music.py --part bach      # the Bach chorales of music21's corpus
     python bench/music.py --part styles    # four styles of music21's corpus, prompted by name
+    python bench/music.py --part styles --tokenizer events   # the same in the event tokenization
+    python bench/music.py --part harmony   # bert harmonising the chorales' melodies, frames and events
 """
 from __future__ import annotations
 
@@ -279,7 +283,7 @@ def corpus_part(args, minutes: float, tmp: Path, data: str, section: str, title:
                  f"(the {len(collection.styles)} styles asked in turn) as the style asked for, and "
                  f"{m['test_style_acc']:.3f} of the real test pieces as their own "
                  f"({m['style_classifier_window_acc']:.3f} of the test windows).")
-    body = f"""## {title} (`bench/music.py --part {args.part}`)
+    body = f"""## {title} (`bench/music.py --part {args.part}{' --tokenizer events' if events else ''}`)
 
 {chr(10).join(header())}
 
@@ -298,6 +302,77 @@ together, prompt "{prompt}").{style}
     _write(args, section, body)
 
 
+def voicing_baseline(train, test, events: bool) -> tuple[float, float, int]:
+    """Each test frame's melody note with the voicing most often under that very pitch in the training pieces
+    (`harmony_match` against the piece's own voices): a lookup table of chords, the harmoniser's baseline."""
+    from tetragen.modalities.music.harmonise import harmony_match, harmony_reference
+    from tetragen.modalities.music.midi import notes_frames
+    under: dict[int, Counter] = defaultdict(Counter)
+    for piece in train:
+        for f in notes_frames(piece.events()) if events else piece.frames:
+            if f:
+                under[f[-1]][tuple(f[:-1])] += 1
+    same = same_pc = total = 0
+    for piece in test:
+        real = harmony_reference(piece, events)
+        made = [sorted({*under[f[-1]].most_common(1)[0][0], f[-1]}) if f and under[f[-1]] else list(f[-1:])
+                for f in real]
+        a, b, n = harmony_match(real, made)
+        same, same_pc, total = same + a * n, same_pc + b * n, total + n
+    return same / total, same_pc / total, total
+
+
+def harmony_part(args, minutes: float, tmp: Path) -> None:
+    """bert on bach-chorales in each tokenization, its harmonisations of every test piece's top voice scored
+    against the piece's own voices, beside the voicing lookup baseline."""
+    import tetragen
+    from tetragen import api
+    from tetragen.modalities.music.data import _named
+    from tetragen.modalities.music.harmonise import HARMONISED_FRAMES, harmony_scores
+    collection = _named()["bach-chorales"][1](None)
+    train, test = collection.splits["train"], collection.splits["test"]
+    rows = []
+    for form in ("frames", "events"):
+        out = Path(args.out) / form if args.out else tmp / f"bert-{form}"
+        overrides = [f"train.budget_minutes={minutes}", "model.dropout=0.1", f"data.tokenizer={form}",
+                     f"train.eval_every={20 if args.quick else 100}", "train.log_every=50"]
+        t0 = time.perf_counter()
+        api.train("bert", "bach-chorales", out, preset="baby", overrides=overrides, overwrite=True, progress=False)
+        trained = time.perf_counter() - t0
+        best = out / "checkpoints" / "best"
+        pipe = tetragen.load(best if best.is_dir() else out)
+        t1 = time.perf_counter()
+        h = harmony_scores(pipe, test, most=len(test))
+        spent = time.perf_counter() - t1
+        base = voicing_baseline(train, test, form == "events")
+        print(f"bert on {form}: {h['harmony_note_acc']:.3f} of the voices' notes, {h['harmony_pc_acc']:.3f} by pitch "
+              f"class; baseline {base[0]:.3f} / {base[1]:.3f}; {spent:.1f} s", flush=True)
+        rows.append((form, h, base, trained, spent, pipe.config.train.max_steps,
+                     sum(p.numel() for p in pipe.model.parameters()), pipe.config.train.precision))
+    table = "\n".join(
+        f"| {form} | bert ({params / 1e6:.2f}M parameters, {steps} steps, {precision}) | {h['harmony_note_acc']:.3f} | "
+        f"{h['harmony_pc_acc']:.3f} | {h['harmony_in_key']:.3f} | {h['harmony_frames'] / spent:.0f} |\n"
+        f"| {form} | voicing lookup (baseline) | {b[0]:.3f} | {b[1]:.3f} | - | - |"
+        for form, h, b, _, spent, steps, params, precision in rows)
+    body = f"""## Music: harmonising the Bach chorales' melodies (`bench/music.py --part harmony`)
+
+{chr(10).join(header())}
+
+bert (preset `baby`, `model.dropout=0.1`) trained for {minutes:g} minutes on `bach-chorales` in each tokenization
+({', '.join(f'{r[3] / 60:.1f}' for r in rows)} minutes measured), the checkpoint of lowest validation loss
+harmonising the top voice of the first {HARMONISED_FRAMES} quarter notes of every test piece ({len(test)}) with the
+likeliest notes (as many voices under it as the piece has most often; events: note against note, each melody note's
+rhythm kept), scored against the piece's own voices frame by frame: the share of its notes under the melody written
+in the same frame, by pitch and by pitch class. Baseline: each melody note with the voicing most often under that
+pitch in the training pieces. Higher is better.
+
+| tokens | harmoniser | notes right | pitch classes right | in key | frames/s |
+|---|---|---:|---:|---:|---:|
+{table}
+"""
+    _write(args, "music-harmony", body)
+
+
 def _nats(v) -> str:
     return "-" if v is None else f"{v:.3f}"
 
@@ -312,10 +387,11 @@ def _write(args, section: str, body: str) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--part", choices=("jsb", "bach", "styles", "all"), default="jsb",
+    ap.add_argument("--part", choices=("jsb", "bach", "styles", "harmony", "all"), default="jsb",
                     help="jsb: the JSB Chorales benchmark (section `music`); bach: the Bach chorales of music21's "
                          "corpus (`music-bach`); styles: music21-styles, four styles prompted by name "
-                         "(`music-styles`); all: the three, one after another")
+                         "(`music-styles`); harmony: bert harmonising the chorales' melodies in each "
+                         "tokenization (`music-harmony`); all: jsb, bach and styles, one after another")
     ap.add_argument("--minutes", type=float, default=10.0, help="training budget of each gpt (default 10)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 0.2 minutes; RESULTS.md untouched")
     ap.add_argument("--out", default="", help="where the run goes (default: a temporary folder; one part only)")
@@ -329,13 +405,16 @@ def main() -> int:
     import torch
     torch.set_num_threads(max(1, torch.get_num_threads()))
     parts = ("jsb", "bach", "styles") if args.part == "all" else (args.part,)
-    if args.tokenizer == "events" and "jsb" in parts:
-        ap.error("--tokenizer events: the JSB benchmark is scored per frame, in frames; use --part bach or styles")
+    if args.tokenizer == "events" and ("jsb" in parts or "harmony" in parts):
+        ap.error("--tokenizer events: for --part bach or styles (the JSB benchmark is scored per frame, in "
+                 "frames; --part harmony runs both tokenizations)")
     suffix, title = ("-events", ", in events") if args.tokenizer == "events" else ("", "")
     with tempfile.TemporaryDirectory() as tmp:
         for part in parts:
             if part == "jsb":
                 jsb_part(args, minutes, Path(tmp))
+            elif part == "harmony":
+                harmony_part(args, minutes, Path(tmp))
             elif part == "bach":
                 corpus_part(args, minutes, Path(tmp), "bach-chorales", "music-bach" + suffix,
                             f"Music: Bach chorales from music21's corpus, test NLL per note{title}", "bach chorale")

@@ -226,8 +226,8 @@ def harmony_match(real: list[list[int]], made: list[list[int]]) -> tuple[float, 
     return (same / total, same_pc / total, total) if total else (0.0, 0.0, 0)
 
 
-def harmony_scores(pipe: MusicMaskedLM, pieces) -> dict:
-    """The first HARMONISED_FRAMES quarter notes of up to HARMONISED_PIECES test pieces: each piece's top voice
+def harmony_scores(pipe: MusicMaskedLM, pieces, most: int = HARMONISED_PIECES) -> dict:
+    """The first HARMONISED_FRAMES quarter notes of up to `most` test pieces: each piece's top voice
     harmonised with the likeliest notes under its own prompt, with as many voices under it as the piece has most
     often (1 to 5), against the piece's own notes frame by frame (`harmony_match`), and the in-key share of what
     was written. A run in events is given the top voice with its durations (the piece's notes from the bar line
@@ -236,9 +236,9 @@ def harmony_scores(pipe: MusicMaskedLM, pieces) -> dict:
     events = pipe.tokenizer.tokenization == "events"
     same = same_pc = total = frames = 0
     made, used = [], 0
-    for piece in pieces[:HARMONISED_PIECES]:
+    for piece in pieces[:most]:
         notes = [n for n in piece.events() if n[1] < 4 * HARMONISED_FRAMES] if events else None
-        real = [list(f) for f in (notes_frames(notes) if events else piece.frames)[:HARMONISED_FRAMES]]
+        real = harmony_reference(piece, events)
         counts = [len(f) for f in real if f]
         if not counts or max(counts) < 2:
             continue
@@ -254,6 +254,13 @@ def harmony_scores(pipe: MusicMaskedLM, pieces) -> dict:
         return {}
     return {"harmony_note_acc": same / total, "harmony_pc_acc": same_pc / total,
             "harmony_in_key": stats.in_key_share(made), "harmony_pieces": float(used), "harmony_frames": float(frames)}
+
+
+def harmony_reference(piece, events: bool) -> list[list[int]]:
+    """The frames a harmonisation of a piece's top voice is compared with: its first HARMONISED_FRAMES, as written
+    (frames) or as the quarter-note frames of its notes (events)."""
+    notes = [n for n in piece.events() if n[1] < 4 * HARMONISED_FRAMES] if events else None
+    return [list(f) for f in (notes_frames(notes) if events else piece.frames)[:HARMONISED_FRAMES]]
 
 
 def _melody_file(melody) -> Path:
