@@ -29,6 +29,14 @@ from .conftest import SHARED_DATA, run_cli
 JSB = SHARED_DATA / "jsb-chorales-quarter.json"
 
 
+def tiny_run(family: str, source: str, out, *overrides: str):
+    """A tiny `family` run on `source` in `out` (a few steps, no evaluation): what the tests load and prompt."""
+    cfg = build_run_config(family, preset="tiny", overrides=["train.eval_every=0", *overrides])
+    cfg.data.source = source
+    Trainer(cfg, load_data(cfg), out, progress=False).fit()
+    return out
+
+
 @pytest.fixture(scope="module")
 def jsb():
     return read_split_json(JSB, "bach chorale")
@@ -41,10 +49,7 @@ def music_run(tmp_path_factory):
         mp.setenv("TETRAGEN_CACHE", str(root / "cache"))
         mp.setenv("TETRAGEN_NO_PROGRESS", "1")
         source = example(root / "data")
-        cfg = build_run_config("gpt", preset="tiny", overrides=["train.max_steps=30", "train.eval_every=0"])
-        cfg.data.source = source
-        data = load_data(cfg)
-        Trainer(cfg, data, root / "gpt", progress=False).fit()
+        tiny_run("gpt", source, root / "gpt", "train.max_steps=30")
         yield root, source
 
 
@@ -257,11 +262,7 @@ def test_transposition_shifts_each_window_and_the_key_it_names_and_is_a_function
 
 
 def test_bert_trains_on_music_fills_a_masked_note_and_harmonises_a_melody(tmp_path):
-    source = example(tmp_path / "data")
-    cfg = build_run_config("bert", preset="tiny", overrides=["train.max_steps=4", "train.eval_every=0"])
-    cfg.data.source = source
-    Trainer(cfg, load_data(cfg), tmp_path / "bert", progress=False).fit()
-    pipe = tetragen.load(tmp_path / "bert")
+    pipe = tetragen.load(tiny_run("bert", example(tmp_path / "data"), tmp_path / "bert", "train.max_steps=4"))
     assert pipe.config.data.kind == "music" and "fill_mask" in pipe.capabilities
     [candidates] = pipe.fill_mask("<bos> toy chorale in c major <music> 36 48 52 [MASK] | 41 53 57 60 |", top_k=3)
     assert len(candidates) == 3 and all(p > 0 for _, p in candidates)
@@ -304,12 +305,8 @@ def test_bert_trains_on_music_fills_a_masked_note_and_harmonises_a_melody(tmp_pa
 
 def test_bert_on_events_harmonises_a_melody_note_against_note_with_its_durations(tmp_path):
     from tetragen.modalities.music.midi import midi_bytes_notes
-    source = example(tmp_path / "data")
-    cfg = build_run_config("bert", preset="tiny", overrides=["train.max_steps=4", "train.eval_every=0",
-                                                             "data.tokenizer=events"])
-    cfg.data.source = source
-    Trainer(cfg, load_data(cfg), tmp_path / "bert", progress=False).fit()
-    pipe = tetragen.load(tmp_path / "bert")
+    pipe = tetragen.load(tiny_run("bert", example(tmp_path / "data"), tmp_path / "bert", "train.max_steps=4",
+                                  "data.tokenizer=events"))
     # a melody of quarters (one a rest) in 3/4: two voices under each note, each as long as its melody note
     melody = [67, 69, None, 71, 72, 71, 69, 67, 67] * 3
     score = pipe.harmonise(melody, prompt="toy chorale in g major 3/4", voices=2, seed=0)
@@ -382,9 +379,7 @@ def test_a_folder_of_midi_and_musicxml_trains_with_its_sub_folders_as_styles(tmp
         s.write("musicxml", fp=str(root / "hymns" / f"{i}.musicxml"))
     assert read_file(root / "hymns" / "0.musicxml")[0] == pieces[4]
     assert claims(str(root))
-    cfg = build_run_config("gpt", preset="tiny", overrides=["train.max_steps=2", "train.eval_every=0"])
-    cfg.data.source = str(root)
-    Trainer(cfg, load_data(cfg), tmp_path / "run", progress=False).fit()
+    tiny_run("gpt", str(root), tmp_path / "run", "train.max_steps=2")
     assert json.loads((tmp_path / "run" / "music.json").read_text())["styles"] == ["hymns", "reels"]
     pipe = tetragen.load(tmp_path / "run")
     score = pipe.sample(2, seed=0, labels="reels", max_frames=3)
@@ -442,10 +437,7 @@ def test_velocities_are_kept_as_tokens_where_they_change_and_cost_nothing_where_
 
 def test_a_gpt_on_events_writes_notes_with_durations_and_is_scored_per_note(tmp_path):
     source = example(tmp_path / "data")
-    cfg = build_run_config("gpt", preset="tiny", overrides=["train.max_steps=6", "train.eval_every=0",
-                                                            "data.tokenizer=events"])
-    cfg.data.source = source
-    Trainer(cfg, load_data(cfg), tmp_path / "run", progress=False).fit()
+    tiny_run("gpt", source, tmp_path / "run", "train.max_steps=6", "data.tokenizer=events")
     assert read_tokenizer(tmp_path / "run" / "tokenizer.json").tokenization == "events"
     pipe = tetragen.load(tmp_path / "run")
     score = pipe.sample(3, seed=1, prompt="toy chorale", max_frames=8)

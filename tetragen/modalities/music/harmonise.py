@@ -24,7 +24,7 @@ import torch
 
 from ...errors import UserError
 from ...pipeline import FillsMasks
-from .midi import notes_frames, read_file, read_midi, read_piece
+from .midi import midi_notes, notes_frames, read_file, read_midi, read_piece, to_sixteenths
 from .pipeline import Score, adapt_causal
 from .tokens import HIGH, LOW, VELOCITY, MusicTokenizer, words_of
 
@@ -82,7 +82,6 @@ class MusicMaskedLM:
         note each; a MIDI / MusicXML file (its path or bytes) or a list of notes (pitch, onset, duration) keeps its
         durations, its highest note at each onset taken (cut where the next one starts)."""
         if isinstance(melody, (bytes, bytearray)):
-            from .midi import midi_notes, to_sixteenths
             notes = to_sixteenths(midi_notes(bytes(melody), "melody")[0], "melody")[0]
         elif isinstance(melody, (str, Path)):
             notes = read_piece(_melody_file(melody))[1]
