@@ -107,6 +107,14 @@ def one_line_error(r, *needles):
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "TETRAGEN_NO_PROGRESS": "1"}
 
 
+def in_process(cmd: list[str], env: dict | None = None):
+    """A `python -m tetragen ...` command line run in this process (`run_cli`), for the halves of a kill test that
+    need no process of their own (the uninterrupted run, the resume): a fresh interpreter would spend seconds
+    importing torch, its compiler and torchmetrics again, and computes on one thread as this one does."""
+    assert cmd[1:3] == ["-m", "tetragen"], cmd
+    return run_cli(*cmd[3:], env=env)
+
+
 def kill_after_checkpoint(cmd: list[str], run: Path, step: int, end_step: int, env: dict | None = None) -> None:
     """Start a training command, SIGKILL it once checkpoint `step` exists, and check it died before `end_step`."""
     import signal

@@ -20,7 +20,7 @@ from tetragen.nn.gan_losses import discriminator_loss, generator_loss
 from tetragen.registry import get_family
 from tetragen.train import checkpoint as ck
 
-from .conftest import ONE_THREAD_ENV, kill_after_checkpoint, make_image_folder, run_cli
+from .conftest import ONE_THREAD_ENV, in_process, kill_after_checkpoint, make_image_folder, run_cli
 from .test_bad_input import assert_user_error, snapshot
 
 TINY = ["--preset", "tiny", "train.max_steps=2", "train.save_every=0", "train.eval_every=0"]
@@ -245,12 +245,12 @@ def test_sigkill_then_resume_is_bitwise_identical_to_uninterrupted(images, tmp_p
         return [sys.executable, "-m", "tetragen", "train", "dcgan", "--data", str(images), "--out", str(out),
                 *KILLABLE, *extra]
     env = {**os.environ, **ONE_THREAD_ENV}
-    straight = subprocess.run(cmd(tmp_path / "a"), capture_output=True, text=True, timeout=300, env=env)
+    straight = in_process(cmd(tmp_path / "a"))
     assert straight.returncode == 0, straight.stderr
 
     kill_after_checkpoint(cmd(tmp_path / "b"), tmp_path / "b", 20, 60, env=env)
 
-    resumed = subprocess.run(cmd(tmp_path / "b", "--resume"), capture_output=True, text=True, timeout=300, env=env)
+    resumed = in_process(cmd(tmp_path / "b", "--resume"))
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
     for name in ("model.safetensors", "ema.safetensors", "samples/step_00000060.png"):  # eval + grid at the end

@@ -18,7 +18,7 @@ from tetragen.errors import UserError
 from tetragen.train import checkpoint as ck
 from tetragen.train.trainer import Trainer
 
-from .conftest import ONE_THREAD_ENV, TINY, one_line_error, run_cli
+from .conftest import ONE_THREAD_ENV, TINY, in_process, one_line_error, run_cli
 
 RUNNING = ["--preset", "tiny", "model.n_embd=64", "model.block_size=64", "train.batch_size=16", "train.max_steps=60",
            "train.save_every=20", "train.eval_every=0", "train.eval_tokens=256", "train.warmup_steps=5",
@@ -46,7 +46,7 @@ def tiny(corpus, *overrides):
 
 def test_sigterm_finishes_the_step_saves_and_resumes_bitwise(corpus, tmp_path):
     env = {**os.environ, **ONE_THREAD_ENV}
-    straight = subprocess.run(train_cmd(corpus, tmp_path / "a"), capture_output=True, text=True, env=env)
+    straight = in_process(train_cmd(corpus, tmp_path / "a"))
     assert straight.returncode == 0, straight.stderr
     proc = subprocess.Popen(train_cmd(corpus, tmp_path / "b"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
@@ -57,7 +57,7 @@ def test_sigterm_finishes_the_step_saves_and_resumes_bitwise(corpus, tmp_path):
     assert "--resume" in err and "Traceback" not in err
     stopped = ck.step_dirs(tmp_path / "b")[-1]
     assert "step_00000020" <= stopped.name < "step_00000060", "the stop came after the end"
-    resumed = subprocess.run(train_cmd(corpus, tmp_path / "b", "--resume"), capture_output=True, text=True, env=env)
+    resumed = in_process(train_cmd(corpus, tmp_path / "b", "--resume"))
     assert resumed.returncode == 0, resumed.stderr
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
 

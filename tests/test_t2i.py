@@ -195,9 +195,8 @@ def test_sigkill_then_resume_is_bitwise_identical(world, tmp_path, tokenizer):
     """A real SIGKILL in the middle: vqgan past its discriminator start (two phases), and a masked prior (random
     masks, dropped captions, dropout) on the vqvae; the resumed run ends bitwise equal to an uninterrupted one."""
     import os
-    import subprocess
     import sys
-    from .conftest import ONE_THREAD_ENV, kill_after_checkpoint
+    from .conftest import ONE_THREAD_ENV, in_process, kill_after_checkpoint
     images = str(world / "images")
     if tokenizer == "vqgan":
         args = ["vqgan", "--preset", "tiny", "model.width=16", "train.max_steps=60", "train.save_every=10",
@@ -209,10 +208,11 @@ def test_sigkill_then_resume_is_bitwise_identical(world, tmp_path, tokenizer):
     def cmd(out, *extra):
         return [sys.executable, "-m", "tetragen", "train", args[0], "--data", images, "--out", str(out), *args[1:],
                 *extra]
-    env = {**os.environ, **ONE_THREAD_ENV, "TETRAGEN_CACHE": str(world / "cache")}
-    straight = subprocess.run(cmd(tmp_path / "a"), capture_output=True, text=True, timeout=300, env=env)
+    cache = {"TETRAGEN_CACHE": str(world / "cache")}
+    env = {**os.environ, **ONE_THREAD_ENV, **cache}
+    straight = in_process(cmd(tmp_path / "a"), env=cache)
     assert straight.returncode == 0, straight.stderr
     kill_after_checkpoint(cmd(tmp_path / "b"), tmp_path / "b", 20, 60, env=env)
-    resumed = subprocess.run(cmd(tmp_path / "b", "--resume"), capture_output=True, text=True, timeout=300, env=env)
+    resumed = in_process(cmd(tmp_path / "b", "--resume"), env=cache)
     assert resumed.returncode == 0 and "resuming" in resumed.stderr, resumed.stderr
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()

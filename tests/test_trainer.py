@@ -1,6 +1,5 @@
 """The trainer's guarantees: exact resume after SIGKILL, atomic checkpoints, non-finite steps, EMA, logs."""
 import json
-import subprocess
 import sys
 
 import pytest
@@ -14,7 +13,7 @@ from tetragen.train import checkpoint as ck
 from tetragen.train.optim import make_optimizer
 from tetragen.train.trainer import Trainer
 
-from .conftest import kill_after_checkpoint
+from .conftest import in_process, kill_after_checkpoint
 
 # big enough that a run takes a few seconds, so it can be killed in the middle
 KILLABLE = ["--preset", "tiny", "model.n_embd=64", "model.block_size=64", "model.dropout=0.1", "train.batch_size=16",
@@ -34,13 +33,12 @@ def train_cmd(corpus, out, *extra):
 
 
 def test_sigkill_then_resume_is_bitwise_identical_to_uninterrupted(corpus, tmp_path):
-    straight = subprocess.run(train_cmd(corpus, tmp_path / "a"), capture_output=True, text=True, timeout=300)
+    straight = in_process(train_cmd(corpus, tmp_path / "a"))
     assert straight.returncode == 0, straight.stderr
 
     kill_after_checkpoint(train_cmd(corpus, tmp_path / "b"), tmp_path / "b", 20, 60)
 
-    resumed = subprocess.run(train_cmd(corpus, tmp_path / "b", "--resume"), capture_output=True, text=True,
-                             timeout=300)
+    resumed = in_process(train_cmd(corpus, tmp_path / "b", "--resume"))
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()

@@ -4,7 +4,6 @@ is in test_families.py."""
 import math
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -19,7 +18,7 @@ from tetragen.errors import UserError
 from tetragen.eval.likelihood import MAX_IW_SAMPLES, check_iw_samples
 from tetragen.registry import get_family
 
-from .conftest import ONE_THREAD_ENV, kill_after_checkpoint, make_image_folder, run_cli
+from .conftest import ONE_THREAD_ENV, in_process, kill_after_checkpoint, make_image_folder, run_cli
 from .test_bad_input import assert_user_error, snapshot
 
 
@@ -360,12 +359,12 @@ def test_sigkill_then_resume_is_bitwise_identical_to_uninterrupted(images, tmp_p
         return [sys.executable, "-m", "tetragen", "train", family, "--data", str(images), "--out", str(out),
                 *KILLABLE, *extra, *more]
     env = {**os.environ, **ONE_THREAD_ENV}
-    straight = subprocess.run(cmd(tmp_path / "a"), capture_output=True, text=True, timeout=300, env=env)
+    straight = in_process(cmd(tmp_path / "a"))
     assert straight.returncode == 0, straight.stderr
 
     kill_after_checkpoint(cmd(tmp_path / "b"), tmp_path / "b", 20, 80, env=env)
 
-    resumed = subprocess.run(cmd(tmp_path / "b", "--resume"), capture_output=True, text=True, timeout=300, env=env)
+    resumed = in_process(cmd(tmp_path / "b", "--resume"))
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
     for name in ("model.safetensors", "ema.safetensors", "samples/step_00000080.png"):  # eval + grid at the end
