@@ -158,12 +158,9 @@ def train_and_score(data: str, minutes: float, overrides: list[str], out: Path, 
     from tetragen import api
     overrides = [f"train.budget_minutes={minutes}", "model.block_size=128", "model.dropout=0.1", "train.eval_tokens=0",
                  f"train.eval_every={20 if quick else 100}", "train.log_every=50", *overrides]
-    started = time.perf_counter()
-    api.train("gpt", data, out, preset="fast", overrides=overrides, overwrite=True, progress=False)
-    trained = time.perf_counter() - started
-    best = out / "checkpoints" / "best"  # the step with the lowest validation NLL: chosen on valid, not test
+    best, trained = train_best("gpt", data, out, "fast", overrides)
     from tetragen.modalities.music.pipeline import STATS_PIECES
-    metrics, lines = api.evaluate(best if best.is_dir() else out, n=STATS_PIECES)
+    metrics, lines = api.evaluate(best, n=STATS_PIECES)
     for line in lines:
         print(line, flush=True)
     pipe = tetragen.load(out)
@@ -175,6 +172,16 @@ def train_and_score(data: str, minutes: float, overrides: list[str], out: Path, 
     return {"metrics": metrics, "trained": trained, "notes_per_s": notes,
             "params": sum(p.numel() for p in pipe.model.parameters()), "steps": pipe.config.train.max_steps,
             "best_step": _best_step(out)}
+
+
+def train_best(family: str, data: str, out: Path, preset: str, overrides: list[str]) -> tuple[Path, float]:
+    """A run trained through `tetragen.train` -> (its checkpoint of lowest validation loss, chosen on the validation
+    pieces and never the test ones, or the run where it kept none; the seconds training took)."""
+    from tetragen import api
+    started = time.perf_counter()
+    api.train(family, data, out, preset=preset, overrides=overrides, overwrite=True, progress=False)
+    best = out / "checkpoints" / "best"
+    return (best if best.is_dir() else out), time.perf_counter() - started
 
 
 def _best_step(out: Path) -> int | None:
@@ -326,7 +333,6 @@ def harmony_part(args, minutes: float, tmp: Path) -> None:
     """bert on bach-chorales in each tokenization, its harmonisations of every test piece's top voice scored
     against the piece's own voices, beside the voicing lookup baseline."""
     import tetragen
-    from tetragen import api
     from tetragen.modalities.music.data import _named
     from tetragen.modalities.music.harmonise import HARMONISED_FRAMES, harmony_scores
     collection = _named()["bach-chorales"][1](None)
@@ -336,11 +342,8 @@ def harmony_part(args, minutes: float, tmp: Path) -> None:
         out = Path(args.out) / form if args.out else tmp / f"bert-{form}"
         overrides = [f"train.budget_minutes={minutes}", "model.dropout=0.1", f"data.tokenizer={form}",
                      f"train.eval_every={20 if args.quick else 100}", "train.log_every=50"]
-        t0 = time.perf_counter()
-        api.train("bert", "bach-chorales", out, preset="baby", overrides=overrides, overwrite=True, progress=False)
-        trained = time.perf_counter() - t0
-        best = out / "checkpoints" / "best"
-        pipe = tetragen.load(best if best.is_dir() else out)
+        best, trained = train_best("bert", "bach-chorales", out, "baby", overrides)
+        pipe = tetragen.load(best)
         t1 = time.perf_counter()
         h = harmony_scores(pipe, test, most=len(test))
         spent = time.perf_counter() - t1

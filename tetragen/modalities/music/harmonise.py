@@ -24,7 +24,7 @@ import torch
 
 from ...errors import UserError
 from ...pipeline import FillsMasks
-from .midi import midi_notes, notes_frames, read_file, read_midi, read_piece, to_sixteenths
+from .midi import notes_frames, read_file, read_midi, read_notes
 from .pipeline import Score, adapt_causal
 from .tokens import HIGH, LOW, VELOCITY, MusicTokenizer, words_of
 
@@ -81,10 +81,8 @@ class MusicMaskedLM:
         """A melody as notes (pitch, onset, duration in sixteenths): a list of pitches (None, a rest) is one quarter
         note each; a MIDI / MusicXML file (its path or bytes) or a list of notes (pitch, onset, duration) keeps its
         durations, its highest note at each onset taken (cut where the next one starts)."""
-        if isinstance(melody, (bytes, bytearray)):
-            notes = to_sixteenths(midi_notes(bytes(melody), "melody")[0], "melody")[0]
-        elif isinstance(melody, (str, Path)):
-            notes = read_piece(_melody_file(melody))[1]
+        if isinstance(melody, (bytes, bytearray, str, Path)):
+            notes = read_notes(melody if isinstance(melody, (bytes, bytearray)) else _melody_file(melody), "melody")[0]
         elif len(melody) and all(isinstance(n, (tuple, list)) for n in melody):
             notes = melody
         else:

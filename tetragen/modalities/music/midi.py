@@ -45,14 +45,21 @@ def midi_file(pieces: Sequence[Sequence[Sequence[int]]], *, gap: int = 2, bpm: i
                 held[p] = k
                 events.append(((start + k) * TICKS, 1, mido.Message("note_on", note=p, velocity=VELOCITY)))
         start += len(frames) + (gap if n < len(pieces) - 1 else 0)
-    events.sort(key=lambda e: (e[0], e[1], e[2].note))
+    return _one_track(events, start * TICKS, bpm)
+
+
+def _one_track(events: list, end: int, bpm: int):
+    """A MidiFile of one piano track: its tempo, then `events` (tick, order, message) in time order (at one tick,
+    lower orders first, then by note), ending at tick `end`."""
+    import mido
+    events = sorted(events, key=lambda e: (e[0], e[1], getattr(e[2], "note", 0)))
     track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0),
                             mido.Message("program_change", program=PROGRAM, time=0)])
     last = 0
     for tick, _, msg in events:
         track.append(msg.copy(time=tick - last))
         last = tick
-    track.append(mido.MetaMessage("end_of_track", time=start * TICKS - last))
+    track.append(mido.MetaMessage("end_of_track", time=max(0, end - last)))
     out = mido.MidiFile(ticks_per_beat=TICKS)
     out.tracks.append(track)
     return out
@@ -282,6 +289,16 @@ def read_piece(path: Path) -> tuple[list[list[int]], list[Note], str, list[str]]
     return _piece(notes, end, notices, midi_metre(path), str(path))
 
 
+def read_notes(source, where: str) -> tuple[list[Note], list[str]]:
+    """A .mid or MusicXML file's path, or a MIDI file's bytes -> (its notes on the sixteenth grid, notices)."""
+    if isinstance(source, (bytes, bytearray)):
+        notes, _, notices = midi_notes(bytes(source), where)
+        notes, more = to_sixteenths(notes, where)
+        return notes, notices + more
+    _, notes, _, notices = read_piece(Path(source))
+    return notes, notices
+
+
 def _pickup_shift(padding: float, metre: str) -> int:
     """Sixteenths of rest that put a pickup at the end of a whole first bar (0 where none, or where the pickup
     does not fit the bar the metre makes)."""
@@ -336,17 +353,7 @@ def midi_file_notes(pieces: Sequence[Sequence[Note]], *, metres: Sequence[str] =
             events.append(((start + on + dur) * step, 0, mido.Message("note_off", note=p, velocity=0)))
         length, bar = max((n[1] + n[2] for n in notes), default=0), bar_steps(metre)
         start += -(-length // bar) * bar + (bar * gap if k < len(pieces) - 1 else 0)
-    events.sort(key=lambda e: (e[0], e[1], getattr(e[2], "note", 0)))
-    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0),
-                            mido.Message("program_change", program=PROGRAM, time=0)])
-    last = 0
-    for tick, _, msg in events:
-        track.append(msg.copy(time=tick - last))
-        last = tick
-    track.append(mido.MetaMessage("end_of_track", time=max(0, start * step - last)))
-    out = mido.MidiFile(ticks_per_beat=TICKS)
-    out.tracks.append(track)
-    return out
+    return _one_track(events, start * step, bpm)
 
 
 def midi_bytes_notes(pieces: Sequence[Sequence[Note]], **kwargs) -> bytes:

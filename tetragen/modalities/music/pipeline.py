@@ -26,7 +26,7 @@ from ...files import read_json
 from ...sample.tokens import BatchedDecoding, SamplingParams, next_tokens
 from . import stats
 from .styles import style_scores
-from .midi import frames_to_notes, midi_notes, notes_frames, read_file, read_midi, read_piece, to_sixteenths
+from .midi import frames_to_notes, notes_frames, read_file, read_midi, read_notes
 from .tokens import HIGH, LOW, MAX_DURATION, STEPS, MusicTokenizer, words_of
 
 MUSIC_FILE = "music.json"           # a music run's styles, beside its tokenizer.json
@@ -246,7 +246,8 @@ class MusicPipeline:
                 units = [sorted({int(p) for p in f if LOW <= int(p) <= HIGH}) for f in primer]
             spell, unit = tok.frame_ids, "frames"
         else:
-            notes, warnings = self._primer_notes(primer)
+            notes, warnings = read_notes(primer, "primer") if isinstance(primer, (str, Path, bytes, bytearray)) \
+                else (frames_to_notes([[int(p) for p in f if LOW <= int(p) <= HIGH] for f in primer]), [])
             bar = tok.bar_of_ids(head)
             units = [[] for _ in range(notes[-1][1] // bar + 1)] if notes else []
             for n in notes:
@@ -261,18 +262,6 @@ class MusicPipeline:
             warnings.append(f"primer: {len(units)} {unit} ({len(spell(units))} tokens) are more than half "
                             f"the model's context of {self.context}; only its last {kept} {unit} are read")
         return [tok.music, *spell(units[len(units) - kept:])], warnings
-
-    @staticmethod
-    def _primer_notes(primer) -> tuple[list, list[str]]:
-        """A primer's notes on the sixteenth grid (a file's own durations and velocities; frames' held notes)."""
-        if isinstance(primer, (bytes, bytearray)):
-            notes, _, warnings = midi_notes(bytes(primer), "primer")
-            notes, more = to_sixteenths(notes, "primer")
-            return notes, warnings + more
-        if isinstance(primer, (str, Path)):
-            _, notes, _, warnings = read_piece(Path(primer))
-            return notes, warnings
-        return frames_to_notes([[int(p) for p in f if LOW <= int(p) <= HIGH] for f in primer]), []
 
     def sample(self, n: int | None = None, *, seed: int | None = None, seeds=None, labels=None,
                prompt: str | None = None, prompts=None, temperature: float | None = None, top_k: int | None = None,

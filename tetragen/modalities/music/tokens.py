@@ -223,10 +223,18 @@ class MusicTokenizer:
         return bar_steps(metre_word(words)) if self.layout >= 2 else STEPS
 
     def bar_of_ids(self, ids) -> int:
-        """`bar_of` a piece's prompt given as token ids (those before `<music>`)."""
+        """`bar_of` a piece's prompt given as token ids (those before `<music>`; all of them where it has none)."""
         ids = [int(i) for i in ids]
         head = ids[:ids.index(self.music)] if self.music in ids else ids
         return self.bar_of(self.tokens[i] for i in head if 0 <= i < self.vocab_size)
+
+    def _prompt_and_music(self, ids) -> tuple[str, list[int]]:
+        """ids of a piece -> (its prompt's words, the ids after `<music>`; all of them where it has none)."""
+        ids = [int(i) for i in ids]
+        start = ids.index(self.music) + 1 if self.music in ids else 0
+        prompt = " ".join(self.tokens[i] for i in ids[:start] if i not in (self.bos, self.music)
+                          and 0 <= i < self.vocab_size)
+        return prompt, ids[start:]
 
     def event_ids(self, notes: Sequence[tuple], bar: int = STEPS) -> list[int]:
         """Notes (pitch, onset, duration in sixteenths[, velocity]) -> the events in bars of `bar` sixteenths: each
@@ -255,13 +263,10 @@ class MusicTokenizer:
     def decode_events(self, ids) -> tuple[str, list[tuple[int, int, int, int]]]:
         """ids of a piece in events -> (its prompt's words, its notes (pitch, onset, duration in sixteenths,
         velocity)). A pitch without its duration, or before any bar and position, is left out."""
-        ids = [int(i) for i in ids]
-        start = ids.index(self.music) + 1 if self.music in ids else 0
-        prompt = " ".join(self.tokens[i] for i in ids[:start] if i not in (self.bos, self.music)
-                          and 0 <= i < self.vocab_size)
+        prompt, music = self._prompt_and_music(ids)
         bar = self.bar_of(prompt.split())
         notes, bars, pos, pitch, vel = [], -1, None, None, VELOCITY
-        for i in ids[start:]:
+        for i in music:
             if i == self.end:
                 break
             if i == self.bar:
@@ -280,12 +285,9 @@ class MusicTokenizer:
     def decode_piece(self, ids) -> tuple[str, list[list[int]]]:
         """ids of a piece (or its start) -> (its prompt's words, its frames). Reading stops at `<end>`; pitches
         after the last `|` make a last frame; tokens that are no pitch inside the music are skipped."""
-        ids = [int(i) for i in ids]
-        start = ids.index(self.music) + 1 if self.music in ids else 0
-        prompt = " ".join(self.tokens[i] for i in ids[:start] if i not in (self.bos, self.music)
-                          and 0 <= i < self.vocab_size)
+        prompt, music = self._prompt_and_music(ids)
         frames, frame = [], []
-        for i in ids[start:]:
+        for i in music:
             if i == self.end:
                 break
             if i == self.frame:
