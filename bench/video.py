@@ -40,7 +40,8 @@ from tetragen.api import evaluate  # noqa: E402
 WORK = ROOT / "bench" / "_work" / "video"
 DATA = "moving-fashion-mnist"
 SHOWN = {"moving-fashion-mnist": "a sneaker moving left",  # data -> the prompt of the GIF written beside the table
-         "moving-fashion-mnist-pairs": "a sneaker and a bag moving apart"}
+         "moving-fashion-mnist-pairs": "a sneaker and a bag moving apart",
+         "moving-fashion-mnist-mixed": "a sneaker bouncing"}
 # name -> the run: family, preset, minutes (the budgets), and a component trained first ("base", as
 # bench/_results.train_for takes it)
 ENTRIES = {

@@ -320,7 +320,8 @@ def test_ls_lists_every_named_dataset_without_fetching(machine, serve, tmp_path,
         "spoken-words": ["no", "-", "synthesised on this machine by the Debian package espeak-ng"],
         "drums": ["no", "-", "the Debian package hydrogen-drumkits"],
         **{name: ["no", "-", "made on this machine from Fashion-MNIST"]
-           for name in ("moving-fashion-mnist", "moving-fashion-mnist-64", "moving-fashion-mnist-pairs")},
+           for name in ("moving-fashion-mnist", "moving-fashion-mnist-64", "moving-fashion-mnist-pairs",
+                        "moving-fashion-mnist-mixed")},
         **{name: ["no", "-", "music21's corpus (installed with tetragen), read on this machine"]
            for name in ("bach-chorales", "german-folk-songs", "irish-tunes", "palestrina", "music21-styles")},
         "jsb-chorales": JSB_ROW,

@@ -47,14 +47,21 @@ def test_clips_move_the_way_their_class_says_and_stay_in_the_frame():
     other, _, _ = moving.make_clips(images, labels, 64, 32, np.random.default_rng(1))
     assert not np.array_equal(clips, other)
     yy, xx = np.mgrid[:32, :32]
+    assert {m["motion"] for m in made} == set(moving.MOTIONS)
     for clip, k, m in zip(clips, classes, made):
-        garment, direction = divmod(int(k), 8)
-        assert garment == labels[m["image"]] and list(moving.DIRECTIONS)[direction] == m["direction"]
+        garment, motion = divmod(int(k), 9)
+        assert garment == labels[m["image"]] and moving.MOTIONS[motion] == m["motion"]
         mass = clip.reshape(16, -1).sum(1)
         assert (mass == mass[0]).all() and mass[0] > 0  # the whole garment is in every frame
         cy = (clip * yy).reshape(16, -1).sum(1) / mass
         cx = (clip * xx).reshape(16, -1).sum(1) / mass
-        dy, dx = moving.DIRECTIONS[m["direction"]]
+        if m["motion"] == "bouncing":  # along its faster axis it turns back at a wall at least once
+            c = cy if abs(m["velocity"][0]) >= abs(m["velocity"][1]) else cx
+            step = np.diff(c)
+            assert (step > 0.5).any() and (step < -0.5).any(), (m, step)
+            assert np.abs(step).max() <= 2.0  # and never jumps
+            continue
+        dy, dx = moving.DIRECTIONS[m["motion"]]
         for d, c in ((dy, cy), (dx, cx)):
             moved = c[-1] - c[0]
             assert (moved > 8 if d > 0 else moved < -8 if d < 0 else abs(moved) < 1e-6), (m, moved)
@@ -64,6 +71,9 @@ def test_captions_and_prompts_name_the_garment_and_its_motion():
     assert moving.caption(moving.CLASSES.index("sneaker moving left")) == "a sneaker moving left"
     assert moving.caption(moving.CLASSES.index("ankle boot moving up-right")) == "an ankle boot moving up-right"
     assert moving.caption(moving.CLASSES.index("trousers moving down")) == "trousers moving down"
+    assert moving.caption(moving.CLASSES.index("ankle boot bouncing")) == "an ankle boot bouncing"
+    assert len(moving.CLASSES) == 90 and moving.CLASSES[9:11] == ["trousers moving left", "trousers moving right"]
+    assert motion_of("a bag bouncing around") == motion_of("a bag that bounces") == "bouncing"
     assert motion_of("a bag moving up and to the left") == "up-left"
     assert motion_of("a bag moving left and down") == "down-left"
     assert motion_of("a bag moving down-right") == "down-right"
@@ -141,7 +151,10 @@ def test_python_sample_returns_clips_and_the_same_seed_gives_the_same_clip(video
     assert np.array_equal(a.frames, b.frames) and list(a.labels) == [pipe.class_index("sneaker moving left")] * 3
     alone = pipe.sample(seeds=[6], labels=["sneaker moving left"])
     assert np.array_equal(alone.frames[0], a.frames[1])  # a clip depends on its own seed only
-    with pytest.raises(UserError, match="names no motion of those the captions use"):
+    bouncing = pipe.sample(2, seed=5, prompt="a sneaker bouncing off the walls")
+    assert list(bouncing.labels) == [pipe.class_index("sneaker bouncing")] * 2
+    with pytest.raises(UserError, match="names no motion of those the captions use; say one of: moving left, "
+                                        "moving right, .*, bouncing"):
         pipe.sample(1, prompt="a sneaker spinning")
     with pytest.raises(UserError, match="names none of the things this model draws"):
         pipe.sample(1, prompt="a hat moving left")
@@ -238,7 +251,7 @@ def test_eval_scores_garment_and_motion_apart_with_references_that_break_the_mot
 def test_a_run_on_two_garments_reads_a_prompt_either_way_round_and_scores_pair_and_motion(tmp_path, monkeypatch):
     pairs = "moving-fashion-mnist-pairs"
     monkeypatch.setenv("TETRAGEN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(moving.VARIANTS, pairs, moving.Variant(pairs, 32, 270, 90, garments=2))
+    monkeypatch.setitem(moving.VARIANTS, pairs, moving.Variant(pairs, 32, 270, 90, garments=(2,), version=1))
     cfg = build_run_config("cgan", preset="tiny", overrides=["train.max_steps=2", "train.eval_every=0",
                                                              "train.eval_samples=0"])
     cfg.data.source = pairs
@@ -249,12 +262,43 @@ def test_a_run_on_two_garments_reads_a_prompt_either_way_round_and_scores_pair_a
     clips = pipe.sample(2, seed=0, prompt="an ankle boot and a bag moving together")
     assert clips.frames.shape == (2, 16, 32, 32)
     assert [moving.PAIR_CLASSES[k] for k in clips.labels] == ["a bag and an ankle boot moving together"] * 2
-    with pytest.raises(UserError, match="apart, together"):
+    with pytest.raises(UserError, match="say one of: moving apart, moving together"):
         pipe.sample(1, prompt="a bag and a shirt moving left")
     from tetragen.api import evaluate
     metrics, _ = evaluate(tmp_path / "cgan", n=30, seed=0)
     assert all(np.isfinite(metrics[k]) for k in ("fid", "class_acc", "garment_acc", "motion_acc", "drift"))
     assert "frame_fid" not in metrics  # a frame of two garments is no Fashion-MNIST image
+
+
+def test_a_set_of_one_and_two_garments_holds_both_and_reads_each_kind_of_prompt(tmp_path, monkeypatch):
+    mixed = "moving-fashion-mnist-mixed"
+    monkeypatch.setenv("TETRAGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(moving.VARIANTS, mixed, moving.Variant(mixed, 32, 360, 90, garments=(1, 2)))
+    variant = moving.VARIANTS[mixed]
+    assert variant.classes == moving.CLASSES + moving.PAIR_CLASSES
+    garment, motion = variant.parts()
+    k = variant.classes.index("a bag and an ankle boot moving apart")
+    assert (garment[k], motion[k]) == (10 + moving.PAIRS.index((8, 9)), 9)
+    k = variant.classes.index("bag bouncing")
+    assert (garment[k], motion[k]) == (8, 8)
+    cfg = build_run_config("cgan", preset="tiny", overrides=["train.max_steps=2", "train.eval_every=0",
+                                                             "train.eval_samples=0"])
+    cfg.data.source = mixed
+    data = load_data(cfg)
+    assert data.train.images.shape == (360, 32, 32, 16) and len(data.classes) == 180
+    manifest = json.loads(next((tmp_path / "cache").glob(f"{mixed}-v2-*/manifest.json")).read_text())
+    train = [c for c in manifest["clips"] if c["split"] == "train"]
+    assert sum(c["garments"] == 1 for c in train) == sum(c["garments"] == 2 for c in train) == 180
+    assert [c["garments"] for c in train[:20]] != sorted(c["garments"] for c in train[:20])  # the kinds interleave
+    two = data.train.labels >= len(moving.CLASSES)
+    assert (two == np.array([c["garments"] == 2 for c in train])).all()
+    Trainer(cfg, data, tmp_path / "cgan", progress=False).fit()
+    pipe = tetragen.load(tmp_path / "cgan")
+    for prompt, asked in (("a bag moving left", "bag moving left"), ("a shirt bouncing", "shirt bouncing"),
+                          ("a bag and a shirt moving together", "a shirt and a bag moving together")):
+        assert [pipe.classes[k] for k in pipe.sample(1, seed=0, prompt=prompt).labels] == [asked]
+    with pytest.raises(UserError, match="clips of a shirt and a bag are moving apart, moving together"):
+        pipe.sample(1, prompt="a bag and a shirt moving left")
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +341,7 @@ def test_the_playground_shows_the_apis_clips(live, browser):
     fill(driver, "api-key", KEY)
     by_id(driver, "key-submit").click()
     wait_for(driver, lambda d: len(d.find_elements("css selector", ".model")) == 1, "no model list")
-    assert "(80 classes)" in driver.find_element("css selector", ".model").get_property("textContent")
+    assert "(90 classes)" in driver.find_element("css selector", ".model").get_property("textContent")
     driver.find_element("css selector", '.model[data-model="clips"]').click()
     fill(driver, "video-prompt", "a bag moving down-left")
     fill(driver, "video-n", 2)

@@ -79,6 +79,7 @@ def test_a_prior_over_clip_tokens_draws_the_same_clip_for_the_same_prompt_and_se
     assert prompts[moving.CLASSES.index("sneaker moving left")] == "a sneaker moving left"
     assert prompts[moving.CLASSES.index("trousers moving down")] == "trousers moving down"
     assert prompts[moving.CLASSES.index("ankle boot moving up-right")] == "an ankle boot moving up-right"
+    assert prompts[moving.CLASSES.index("ankle boot bouncing")] == "an ankle boot bouncing"
 
 
 def test_cli_samples_a_gif_from_a_prompt(clip_runs, tmp_path):

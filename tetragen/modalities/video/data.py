@@ -60,11 +60,11 @@ def centred(frames: torch.Tensor) -> torch.Tensor:
     n, t, h, w = frames.shape
     light = (frames.reshape(n * t, 1, h, w) + 1) / 2
     mass = light.sum((-1, -2)).clamp_min(1e-6)                                     # (NT, 1)
-    ys = torch.arange(h, dtype=light.dtype).view(1, 1, h, 1)
-    xs = torch.arange(w, dtype=light.dtype).view(1, 1, 1, w)
+    ys = torch.arange(h, dtype=light.dtype, device=light.device).view(1, 1, h, 1)
+    xs = torch.arange(w, dtype=light.dtype, device=light.device).view(1, 1, 1, w)
     cy = (light * ys).sum((-1, -2)) / mass - (h - 1) / 2                          # pixels off centre
     cx = (light * xs).sum((-1, -2)) / mass - (w - 1) / 2
-    theta = torch.zeros(n * t, 2, 3, dtype=light.dtype)
+    theta = torch.zeros(n * t, 2, 3, dtype=light.dtype, device=light.device)
     theta[:, 0, 0] = theta[:, 1, 1] = 1
     theta[:, 0, 2] = 2 * cx[:, 0] / (w - 1)                                       # read from centroid + offset
     theta[:, 1, 2] = 2 * cy[:, 0] / (h - 1)
@@ -186,8 +186,8 @@ class VideoData(ImageData):
 def class_parts(variant: Variant) -> dict[str, np.ndarray]:
     """The parts of a moving-fashion-mnist class that the evaluation scores apart: class index -> garment (the pair
     of garments, for two), and class index -> motion."""
-    k = np.arange(len(variant.classes))
-    return {"garment": k // variant.motions, "motion": k % variant.motions}
+    garment, motion = variant.parts()
+    return {"garment": garment, "motion": motion}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -256,4 +256,5 @@ def read_run_video(cfg, assets=None) -> VideoData:
     train = ImageSet(grids[~split], labels[~split], classes)
     test = ImageSet(grids[split], labels[split], classes)
     # per-frame FID centres a frame on its garment: one garment a clip
-    return VideoData(source, train, test, FPS, class_parts(variant), FRAMES_VIEW if variant.garments == 1 else None)
+    one = variant.garments == (1,)
+    return VideoData(source, train, test, FPS, class_parts(variant), FRAMES_VIEW if one else None)

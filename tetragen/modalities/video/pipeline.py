@@ -5,9 +5,9 @@
     clips.frames, clips.fps, clips.labels
 
 A class-conditional run reads a prompt as the garment and the motion it names ("a bag moving up-left", "sneaker,
-moving down and to the right"; two garments either way round, "a bag and a shirt moving apart"); a prompt whose
-motion words no caption uses ("spinning") is refused in one line that lists the motions the model knows, by a run
-that reads the prompt's text (t2i) as well.
+moving down and to the right", "a bag bouncing"; two garments either way round, "a bag and a shirt moving apart"); a
+prompt whose motion words no caption uses ("spinning") is refused in one line that lists the motions the model
+knows, by a run that reads the prompt's text (t2i) as well.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import numpy as np
 from ...errors import UserError
 from ...sample.adapted import AdaptedPipeline, adapted
 from .data import frames_of, run_video
+from .moving import said
 
 MOVING = re.compile(r"\bmov(?:e|es|ing)\b")
 # how a prompt may name a diagonal: "up-left", "up left", "up and to the left", "left and up"
@@ -28,6 +29,9 @@ _DIAGONAL = re.compile(r"\b(up|down)(?:wards?)?(?:[- ]| and (?:to the )?)(left|r
                        r"|\b(left|right)(?:wards?)?(?:[- ]| and )(up|down)\b")
 _STRAIGHT = re.compile(r"\b(up|down|left|right)(?:wards?)?\b")
 _TWO = re.compile(r"\b(apart|together)\b")           # two things: away from each other or towards
+_BOUNCING = re.compile(r"\bbounc(?:e|es|ing)\b")
+# a class named for a thing and its motion: "<thing> moving <direction>" or "<thing> bouncing"
+_CLASS_MOTION = re.compile(r"(?P<thing>.+?) (?:moving (?P<direction>\S+)|(?P<ing>bouncing))")
 _ARTICLES = re.compile(r"\b(?:a|an|the)\s+")
 
 
@@ -43,9 +47,11 @@ class Clips:
 
 
 def motion_of(prompt: str) -> str | None:
-    """The motion a prompt names: a direction ("up-left", "down", ...), "apart" or "together"; None when it names
-    none."""
+    """The motion a prompt names: a direction ("up-left", "down", ...), "bouncing", "apart" or "together"; None
+    when it names none."""
     text = prompt.casefold()
+    if _BOUNCING.search(text):
+        return "bouncing"
     m = _TWO.search(text)
     if m:
         return m.group(1)
@@ -84,18 +90,26 @@ class VideoPipeline(AdaptedPipeline):
     def content(self, grids: np.ndarray, labels: np.ndarray | None) -> Clips:
         return Clips(frames_of(grids), self.fps, labels)
 
+    def parts(self) -> list[tuple[str, str]] | None:
+        """(thing, motion) of each class named "<thing> moving <direction>" or "<thing> bouncing"; None when a class
+        is named otherwise."""
+        found = [_CLASS_MOTION.fullmatch(c) for c in self.classes]
+        if not all(found):
+            return None
+        return [(m["thing"], m["direction"] or m["ing"]) for m in found]
+
     def motions(self) -> list[str] | None:
-        """The motions of classes named "<thing> moving <direction>", in order; None for classes named otherwise."""
-        split = [c.split(" moving ", 1) for c in self.classes]
-        return list(dict.fromkeys(d for _, d in split)) if all(len(s) == 2 for s in split) else None
+        """The motions the classes name, in order; None for classes named otherwise."""
+        parts = self.parts()
+        return None if parts is None else list(dict.fromkeys(motion for _, motion in parts))
 
     def motion_asked(self, prompt: str, motions: list[str]) -> str:
         """The motion a prompt names, one of `motions`; a UserError listing them when it names none or another."""
         motion = motion_of(prompt.casefold())
         if motion is None or motion not in motions:
-            said = f"the motion {motion!r} is not one" if motion else "it names no motion"
-            raise UserError(f"prompt {prompt!r}: {said} of those the captions use; say \"moving\" and one of: "
-                            f"{', '.join(motions)}")
+            heard = f"the motion {motion!r} is not one" if motion else "it names no motion"
+            raise UserError(f"prompt {prompt!r}: {heard} of those the captions use; say one of: "
+                            f"{', '.join(map(said, motions))}")
         return motion
 
     def check_text(self, prompt: str) -> None:
@@ -105,19 +119,23 @@ class VideoPipeline(AdaptedPipeline):
             self.motion_asked(prompt, motions)
 
     def class_of_prompt(self, prompt: str) -> int:
-        """Classes named "<thing> moving <direction>" are read as the thing and the direction the prompt names;
-        other class names as words of the prompt."""
-        motions = self.motions()
-        if motions is None:
+        """Classes named for a thing and its motion are read as the thing and the motion the prompt names; other
+        class names as words of the prompt."""
+        parts = self.parts()
+        if parts is None:
             return super().class_of_prompt(prompt)
         if not isinstance(prompt, str) or not prompt.strip():
             raise UserError("prompt: empty; name a thing and its motion, e.g. " + repr("a " + self.classes[0]))
-        things = list(dict.fromkeys(c.split(" moving ", 1)[0] for c in self.classes))
+        things = list(dict.fromkeys(thing for thing, _ in parts))
         thing = thing_of(prompt, things)
         if thing is None:
             raise UserError(f"prompt {prompt!r}: names none of the things this model draws; name one of: "
                             f"{', '.join(sorted(things))}")
-        return self.classes.index(f"{thing} moving {self.motion_asked(prompt, motions)}")
+        motion = self.motion_asked(prompt, list(dict.fromkeys(motion for _, motion in parts)))
+        if (thing, motion) not in parts:
+            theirs = ", ".join(said(m) for t, m in parts if t == thing)
+            raise UserError(f"prompt {prompt!r}: this model's clips of {thing} are {theirs}; say one of those")
+        return parts.index((thing, motion))
 
 
 def adapt(pipe: Any, run_dir: Path):
