@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run_cli
+from .conftest import in_process, run_cli
 
 COMMON = ["--preset", "tiny", "train.max_steps=8", "train.log_every=1", "train.eval_every=0", "train.grad_clip=0",
           "train.save_every=0", "train.eval_tokens=256"]
@@ -23,9 +23,8 @@ def test_two_process_ddp_matches_one_process_with_same_global_batch(corpus, tmp_
     if not torchrun.exists():
         pytest.skip("torchrun is not installed beside this Python")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, "-m", "tetragen", "train", "gpt", "--data", str(corpus),
-                          "--out", str(tmp_path / "one"), *COMMON, "train.batch_size=8"],
-                         capture_output=True, text=True, timeout=300, env=env)
+    one = in_process([sys.executable, "-m", "tetragen", "train", "gpt", "--data", str(corpus),
+                      "--out", str(tmp_path / "one"), *COMMON, "train.batch_size=8"], env={"OMP_NUM_THREADS": "1"})
     assert one.returncode == 0, one.stderr
     two = subprocess.run([str(torchrun), "--standalone", "--nproc-per-node=2", "-m", "tetragen", "train", "gpt",
                           "--data", str(corpus), "--out", str(tmp_path / "two"), *COMMON, "train.batch_size=4"],
