@@ -299,6 +299,10 @@ def test_a_set_of_one_and_two_garments_holds_both_and_reads_each_kind_of_prompt(
         assert [pipe.classes[k] for k in pipe.sample(1, seed=0, prompt=prompt).labels] == [asked]
     with pytest.raises(UserError, match="clips of a shirt and a bag are moving apart, moving together"):
         pipe.sample(1, prompt="a bag and a shirt moving left")
+    from tetragen.api import evaluate
+    metrics, _ = evaluate(tmp_path / "cgan", n=36, seed=0)
+    assert all(np.isfinite(metrics[k]) for k in ("fid", "class_acc", "garment_acc", "motion_acc", "drift"))
+    assert "frame_fid" not in metrics  # half its clips hold two garments
 
 
 @pytest.fixture(scope="module")
