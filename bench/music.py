@@ -321,7 +321,7 @@ def voicing_baseline(train, test, events: bool) -> tuple[float, float, int]:
                 under[f[-1]][tuple(f[:-1])] += 1
     same = same_pc = total = 0
     for piece in test:
-        real = harmony_reference(piece, events)
+        real, _ = harmony_reference(piece, events)
         made = [sorted({*under[f[-1]].most_common(1)[0][0], f[-1]}) if f and under[f[-1]] else list(f[-1:])
                 for f in real]
         a, b, n = harmony_match(real, made)

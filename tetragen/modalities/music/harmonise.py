@@ -234,8 +234,7 @@ def harmony_scores(pipe: MusicMaskedLM, pieces, most: int = HARMONISED_PIECES) -
     same = same_pc = total = frames = 0
     made, used = [], 0
     for piece in pieces[:most]:
-        notes = [n for n in piece.events() if n[1] < 4 * HARMONISED_FRAMES] if events else None
-        real = harmony_reference(piece, events)
+        real, notes = harmony_reference(piece, events)
         counts = [len(f) for f in real if f]
         if not counts or max(counts) < 2:
             continue
@@ -253,11 +252,11 @@ def harmony_scores(pipe: MusicMaskedLM, pieces, most: int = HARMONISED_PIECES) -
             "harmony_in_key": stats.in_key_share(made), "harmony_pieces": float(used), "harmony_frames": float(frames)}
 
 
-def harmony_reference(piece, events: bool) -> list[list[int]]:
+def harmony_reference(piece, events: bool) -> tuple[list[list[int]], list | None]:
     """The frames a harmonisation of a piece's top voice is compared with: its first HARMONISED_FRAMES, as written
-    (frames) or as the quarter-note frames of its notes (events)."""
+    (frames) or as the quarter-note frames of its notes (events); and, in events, those notes (None in frames)."""
     notes = [n for n in piece.events() if n[1] < 4 * HARMONISED_FRAMES] if events else None
-    return [list(f) for f in (notes_frames(notes) if events else piece.frames)[:HARMONISED_FRAMES]]
+    return [list(f) for f in (notes_frames(notes) if events else piece.frames)[:HARMONISED_FRAMES]], notes
 
 
 def _melody_file(melody) -> Path:
