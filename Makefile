@@ -12,7 +12,7 @@ SHELL  := /bin/bash
 # pip's notes about index folders that do not exist on this machine are noise
 QUIET  := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: quickstart test test-slow bench clean-venv browser sound music
+.PHONY: quickstart test test-slow bench clean-venv system browser sound music
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,45 +23,45 @@ $(STAMP): pyproject.toml
 	  $(PY) -m pip install -q -e '.[test]' $(QUIET)
 	touch $(STAMP)
 
-quickstart: $(STAMP) music
+quickstart: SYSTEM := music
+quickstart: $(STAMP) system
 	$(VENV)/bin/tetragen data fetch fashion-mnist
 	$(VENV)/bin/tetragen data fetch spoken-words
 	$(VENV)/bin/tetragen data fetch bach-chorales
 	$(VENV)/bin/tetragen quickstart
 
-# The playground's browser test drives Debian's chromium through its chromedriver. Where they are missing and this is
-# root with apt, they are installed; elsewhere that test is skipped and says why.
-browser:
-	@if ! { command -v chromium && command -v chromedriver; } >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing chromium and chromium-driver (apt) for tests/test_playground.py"; \
-	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
-	      >/dev/null || echo "could not install them: tests/test_playground.py will be skipped"; \
-	  else echo "no chromium + chromedriver, and not root with apt: tests/test_playground.py will be skipped"; fi; \
+# Debian packages, checked and where missing installed in one apt step (one `apt-get update`) where this is root with
+# apt; elsewhere the tests that need them are skipped or fail, saying how to install them. `make test` asks for all
+# three groups, `make quickstart` for music (rendering to WAV). Groups:
+#   browser  chromium + chromium-driver: the playground's browser test (tests/test_playground.py), else skipped
+#   sound    espeak-ng: the sound tests synthesise words with it
+#   music    fluidsynth + fluid-soundfont-gm: music is rendered to WAV with a General MIDI SoundFont
+SYSTEM := browser sound music
+system:
+	@missing=""; recommends=""; \
+	if [[ " $(SYSTEM) " == *" browser "* ]] && ! { command -v chromium && command -v chromedriver; } >/dev/null; then \
+	  recommends="chromium chromium-driver"; fi; \
+	if [[ " $(SYSTEM) " == *" sound "* ]] && ! command -v espeak-ng >/dev/null; then missing="$$missing espeak-ng"; fi; \
+	if [[ " $(SYSTEM) " == *" music "* ]] && ! { command -v fluidsynth && test -f /usr/share/sounds/sf2/FluidR3_GM.sf2; } \
+	    >/dev/null; then missing="$$missing fluidsynth fluid-soundfont-gm"; fi; \
+	want=$$(echo $$missing $$recommends); if [ -z "$$want" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing (apt): $$want"; \
+	  { apt-get update -qq \
+	    && { [ -z "$$recommends" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$recommends; } \
+	    && { [ -z "$$missing" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	         $$missing; }; } >/dev/null || echo "could not install: $$want"; \
+	else echo "missing, and not root with apt: $$want (the tests that need them skip or fail saying so)"; \
 	fi
 
-# The sound tests synthesise words with Debian's espeak-ng: installed here where this is root with apt (the tests
-# install it the same way, and fail saying how where they cannot).
-sound:
-	@if ! command -v espeak-ng >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing espeak-ng (apt) for the sound tests"; \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng; } \
-	    >/dev/null || echo "could not install espeak-ng"; \
-	fi
-
-# Music is rendered to WAV by Debian's fluidsynth with a General MIDI SoundFont: installed here where this is root with
-# apt (elsewhere a .wav output says in one line how to install them, and the tests that render fail saying so).
-music:
-	@if ! { command -v fluidsynth && test -f /usr/share/sounds/sf2/FluidR3_GM.sf2; } >/dev/null \
-	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing fluidsynth and fluid-soundfont-gm (apt) for the music tests"; \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      fluidsynth fluid-soundfont-gm; } >/dev/null || echo "could not install fluidsynth and fluid-soundfont-gm"; \
-	fi
+browser: SYSTEM := browser
+sound: SYSTEM := sound
+music: SYSTEM := music
+browser sound music: system
 
 # The video and token tests make their clips from Fashion-MNIST: fetched here (Debian's dataset-fashion-mnist where
 # this is root with apt, else the product's own fetcher says what it could not do).
-test: $(STAMP) browser sound music
+test: $(STAMP) system
 	$(VENV)/bin/tetragen data fetch fashion-mnist
 	$(PY) -m pytest
 
