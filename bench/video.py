@@ -45,7 +45,7 @@ SHOWN = {"moving-fashion-mnist": "a sneaker moving left",  # data -> the prompt 
 # name -> the run: family, preset, minutes (the budgets), and a component trained first ("base", as
 # bench/_results.train_for takes it)
 ENTRIES = {
-    "cgan": {"family": "cgan", "preset": "fmnist", "minutes": 10},
+    "cgan": {"family": "cgan", "preset": "clips", "minutes": 10},
     "diffusion": {"family": "diffusion", "preset": "fmnist", "minutes": 10},
     "t2i": {"family": "t2i", "preset": "clips", "minutes": 15,
             "base": {"family": "vqvae", "preset": "clips", "share": 1 / 3, "override": "model.tokenizer_run"}},
@@ -125,6 +125,8 @@ def main() -> int:
     ap.add_argument("--data", default=DATA, choices=list(SHOWN), help=f"the clips (default {DATA})")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="a smoke run; RESULTS.md is left untouched")
+    ap.add_argument("--section", help="the section of RESULTS.md it writes (default: video, or video-pairs and so on "
+                                      "for another --data), so that a run of some families keeps another's section")
     args = ap.parse_args()
     if args.quick:
         args.minutes, args.eval_samples, args.speed_batches = 0.2, 100, 2
@@ -138,7 +140,7 @@ def main() -> int:
     body = "\n".join([f"## Video: {args.data}, prompted clips", "", *header(), "", table(results)])
     print(body)
     if not args.quick:
-        write_section("video" + args.data.removeprefix(DATA), body)
+        write_section(args.section or "video" + args.data.removeprefix(DATA), body)
     return 0
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 import tetragen
 from tetragen.config import build_run_config
+from tetragen.families.dcgan.model import SHIFT_GAIN, _Move
 from tetragen.nn.augment import diff_augment
 from tetragen.nn.gan_losses import discriminator_loss, generator_loss
 from tetragen.registry import get_family
@@ -92,6 +93,48 @@ def test_losses_on_known_logits():
     assert discriminator_loss(torch.zeros(2), torch.zeros(2), "hinge").item() == 2.0
     assert generator_loss(torch.tensor([-10.0]), "nonsaturating") > 9
     assert generator_loss(torch.tensor([3.0]), "hinge").item() == -3.0
+
+
+def test_moving_layers_draw_once_and_move_each_layer_by_whole_pixels_exactly():
+    cfg = build_run_config("cgan", preset="tiny", overrides=["model.image_size=16", "model.channels=6",
+                                                            "model.layers=2", "model.num_classes=3"])
+    model = get_family("cgan").build(cfg.model).eval()
+    g = model.generator
+    z, labels = torch.randn(2, model.latent_dim), torch.tensor([0, 2])
+    with torch.no_grad():
+        pictures = (g.draw(z, labels) + 1) / 2                                   # (2, 2 layers, 16, 16) of light
+        still = (model.generate(z, labels) + 1) / 2                              # the warps start as the identity
+        screen = 1 - (1 - pictures[:, 0]) * (1 - pictures[:, 1])
+        assert still.shape == (2, 6, 16, 16)
+        assert torch.allclose(still, screen.unsqueeze(1).expand(-1, 6, -1, -1), atol=1e-6)
+        # layer 0 one pixel further right in each frame, layer 1 one pixel further up; a shift is rounded to pixels
+        shift = torch.zeros(2, 6, 2)
+        shift[0, :, 1] = torch.arange(6) + 0.2
+        shift[1, :, 0] = -torch.arange(6) - 0.3
+        g.to_shift.bias.copy_(torch.atanh(shift / 8).flatten() / SHIFT_GAIN)   # within half the side, 8 pixels
+        moved = (model.generate(z, labels) + 1) / 2
+    for t in range(6):
+        right = torch.zeros_like(pictures[:, 0])
+        right[..., t:] = pictures[:, 0, :, :16 - t]
+        up = torch.zeros_like(pictures[:, 1])
+        up[..., :16 - t, :] = pictures[:, 1, t:, :]
+        assert torch.allclose(moved[:, t], 1 - (1 - right) * (1 - up), atol=1e-5)
+
+
+def test_a_moving_layers_shift_learns_by_gradient_to_cover_where_the_picture_should_be():
+    picture = torch.zeros(1, 1, 16, 16)
+    picture[..., 5:9, 6:10] = 1                                          # a bright square
+    target = torch.zeros(1, 1, 3, 16, 16)
+    for t, (dy, dx) in enumerate([(0, 0), (2, -3), (-1, 4)]):
+        target[0, 0, t, 5 + dy:9 + dy, 6 + dx:10 + dx] = 1
+    shift = torch.zeros(1, 1, 3, 2, requires_grad=True)
+    opt = torch.optim.SGD([shift], lr=0.05)
+    for _ in range(200):
+        opt.zero_grad()
+        (_Move.apply(picture, shift) - target).square().sum().backward()
+        opt.step()
+    assert torch.equal(shift.detach().round(), torch.tensor([[[[0.0, 0.0], [2.0, -3.0], [-1.0, 4.0]]]]))
+    assert torch.equal(_Move.apply(picture, shift), target)
 
 
 @pytest.mark.parametrize("options", [

@@ -253,7 +253,7 @@ def test_a_run_on_two_garments_reads_a_prompt_either_way_round_and_scores_pair_a
     monkeypatch.setenv("TETRAGEN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(moving.VARIANTS, pairs, moving.Variant(pairs, 32, 270, 90, garments=(2,), version=1))
     cfg = build_run_config("cgan", preset="tiny", overrides=["train.max_steps=2", "train.eval_every=0",
-                                                             "train.eval_samples=0"])
+                                                             "train.eval_samples=0", "model.layers=2"])
     cfg.data.source = pairs
     data = load_data(cfg)
     assert data.classes == moving.PAIR_CLASSES and data.train.images.shape == (270, 32, 32, 16)

@@ -34,7 +34,8 @@ register_showcase("cgan-words", Showcase(
     overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
 ))
 register_showcase("cgan-clips", Showcase(
-    family="cgan", kind="video", data=("moving-fashion-mnist",), weight=2.0, order=47, quickstart=False,
+    family="cgan", kind="video", data=("moving-fashion-mnist",), preset="clips", weight=2.0, order=47,
+    quickstart=False,
     prompts=("a sneaker moving left", "a bag moving up", "a dress moving down-right", "trousers moving right"),
     overrides=("train.eval_samples=1000", "train.eval_every=400", "train.save_every=400")
 ))

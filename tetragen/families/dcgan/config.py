@@ -18,6 +18,10 @@ class DCGANConfig:
     latent_dim: int = option(100, "size of the noise vector z", min=1)
     g_width: int = option(64, "generator channels at full resolution (doubling at each halving)", min=1)
     d_width: int = option(64, "discriminator channels at full resolution (doubling at each halving)", min=1)
+    layers: int = option(0, "0: the generator draws the whole grid at once; k > 0: it reads the grid's channels as "
+                            "the frames of a clip, draws k pictures once and moves each across the frames by an affine "
+                            "warp of its own (content and motion apart, so what is drawn keeps its look; one layer "
+                            "per thing that moves on its own)", min=0)
     upsample: str = option("transposed", "generator up-sampling", choices=["transposed", "nearest"])
     loss: str = option("nonsaturating", "adversarial loss", choices=list(LOSSES))
     spectral_norm: bool = option(False, "spectral normalization of the discriminator's weights")
@@ -58,3 +62,6 @@ PRESETS = {
                   "save_every": 500, "log_every": 50},
     },
 }
+# Clips learnt as grids with a channel per frame: the fmnist recipe with a generator that draws a clip's thing once and
+# moves it from frame to frame (model.layers=1), which keeps its look across frames (docs/video.md, "Measured").
+PRESETS["clips"] = {"model": {**PRESETS["fmnist"]["model"], "layers": 1}, "train": dict(PRESETS["fmnist"]["train"])}

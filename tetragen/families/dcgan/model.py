@@ -47,6 +47,81 @@ class Generator(nn.Module):
         return torch.tanh(self.to_image(h))                        # (B, C, H, W)
 
 
+SHIFT_GAIN = 0.1   # a layer's shift is half the side x tanh(0.1 x the MLP's output): small steps while it learns
+
+
+class MovingLayers(nn.Module):
+    """A generator that reads the grid's channels as frames and keeps content and motion apart (as MoCoGAN does,
+    arXiv:1707.04993): it draws `layers` pictures once (the convolutional generator with a channel per layer) and, in
+    each frame, moves each layer by a shift of its own from the noise and class (a small MLP). The frames are the
+    shifted layers added up as light (screen: 1 - prod(1 - layer)), dark outside a layer. What is drawn therefore
+    keeps its look from frame to frame; the shifts start at 0 (every layer still).
+
+    A layer moves by whole pixels, so it stays sharp in every frame; its shift learns from the slope of the moved
+    picture (straight-through)."""
+
+    def __init__(self, image_size: int, frames: int, latent_dim: int, width: int, *, layers: int,
+                 upsample: str = "transposed", num_classes: int = 0, hidden: int = 256):
+        super().__init__()
+        self.frames, self.layers = frames, layers
+        self.draw = Generator(image_size, layers, latent_dim, width, upsample=upsample, num_classes=num_classes)
+        self.embed = nn.Embedding(num_classes, hidden) if num_classes else None
+        self.noise = nn.Linear(latent_dim, hidden)
+        self.motion = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.to_shift = nn.Linear(hidden, layers * frames * 2)     # each (layer, frame): rows and columns moved
+
+    def start_still(self) -> None:
+        """Every shift 0, whatever the noise: the layers stand still until training moves them."""
+        nn.init.zeros_(self.to_shift.weight)
+        nn.init.zeros_(self.to_shift.bias)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, latent_dim), labels (B,) or None -> frames (B, frames, H, W) in [-1, 1]."""
+        b, k, t = z.size(0), self.layers, self.frames
+        pictures = self.draw(z, labels)                            # (B, K, H, W) in [-1, 1]
+        h = self.noise(z) + (self.embed(labels) if self.embed is not None else 0)
+        raw = self.to_shift(self.motion(h))                        # (B, K * T * 2)
+        with torch.autocast(device_type=z.device.type, enabled=False):  # positions in float32, not bf16
+            light = (pictures.float() + 1) / 2
+            reach = torch.tensor(light.shape[-2:], dtype=light.dtype, device=light.device) / 2
+            shift = reach * torch.tanh(raw.float().view(b, k, t, 2) * SHIFT_GAIN)      # pixels, within half the side
+            moved = _Move.apply(light, shift)                                                # (B, K, T, H, W)
+            frames = moved[:, 0] if k == 1 else 1 - (1 - moved).prod(dim=1)   # (B, T, H, W): light adds up
+        return frames * 2 - 1
+
+
+class _Move(torch.autograd.Function):
+    """Pictures (B, K, H, W) moved by shifts (B, K, T, 2) of (rows down, columns right), each rounded to whole pixels
+    and dark where it reads outside the picture -> (B, K, T, H, W). The gradient of a shift is the moved picture's
+    slope along its axis (central differences), as if it had moved smoothly (straight-through)."""
+
+    @staticmethod
+    def forward(ctx, light: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        b, k, h, w = light.shape
+        pad = max(h, w) // 2 + 1                                   # a shift is at most half the side
+        whole = shift.round().long()
+        rows = (torch.arange(h, device=light.device) - whole[..., :1] + pad).clamp(0, h + 2 * pad - 1)
+        columns = (torch.arange(w, device=light.device) - whole[..., 1:] + pad).clamp(0, w + 2 * pad - 1)
+        index = (rows.unsqueeze(-1) * (w + 2 * pad) + columns.unsqueeze(-2)).view(b, k, -1)   # (B, K, T * H * W)
+        padded = nn.functional.pad(light, (pad, pad, pad, pad)).view(b, k, -1)
+        moved = padded.gather(2, index).view(b, k, -1, h, w)       # (B, K, T, H, W)
+        ctx.save_for_backward(index, moved)
+        ctx.pad = pad
+        return moved
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        index, moved = ctx.saved_tensors
+        b, k, _, h, w = moved.shape
+        pad = ctx.pad
+        back = grad.new_zeros(b, k, (h + 2 * pad) * (w + 2 * pad)).scatter_add_(2, index, grad.reshape(b, k, -1))
+        grad_light = back.view(b, k, h + 2 * pad, w + 2 * pad)[..., pad:pad + h, pad:pad + w]   # summed over frames
+        edged = nn.functional.pad(moved, (1, 1, 1, 1))
+        down = (grad * (edged[..., 2:, 1:-1] - edged[..., :-2, 1:-1])).sum((-1, -2))     # 2 x d loss / d row shift
+        right = (grad * (edged[..., 1:-1, 2:] - edged[..., 1:-1, :-2])).sum((-1, -2))
+        return grad_light, torch.stack([down, right], -1) / -2       # moving down reads the picture from higher up
+
+
 class Discriminator(nn.Module):
     def __init__(self, image_size: int, channels: int, width: int, *, spectral_norm: bool = False,
                  num_classes: int = 0):
@@ -81,11 +156,17 @@ class GAN(nn.Module):
         self.config = c
         self.num_classes = getattr(c, "num_classes", 0)
         self.latent_dim = c.latent_dim
-        self.generator = Generator(c.image_size, c.channels, c.latent_dim, c.g_width, upsample=c.upsample,
-                                   num_classes=self.num_classes)
+        if c.layers:
+            self.generator = MovingLayers(c.image_size, c.channels, c.latent_dim, c.g_width, layers=c.layers,
+                                          upsample=c.upsample, num_classes=self.num_classes)
+        else:
+            self.generator = Generator(c.image_size, c.channels, c.latent_dim, c.g_width, upsample=c.upsample,
+                                       num_classes=self.num_classes)
         self.discriminator = Discriminator(c.image_size, c.channels, c.d_width, spectral_norm=c.spectral_norm,
                                            num_classes=self.num_classes)
         self.apply(dcgan_init)
+        if c.layers:
+            self.generator.start_still()
         if c.channels_last:  # NHWC convolutions: markedly faster on CPUs (oneDNN), especially in bf16
             self.to(memory_format=torch.channels_last)
 
@@ -99,6 +180,11 @@ class GAN(nn.Module):
             raise ValueError("a conditional GAN needs labels to generate")
         return self.generator(z, labels if self.conditional else None)
 
+    def _fake(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        fake = self.generator(z, labels)
+        # in D's layout (a moving-layers generator's frames come out NCHW; the convolutional one's already match)
+        return fake.contiguous(memory_format=torch.channels_last) if self.config.channels_last else fake
+
     def forward(self, batch: dict, phase: str) -> tuple[torch.Tensor, dict]:
         real = batch["x"]                                          # (B, C, H, W) in [-1, 1]
         if self.config.channels_last:
@@ -108,14 +194,14 @@ class GAN(nn.Module):
         c = self.config
         if phase == "disc":
             with torch.no_grad():                                  # the generator is not trained in this phase
-                fake = self.generator(z, labels)
+                fake = self._fake(z, labels)
             # one pass over real and fake together (no batch norm in D, so this is the same as two passes)
             both = diff_augment(torch.cat([real, fake]), c.diffaugment)                # (2B, C, H, W)
             real_logits, fake_logits = self.discriminator(both, _twice(labels)).chunk(2)
             loss = discriminator_loss(real_logits, fake_logits, c.loss)
             return loss, {"d_real": real_logits.detach().float().mean(), "d_fake": fake_logits.detach().float().mean()}
         if phase == "gen":
-            fake = self.generator(z, labels)
+            fake = self._fake(z, labels)
             fake_logits = self.discriminator(diff_augment(fake, c.diffaugment), labels)
             return generator_loss(fake_logits, c.loss), {}
         raise ValueError(f"unknown GAN phase {phase!r}")
