@@ -19,9 +19,9 @@ class DCGANConfig:
     g_width: int = option(64, "generator channels at full resolution (doubling at each halving)", min=1)
     d_width: int = option(64, "discriminator channels at full resolution (doubling at each halving)", min=1)
     layers: int = option(0, "0: the generator draws the whole grid at once; k > 0: it reads the grid's channels as "
-                            "the frames of a clip, draws k pictures once and moves each across the frames by an affine "
-                            "warp of its own (content and motion apart, so what is drawn keeps its look; one layer "
-                            "per thing that moves on its own)", min=0)
+                            "the frames of a clip, draws k pictures once and shifts each by whole pixels in each frame, "
+                            "by a shift of its own learnt from the noise and class (content and motion apart, so what "
+                            "is drawn keeps its look; one layer per thing that moves on its own)", min=0)
     upsample: str = option("transposed", "generator up-sampling", choices=["transposed", "nearest"])
     loss: str = option("nonsaturating", "adversarial loss", choices=list(LOSSES))
     spectral_norm: bool = option(False, "spectral normalization of the discriminator's weights")
