@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.tetragen-installed
-# The CPU build of torch; installed first (by pip, which reads the machine's pip configuration) so that nothing later
-# pulls a CUDA build. The rest is installed by uv (from PyPI), faster than pip; by pip where uv fails.
+# The CPU build of torch, installed first so that nothing later pulls a CUDA build: by uv (faster than pip) as
+# torch==2.13.0+cpu from the wheel folders pip is configured to read (pip's find-links), else by pip, which reads the
+# machine's pip configuration, else from PyTorch's CPU index. The rest is installed by uv (from PyPI); by pip where
+# uv fails.
 TORCH  := torch==2.13.0
+LINKS  := $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SHELL  := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -16,9 +19,11 @@ QUIET  := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" ||
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q $(TORCH) $(QUIET) || \
-	  $(PY) -m pip install -q --index-url https://download.pytorch.org/whl/cpu $(TORCH) $(QUIET)
 	$(PY) -m pip install -q uv $(QUIET)
+	$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode $(addprefix --find-links ,$(LINKS)) \
+	    '$(TORCH)+cpu' 2>/dev/null || \
+	  $(PY) -m pip install -q $(TORCH) $(QUIET) || \
+	  $(PY) -m pip install -q --index-url https://download.pytorch.org/whl/cpu $(TORCH) $(QUIET)
 	$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode -e '.[test]' || \
 	  $(PY) -m pip install -q -e '.[test]' $(QUIET)
 	touch $(STAMP)
