@@ -59,11 +59,11 @@ def run_entry(name: str, args) -> dict:
     out = WORK / name
     minutes = args.minutes or entry["minutes"]
     steps, train_s = train_for(entry["family"], args.data, out, entry["preset"], minutes, args.seed,
-                               base=entry.get("base"))
+                               overrides=args.override, base=entry.get("base"))
     metrics, lines = evaluate(out, n=args.eval_samples, seed=0)
     print("\n".join(lines), flush=True)
-    row = {"name": name, "family": entry["family"], "preset": entry["preset"], "minutes": minutes, "steps": steps,
-           "train_s": train_s}
+    row = {"name": name, "family": entry["family"], "preset": " ".join([entry["preset"], *args.override]),
+           "minutes": minutes, "steps": steps, "train_s": train_s}
     if "base" in entry:
         tokenizer = WORK / f"{name}_{entry['base']['family']}"
         tok, tok_lines = evaluate(tokenizer, n=min(args.eval_samples, 1000), seed=0)
@@ -125,6 +125,8 @@ def main() -> int:
     ap.add_argument("--data", default=DATA, choices=list(SHOWN), help=f"the clips (default {DATA})")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="a smoke run; RESULTS.md is left untouched")
+    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for each family's run (repeatable), e.g. model.layers=2 on the pairs")
     ap.add_argument("--section", help="the section of RESULTS.md it writes (default: video, or video-pairs and so on "
                                       "for another --data), so that a run of some families keeps another's section")
     args = ap.parse_args()
