@@ -103,7 +103,7 @@ def test_moving_layers_draw_once_and_move_each_layer_by_whole_pixels_exactly():
     z, labels = torch.randn(2, model.latent_dim), torch.tensor([0, 2])
     with torch.no_grad():
         pictures = (g.draw(z, labels) + 1) / 2                                   # (2, 2 layers, 16, 16) of light
-        still = (model.generate(z, labels) + 1) / 2                              # the warps start as the identity
+        still = (model.generate(z, labels) + 1) / 2                              # the shifts start at 0
         screen = 1 - (1 - pictures[:, 0]) * (1 - pictures[:, 1])
         assert still.shape == (2, 6, 16, 16)
         assert torch.allclose(still, screen.unsqueeze(1).expand(-1, 6, -1, -1), atol=1e-6)
