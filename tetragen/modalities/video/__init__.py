@@ -4,12 +4,13 @@ that learns grids.
 Its datasets are `moving-fashion-mnist` and `moving-fashion-mnist-64` (moving.py: Fashion-MNIST garments gliding in
 one of eight directions or bouncing off the walls, made here from a seed; test clips from the test garments),
 `moving-fashion-mnist-pairs` (two garments moving apart or together) and `moving-fashion-mnist-mixed` (both kinds).
-A clip is learnt as one grid with a channel per frame (data.py), so every grid family trains on clips unchanged. The evaluator reads clips the same
-way and tells the garment and its motion: the evaluation reports class accuracy and, apart, the garment and motion
-accuracies, with references that keep the garments and break the motion (frozen, shuffled) or keep neither (each
-frame from another clip), and a temporal drift figure (how much a garment changes from frame to frame). Files: .gif
-(every clip side by side, looping), .mp4 (the same, H.264, where imageio-ffmpeg is installed), a folder (one .gif per
-clip), .png (each clip's frames in a row), .npz (frames, fps, labels). Route: `/v1/videos/generations`.
+A clip is learnt as one grid with a channel per frame (data.py), so every grid family trains on clips unchanged. The
+evaluator reads clips the same way and tells the garment and its motion: the evaluation reports class accuracy and,
+apart, the garment and motion accuracies, with references that keep the garments and break the motion (frozen,
+shuffled) or keep neither (each frame from another clip), and a temporal drift figure (how much a garment changes
+from frame to frame). Files: .gif (every clip side by side, looping), .mp4 (the same, H.264, where imageio-ffmpeg is
+installed), a folder (one .gif per clip), .png (each clip's frames in a row), .npz (frames, fps, labels). Route:
+`/v1/videos/generations`.
 """
 from pathlib import Path
 
