@@ -55,7 +55,33 @@ def test_generator_and_discriminator_shapes(family, size, channels):
     labels = torch.tensor([0, 3]) if family == "cgan" else None
     x = model.generate(torch.randn(2, model.latent_dim), labels)
     assert x.shape == (2, channels, size, size)
-    assert model.discriminator(x, labels).shape == (2,)
+    logits, classes = model.discriminator(x, labels)
+    assert logits.shape == (2,) and classes is None                   # no class head unless model.class_loss
+
+
+def test_a_class_head_learns_the_real_classes_and_teaches_the_generator_the_asked_one():
+    cfg = build_run_config("cgan", preset="tiny", overrides=["model.num_classes=3", "model.class_loss=0.5"])
+    model = get_family("cgan").build(cfg.model)
+    batch = {"x": torch.rand(4, 1, 28, 28) * 2 - 1, "y": torch.tensor([0, 1, 2, 1])}
+    torch.manual_seed(0)
+    loss, logs = model(batch, phase="disc")
+    torch.manual_seed(0)
+    fake = model.generate(torch.randn(4, model.latent_dim), batch["y"]).detach()
+    logits, classes = model.discriminator(torch.cat([batch["x"], fake]), torch.cat([batch["y"], batch["y"]]))
+    told = torch.nn.functional.cross_entropy(classes[:4], batch["y"])   # the real items' classes, not the fakes'
+    assert classes.shape == (8, 3) and logs["d_class"].item() == pytest.approx(told.item(), rel=1e-5)
+    assert loss.item() == pytest.approx((discriminator_loss(*logits.chunk(2), "nonsaturating") + 0.5 * told).item(),
+                                        rel=1e-5)
+    # with D's own logit flat (no head, no projection), the generator still learns: from the class head alone
+    with torch.no_grad():
+        model.discriminator.head.weight.zero_()
+        model.discriminator.embed.weight.zero_()
+    for weight, learns in ((0.5, True), (0.0, False)):
+        model.config.class_loss = weight
+        model.zero_grad()
+        model(batch, phase="gen")[0].backward()
+        reached = sum(p.grad.abs().sum() for p in model.generator.parameters() if p.grad is not None)
+        assert (reached > 0) == learns, weight
 
 
 def test_conditional_generator_depends_on_the_label():
@@ -140,6 +166,7 @@ def test_a_moving_layers_shift_learns_by_gradient_to_cover_where_the_picture_sho
 @pytest.mark.parametrize("options", [
     ["model.loss=hinge", "model.spectral_norm=true", "model.diffaugment=translation,cutout,color"],
     ["model.upsample=nearest", "model.d_lr_scale=4", "train.precision=bf16"],
+    ["model.class_loss=1", "model.spectral_norm=true"],
 ])
 def test_options_train_with_finite_losses(options, images, tmp_path):
     r = run_cli("train", "cgan", "--data", str(images), "--out", str(tmp_path / "run"), *TINY, "train.log_every=1",
@@ -148,6 +175,7 @@ def test_options_train_with_finite_losses(options, images, tmp_path):
     recs = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     train = [rec for rec in recs if rec["split"] == "train"]
     assert len(train) == 2 and all(np.isfinite(rec["loss_disc"]) and np.isfinite(rec["loss_gen"]) for rec in train)
+    assert all(("d_class_disc" in rec and "g_class_gen" in rec) == ("model.class_loss=1" in options) for rec in train)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -273,6 +301,9 @@ def test_bad_gan_options_are_one_line_errors():
     r = run_cli("train", "cgan", "--print-config", "model.loss=wasserstein")
     assert r.returncode == 2
     assert_user_error(r, "model.loss", "nonsaturating")
+    r = run_cli("train", "dcgan", "--print-config", "model.class_loss=1")
+    assert r.returncode == 2
+    assert_user_error(r, "model.class_loss", "without classes", "cgan")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def test_feature_layer_is_a_block_of_dcgans_discriminator():
         wrapped.net.load_state_dict(plain.state_dict())
         logits, features = wrapped(x)
         assert features.shape == (3, shape)
-        assert torch.equal(logits, plain(x))                          # the wrapper changes nothing of D's logit
+        assert torch.equal(logits, plain(x)[0])                        # the wrapper changes nothing of D's logit
     model = VAEGAN(build_run_config("vaegan", preset="tiny").model)
     assert model.num_classes == 0 and not model.conditional
     mu, logvar = model.encode(torch.zeros(2, 1, 28, 28))

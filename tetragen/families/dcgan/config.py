@@ -26,6 +26,9 @@ class DCGANConfig:
     loss: str = option("nonsaturating", "adversarial loss", choices=list(LOSSES))
     spectral_norm: bool = option(False, "spectral normalization of the discriminator's weights")
     diffaugment: str = option("", "DiffAugment policy for D's inputs, e.g. translation,cutout (empty: off)")
+    class_loss: float = option(0.0, "conditional models: weight of a class head on the discriminator's features "
+                                    "(AC-GAN): it learns the real items' classes, and the generator is asked to make "
+                                    "fakes it reads as the asked class (0: off)", min=0.0)
     d_lr_scale: float = option(1.0, "discriminator learning rate relative to train.lr (the generator's is 1)",
                                min=0.0, min_exclusive=True)
     channels_last: bool = option(False, "NHWC memory layout for the convolutions (faster on CPUs)")
@@ -35,6 +38,9 @@ class DCGANConfig:
         if self.image_size % 2:
             raise UserError(f"model.image_size ({self.image_size}) must be even (the generator doubles the size "
                             f"at least once); use e.g. 28, 32 or 64")
+        if self.class_loss and not hasattr(self, "num_classes"):
+            raise UserError(f"model.class_loss={self.class_loss}: this family draws without classes, so there is no "
+                            f"class to learn; use cgan, or leave model.class_loss at 0")
         try:
             parse_policy(self.diffaugment)
         except ValueError as e:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ...nn.augment import diff_augment
 from ...nn.conv import ConditionalBatchNorm2d, DownBlock, UpBlock, spectral, stage_widths, start_size
@@ -124,7 +125,7 @@ class _Move(torch.autograd.Function):
 
 class Discriminator(nn.Module):
     def __init__(self, image_size: int, channels: int, width: int, *, spectral_norm: bool = False,
-                 num_classes: int = 0):
+                 num_classes: int = 0, classify: bool = False):
         super().__init__()
         s0 = start_size(image_size)
         widths = stage_widths(image_size, width)[::-1]             # e.g. 28x28, width 64: [64, 128]
@@ -137,14 +138,17 @@ class Discriminator(nn.Module):
             embed = nn.Embedding(num_classes, features)
             nn.init.normal_(embed.weight, 0.0, 0.02)  # small, like the other weights: the projection starts near 0
             self.embed = spectral(embed, spectral_norm)
+        # a class head on the same features (AC-GAN, arXiv:1610.09585): which class a clip or image shows
+        self.classify = spectral(nn.Linear(features, num_classes), spectral_norm) if classify else None
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, C, H, W), labels (B,) or None -> logits (B,)."""
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, C, H, W), labels (B,) or None -> logits (B,), and class logits (B, num_classes) with a class head
+        (else None)."""
         h = self.blocks(x).flatten(1)                              # (B, widest * s0 * s0)
         logits = self.head(h).squeeze(1)                           # (B,)
         if self.embed is not None:                                 # projection: + <embed(y), h>
             logits = logits + (self.embed(labels) * h).sum(dim=1)
-        return logits
+        return logits, (self.classify(h) if self.classify is not None else None)
 
 
 class GAN(nn.Module):
@@ -163,7 +167,8 @@ class GAN(nn.Module):
             self.generator = Generator(c.image_size, c.channels, c.latent_dim, c.g_width, upsample=c.upsample,
                                        num_classes=self.num_classes)
         self.discriminator = Discriminator(c.image_size, c.channels, c.d_width, spectral_norm=c.spectral_norm,
-                                           num_classes=self.num_classes)
+                                           num_classes=self.num_classes,
+                                           classify=bool(self.num_classes and c.class_loss))
         self.apply(dcgan_init)
         if c.layers:
             self.generator.start_still()
@@ -197,13 +202,24 @@ class GAN(nn.Module):
                 fake = self._fake(z, labels)
             # one pass over real and fake together (no batch norm in D, so this is the same as two passes)
             both = diff_augment(torch.cat([real, fake]), c.diffaugment)                # (2B, C, H, W)
-            real_logits, fake_logits = self.discriminator(both, _twice(labels)).chunk(2)
+            logits, classes = self.discriminator(both, _twice(labels))
+            real_logits, fake_logits = logits.chunk(2)
             loss = discriminator_loss(real_logits, fake_logits, c.loss)
-            return loss, {"d_real": real_logits.detach().float().mean(), "d_fake": fake_logits.detach().float().mean()}
+            logs = {"d_real": real_logits.detach().float().mean(), "d_fake": fake_logits.detach().float().mean()}
+            if classes is not None:                                # the class head learns from real items only
+                told = F.cross_entropy(classes[:real.size(0)].float(), labels)
+                loss = loss + c.class_loss * told
+                logs["d_class"] = told.detach()
+            return loss, logs
         if phase == "gen":
             fake = self._fake(z, labels)
-            fake_logits = self.discriminator(diff_augment(fake, c.diffaugment), labels)
-            return generator_loss(fake_logits, c.loss), {}
+            fake_logits, classes = self.discriminator(diff_augment(fake, c.diffaugment), labels)
+            loss, logs = generator_loss(fake_logits, c.loss), {}
+            if classes is not None:                                # fakes should show the class they were asked for
+                told = F.cross_entropy(classes.float(), labels)
+                loss = loss + c.class_loss * told
+                logs["g_class"] = told.detach()
+            return loss, logs
         raise ValueError(f"unknown GAN phase {phase!r}")
 
 
