@@ -243,9 +243,23 @@ def test_eval_scores_garment_and_motion_apart_with_references_that_break_the_mot
     # frames come from different clips changes every frame; shuffling the frames keeps each garment
     assert max(metrics["ref_still_drift"], metrics["ref_test_drift"], metrics["ref_shuffled_drift"]) < 0.1
     assert metrics["ref_mixed_drift"] > 1.0
+    # the garment read frame by frame by Fashion-MNIST's image evaluator, which never saw a clip: the real test clips'
+    # own garments are read far above chance (0.1)
+    assert 0 <= metrics["frame_garment_acc"] <= 1 and metrics["ref_test_frame_garment_acc"] > 0.5
     text = "\n".join(lines)
     assert "FD (video)" in text and "garment" in text and "motion" in text and "temporal drift" in text
-    assert "per-frame FID" in text
+    assert "per-frame FID" in text and "per-frame garment accuracy" in text
+
+
+def test_a_view_reads_each_items_part_as_its_most_frequent_reading():
+    from tetragen.data.grids import View
+
+    class Reads:
+        def predict(self, seen, device):
+            return np.asarray(seen)                                      # each "input" is already its reading
+
+    view = View("t", lambda x: x, lambda device: Reads(), part="garment")
+    assert view.read_part(np.array([1, 1, 2, 0, 3, 3, 5, 5, 5]), 3, Reads(), "cpu").tolist() == [1, 3, 5]
 
 
 def test_a_run_on_two_garments_reads_a_prompt_either_way_round_and_scores_pair_and_motion(tmp_path, monkeypatch):

@@ -30,10 +30,22 @@ from ..registry import get_modality, list_modalities
 class View:
     """Another evaluator's reading of a kind's items (a clip's frames, read by the image evaluator), scored with a
     Fréchet distance of its own beside the kind's: `transform` turns a batch of evaluator inputs into that
-    evaluator's inputs, `evaluator(device)` gives it."""
+    evaluator's inputs (the same number for each item), `evaluator(device)` gives it.
+
+    With `part` (a key of the data's `class_parts` whose indices are that evaluator's classes, e.g. a clip's
+    garment), the evaluation also says how often it reads the asked class's part: each item's most frequent reading
+    over its inputs, beside the same figure of the test items."""
     title: str                                   # how a line names the distance ("per-frame FID")
     transform: Callable[[np.ndarray], np.ndarray]
     evaluator: Callable[[Any], Any]
+    part: str = ""
+    part_title: str = ""                         # how a line names that accuracy ("per-frame garment accuracy ...")
+
+    def read_part(self, seen: np.ndarray, items: int, evaluator, device) -> np.ndarray:
+        """The part index read of each of `items` items (N,): the most frequent class `evaluator` predicts over
+        their transformed inputs `seen` (items x k)."""
+        said = evaluator.predict(seen, device).reshape(items, -1)
+        return np.array([np.bincount(row).argmax() for row in said], dtype=np.int64)
 
 
 @runtime_checkable

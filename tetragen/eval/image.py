@@ -147,18 +147,25 @@ def image_metrics(sample: SampleFn, data, *, n: int = 10000, device: torch.devic
         ev = evaluator or data.evaluator(device)
         dist = Distances(ev, len(real), n, device)
         dist.update(real, real=True)
-        views = {}
+        views, readers = {}, {}
         for name, view in data.views.items():
             seen = view.transform(real)
-            views[name] = Distances(view.evaluator(device), len(seen), len(seen), device)
+            readers[name] = view.evaluator(device)
+            views[name] = Distances(readers[name], len(seen), len(seen), device)
             views[name].update(seen, real=True)
+        read = {name: 0 for name, view in data.views.items() if conditional and view.part in parts}
         for i, start in enumerate(range(0, n, batch_size)):
             k = min(batch_size, n - start)
             asked = labels[start:start + k] if conditional else None
             heard = data.scored(_check_samples(sample(k, seed=seed + i, labels=asked), k, tuple(data.image_shape)))
             dist.update(heard, real=False)
             for name, view_dist in views.items():
-                view_dist.update(data.views[name].transform(heard), real=False)
+                view = data.views[name]
+                seen = view.transform(heard)
+                view_dist.update(seen, real=False)
+                if name in read:
+                    read[name] += int((view.read_part(seen, k, readers[name], device)
+                                       == parts[view.part][asked]).sum())
             for name, (_, figure) in data.stats.items():
                 stat_sums[name] += float(np.sum(figure(heard)))
             if conditional:
@@ -172,6 +179,7 @@ def image_metrics(sample: SampleFn, data, *, n: int = 10000, device: torch.devic
     if conditional:
         out["class_acc"] = correct / n
         out.update({f"{name}_acc": c / n for name, c in parts_correct.items()})
+        out.update({f"{name}_{data.views[name].part}_acc": c / n for name, c in read.items()})
     return out
 
 
@@ -181,12 +189,14 @@ def reference_metrics(data, evaluator: Evaluator, n: int, device: torch.device |
     test items) vs the test items, at n: {"n_real", "n_train", "<name>_fid", "<name>_kid", "<name>_kid_std"}.
 
     With the data's `stats`: "test_<stat>" of the test items and "<name>_<stat>" of each reference set, the mean of
-    the per-item figure; with its `views`: "<name>_<view>_fid", each reference set's FID in that view. Computed once
+    the per-item figure; with its `views`: "<name>_<view>_fid", each reference set's FID in that view (and "test_<view>_<part>_acc" for a
+    view that reads a class part: how often it reads the test items' own). Computed once
     per (evaluator, n, seed, stats, views) and cached in the evaluator's cache folder as references.json.
     """
     check_n(n, "n")
     path = evaluator.cache_folder / "references.json"
-    key = f"n={n},seed={seed}" + "".join(f",{name}" for name in [*data.stats, *data.views])
+    key = f"n={n},seed={seed}" + "".join(f",{name}" for name in [*data.stats, *data.views]) \
+        + "".join(f",{name}:{v.part}" for name, v in data.views.items() if v.part in data.class_parts)
     try:
         cache = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -200,6 +210,12 @@ def reference_metrics(data, evaluator: Evaluator, n: int, device: torch.device |
     refs.update({f"test_{stat}": float(np.mean(figure(real))) for stat, (_, figure) in data.stats.items()})
     with _rng_scope(device):
         seen = {view: (v.transform(real), v.evaluator(device)) for view, v in data.views.items()}
+        for view, (real_seen, view_evaluator) in seen.items():
+            part = data.views[view].part
+            if part in data.class_parts:  # how often that evaluator reads the test items' own part
+                own = np.asarray(data.class_parts[part])[np.asarray(data.test.labels)[idx]]
+                read = data.views[view].read_part(real_seen, len(real), view_evaluator, device)
+                refs[f"test_{view}_{part}_acc"] = float(np.mean(read == own))
         for name, fake in data.references(idx, train_idx).items():
             dist = Distances(evaluator, len(real), len(fake), device)
             dist.update(real, real=True)
@@ -264,8 +280,10 @@ def reference_rows(data, evaluator: Evaluator, n: int, device, seed: int = 0) ->
         out.update({f"ref_{name}_fid": refs[f"{name}_fid"], f"ref_{name}_kid": refs[f"{name}_kid"]})
     for stat in data.stats:
         out.update({f"ref_{name}_{stat}": refs[f"{name}_{stat}"] for name in ["test", *data.references_named]})
-    for view in data.views:
+    for view, v in data.views.items():
         out.update({f"ref_{name}_{view}_fid": refs[f"{name}_{view}_fid"] for name in data.references_named})
+        if f"test_{view}_{v.part}_acc" in refs:
+            out[f"ref_test_{view}_{v.part}_acc"] = refs[f"test_{view}_{v.part}_acc"]
     return out
 
 
@@ -295,6 +313,9 @@ def report_lines(data, m: dict, what: str = "samples") -> list[str]:
         if f"{view}_fid" in m:
             refs = ", ".join(f"{t} {m[f'ref_{name}_{view}_fid']:.3f}" for name, t in data.references_named.items())
             lines.append(f"{v.title} {m[f'{view}_fid']:.3f}   references: {refs}")
+        if f"{view}_{v.part}_acc" in m:
+            lines.append(f"{v.part_title} {m[f'{view}_{v.part}_acc']:.4f}   reference: the test {data.item}s "
+                         f"{m[f'ref_test_{view}_{v.part}_acc']:.4f}")
     for stat, (title, _) in data.stats.items():
         if stat in m:
             refs = ", ".join(f"{t} {m[f'ref_{name}_{stat}']:.3f}" for name, t in

@@ -33,7 +33,8 @@ register_modality(Modality(
     headline=("fid",),
     columns={"FD (video)": ("fid", "{:.2f}"), "KID": ("kid", "{:.4f}"), "class acc": ("class_acc", "{:.3f}"),
              "garment acc": ("garment_acc", "{:.3f}"), "motion acc": ("motion_acc", "{:.3f}"),
-             "frame FID": ("frame_fid", "{:.2f}"), "drift": ("drift", "{:.2f}")},
+             "frame FID": ("frame_fid", "{:.2f}"), "frame garment acc": ("frame_garment_acc", "{:.3f}"),
+             "drift": ("drift", "{:.2f}")},
     note="Fréchet distance (FD) and KID in tetragen's video evaluator, a CNN over each clip's stacked frames (lower "
          "is better; the frozen-frame, shuffled-frame and mixed-clip references are under each family); drift: grey "
          "levels a centred frame changes from the previous one (the test clips' own is under each family)",
