@@ -132,7 +132,8 @@ def image_metrics(sample: SampleFn, data, *, n: int = 10000, device: torch.devic
     `sample(k, seed=s, labels=y)` is called in chunks of `batch_size` (seeds seed, seed+1, ...). Returns {"fid",
     "kid", "kid_std"} (+ "class_acc" when `conditional`: the fraction of samples the evaluator assigns to the class
     they were asked for; and "<part>_acc" for each of the data's `class_parts`, the fraction whose class has the
-    asked class's part, e.g. the right garment whatever its motion); "<view>_fid" for each of the data's `views`
+    asked class's part, e.g. the right garment whatever its motion, and "<view>_<part>_acc" for a view that reads a
+    class part, its own reading of it); "<view>_fid" for each of the data's `views`
     and the mean of each of its `stats`. "fid" is the primary metric; lower is better. The caller's RNG state is
     left untouched, and the evaluator is trained (and cached) on first use.
     """
@@ -189,9 +190,9 @@ def reference_metrics(data, evaluator: Evaluator, n: int, device: torch.device |
     test items) vs the test items, at n: {"n_real", "n_train", "<name>_fid", "<name>_kid", "<name>_kid_std"}.
 
     With the data's `stats`: "test_<stat>" of the test items and "<name>_<stat>" of each reference set, the mean of
-    the per-item figure; with its `views`: "<name>_<view>_fid", each reference set's FID in that view (and "test_<view>_<part>_acc" for a
-    view that reads a class part: how often it reads the test items' own). Computed once
-    per (evaluator, n, seed, stats, views) and cached in the evaluator's cache folder as references.json.
+    the per-item figure; with its `views`: "<name>_<view>_fid", each reference set's FID in that view, and for a view
+    that reads a class part "test_<view>_<part>_acc", how often it reads the test items' own. Computed once per
+    (evaluator, n, seed, stats, views) and cached in the evaluator's cache folder as references.json.
     """
     check_n(n, "n")
     path = evaluator.cache_folder / "references.json"
