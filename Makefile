@@ -20,11 +20,11 @@ QUIET  := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" ||
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q uv $(QUIET)
-	$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode $(addprefix --find-links ,$(LINKS)) \
+	$(VENV)/bin/uv pip install -q --python $(PY) $(addprefix --find-links ,$(LINKS)) \
 	    '$(TORCH)+cpu' 2>/dev/null || \
 	  $(PY) -m pip install -q $(TORCH) $(QUIET) || \
 	  $(PY) -m pip install -q --index-url https://download.pytorch.org/whl/cpu $(TORCH) $(QUIET)
-	$(VENV)/bin/uv pip install -q --python $(PY) --compile-bytecode -e '.[test]' || \
+	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[test]' || \
 	  $(PY) -m pip install -q -e '.[test]' $(QUIET)
 	touch $(STAMP)
 
@@ -66,9 +66,11 @@ browser sound music: system
 
 # The video and token tests make their clips from Fashion-MNIST: fetched here (Debian's dataset-fashion-mnist where
 # this is root with apt, else the product's own fetcher says what it could not do).
+# Packages are installed without their bytecode (compiling all of torch's took 25 s); the tests' first imports write
+# the few hundred modules they use, even where the environment sets PYTHONDONTWRITEBYTECODE.
 test: $(STAMP) system
 	$(VENV)/bin/tetragen data fetch fashion-mnist
-	$(PY) -m pytest
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow

@@ -64,6 +64,7 @@ RESUMABLE = ["--preset", "tiny", "model.dropout=0.1", "model.n_embd=64", "model.
              "train.warmup_steps=2", "train.log_every=5"]
 
 
+@pytest.mark.slow  # about 30 s (three torchrun launches); make test-slow runs it
 def test_two_process_sigkill_then_resume_is_bitwise_identical(corpus, tmp_path):
     """Each process saves and restores its own RNG state: after a resume the two ranks still draw different dropout
     masks, exactly as in the uninterrupted run."""
@@ -99,6 +100,7 @@ def test_two_process_sigkill_then_resume_is_bitwise_identical(corpus, tmp_path):
     assert "--nproc-per-node=2" in one.stderr
 
 
+@pytest.mark.slow  # about 20 s (an evaluator trained under torchrun); make test-slow runs it
 def test_an_image_evaluation_on_rank_0_does_not_time_out_the_others(tmp_path):
     """Rank 0 evaluates (FID of many samples, after training the evaluator) while rank 1 waits at a barrier with a
     timeout of its own: with the training collectives' timeout cut to 1 s the run still completes."""
