@@ -2,9 +2,11 @@
 their prompted clips scored by the shipped video evaluator against its reference rows.
 
 For each entry (ENTRIES below; a clip is learnt as a 32x32 grid with a channel per frame; the token prior reads
-`[prompt ; clip tokens]` of a vqvae whose 3-D convolutions down-sample time as well as space):
+`[prompt ; clip tokens]` of a vqvae whose 3-D convolutions down-sample time as well as space, and the latent
+diffusion denoiser learns the continuous latents of such a vqvae, its latent frames as channels):
 1. Train through `tetragen.train` with `train.budget_minutes` (the trainer plans the steps and re-plans as it goes);
-   the token prior's tokenizer first, for its share of the entry's minutes (the split is stated in the table).
+   the tokenizer of the token prior or of the denoiser first, for its share of the entry's minutes (the split is
+   stated in the table).
 2. `tetragen.api.evaluate` (as `tetragen eval`) with `--eval-samples` prompted clips (every class in turn, a class
    being a garment and its motion): Fréchet distance and KID in the evaluator's features, class accuracy, and apart
    garment accuracy and motion accuracy; reference rows: train vs test, the test clips frozen on their first frame,
@@ -13,8 +15,8 @@ For each entry (ENTRIES below; a clip is learnt as a 32x32 grid with a channel p
 3. Clips made per second (batch 16).
 4. Write the table to the `video` section of bench/RESULTS.md (a --quick run writes nothing there).
 
-    python bench/video.py                  # cgan 10 minutes, tokenizer + prior 15 minutes, 2000 clips each
-    python bench/video.py --families t2i   # the token prior only
+    python bench/video.py                  # cgan 10 minutes, tokenizer + denoiser 15, tokenizer + prior 15
+    python bench/video.py --families ldm   # the latent denoiser only
     python bench/video.py --quick          # smoke run: 0.2 minutes per entry, 100 clips, RESULTS.md untouched
     python bench/video.py --data moving-fashion-mnist-pairs --families cgan   # two garments: section video-pairs
 
@@ -49,8 +51,10 @@ ENTRIES = {
     "diffusion": {"family": "diffusion", "preset": "fmnist", "minutes": 10},
     "t2i": {"family": "t2i", "preset": "clips", "minutes": 15,
             "base": {"family": "vqvae", "preset": "clips", "share": 1 / 3, "override": "model.tokenizer_run"}},
+    "ldm": {"family": "ldm", "preset": "clips", "minutes": 15,
+            "base": {"family": "vqvae", "preset": "clip-latents", "share": 1 / 3, "override": "model.autoencoder_run"}},
 }
-DEFAULT = "cgan,t2i"
+DEFAULT = "cgan,ldm,t2i"
 SPEED_BATCH = 16
 
 
@@ -112,8 +116,9 @@ def table(results: list[dict]) -> str:
     for r in results:
         if "base" in r:
             lines += ["", f"{r['family']} ({r['preset']}): its tokenizer {r['base']} (the rest of the {r['minutes']:g} "
-                      f"minutes to the prior); on the test clips: reconstruction MSE {r['recon_mse']:.5f}, codebook "
-                      f"usage {r['codebook_usage']:.1%}, perplexity {r['codebook_perplexity']:.1f}."]
+                      f"minutes to the {r['family']} run); on the test clips: reconstruction MSE "
+                      f"{r['recon_mse']:.5f}, codebook usage {r['codebook_usage']:.1%}, perplexity "
+                      f"{r['codebook_perplexity']:.1f}."]
     return "\n".join(lines)
 
 

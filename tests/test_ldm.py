@@ -95,6 +95,29 @@ def test_a_vqvae_with_narrow_codes_gives_the_space_its_codes_are_looked_up_in(ru
     assert len(err) == 1 and "40 channels a cell" in err[0] and "model.code_dim=4" in err[0]
 
 
+def test_the_training_images_are_encoded_once_and_looked_up(runs, monkeypatch):
+    import torch
+
+    from tetragen.families.ldm import data as ldm_data
+    monkeypatch.setenv("TETRAGEN_CACHE", str(runs / "cache"))
+    pipe = tetragen.load(runs / "ldm")
+    scale = pipe.config.model.latent_scale
+    data = load_data(pipe.config, pipe.assets)
+    batch = data.train_batch(seed=0, step=3, micro=0, batch_size=5)
+    assert data.latents.shape == (len(data.train.images), *pipe.autoencoder.latent_shape) and "index" not in batch
+    drawn = data.data.train_batch(seed=0, step=3, micro=0, batch_size=5)     # the same draw, in pixels
+    assert torch.equal(batch["y"], drawn["y"]) and torch.equal(batch["text"], drawn["text"])
+    assert torch.allclose(batch["x"], pipe.autoencoder.encode(drawn["x"]) * scale, atol=1e-5)
+    again = load_data(pipe.config, pipe.assets)                  # encoded in the same chunks: the same latents
+    again.train_batch(seed=1, step=0, micro=0, batch_size=2)
+    assert torch.equal(again.latents, data.latents)
+    # a training set whose latents would not fit is encoded batch by batch
+    monkeypatch.setattr(ldm_data, "CACHE_BYTES", 0)
+    big = load_data(pipe.config, pipe.assets)
+    assert torch.allclose(big.train_batch(seed=0, step=3, micro=0, batch_size=5)["x"], batch["x"], atol=1e-5)
+    assert big.latents is None
+
+
 def test_the_run_keeps_its_autoencoder_and_refuses_a_changed_or_missing_one(runs, tmp_path):
     doc = json.loads((runs / "ldm" / "components.json").read_text())["autoencoder"]
     assert doc["family"] == "vqvae" and (runs / "ldm" / "autoencoder" / "model.safetensors").is_file()

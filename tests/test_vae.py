@@ -163,8 +163,9 @@ def test_semi_supervised_batches_hide_the_unlabelled_labels(images):
     data = load_data(cfg)
     assert cfg.model.classifier and len(data.labelled) + len(data.unlabelled) == len(data.train.labels)
     batch = data.train_batch(seed=1, step=3, micro=0, batch_size=16)
-    assert set(batch) == {"x", "y", "x_u"} and batch["x"].shape == batch["x_u"].shape == (16, 1, 28, 28)
+    assert set(batch) == {"x", "y", "index", "x_u"} and batch["x"].shape == batch["x_u"].shape == (16, 1, 28, 28)
     assert data.count(batch) == 32
+    assert set(batch["index"].tolist()) <= set(data.labelled.tolist())     # which labelled images "x" holds
     labelled = {data.train.images[i].tobytes(): data.train.labels[i] for i in data.labelled}
     for x, y in zip(ImageData.to_uint8(batch["x"]), batch["y"]):               # "x" only from the labelled images
         assert labelled[x.tobytes()] == y
@@ -172,7 +173,7 @@ def test_semi_supervised_batches_hide_the_unlabelled_labels(images):
     assert all(torch.equal(batch[k], again[k]) for k in batch)
     plain = build_run_config("cvae", preset="tiny")
     plain.data.source = str(images)
-    assert set(load_data(plain).train_batch(seed=1, step=3, micro=0, batch_size=4)) == {"x", "y"}
+    assert set(load_data(plain).train_batch(seed=1, step=3, micro=0, batch_size=4)) == {"x", "y", "index"}
 
 
 def test_m2_loss_is_the_labelled_and_unlabelled_bounds(images, monkeypatch):

@@ -1,6 +1,7 @@
-"""The clip tokenizer and the prompt -> clip prior: a vqvae with model.temporal (3-D convolutions over frames, height
-and width) trained on a tiny moving-fashion-mnist, its tokens as many as its config says, and a t2i prior over them
-that draws clips from a prompt, the same clip for the same seed. The 2-D vqvae is unchanged by the option."""
+"""The clip tokenizer and what learns its latents: a vqvae with model.temporal (3-D convolutions over frames, height
+and width) trained on a tiny moving-fashion-mnist, its tokens as many as its config says; a t2i prior over them that
+draws clips from a prompt, the same clip for the same seed; and an ldm denoiser over its continuous latents, the
+latent frames as channels. The 2-D vqvae is unchanged by the option."""
 from __future__ import annotations
 
 import numpy as np
@@ -46,6 +47,8 @@ def clip_runs(tmp_path_factory):
         data = _train("vqvae", root / "tok", ["train.max_steps=4", *TOKENIZER])
         _train("t2i", root / "prior", ["train.max_steps=2", f"model.tokenizer_run={root / 'tok'}",
                                        "model.text_block=64"])
+        _train("ldm", root / "ldm", ["train.max_steps=2", f"model.autoencoder_run={root / 'tok'}",
+                                     "model.cond=class"])
         yield root, data
 
 
@@ -95,6 +98,39 @@ def test_cli_samples_a_gif_from_a_prompt(clip_runs, tmp_path):
                 str(tmp_path / "s.gif"), env={"TETRAGEN_CACHE": str(root / "cache")})
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "names no motion" in r.stderr and "up-left" in r.stderr and not (tmp_path / "s.gif").exists()
+
+
+def test_latent_diffusion_learns_the_clip_tokenizers_latent_frames_as_channels(clip_runs):
+    root, data = clip_runs
+    pipe = tetragen.load(root / "ldm")
+    autoencoder = pipe.inner.autoencoder                                   # the family's pipeline, adapted
+    code_dim = autoencoder.model.quantizer.code_dim
+    # 4 latent frames of 4x4 cells, each frame's code_dim channels side by side: a 4x4 grid of 4 * code_dim
+    assert autoencoder.latent_shape == (4 * code_dim, 4, 4)
+    assert (pipe.config.model.latent_channels, pipe.config.model.latent_size) == (4 * code_dim, 4)
+    x = data.to_model(data.test.images[:3])
+    z = autoencoder.encode(x)
+    assert z.shape == (3, 4 * code_dim, 4, 4)
+    model = autoencoder.model
+    with torch.no_grad():  # decoding the latents is the tokenizer's own reconstruction
+        assert torch.allclose(autoencoder.decode(z), model.decoder(model.quantizer(model.encoder(x))[0]))
+        codes = model.quantizer.to_code_space(model.encoder(x))             # (3, code_dim, 4 frames * 4 rows, 4)
+        assert torch.equal(z[:, code_dim:2 * code_dim], codes[:, :, 4:8])  # latent frame 1 is channels 1 * code_dim..
+    a = pipe.sample(2, seed=3, prompt="a sneaker moving left", steps=2)
+    assert a.frames.shape == (2, 16, 32, 32) and a.frames.dtype == np.uint8 and a.fps == 10
+    assert np.array_equal(pipe.sample(1, seeds=[4], prompt="a sneaker moving left", steps=2).frames[0], a.frames[1])
+    assert "edit" not in pipe.capabilities                                  # editing is for images
+
+
+def test_latent_diffusion_on_clips_is_told_the_class_not_a_text_prompt(clip_runs):
+    root, _ = clip_runs
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TETRAGEN_CACHE", str(root / "cache"))
+        mp.setitem(moving.VARIANTS, NAME, moving.Variant(NAME, 32, 320, 80))
+        cfg = build_run_config("ldm", preset="tiny", overrides=[f"model.autoencoder_run={root / 'tok'}"])
+        cfg.data.source = NAME
+        with pytest.raises(UserError, match="model.cond=text: .* is video content; use model.cond=class"):
+            load_data(cfg)
 
 
 def test_the_served_prior_returns_clips_from_a_prompt(clip_runs):

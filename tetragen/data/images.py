@@ -392,8 +392,9 @@ class ImageData:
 
     def train_batch(self, *, seed: int, step: int, micro: int, batch_size: int, rank: int = 0,
                     world_size: int = 1) -> dict[str, torch.Tensor]:
-        """{"x": (B, C, H, W), "y": (B,)} drawn with replacement from (seed, step, micro); after `keep_labels`, "x"
-        and "y" come from the labelled images and "x_u" (B, C, H, W) from the others."""
+        """{"x": (B, C, H, W), "y": (B,), "index": (B,) which training items they are} drawn with replacement from
+        (seed, step, micro); after `keep_labels`, "x" and "y" come from the labelled images and "x_u" (B, C, H, W)
+        from the others."""
         rng = np.random.default_rng((seed, step, micro))
 
         def draw(pool: np.ndarray | None) -> np.ndarray:  # this process's share of one global batch
@@ -401,7 +402,8 @@ class ImageData:
             idx = idx if pool is None else pool[idx]
             return np.sort(idx[rank * batch_size:(rank + 1) * batch_size])
         idx = draw(self.labelled)
-        batch = {"x": self.to_model(self.train.images[idx]), "y": torch.from_numpy(self.train.labels[idx])}
+        batch = {"x": self.to_model(self.train.images[idx]), "y": torch.from_numpy(self.train.labels[idx]),
+                 "index": torch.from_numpy(idx)}
         if self.unlabelled is not None and len(self.unlabelled):
             batch["x_u"] = self.to_model(self.train.images[draw(self.unlabelled)])
         return batch

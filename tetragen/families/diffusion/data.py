@@ -34,8 +34,8 @@ class PromptAssets:
 
 class CaptionedGrids:
     """The run's grids (a GridData: what the trainer and the evaluator read, unchanged) whose training batches also
-    carry a caption per image: {"x": (B, C, H, W), "y": (B,), "text": (B, text_block) ids}, drawn as a pure function
-    of (seed, step, micro-batch), the phrasing too."""
+    carry a caption per image: {"x": (B, C, H, W), "y": (B,), "index": (B,), "text": (B, text_block) ids}, drawn as a
+    pure function of (seed, step, micro-batch), the phrasing too."""
 
     def __init__(self, data, captions: dict, codes: PromptCodes, assets: PromptAssets):
         self.data, self.captions, self.codes, self.assets = data, captions, codes, assets
@@ -54,6 +54,7 @@ class CaptionedGrids:
         idx = np.sort(idx[rank * batch_size:(rank + 1) * batch_size])
         texts = self.captions["train"].picks(idx, [seed, step, micro])
         return {"x": self.data.to_model(self.train.images[idx]), "y": torch.from_numpy(self.train.labels[idx]),
+                "index": torch.from_numpy(idx),
                 "text": torch.tensor([self.codes.caption(t) for t in texts], dtype=torch.long)}
 
     def count(self, batch: dict) -> int:

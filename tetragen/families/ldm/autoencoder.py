@@ -1,7 +1,9 @@
 """The frozen autoencoder a latent diffusion run works through: a trained tetragen `vqvae` or `vqgan` (its encodings
 where codes are looked up, `code_dim` channels a cell, before the snap; decoding snaps each latent vector to its
 nearest code first, as the decoder was trained on codes) or an unconditional `vae` (its posterior mean, a vector,
-seen as a 1x1 grid of `latent_dim` channels).
+seen as a 1x1 grid of `latent_dim` channels). A clip tokenizer (a vqvae or vqgan with `model.temporal`) stacks its
+t latent frames top to bottom; here they are channels instead, t * code_dim a cell of an h x w grid, as a clip's
+frames are the channels of its grid.
 
 A run holds its component: `autoencoder/` (a copy of the autoencoder run's config.json, weights and classes.json)
 and `components.json`, which names it with its source, family, latent shape and weights' sha256. `tetragen.load(run)`
@@ -38,9 +40,10 @@ class Autoencoder:
             p.requires_grad_(False)
         c = pipe.config.model
         self.image_shape = (int(c.image_size), int(c.image_size), int(c.channels))   # (H, W, C)
+        self.frames = int(getattr(c, "latent_frames", 1))                            # latent frames (clips)
         if self.family in VECTOR_QUANTISED:
-            h, w = self.model.latent_shape
-            self.latent_shape = (int(self.model.quantizer.code_dim), int(h), int(w))
+            rows, w = self.model.latent_shape
+            self.latent_shape = (int(self.model.quantizer.code_dim) * self.frames, int(rows) // self.frames, int(w))
         else:
             self.latent_shape = (int(self.model.latent_dim), 1, 1)
 
@@ -51,8 +54,11 @@ class Autoencoder:
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device)
-        if self.family in VECTOR_QUANTISED:
-            return self.model.quantizer.to_code_space(self.model.encoder(x))     # (B, code_dim, h, w)
+        if self.family in VECTOR_QUANTISED:                                      # (B, code_dim, t * h, w)
+            z = self.model.quantizer.to_code_space(self.model.encoder(x))
+            b, d, rows, w = z.shape
+            t = self.frames
+            return z.view(b, d, t, rows // t, w).transpose(1, 2).reshape(b, t * d, rows // t, w)
         mu, _ = self.model.encode(x)                                             # (B, latent_dim)
         return mu[:, :, None, None]
 
@@ -60,6 +66,9 @@ class Autoencoder:
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         z = z.to(self.device)
         if self.family in VECTOR_QUANTISED:
+            b, c, h, w = z.shape
+            t = self.frames
+            z = z.reshape(b, t, c // t, h, w).transpose(1, 2).reshape(b, c // t, t * h, w)   # frames stacked again
             return self.model.decoder(self.model.quantizer.from_code_space(z))  # nearest codes, projected out
         return self.model.generate(z.flatten(1))
 

@@ -42,7 +42,7 @@ PRESETS = {
                   "warmup_steps": 0, "eval_samples": 0, "eval_every": 10, "save_every": 10, "log_every": 5},
     },
     # Fashion-MNIST through a vqvae's 7x7 latents: the latent grid is a sixteenth of the pixels, so the U-Net is
-    # wider than the pixel one at the same cost per step. Not yet measured: the bench compares it with diffusion.
+    # wider than the pixel one at the same cost per step (docs/ldm.md, "Measured")
     "fmnist": {
         "model": {"width": 64, "channel_mult": "1,2", "res_blocks": 2, "patch_size": 1, "heads": 4,
                   "eval_sweep": "4,8,16,32"},  # `tetragen eval` shows what fewer steps cost
@@ -51,3 +51,9 @@ PRESETS = {
                   "eval_every": 2000, "save_every": 500, "log_every": 50},
     },
 }
+
+# moving-fashion-mnist through a clip tokenizer's latents (vqvae `clip-latents`: 4 latent frames of 8x8x16, read as
+# an 8x8 grid of 64 channels), told the clip's class (a diffusion run reads text prompts of images only), guided
+# harder than images: the guidance scale was chosen by measurement (docs/video.md, "Latent diffusion")
+PRESETS["clips"] = {"model": {**PRESETS["fmnist"]["model"], "cond": "class", "guidance_scale": 4.0},
+                    "train": dict(PRESETS["fmnist"]["train"])}

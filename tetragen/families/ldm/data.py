@@ -2,9 +2,15 @@
 run reads them (tetragen/families/diffusion/data.py), with each training batch's images turned into the frozen
 autoencoder's latents, times `model.latent_scale`. The evaluator scores decoded images against the images, as for
 every image family.
+
+The autoencoder is frozen, so an image's latents never change: the first training batch encodes the whole training
+set once, CHUNK images at a time in their order (so an image's latents do not depend on which batch first drew it,
+and a resumed run reads the same ones), and every batch after looks its images' latents up. A training set whose
+latents would take more than CACHE_BYTES is encoded batch by batch instead.
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +26,8 @@ from ..diffusion.data import read_assets as read_diffusion_assets
 from .autoencoder import Autoencoder, latent_scale, open_autoencoder_run, read_component, save_component
 
 WIDE = 32   # latent channels a cell past which a new run warns (docs/ldm.md, "Measured")
+CACHE_BYTES = 2 * 1024 ** 3  # the training set's latents are kept in memory up to this size
+CHUNK = 256                  # images encoded together when the cache is filled
 
 
 @dataclass
@@ -43,6 +51,7 @@ class LatentGrids:
     def __init__(self, data, assets: LDMAssets, config, source: Path | None):
         self.data, self.ldm_assets, self.config, self.source = data, assets, config, source
         self.assets = assets  # what pipelines built in training take (make_pipeline)
+        self.latents: torch.Tensor | None = None  # (N, c, h, w): the training images', once encoded
 
     def __getattr__(self, name: str):
         if name == "data":  # not set yet (copying): no recursion
@@ -51,8 +60,20 @@ class LatentGrids:
 
     def train_batch(self, **kwargs) -> dict[str, torch.Tensor]:
         batch = self.data.train_batch(**kwargs)
-        batch["x"] = self.ldm_assets.autoencoder.encode(batch["x"]).cpu() * self.config.model.latent_scale
+        index = batch.pop("index", None)   # which training items the batch holds, where the data says
+        if self.latents is None and index is not None and self.cache_fits():
+            self.latents = self.encode_training_set()
+        z = self.latents[index] if self.latents is not None else self.ldm_assets.autoencoder.encode(batch["x"]).cpu()
+        batch["x"] = z * self.config.model.latent_scale
         return batch
+
+    def cache_fits(self) -> bool:
+        return len(self.train.images) * math.prod(self.ldm_assets.autoencoder.latent_shape) * 4 <= CACHE_BYTES
+
+    def encode_training_set(self) -> torch.Tensor:
+        images, encode = self.train.images, self.ldm_assets.autoencoder.encode
+        return torch.cat([encode(self.data.to_model(images[i:i + CHUNK])).cpu().float()
+                          for i in range(0, len(images), CHUNK)])
 
     def count(self, batch: dict) -> int:
         return int(batch["x"].shape[0])
@@ -80,9 +101,6 @@ def load_data(cfg, assets: LDMAssets | None = None, task: str = "lm") -> LatentG
         if shape is not None and shape.count and (shape.side, shape.channels) != (size, channels):
             refuse_shape(cfg, (shape.side, shape.side, shape.channels), autoencoder)
     data = load_diffusion_data(cfg, assets.inner if assets is not None else None, task)
-    if data.kind != "image":
-        raise UserError(f"--data {cfg.data.source}: {data.kind} content; an ldm run learns the latents of an image "
-                        f"autoencoder")
     if tuple(data.image_shape) != tuple(autoencoder.image_shape):
         refuse_shape(cfg, data.image_shape, autoencoder)
     c, h, w = autoencoder.latent_shape
@@ -92,8 +110,9 @@ def load_data(cfg, assets: LDMAssets | None = None, task: str = "lm") -> LatentG
     if h != w:
         raise UserError(f"model.autoencoder_run={m.autoencoder_run}: its latent grid is {h}x{w}; a square one is "
                         f"needed")
-    if assets is None and c > WIDE:
-        print(f"tetragen: warning: model.autoencoder_run={m.autoencoder_run}: its latents have {c} channels a cell; "
+    if assets is None and c // autoencoder.frames > WIDE:
+        print(f"tetragen: warning: model.autoencoder_run={m.autoencoder_run}: its latents have "
+              f"{c // autoencoder.frames} channels a cell{' a latent frame' if autoencoder.frames > 1 else ''}; "
               f"a denoiser learns narrow ones far better (a vqvae trained with model.code_dim=4: docs/ldm.md)",
               file=sys.stderr)
     m.latent_channels, m.latent_size = c, h
