@@ -42,6 +42,11 @@ class VQVAEConfig:
     time_downsample: int = option(1, "with model.temporal: frames / latent frames, a power of 2 dividing the "
                                      "frames and at most model.downsample (16 frames with 4: 4 latent frames)",
                                   min=1)
+    output: str = option("tanh", "what the decoder's last layer gives: tanh (bounded to [-1, 1]) or linear (clamped "
+                                 "to [-1.5, 1.5]; the pixels' conversion clamps the rest). Where most pixels are "
+                                 "dark background, as in a clip, a tanh saturates there and the decoder may learn "
+                                 "nothing but the dark frame (docs/vqvae.md, \"Clip latents\")",
+                         choices=("tanh", "linear"))
 
     @property
     def grid_size(self) -> int:

@@ -6,8 +6,9 @@ convolutions down, two residual blocks (ReLU, 3x3 conv, ReLU, 1x1 conv) at the t
 up; loss = reconstruction MSE + the quantiser's commitment (and, without EMA, codebook) terms.
 Encoder: image (B, C, H, W) in [-1, 1] -> log2(downsample) stride-2 blocks (width, 2 width, ...) -> 3x3 conv ->
 residual blocks -> 1x1 conv -> z (B, D, h, w), h = H / downsample. Decoder: codes (B, D, h, w) -> 3x3 conv ->
-residual blocks -> 2x transposed convs with ReLU -> a last 2x transposed conv -> tanh: (B, C, H, W). No batch norm
-anywhere, so an image's tokens and its reconstruction never depend on the other images of its batch.
+residual blocks -> 2x transposed convs with ReLU -> a last 2x transposed conv -> tanh (or, with model.output=linear,
+a clamp to [-1.5, 1.5]): (B, C, H, W). No batch norm anywhere, so an image's tokens and its reconstruction never
+depend on the other images of its batch.
 
 With `temporal`, the grid's channels are a clip's frames (VideoGPT, Yan et al. 2021, arXiv:2104.10157): the encoder
 reads (B, T, H, W) as one-channel volumes (B, 1, T, H, W) through 3-D convolutions (tetragen/nn/conv3d.py), halving
@@ -68,9 +69,17 @@ def up(in_ch: int, out_ch: int) -> list[nn.Module]:
     return [nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1), nn.ReLU()]
 
 
+def pixels(x: torch.Tensor, output: str) -> torch.Tensor:
+    """The decoder's last layer's output as pixels in about [-1, 1]: `output` (model.output) "tanh" or "linear"
+    (clamped to [-1.5, 1.5]: no saturation near the data's range, so a dark background does not stop the gradient
+    of the few bright pixels)."""
+    return torch.tanh(x) if output == "tanh" else x.clamp(-1.5, 1.5)
+
+
 class Decoder(nn.Module):
-    def __init__(self, channels: int, width: int, downsample: int, res_blocks: int):
+    def __init__(self, channels: int, width: int, downsample: int, res_blocks: int, output: str = "tanh"):
         super().__init__()
+        self.output = output
         widths = stage_widths(width, downsample)[::-1]                       # e.g. [128, 64]
         self.net = nn.Sequential(nn.Conv2d(widths[0], widths[0], 3, padding=1),
                                  *[ResidualBlock(widths[0]) for _ in range(res_blocks)], nn.ReLU(),
@@ -78,8 +87,8 @@ class Decoder(nn.Module):
                                  nn.ConvTranspose2d(widths[-1], channels, 4, stride=2, padding=1))
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
-        """codes q (B, D, h, w) -> image (B, C, h * downsample, w * downsample) in [-1, 1]."""
-        return torch.tanh(self.net(q))
+        """codes q (B, D, h, w) -> image (B, C, h * downsample, w * downsample) in [-1, 1] (`pixels`)."""
+        return pixels(self.net(q), self.output)
 
 
 def time_strides(downsample: int, time_downsample: int) -> list[int]:
@@ -111,9 +120,10 @@ class ClipDecoder(nn.Module):
     """Decoder's 3-D twin: codes (B, D, t * h, w) -> clip (B, T, H, W) in [-1, 1]. Its last layer is `net[-1]`, as
     the 2-D decoder's (vqgan weighs gradients there)."""
 
-    def __init__(self, width: int, downsample: int, time_downsample: int, res_blocks: int, latent_frames: int):
+    def __init__(self, width: int, downsample: int, time_downsample: int, res_blocks: int, latent_frames: int,
+                 output: str = "tanh"):
         super().__init__()
-        self.latent_frames = latent_frames
+        self.latent_frames, self.output = latent_frames, output
         widths = stage_widths(width, downsample)[::-1]                       # e.g. [128, 64]
         strides = time_strides(downsample, time_downsample)[::-1]           # the encoder's halvings undone in turn
         self.net = nn.Sequential(nn.Conv3d(widths[0], widths[0], 3, padding=1),
@@ -125,7 +135,7 @@ class ClipDecoder(nn.Module):
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         b, d, rows, w = q.shape
         volume = q.reshape(b, d, self.latent_frames, rows // self.latent_frames, w)  # (B, D, t, h, w)
-        return torch.tanh(self.net(volume)).squeeze(1)                        # (B, T, H, W)
+        return pixels(self.net(volume), self.output).squeeze(1)               # (B, T, H, W)
 
 
 class VQVAE(nn.Module):
@@ -144,9 +154,10 @@ class VQVAE(nn.Module):
                                          decay=c.ema_decay, dead_code_threshold=c.dead_code_threshold,
                                          kmeans_init=c.kmeans_init, code_dim=c.code_dim, cosine=c.cosine)
         if c.temporal:
-            self.decoder = ClipDecoder(c.width, c.downsample, c.time_downsample, c.res_blocks, c.latent_frames)
+            self.decoder = ClipDecoder(c.width, c.downsample, c.time_downsample, c.res_blocks, c.latent_frames,
+                                       c.output)
         else:
-            self.decoder = Decoder(c.channels, c.width, c.downsample, c.res_blocks)
+            self.decoder = Decoder(c.channels, c.width, c.downsample, c.res_blocks, c.output)
 
     def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, C, H, W) in [-1, 1] -> quantized codes (B, D, h, w), indices (B, h, w), vq_loss. In training mode
