@@ -144,7 +144,14 @@ def test_the_served_prior_returns_clips_from_a_prompt(clip_runs):
 
     from .test_serve import LiveServer
     root, _ = clip_runs
-    server = LiveServer(create_app({"prior": tetragen.load(root / "prior")}, api_key="sk-t",
+    ldm, asked = tetragen.load(root / "ldm"), []
+    drawn = ldm.sample_rows
+
+    def sample_rows(rows, block, **sampling):                              # what the route hands the pipeline
+        asked.append(sampling)
+        return drawn(rows, block, **sampling)
+    ldm.sample_rows = sample_rows
+    server = LiveServer(create_app({"prior": tetragen.load(root / "prior"), "ldm": ldm}, api_key="sk-t",
                                    limits=Limits(max_wait_ms=20, max_images=4))).wait_ready()
     try:
         headers = {"Authorization": "Bearer sk-t"}
@@ -161,6 +168,15 @@ def test_the_served_prior_returns_clips_from_a_prompt(clip_runs):
         bad = httpx.post(f"{server.url}/v1/videos/generations", json={**body, "prompt": "a sneaker moving sideways"},
                          headers=headers, timeout=60)
         assert bad.status_code == 400 and "names no motion" in bad.json()["error"]["message"], bad.text
+        # a denoiser's sampling settings, as for images; a model that takes none is a 400 naming the field
+        steered = {**body, "model": "ldm", "steps": 2, "guidance_scale": 2.0, "sampler": "euler"}
+        one = httpx.post(f"{server.url}/v1/videos/generations", json=steered, headers=headers, timeout=60)
+        assert one.status_code == 200 and len(one.json()["data"]) == 2, one.text
+        assert {"steps": 2, "guidance_scale": 2.0, "sampler": "euler"}.items() <= asked[-1].items()
+        for wrong, field in (({"model": "prior", "steps": 2}, "steps"),
+                             ({"model": "ldm", "sampler": "nope"}, "sampler"), ({"model": "ldm", "steps": 0}, "steps")):
+            r = httpx.post(f"{server.url}/v1/videos/generations", json={**body, **wrong}, headers=headers, timeout=60)
+            assert r.status_code == 400 and r.json()["error"]["param"] == field, r.text
     finally:
         server.close()
 
@@ -191,6 +207,24 @@ def test_the_2d_default_is_unchanged_and_vqgan_takes_the_option():
     assert isinstance(gan.decoder.net[-1], torch.nn.ConvTranspose3d)       # where the adaptive weight looks
     x = torch.rand(2, 16, 32, 32) * 2 - 1
     assert gan.reconstruct(x)[0].shape == x.shape
+
+
+def test_a_linear_output_gives_the_decoders_layer_clamped_where_tanh_would_saturate():
+    from tetragen.families.vqvae.model import pixels
+    x = torch.tensor([-3.0, -1.2, 0.0, 0.5, 2.0])
+    assert torch.equal(pixels(x, "linear"), torch.tensor([-1.5, -1.2, 0.0, 0.5, 1.5]))
+    assert torch.equal(pixels(x, "tanh"), torch.tanh(x))
+    assert VQVAEConfig().output == "tanh"                                   # runs saved before the option
+    for overrides in ([], TOKENIZER):
+        cfg = build_run_config("vqvae", preset="tiny", overrides=[*overrides, "model.output=linear"]).model
+        cfg.image_size, cfg.channels = 32, 16
+        model = VQVAE(cfg)
+        with torch.no_grad():
+            model.decoder.net[-1].bias.fill_(5.0)                            # far past where a tanh is flat
+            out = model.decoder(model.quantize(torch.zeros(2, 16, 32, 32))[0])
+        assert torch.all(out == 1.5)
+    with pytest.raises(UserError, match="model.output"):
+        build_run_config("vqvae", preset="tiny", overrides=["model.output=sigmoid"])
 
 
 def test_built_captions_read_class_names_that_are_phrases_and_keep_fashion_mnist():

@@ -114,17 +114,18 @@ class AdaptedPipeline:
             return prompt
         return self.class_of_prompt(prompt) if self.conditional else None
 
-    def sample_rows(self, rows: list, block: int):
+    def sample_rows(self, rows: list, block: int, **sampling):
         """Rows (seed, condition from `condition_of`) of one or more requests drawn together, in forward passes of
-        exactly `block` rows, so a row's content depends on that row alone (the server's batching)."""
+        exactly `block` rows, so a row's content depends on that row alone (the server's batching), with the
+        family's own sampling settings (`check_sampling`'s)."""
         self.inner.batch_size = block
         seeds = [seed for seed, _ in rows]
         conditions = [c for _, c in rows]
         if self.reads_text:
-            return self.sample(seeds=seeds, prompts=conditions)
+            return self.sample(seeds=seeds, prompts=conditions, **sampling)
         if self.conditional:
-            return self.sample(seeds=seeds, labels=conditions)
-        return self.sample(seeds=seeds)
+            return self.sample(seeds=seeds, labels=conditions, **sampling)
+        return self.sample(seeds=seeds, **sampling)
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, label=None):
         return self.content(self.inner.interpolate(seed_a, seed_b, steps, label=label), None)

@@ -471,6 +471,53 @@ def user_error(e: UserError, fields: Mapping[str, str] = {}) -> APIError:
     return APIError(400, message, param=param, code="invalid_value")
 
 
+SETTINGS = ("steps", "guidance_scale", "sampler")  # a Steered model's sampling settings, as request fields
+
+
+def steering(pipe, body, model: str) -> tuple:
+    """The request's sampling settings checked by a model that chooses them at sampling time (Steered), its
+    defaults filled in, as sorted (name, value) pairs (rows with equal settings are drawn together); () when the
+    request gives none. A 400 naming the field for a model that takes none, or that one, or a value out of its
+    range."""
+    given = body.steering()
+    if not given:
+        return ()
+    field = next(iter(given))
+    if "steer" not in pipe.capabilities:
+        try:
+            require(pipe, "steer", f"model {model!r}", f"leave {field} out")
+        except UserError as e:
+            raise APIError(400, f"{field}: {e}", param=field, code="unsupported") from None
+    require(pipe, "steer", f"model {model!r}")
+    for name in given:
+        if name not in pipe.sampling_options:
+            raise APIError(400, f"{name}: model {model!r} does not take it; it takes "
+                                f"{', '.join(pipe.sampling_options)}", param=name, code="unsupported")
+    try:
+        return tuple(sorted(pipe.check_sampling(**given).items()))
+    except UserError as e:
+        raise setting_error(e) from None
+
+
+def by_settings(rows: list) -> dict[tuple, list[int]]:
+    """Rows (seed, condition, settings) of one or more requests -> the rows' indices by their sampling settings (a
+    forward pass draws rows of one settings)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, (_, _, settings) in enumerate(rows):
+        groups.setdefault(settings, []).append(i)
+    return groups
+
+
+def setting_error(e: UserError, fields: tuple = SETTINGS) -> APIError:
+    """A pipeline's UserError about a request field ("steps: ...", "--class ...") as a 400 naming it: one of
+    `fields` by its name, else as `user_error` reads it."""
+    message = " ".join(str(e).splitlines())
+    name = message.split(":", 1)[0].split(" ", 1)[0]
+    if name in fields:
+        return APIError(400, message, param=name, code="invalid_value")
+    return user_error(e, {"class": "prompt", "prompt": "prompt", "n": "n"})
+
+
 _WARNINGS_LOCK = threading.Lock()  # warnings.catch_warnings changes process-wide state
 
 

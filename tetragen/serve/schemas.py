@@ -8,7 +8,7 @@ are checked there with the same message.
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +22,19 @@ Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 class Body(BaseModel):
     """A request body: strict types, unknown fields ignored."""
     model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class Steering(Body):
+    """Sampling settings of a model that chooses them at sampling time (a diffusion model's); their upper ends and
+    the samplers are the model's own (its card's `sampling`), checked by its pipeline."""
+    steps: Optional[int] = Field(None, ge=1)
+    guidance_scale: Optional[float] = Field(None, ge=0)
+    sampler: Optional[str] = Field(None, min_length=1, max_length=32)
+
+    def steering(self) -> dict:
+        """The settings the request gives."""
+        given = {"steps": self.steps, "guidance_scale": self.guidance_scale, "sampler": self.sampler}
+        return {k: v for k, v in given.items() if v is not None}
 
 
 # ----------------------------------------------------------------------------------------------------------------

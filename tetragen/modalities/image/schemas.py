@@ -9,23 +9,10 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from ...serve.schemas import MAX_SEED, Body, Text
+from ...serve.schemas import MAX_SEED, Body, Steering, Text
 
 
-class _Steering(Body):
-    """Sampling settings of a model that chooses them at sampling time (a diffusion model's); their upper ends and
-    the samplers are the model's own (its card's `sampling`), checked by its pipeline."""
-    steps: Optional[int] = Field(None, ge=1)
-    guidance_scale: Optional[float] = Field(None, ge=0)
-    sampler: Optional[str] = Field(None, min_length=1, max_length=32)
-
-    def steering(self) -> dict:
-        """The settings the request gives."""
-        given = {"steps": self.steps, "guidance_scale": self.guidance_scale, "sampler": self.sampler}
-        return {k: v for k, v in given.items() if v is not None}
-
-
-class ImageRequest(_Steering):
+class ImageRequest(Steering):
     """POST /v1/images/generations."""
     model: str = Field(min_length=1, max_length=256)
     prompt: Text = ""
@@ -38,7 +25,7 @@ class ImageRequest(_Steering):
     style: Optional[str] = None
 
 
-class ImageEditRequest(_Steering):
+class ImageEditRequest(Steering):
     """POST /v1/images/edits: the form fields of a multipart body (its files, `image` and `mask`, apart)."""
     model: str = Field(min_length=1, max_length=256)
     prompt: Text = ""
@@ -53,7 +40,7 @@ class ImageEditRequest(_Steering):
     input_fidelity: Optional[str] = None
 
 
-class ImageInterpolationRequest(_Steering):
+class ImageInterpolationRequest(Steering):
     """POST /v1/images/interpolations (tetragen's own, in the shape of generations): `n` images walking from the
     starting noise of `seed` to that of `seed2`, in one class or prompt."""
     model: str = Field(min_length=1, max_length=256)

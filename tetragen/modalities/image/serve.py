@@ -40,10 +40,10 @@ from ...errors import UserError
 from ...pipeline import require
 from ...serve import schemas as S
 from . import schemas as I
-from ...serve.app import (APIError, BodyTooLarge, _validation_error, at_most, await_job, await_rows, drain, parse,
-                          user_error, with_warnings)
+from ...serve.app import (SETTINGS, APIError, BodyTooLarge, _validation_error, at_most, await_job, await_rows,
+                          by_settings, drain, parse, setting_error, steering, user_error, with_warnings)
 
-SETTINGS = ("steps", "guidance_scale", "sampler")
+EDITED = (*SETTINGS, "strength", "mask", "image")  # the fields an edit's UserError may name
 
 
 def add_routes(app) -> None:
@@ -118,7 +118,7 @@ def add_routes(app) -> None:
                                                        mask=mask, seeds=seeds, **condition, **settings))
             images, drawn = await await_job(request, worker, job, started + server.limits.timeout_s)
         except UserError as e:
-            raise setting_error(e) from None
+            raise setting_error(e, EDITED) from None
         notes = list(dict.fromkeys(notes + more + drawn))
         out = {"created": int(time.time()), "model": body.model, "output_format": "png",
                "data": [{"b64_json": png_b64(im), "revised_prompt": u} for im, u in zip(images, used)]}
@@ -142,7 +142,7 @@ def add_routes(app) -> None:
             images, used, notes = await await_job(request, worker, lambda: walk(pipe, body, settings, seed, seed2),
                                                   started + server.limits.timeout_s)
         except UserError as e:
-            raise setting_error(e) from None
+            raise setting_error(e, EDITED) from None
         out = {"created": int(time.time()), "model": body.model, "output_format": "png", "seed": seed,
                "seed2": seed2, "data": [{"b64_json": png_b64(im), "revised_prompt": used} for im in images]}
         if notes:
@@ -187,51 +187,13 @@ def conditions_of(pipe, prompt: str, n: int, model: str) -> tuple[list, list[str
     return conditions, [pipe.classes[k] for k in conditions], []
 
 
-def steering(pipe, body, model: str) -> tuple:
-    """The request's sampling settings checked by a model that chooses them at sampling time (Steered), its
-    defaults filled in, as sorted (name, value) pairs (rows with equal settings are drawn together); () when the
-    request gives none. A 400 naming the field for a model that takes none, or that one, or a value out of its
-    range."""
-    given = body.steering()
-    if not given:
-        return ()
-    field = next(iter(given))
-    if "steer" not in pipe.capabilities:
-        try:
-            require(pipe, "steer", f"model {model!r}", f"leave {field} out")
-        except UserError as e:
-            raise APIError(400, f"{field}: {e}", param=field, code="unsupported") from None
-    require(pipe, "steer", f"model {model!r}")
-    for name in given:
-        if name not in pipe.sampling_options:
-            raise APIError(400, f"{name}: model {model!r} does not take it; it takes "
-                                f"{', '.join(pipe.sampling_options)}", param=name, code="unsupported")
-    try:
-        return tuple(sorted(pipe.check_sampling(**given).items()))
-    except UserError as e:
-        raise setting_error(e) from None
-
-
-def setting_error(e: UserError) -> APIError:
-    """A pipeline's UserError about a request field ("steps: ...", "strength: ...", "--class ...") as a 400 naming
-    it."""
-    message = " ".join(str(e).splitlines())
-    name = message.split(":", 1)[0].split(" ", 1)[0]
-    if name in (*SETTINGS, "strength", "mask", "image"):
-        return APIError(400, message, param=name, code="invalid_value")
-    return user_error(e, {"class": "prompt", "prompt": "prompt", "n": "n"})
-
-
 def draw(pipe, rows: list, block: int) -> tuple[list, list[str]]:
     """Rows (seed, condition, settings) of one or more requests -> (one uint8 (H, W, C) image per row, warnings),
     in forward passes of exactly `block` rows. The condition is a prompt (a prompted model), a class index, or None;
     settings are the sampling settings as (name, value) pairs (rows of each settings are drawn together)."""
     pipe.batch_size = block  # the fixed shape of every forward pass: a row's image depends on that row alone
     out, notes = [None] * len(rows), []
-    groups: dict[tuple, list[int]] = {}
-    for i, (_, _, settings) in enumerate(rows):
-        groups.setdefault(settings, []).append(i)
-    for settings, index in groups.items():
+    for settings, index in by_settings(rows).items():
         seeds = [rows[i][0] for i in index]
         conditions = [rows[i][1] for i in index]
         if "prompt" in pipe.capabilities:
