@@ -207,20 +207,24 @@ class GAN(nn.Module):
             loss = discriminator_loss(real_logits, fake_logits, c.loss)
             logs = {"d_real": real_logits.detach().float().mean(), "d_fake": fake_logits.detach().float().mean()}
             if classes is not None:                                # the class head learns from real items only
-                told = F.cross_entropy(classes[:real.size(0)].float(), labels)
-                loss = loss + c.class_loss * told
-                logs["d_class"] = told.detach()
+                loss = loss + _class_term(classes[:real.size(0)], labels, c.class_loss, logs, "d_class")
             return loss, logs
         if phase == "gen":
             fake = self._fake(z, labels)
             fake_logits, classes = self.discriminator(diff_augment(fake, c.diffaugment), labels)
             loss, logs = generator_loss(fake_logits, c.loss), {}
             if classes is not None:                                # fakes should show the class they were asked for
-                told = F.cross_entropy(classes.float(), labels)
-                loss = loss + c.class_loss * told
-                logs["g_class"] = told.detach()
+                loss = loss + _class_term(classes, labels, c.class_loss, logs, "g_class")
             return loss, logs
         raise ValueError(f"unknown GAN phase {phase!r}")
+
+
+def _class_term(classes: torch.Tensor, labels: torch.Tensor, weight: float, logs: dict, name: str) -> torch.Tensor:
+    """The class head's weighted cross-entropy of class logits (B, K) against labels (B,); the unweighted figure is
+    logged as `name`."""
+    told = F.cross_entropy(classes.float(), labels)
+    logs[name] = told.detach()
+    return weight * told
 
 
 def _twice(labels: torch.Tensor | None) -> torch.Tensor | None:
