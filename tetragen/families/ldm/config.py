@@ -52,8 +52,8 @@ PRESETS = {
     },
 }
 
-# moving-fashion-mnist through a clip tokenizer's latents (vqvae `clip-latents`: 4 latent frames of 8x8x16, read as
-# an 8x8 grid of 64 channels), told the clip's class (a diffusion run reads text prompts of images only), guided
+# moving-fashion-mnist through a clip tokenizer's latents (vqvae `clip-latents`: 4 latent frames of 8x8x4, read as
+# an 8x8 grid of 16 channels), told the clip's class (a diffusion run reads text prompts of images only), guided
 # harder than images: the guidance scale was chosen by measurement (docs/video.md, "Latent diffusion")
 PRESETS["clips"] = {"model": {**PRESETS["fmnist"]["model"], "cond": "class", "guidance_scale": 4.0},
                     "train": dict(PRESETS["fmnist"]["train"])}
