@@ -262,6 +262,18 @@ def test_fashion_mnist_evaluator_reaches_90_percent():
     assert load_evaluator(data).test_acc >= 0.90
 
 
+def test_a_parts_head_scores_a_class_as_the_sum_of_its_parts_and_its_own_bias():
+    from tetragen.eval.classifier import PartsHead
+    head = PartsHead(3, [[0, 2], [1, 2], [0, 1, 3]], dropout=0.0)
+    with torch.no_grad():
+        head.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    x = torch.randn(5, 3)
+    s = head.score(x)
+    want = torch.stack([s[:, 0] + s[:, 2], s[:, 1] + s[:, 2], s[:, 0] + s[:, 1] + s[:, 3]], 1) + head.bias
+    assert torch.allclose(head(x), want)
+    assert set(head.state_dict()) == {"bias", "score.weight", "score.bias"}  # the parts come from config.json
+
+
 def test_the_shipped_evaluator_matches_its_record_and_loads():
     import hashlib
     from tetragen.eval import classifier

@@ -140,6 +140,8 @@ def test_a_clip_set_is_learnt_as_grids_with_a_channel_per_frame(video_run):
     manifest = json.loads(next((root / "cache").glob(f"{NAME}-v*/manifest.json")).read_text())
     assert manifest["shape"] == [400, 16, 32, 32] and len(manifest["clips"]) == 400
     assert {c["split"] for c in manifest["clips"]} == {"train", "test"}
+    # one garment a clip: its evaluator keeps a score a class (the config of the shipped one, unchanged)
+    assert set(data.eval_identity()) == {"front"}
 
 
 def test_python_sample_returns_clips_and_the_same_seed_gives_the_same_clip(video_run):
@@ -288,6 +290,11 @@ def test_a_run_on_two_garments_reads_a_prompt_either_way_round_and_scores_pair_a
     metrics, _ = evaluate(tmp_path / "cgan", n=30, seed=0)
     assert all(np.isfinite(metrics[k]) for k in ("fid", "class_acc", "garment_acc", "motion_acc", "drift"))
     assert "frame_fid" not in metrics  # a frame of two garments is no Fashion-MNIST image
+    # its evaluator scores a class by its parts: the bag (8), the ankle boot (9), then "together" (after the 9+10)
+    from tetragen.eval import classifier
+    ev = classifier.load_evaluator(data, verbose=False)
+    k = moving.PAIR_CLASSES.index("a bag and an ankle boot moving together")
+    assert ev.config["class_parts"][k] == [8, 9, 20] and isinstance(ev.classifier.head, classifier.PartsHead)
 
 
 def test_a_set_of_one_and_two_garments_holds_both_and_reads_each_kind_of_prompt(tmp_path, monkeypatch):

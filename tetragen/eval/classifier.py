@@ -8,7 +8,8 @@ scored by the same evaluator (same data, same settings), never with published In
 
 Architecture (`EvaluatorConfig`): conv3x3-BN-ReLU-maxpool stages, doubling the width, until the image is at most 8
 pixels across; one more conv stage; adaptive average pool to 4x4; Linear -> ReLU (the `feature_dim`-wide penultimate
-layer, 128 by default: these are the FID/KID features); dropout; Linear -> class logits.
+layer, 128 by default: these are the FID/KID features); dropout; Linear -> class logits (or, where the data says its
+classes are made of parts, as a clip's class is its garments and their motion, a score per part: `PartsHead`).
 
 Trained once per dataset with a fixed seed (AdamW, one-cycle schedule) and cached under
 `cache_dir()/evaluators/<dataset key>/` as config.json (settings + data digest), model.safetensors and metrics.json
@@ -61,10 +62,31 @@ class EvaluatorConfig:
     seed: int = 0
 
 
-class ImageClassifier(nn.Module):
-    """x: float (B, C, H, W) in [-1, 1] (as `ImageData.to_model` gives) -> logits (B, num_classes)."""
+class PartsHead(nn.Module):
+    """Logits of classes made of parts (a clip's garments and its motion): a score per part, and a class's logit the
+    sum of its parts' scores plus a bias of its own, so that each part is learnt from every item that holds it rather
+    than each combination from its own items. `parts`: per class, the ids of its parts."""
 
-    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, cfg: EvaluatorConfig):
+    def __init__(self, feature_dim: int, parts: list[list[int]], dropout: float):
+        super().__init__()
+        members = torch.zeros(len(parts), 1 + max(max(p) for p in parts))
+        for c, ids in enumerate(parts):
+            members[c, ids] = 1.0
+        self.register_buffer("members", members, persistent=False)
+        self.drop = nn.Dropout(dropout)
+        self.score = nn.Linear(feature_dim, members.shape[1])
+        self.bias = nn.Parameter(torch.zeros(len(parts)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.score(self.drop(x)) @ self.members.T + self.bias
+
+
+class ImageClassifier(nn.Module):
+    """x: float (B, C, H, W) in [-1, 1] (as `ImageData.to_model` gives) -> logits (B, num_classes). With `parts` (per
+    class, the ids of the parts it is made of) the logits come from a `PartsHead`."""
+
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, cfg: EvaluatorConfig,
+                 parts: list[list[int]] | None = None):
         super().__init__()
         h, w, c = image_shape
         layers, c_in, c_out, size = [], c, cfg.width, min(h, w)
@@ -75,7 +97,8 @@ class ImageClassifier(nn.Module):
         layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
                    nn.AdaptiveAvgPool2d(4), nn.Flatten()]
         self.body = nn.Sequential(*layers, nn.Linear(c_out * 16, cfg.feature_dim), nn.ReLU())  # (B, feature_dim)
-        self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.feature_dim, num_classes))
+        self.head = (PartsHead(cfg.feature_dim, parts, cfg.dropout) if parts else
+                     nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.feature_dim, num_classes)))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -202,7 +225,8 @@ def wanted(data, settings: EvaluatorConfig | None = None) -> tuple[dict, Evaluat
 
 
 def _build(config: dict) -> ImageClassifier:
-    return ImageClassifier(tuple(config["image_shape"]), len(config["classes"]), EvaluatorConfig(**config["settings"]))
+    return ImageClassifier(tuple(config["image_shape"]), len(config["classes"]), EvaluatorConfig(**config["settings"]),
+                           config.get("class_parts"))
 
 
 def _read(folder: Path, want: dict, front: nn.Module = ImageFront()) -> Evaluator | None:

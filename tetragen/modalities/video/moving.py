@@ -92,6 +92,17 @@ class Variant:
             motion += [m0 + c % motions for c in range(things * motions)]
         return np.array(garment), np.array(motion)
 
+    def members(self) -> list[list[int]]:
+        """Per class, the parts it is made of, as ids: its garment or both garments of its pair (the garments'
+        indices), then its motion (numbered after the garments, the pairs' apart and together after the nine)."""
+        out = []
+        for k in self.garments:
+            if k == 1:
+                out += [[g, len(GARMENTS) + m] for g in range(len(GARMENTS)) for m in range(len(MOTIONS))]
+            else:
+                out += [[a, b, len(GARMENTS) + len(MOTIONS) + m] for a, b in PAIRS for m in range(len(PAIR_MOTIONS))]
+        return out
+
     def make(self, images: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator):
         """`count` clips, their class and how each was made; with both kinds, half of each in an order drawn."""
         if len(self.garments) == 1:
