@@ -145,11 +145,11 @@ class VideoData(ImageData):
     stats = {"drift": ("temporal drift (grey levels a centred frame changes per frame)", drift)}
 
     def __init__(self, name: str, train: ImageSet, test: ImageSet, fps: int = FPS, class_parts: dict | None = None,
-                 views: dict | None = None, class_members: list[list[int]] | None = None, eval_epochs: int = 8):
+                 views: dict | None = None, eval_parts: list[list[int]] | None = None, eval_epochs: int = 8):
         super().__init__(name, train, test)
         self.fps = fps
         self.eval_epochs = eval_epochs
-        self.class_members = class_members  # per class, the parts its evaluator scores it by (None: a score a class)
+        self.eval_parts = eval_parts  # per class, the parts its evaluator scores it by (None: a score a class)
         self.class_parts = class_parts or {}
         self.views = views or {}
 
@@ -166,7 +166,7 @@ class VideoData(ImageData):
         return ClipFront()
 
     def eval_identity(self) -> dict:
-        parts = {"class_parts": self.class_members} if self.class_members else {}
+        parts = {"class_parts": self.eval_parts} if self.eval_parts else {}
         return {"front": {"clip": "frames, then frames centred on their brightness centroid"}, **parts}
 
     def eval_settings(self) -> dict:
