@@ -121,11 +121,8 @@ class AdaptedPipeline:
         self.inner.batch_size = block
         seeds = [seed for seed, _ in rows]
         conditions = [c for _, c in rows]
-        if self.reads_text:
-            return self.sample(seeds=seeds, prompts=conditions, **sampling)
-        if self.conditional:
-            return self.sample(seeds=seeds, labels=conditions, **sampling)
-        return self.sample(seeds=seeds, **sampling)
+        told = {"prompts": conditions} if self.reads_text else {"labels": conditions} if self.conditional else {}
+        return self.sample(seeds=seeds, **told, **sampling)
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int = 8, label=None):
         return self.content(self.inner.interpolate(seed_a, seed_b, steps, label=label), None)

@@ -471,9 +471,6 @@ def user_error(e: UserError, fields: Mapping[str, str] = {}) -> APIError:
     return APIError(400, message, param=param, code="invalid_value")
 
 
-SETTINGS = ("steps", "guidance_scale", "sampler")  # a Steered model's sampling settings, as request fields
-
-
 def steering(pipe, body, model: str) -> tuple:
     """The request's sampling settings checked by a model that chooses them at sampling time (Steered), its
     defaults filled in, as sorted (name, value) pairs (rows with equal settings are drawn together); () when the
@@ -508,7 +505,7 @@ def by_settings(rows: list) -> dict[tuple, list[int]]:
     return groups
 
 
-def setting_error(e: UserError, fields: tuple = SETTINGS) -> APIError:
+def setting_error(e: UserError, fields: tuple = S.SETTINGS) -> APIError:
     """A pipeline's UserError about a request field ("steps: ...", "--class ...") as a 400 naming it: one of
     `fields` by its name, else as `user_error` reads it."""
     message = " ".join(str(e).splitlines())

@@ -24,6 +24,9 @@ class Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
 
+SETTINGS = ("steps", "guidance_scale", "sampler")  # a Steered model's sampling settings, as request fields
+
+
 class Steering(Body):
     """Sampling settings of a model that chooses them at sampling time (a diffusion model's); their upper ends and
     the samplers are the model's own (its card's `sampling`), checked by its pipeline."""
@@ -33,8 +36,7 @@ class Steering(Body):
 
     def steering(self) -> dict:
         """The settings the request gives."""
-        given = {"steps": self.steps, "guidance_scale": self.guidance_scale, "sampler": self.sampler}
-        return {k: v for k, v in given.items() if v is not None}
+        return {k: getattr(self, k) for k in SETTINGS if getattr(self, k) is not None}
 
 
 # ----------------------------------------------------------------------------------------------------------------

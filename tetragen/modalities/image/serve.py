@@ -40,10 +40,10 @@ from ...errors import UserError
 from ...pipeline import require
 from ...serve import schemas as S
 from . import schemas as I
-from ...serve.app import (SETTINGS, APIError, BodyTooLarge, _validation_error, at_most, await_job, await_rows,
+from ...serve.app import (APIError, BodyTooLarge, _validation_error, at_most, await_job, await_rows,
                           by_settings, drain, parse, setting_error, steering, user_error, with_warnings)
 
-EDITED = (*SETTINGS, "strength", "mask", "image")  # the fields an edit's UserError may name
+EDITED = (*S.SETTINGS, "strength", "mask", "image")  # the fields an edit's UserError may name
 
 
 def add_routes(app) -> None:
